@@ -1,0 +1,150 @@
+//! Typed errors of the library.
+//!
+//! Every error that comes from data names where it happened: the file, the
+//! dataset inside it, and where it applies the row and the column (pixel or
+//! params column). The binary turns them into one readable line; the library
+//! never panics on data.
+
+use std::path::PathBuf;
+
+/// Result alias for the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in gramstream.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file could not be opened or read at the operating-system level.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// libhdf5 refused the file or an object in it (not HDF5, truncated, …).
+    #[error("{path}: {what}: {message}")]
+    Hdf5 {
+        /// The file.
+        path: PathBuf,
+        /// What we were doing (e.g. "opening as HDF5", "reading /dataset/arrays/flux/value rows 0..4096").
+        what: String,
+        /// libhdf5's message.
+        message: String,
+    },
+    /// A dataset the layout requires is not in the file.
+    #[error("{path}: dataset {dataset} is missing{found}")]
+    MissingDataset {
+        /// The file.
+        path: PathBuf,
+        /// The dataset path inside the file.
+        dataset: String,
+        /// Context such as ", found: …" (may be empty).
+        found: String,
+    },
+    /// A dataset exists but does not have the expected shape, type or content.
+    #[error("{path}: {dataset}: expected {expected}, found {found}")]
+    Layout {
+        /// The file.
+        path: PathBuf,
+        /// The dataset path inside the file.
+        dataset: String,
+        /// What the layout requires.
+        expected: String,
+        /// What the file has.
+        found: String,
+    },
+    /// A params column the run needs is not in the table.
+    #[error("{path}: {dataset}: column {column:?} not found; the columns are: {available}")]
+    MissingColumn {
+        /// The file.
+        path: PathBuf,
+        /// The params table's dataset path.
+        dataset: String,
+        /// The column asked for.
+        column: String,
+        /// The columns that exist, comma separated.
+        available: String,
+    },
+    /// A value in the data is not acceptable (non-finite flux, negative error, …).
+    #[error("{path}: {dataset}: row {row}, column {column}: {problem}")]
+    BadValue {
+        /// The file.
+        path: PathBuf,
+        /// The dataset path inside the file.
+        dataset: String,
+        /// Row within the shard (0-based).
+        row: usize,
+        /// Column: pixel index for arrays, column name for params.
+        column: String,
+        /// What is wrong, with the value.
+        problem: String,
+    },
+    /// A pickled attribute could not be decoded.
+    #[error("{path}: {dataset}: attribute {attribute}: {problem}")]
+    Pickle {
+        /// The file.
+        path: PathBuf,
+        /// The dataset holding the attribute.
+        dataset: String,
+        /// The attribute name.
+        attribute: String,
+        /// The decoding problem.
+        problem: PickleError,
+    },
+    /// A parameter given by the caller is out of range.
+    #[error("invalid parameter {name}: {problem}")]
+    InvalidParameter {
+        /// The parameter.
+        name: &'static str,
+        /// Why it is invalid.
+        problem: String,
+    },
+    /// An in-memory source or buffer was given inconsistent dimensions.
+    #[error("{0}")]
+    Shape(String),
+    /// A worker thread ended without delivering (it panicked or its channel closed).
+    #[error("reader thread stopped unexpectedly: {0}")]
+    Worker(String),
+}
+
+/// Why a pickle could not be decoded (see [`crate::params::pickle`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PickleError {
+    /// The bytes ended in the middle of an opcode or before STOP.
+    #[error("truncated at byte {offset}")]
+    Truncated {
+        /// Byte offset where more input was needed.
+        offset: usize,
+    },
+    /// An opcode we do not support (only lists/tuples of strings are expected).
+    #[error("unsupported opcode 0x{opcode:02x} at byte {offset}")]
+    Unsupported {
+        /// The opcode byte.
+        opcode: u8,
+        /// Its offset.
+        offset: usize,
+    },
+    /// The pickle is well formed but is not a list of strings, or is malformed.
+    #[error("{problem} at byte {offset}")]
+    Malformed {
+        /// What is wrong.
+        problem: &'static str,
+        /// Its offset.
+        offset: usize,
+    },
+}
+
+impl Error {
+    /// Wraps a libhdf5 error with the file and what we were doing.
+    pub(crate) fn hdf5(path: &std::path::Path, what: impl Into<String>, e: hdf5::Error) -> Self {
+        Error::Hdf5 { path: path.to_path_buf(), what: what.into(), message: e.to_string() }
+    }
+
+    /// Wraps an I/O error with the file.
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io { path: path.to_path_buf(), source }
+    }
+}

@@ -1,0 +1,159 @@
+//! The few libhdf5 reads the high-level `hdf5` crate cannot express.
+//!
+//! * Reading a row range of a 2-D dataset **into a caller-owned buffer**
+//!   (`hdf5::Reader::read_slice` allocates a new array per call; the pass
+//!   reads thousands of chunks and keeps its buffers, STYLE §4).
+//! * Reading rows of a compound dataset whose fields are only known at run
+//!   time, as raw bytes in the file's own type (the params table).
+//! * Reading a fixed-length string attribute of any length as bytes (the
+//!   pickled `values_block_K_kind` names).
+//!
+//! Each is one `H5Dread`/`H5Aread` call on ids and dataspaces built with the
+//! safe API, under the crate's global libhdf5 lock.
+
+use std::ops::Range;
+
+use hdf5::{Attribute, Dataset, Dataspace, Datatype, H5Type};
+
+/// Reads rows `rows` (all columns) of a 2-D dataset into `out`, converting to
+/// `T` in libhdf5 (f32 on disk → f64 in memory, byte order).
+///
+/// `out.len()` must equal `rows.len() * ncols`.
+pub(crate) fn read_rows_into<T: H5Type>(
+    ds: &Dataset,
+    rows: Range<usize>,
+    ncols: usize,
+    out: &mut [T],
+) -> hdf5::Result<()> {
+    let n = rows.end.saturating_sub(rows.start);
+    if out.len() != n * ncols {
+        return Err(hdf5::Error::from(format!(
+            "buffer of {} values for {} rows × {} columns",
+            out.len(),
+            n,
+            ncols
+        )));
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let fspace = ds.space()?.select((rows.start..rows.end, 0..ncols))?;
+    let mspace = Dataspace::try_new([n, ncols])?;
+    let mem_type = Datatype::from_type::<T>()?;
+    let status = hdf5::sync::sync(|| {
+        // SAFETY: `out` holds exactly n × ncols values of T (checked above),
+        // matching `mspace`; `mem_type` describes T; every id is alive for
+        // the duration of the call; libhdf5 is serialised by `sync`.
+        unsafe {
+            hdf5_sys::h5d::H5Dread(
+                ds.id(),
+                mem_type.id(),
+                mspace.id(),
+                fspace.id(),
+                hdf5_sys::h5p::H5P_DEFAULT,
+                out.as_mut_ptr().cast(),
+            )
+        }
+    });
+    if status < 0 {
+        return Err(hdf5::Error::from(format!("H5Dread of rows {}..{} failed", rows.start, rows.end)));
+    }
+    Ok(())
+}
+
+/// The in-memory (native byte order) record type of a 1-D compound dataset,
+/// with its descriptor (field names, types, offsets in the native record).
+/// Variable-length members are refused: libhdf5 would write pointers.
+pub(crate) fn native_record_type(
+    ds: &Dataset,
+) -> hdf5::Result<(hdf5::types::TypeDescriptor, Datatype)> {
+    let desc = ds.dtype()?.to_descriptor()?;
+    if has_variable_length(&desc) {
+        return Err(hdf5::Error::from("variable-length fields are not supported".to_string()));
+    }
+    let mem = Datatype::from_descriptor(&desc)?;
+    Ok((desc, mem))
+}
+
+/// Reads rows `rows` of a 1-D dataset as raw records of the memory type
+/// `mem` (from [`native_record_type`]); `out` is resized to
+/// `rows.len() * mem.size()` bytes.
+pub(crate) fn read_records_raw(
+    ds: &Dataset,
+    mem: &Datatype,
+    rows: Range<usize>,
+    out: &mut Vec<u8>,
+) -> hdf5::Result<()> {
+    let record = mem.size();
+    let n = rows.end.saturating_sub(rows.start);
+    out.clear();
+    out.resize(n * record, 0);
+    if n == 0 {
+        return Ok(());
+    }
+    let fspace = ds.space()?.select(rows.start..rows.end)?;
+    let mspace = Dataspace::try_new([n])?;
+    let status = hdf5::sync::sync(|| {
+        // SAFETY: `out` holds n records of `mem.size()` bytes, matching
+        // `mspace`; `mem` has no variable-length members (checked by
+        // `native_record_type`), so libhdf5 writes no pointers; ids are
+        // alive; libhdf5 is serialised by `sync`.
+        unsafe {
+            hdf5_sys::h5d::H5Dread(
+                ds.id(),
+                mem.id(),
+                mspace.id(),
+                fspace.id(),
+                hdf5_sys::h5p::H5P_DEFAULT,
+                out.as_mut_ptr().cast(),
+            )
+        }
+    });
+    if status < 0 {
+        return Err(hdf5::Error::from(format!("H5Dread of records {}..{} failed", rows.start, rows.end)));
+    }
+    Ok(())
+}
+
+/// Reads a scalar fixed-length string (or opaque) attribute as its bytes,
+/// trailing NULs removed.
+pub(crate) fn read_fixed_string_attr(attr: &Attribute) -> hdf5::Result<Vec<u8>> {
+    let dtype = attr.dtype()?;
+    match dtype.to_descriptor()? {
+        hdf5::types::TypeDescriptor::FixedAscii(_) | hdf5::types::TypeDescriptor::FixedUnicode(_) => {}
+        hdf5::types::TypeDescriptor::VarLenAscii => {
+            return Ok(attr.read_scalar::<hdf5::types::VarLenAscii>()?.as_bytes().to_vec())
+        }
+        hdf5::types::TypeDescriptor::VarLenUnicode => {
+            return Ok(attr.read_scalar::<hdf5::types::VarLenUnicode>()?.as_bytes().to_vec())
+        }
+        other => return Err(hdf5::Error::from(format!("expected a string attribute, found {other:?}"))),
+    }
+    let npoints = attr.space()?.size().max(1);
+    if npoints != 1 {
+        return Err(hdf5::Error::from(format!("expected a scalar string attribute, found {npoints} values")));
+    }
+    let mut buf = vec![0u8; dtype.size()];
+    let status = hdf5::sync::sync(|| {
+        // SAFETY: `buf` holds one value of the attribute's own fixed-size
+        // type (dtype.size() bytes, one point); ids are alive; serialised.
+        unsafe { hdf5_sys::h5a::H5Aread(attr.id(), dtype.id(), buf.as_mut_ptr().cast()) }
+    });
+    if status < 0 {
+        return Err(hdf5::Error::from("H5Aread failed".to_string()));
+    }
+    while buf.last() == Some(&0) {
+        buf.pop();
+    }
+    Ok(buf)
+}
+
+fn has_variable_length(t: &hdf5::types::TypeDescriptor) -> bool {
+    use hdf5::types::TypeDescriptor as T;
+    match t {
+        T::VarLenArray(_) | T::VarLenAscii | T::VarLenUnicode | T::Reference(_) => true,
+        T::FixedArray(inner, _) => has_variable_length(inner),
+        T::Compound(c) => c.fields.iter().any(|f| has_variable_length(&f.ty)),
+        _ => false,
+    }
+}

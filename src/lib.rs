@@ -1,0 +1,29 @@
+//! # gramstream
+//!
+//! One-pass, bounded-memory Ridge regression and mixtures of Ridge experts on
+//! spectra datasets far larger than RAM.
+//!
+//! Chunked readers stream HDF5 shards ([`source`]), deterministic
+//! heteroscedastic noise is added per row ([`noise`]), and per-bin
+//! sufficient statistics are accumulated in f64. Every Ridge α, expert and
+//! report is then solved from those statistics without re-reading the data.
+//!
+//! ## Modules
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`layout`] | where things live in a shard |
+//! | [`params`] | the params table: compound fields and pandas blocks |
+//! | [`source`] | chunk sources: libhdf5 and zero-copy readers, planner, prefetch, in-memory |
+//! | [`noise`] | deterministic per-row noise streams |
+//! | [`synth`] | the synthetic BOSZ-like shard generator |
+//! | [`inspect`] | a human-readable report on a shard |
+#![deny(missing_docs)]
+
+pub mod error;
+mod h5raw;
+pub mod layout;
+pub mod params;
+
+pub use error::{Error, Result};
+pub use layout::Layout;

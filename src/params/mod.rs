@@ -1,0 +1,2 @@
+//! Reading the params table.
+pub mod pickle;
