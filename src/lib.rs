@@ -27,3 +27,5 @@ pub mod params;
 
 pub use error::{Error, Result};
 pub use layout::Layout;
+pub mod noise;
+pub mod source;

@@ -1,0 +1,500 @@
+//! An HDF5 shard: opening and validating it, and reading it in chunks.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use hdf5::types::{FloatSize, TypeDescriptor};
+
+use super::zero_copy::{FloatType, MappedFile, RawArray};
+use super::{Chunk, ChunkSource};
+use crate::params::ParamsTable;
+use crate::{Error, Layout, Result};
+
+/// How a dataset is stored in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// One contiguous block at a byte offset (None: not allocated yet).
+    Contiguous {
+        /// Byte offset of the data in the file.
+        offset: Option<u64>,
+    },
+    /// Chunked, with the chunk shape and the filter pipeline.
+    Chunked {
+        /// Chunk shape.
+        chunk: Vec<usize>,
+        /// Filters, e.g. `deflate(4)`, `shuffle`.
+        filters: Vec<String>,
+    },
+    /// Stored in the object header.
+    Compact,
+    /// A virtual dataset or another layout.
+    Other,
+}
+
+impl std::fmt::Display for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Storage::Contiguous { offset: Some(o) } => write!(f, "contiguous at byte {o}"),
+            Storage::Contiguous { offset: None } => write!(f, "contiguous, not allocated"),
+            Storage::Chunked { chunk, filters } if filters.is_empty() => write!(f, "chunked {chunk:?}"),
+            Storage::Chunked { chunk, filters } => write!(f, "chunked {chunk:?}, filters {}", filters.join(", ")),
+            Storage::Compact => write!(f, "compact"),
+            Storage::Other => write!(f, "other (virtual?)"),
+        }
+    }
+}
+
+/// What we know about one array dataset of a shard.
+#[derive(Debug, Clone)]
+pub struct ArrayInfo {
+    /// Dataset path in the file.
+    pub name: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Element type, e.g. `float64 LE`.
+    pub dtype: String,
+    /// Storage layout.
+    pub storage: Storage,
+    /// Whether the zero-copy (memory-map) path applies, or why not.
+    pub zero_copy: std::result::Result<(), String>,
+    float: Option<FloatType>,
+}
+
+/// An opened, validated shard: flux, error, optional noisy, params table,
+/// wavelength grid, all with consistent shapes.
+#[derive(Debug)]
+pub struct Shard {
+    path: PathBuf,
+    layout: Layout,
+    rows: usize,
+    pixels: usize,
+    file_len: u64,
+    flux: (hdf5::Dataset, ArrayInfo),
+    error: Option<(hdf5::Dataset, ArrayInfo)>,
+    noisy: Option<(hdf5::Dataset, ArrayInfo)>,
+    mask: Option<ArrayInfo>,
+    params: ParamsTable,
+    wave: Vec<f64>,
+}
+
+/// Which spectra a reader delivers in [`Chunk::flux`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Spectra {
+    /// Noiseless flux and its error (noise is added later, [`crate::noise`]).
+    #[default]
+    FluxError,
+    /// The stored pre-noised `noisy` array (test files); no error is read.
+    Noisy,
+}
+
+/// Which read path to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadPath {
+    /// The zero-copy path where it applies, libhdf5 otherwise.
+    #[default]
+    Auto,
+    /// Always libhdf5 hyperslabs.
+    Hdf5,
+}
+
+/// What to do with a row that has a non-finite flux or error, a negative
+/// error, or a non-finite params value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NonFinitePolicy {
+    /// Fail with an error naming file, dataset, row and column.
+    #[default]
+    Error,
+    /// Mark the row in [`Chunk::skip`] and go on; callers count them.
+    SkipRow,
+}
+
+/// Options of a [`ShardReader`].
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Which spectra to read.
+    pub spectra: Spectra,
+    /// Params columns to read, by name in the file, in this order.
+    pub columns: Vec<String>,
+    /// Read path.
+    pub path: ReadPath,
+    /// Policy for bad values.
+    pub non_finite: NonFinitePolicy,
+}
+
+fn describe_float(dtype: &hdf5::Datatype) -> (String, Option<FloatType>) {
+    let order = match dtype.byte_order() {
+        hdf5::datatype::ByteOrder::LittleEndian => "LE",
+        hdf5::datatype::ByteOrder::BigEndian => "BE",
+        _ => "?",
+    };
+    let le = order == "LE";
+    match dtype.to_descriptor() {
+        Ok(TypeDescriptor::Float(FloatSize::U8)) => (format!("float64 {order}"), le.then_some(FloatType::F64Le)),
+        Ok(TypeDescriptor::Float(FloatSize::U4)) => (format!("float32 {order}"), le.then_some(FloatType::F32Le)),
+        Ok(other) => (format!("{other}"), None),
+        Err(_) => ("unknown".into(), None),
+    }
+}
+
+fn array_info(ds: &hdf5::Dataset, name: &str, file_len: u64) -> ArrayInfo {
+    let shape = ds.shape();
+    let dtype = ds.dtype().ok();
+    let (dtype_name, float) = dtype.as_ref().map(describe_float).unwrap_or(("unknown".into(), None));
+    let storage = match ds.layout() {
+        hdf5::dataset::Layout::Contiguous => Storage::Contiguous { offset: ds.offset() },
+        hdf5::dataset::Layout::Chunked => Storage::Chunked {
+            chunk: ds.chunk().unwrap_or_default(),
+            filters: ds.filters().iter().map(|f| format!("{f:?}").to_lowercase()).collect(),
+        },
+        hdf5::dataset::Layout::Compact => Storage::Compact,
+        #[allow(unreachable_patterns)]
+        _ => Storage::Other,
+    };
+    let bytes = shape.iter().product::<usize>() as u64 * dtype.as_ref().map_or(0, |d| d.size() as u64);
+    let zero_copy = match (&storage, float) {
+        (_, None) => Err(format!("element type {dtype_name} is not a little-endian float")),
+        (Storage::Contiguous { offset: Some(o) }, Some(_)) if o.checked_add(bytes).is_some_and(|e| e <= file_len) => Ok(()),
+        (Storage::Contiguous { offset: Some(o) }, Some(_)) => {
+            Err(format!("data at bytes {o}..{} lie past the end of the {file_len}-byte file", o + bytes))
+        }
+        (Storage::Contiguous { offset: None }, _) => Err("storage not allocated".into()),
+        (Storage::Chunked { .. }, _) => Err("chunked storage".into()),
+        (Storage::Compact, _) => Err("compact storage".into()),
+        (Storage::Other, _) => Err("virtual or unknown storage".into()),
+    };
+    ArrayInfo { name: name.to_string(), shape, dtype: dtype_name, storage, zero_copy, float }
+}
+
+impl Shard {
+    /// Opens `path` with `layout` and validates it: datasets present, 2-D
+    /// float arrays of one shape (N, P) with N ≥ 1, a params table of N rows,
+    /// a wavelength grid of P values, contiguous data inside the file.
+    pub fn open(path: impl AsRef<Path>, layout: &Layout) -> Result<Self> {
+        let path = path.as_ref();
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.is_dir() {
+            return Err(Error::io(path, std::io::Error::other("is a directory, not an HDF5 file")));
+        }
+        let file_len = meta.len();
+        let file = hdf5::File::open(path).map_err(|e| {
+            let mut sig = [0u8; 8];
+            let is_hdf5 = std::fs::File::open(path)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut sig))
+                .is_ok_and(|_| sig == *b"\x89HDF\r\n\x1a\n");
+            if is_hdf5 {
+                Error::hdf5(path, "opening as HDF5 (truncated or damaged file?)", e)
+            } else {
+                Error::hdf5(path, "opening as HDF5", "not an HDF5 file (no HDF5 signature)".to_string().into())
+            }
+        })?;
+        let missing = |dataset: &str| {
+            let groups = file.member_names().unwrap_or_default();
+            Error::MissingDataset {
+                path: path.to_path_buf(),
+                dataset: dataset.to_string(),
+                found: format!("; top-level members: [{}]", groups.join(", ")),
+            }
+        };
+        let layout_err = |dataset: &str, expected: &str, found: String| Error::Layout {
+            path: path.to_path_buf(),
+            dataset: dataset.to_string(),
+            expected: expected.to_string(),
+            found,
+        };
+        let open_array = |name: &str, required: bool| -> Result<Option<(hdf5::Dataset, ArrayInfo)>> {
+            match file.dataset(name) {
+                Ok(ds) => {
+                    let info = array_info(&ds, name, file_len);
+                    Ok(Some((ds, info)))
+                }
+                Err(_) if !required => Ok(None),
+                Err(_) => Err(missing(name)),
+            }
+        };
+
+        let flux = open_array(&layout.flux, true)?.ok_or_else(|| missing(&layout.flux))?;
+        let shape = flux.1.shape.clone();
+        if shape.len() != 2 {
+            return Err(layout_err(&layout.flux, "a 2-D (rows, pixels) array", format!("shape {shape:?}")));
+        }
+        let (rows, pixels) = (shape[0], shape[1]);
+        if rows == 0 || pixels == 0 {
+            return Err(layout_err(&layout.flux, "at least one row and one pixel", format!("shape {shape:?}")));
+        }
+        let check_float = |info: &ArrayInfo| -> Result<()> {
+            if info.float.is_none() && !info.dtype.starts_with("float") {
+                return Err(layout_err(&info.name, "float32 or float64 values", info.dtype.clone()));
+            }
+            Ok(())
+        };
+        check_float(&flux.1)?;
+        let same_shape = |a: Option<(hdf5::Dataset, ArrayInfo)>| -> Result<Option<(hdf5::Dataset, ArrayInfo)>> {
+            if let Some((_, info)) = &a {
+                if info.shape != shape {
+                    return Err(layout_err(
+                        &info.name,
+                        &format!("shape {shape:?} like {}", layout.flux),
+                        format!("shape {:?}", info.shape),
+                    ));
+                }
+                check_float(info)?;
+            }
+            Ok(a)
+        };
+        let error = same_shape(open_array(&layout.error, false)?)?;
+        let noisy = same_shape(open_array(&layout.noisy, false)?)?;
+        if error.is_none() && noisy.is_none() {
+            return Err(missing(&layout.error));
+        }
+        let mask = open_array(&layout.mask, false)?.map(|(_, info)| info);
+
+        let params = ParamsTable::open(&file, path, &layout.params)?;
+        if params.rows() != rows {
+            return Err(layout_err(
+                &layout.params,
+                &format!("{rows} rows like {}", layout.flux),
+                format!("{} rows", params.rows()),
+            ));
+        }
+        let wave_ds = file.dataset(&layout.wave).map_err(|_| missing(&layout.wave))?;
+        let wave: Vec<f64> = wave_ds
+            .read_raw::<f64>()
+            .map_err(|e| Error::hdf5(path, format!("reading {}", layout.wave), e))?;
+        if wave_ds.ndim() != 1 || wave.len() != pixels {
+            return Err(layout_err(
+                &layout.wave,
+                &format!("{pixels} wavelengths (one per pixel of {})", layout.flux),
+                format!("shape {:?}", wave_ds.shape()),
+            ));
+        }
+        if let Some(i) = wave.iter().position(|w| !w.is_finite()) {
+            return Err(Error::BadValue {
+                path: path.to_path_buf(),
+                dataset: layout.wave.clone(),
+                row: i,
+                column: "wavelength".into(),
+                problem: format!("non-finite wavelength {}", wave[i]),
+            });
+        }
+        for info in [Some(&flux.1), error.as_ref().map(|e| &e.1), noisy.as_ref().map(|e| &e.1)].into_iter().flatten() {
+            if let Storage::Contiguous { offset: Some(o) } = info.storage {
+                let bytes = (rows * pixels) as u64 * if info.dtype.starts_with("float32") { 4 } else { 8 };
+                if o.saturating_add(bytes) > file_len {
+                    return Err(layout_err(
+                        &info.name,
+                        &format!("{bytes} bytes of data from byte {o}"),
+                        format!("a file of only {file_len} bytes (truncated?)"),
+                    ));
+                }
+            }
+        }
+        Ok(Shard {
+            path: path.to_path_buf(),
+            layout: layout.clone(),
+            rows,
+            pixels,
+            file_len,
+            flux,
+            error,
+            noisy,
+            mask,
+            params,
+            wave,
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// Rows (spectra).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Pixels per spectrum.
+    pub fn pixels(&self) -> usize {
+        self.pixels
+    }
+    /// File size in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.file_len
+    }
+    /// The wavelength grid (Å).
+    pub fn wave(&self) -> &[f64] {
+        &self.wave
+    }
+    /// The params table.
+    pub fn params(&self) -> &ParamsTable {
+        &self.params
+    }
+    /// The arrays present: flux, then error, noisy and mask when present.
+    pub fn arrays(&self) -> Vec<&ArrayInfo> {
+        [Some(&self.flux.1), self.error.as_ref().map(|e| &e.1), self.noisy.as_ref().map(|e| &e.1), self.mask.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+    /// Whether a stored `noisy` array is present.
+    pub fn has_noisy(&self) -> bool {
+        self.noisy.is_some()
+    }
+
+    /// A reader of this shard, recording `shard_index` in its chunks.
+    pub fn reader(&self, shard_index: u64, options: &ReadOptions) -> Result<ShardReader> {
+        let array = |entry: Option<&(hdf5::Dataset, ArrayInfo)>, name: &str| -> Result<ArrayReader> {
+            let (ds, info) = entry.ok_or_else(|| Error::MissingDataset {
+                path: self.path.clone(),
+                dataset: name.to_string(),
+                found: String::new(),
+            })?;
+            match (options.path, &info.zero_copy, info.float, &info.storage) {
+                (ReadPath::Auto, Ok(()), Some(float), Storage::Contiguous { offset: Some(offset) }) => {
+                    let map = MappedFile::open(&self.path)?;
+                    Ok(ArrayReader::Mapped(RawArray::new(map, *offset, self.rows, self.pixels, float)?))
+                }
+                _ => Ok(ArrayReader::Hdf5(ds.clone())),
+            }
+        };
+        let (flux, error, flux_name) = match options.spectra {
+            Spectra::FluxError => (
+                array(Some(&self.flux), &self.layout.flux)?,
+                Some(array(self.error.as_ref(), &self.layout.error)?),
+                self.layout.flux.clone(),
+            ),
+            Spectra::Noisy => (array(self.noisy.as_ref(), &self.layout.noisy)?, None, self.layout.noisy.clone()),
+        };
+        let cols = options.columns.iter().map(|c| self.params.column_index(c)).collect::<Result<Vec<_>>>()?;
+        Ok(ShardReader {
+            path: self.path.clone(),
+            flux_name,
+            error_name: self.layout.error.clone(),
+            params_name: self.layout.params.clone(),
+            column_names: options.columns.clone(),
+            index: shard_index,
+            rows: self.rows,
+            pixels: self.pixels,
+            flux,
+            error,
+            params: self.params.clone(),
+            cols,
+            scratch: Vec::new(),
+            policy: options.non_finite,
+        })
+    }
+}
+
+#[derive(Debug)]
+enum ArrayReader {
+    Mapped(RawArray<MappedFile>),
+    Hdf5(hdf5::Dataset),
+}
+
+impl ArrayReader {
+    fn is_mapped(&self) -> bool {
+        matches!(self, ArrayReader::Mapped(_))
+    }
+}
+
+/// Reads chunks of one shard (see [`Shard::reader`]).
+#[derive(Debug)]
+pub struct ShardReader {
+    path: PathBuf,
+    flux_name: String,
+    error_name: String,
+    params_name: String,
+    column_names: Vec<String>,
+    index: u64,
+    rows: usize,
+    pixels: usize,
+    flux: ArrayReader,
+    error: Option<ArrayReader>,
+    params: ParamsTable,
+    cols: Vec<usize>,
+    scratch: Vec<u8>,
+    policy: NonFinitePolicy,
+}
+
+impl ShardReader {
+    /// Whether the flux (and error) are read through the memory map.
+    pub fn zero_copy(&self) -> bool {
+        self.flux.is_mapped() && self.error.as_ref().is_none_or(ArrayReader::is_mapped)
+    }
+
+    fn read_array(&self, which: &ArrayReader, name: &str, rows: Range<usize>, out: &mut [f64]) -> Result<()> {
+        match which {
+            ArrayReader::Mapped(raw) => raw.read_rows(rows, out),
+            ArrayReader::Hdf5(ds) => crate::h5raw::read_rows_into(ds, rows.clone(), self.pixels, out)
+                .map_err(|e| Error::hdf5(&self.path, format!("reading {name} rows {}..{}", rows.start, rows.end), e)),
+        }
+    }
+
+    fn bad(&self, dataset: &str, row: usize, column: String, problem: String) -> Error {
+        Error::BadValue { path: self.path.clone(), dataset: dataset.to_string(), row, column, problem }
+    }
+
+    /// Checks values; marks or reports bad rows.
+    fn validate(&self, chunk: &mut Chunk) -> Result<()> {
+        let p = self.pixels;
+        for r in 0..chunk.rows {
+            let row = chunk.start + r;
+            let flux = &chunk.flux[r * p..(r + 1) * p];
+            let mut problem = flux
+                .iter()
+                .position(|v| !v.is_finite())
+                .map(|i| (self.flux_name.as_str(), format!("pixel {i}"), format!("non-finite flux {}", flux[i])));
+            if problem.is_none() && !chunk.error.is_empty() {
+                let error = &chunk.error[r * p..(r + 1) * p];
+                problem = error.iter().position(|v| !v.is_finite() || *v < 0.0).map(|i| {
+                    let what = if error[i].is_finite() { "negative" } else { "non-finite" };
+                    (self.error_name.as_str(), format!("pixel {i}"), format!("{what} error {}", error[i]))
+                });
+            }
+            if problem.is_none() {
+                let params = chunk.params_row(r);
+                problem = params.iter().position(|v| !v.is_finite()).map(|j| {
+                    (self.params_name.as_str(), self.column_names[j].clone(), format!("non-finite value {}", params[j]))
+                });
+            }
+            if let Some((dataset, column, what)) = problem {
+                match self.policy {
+                    NonFinitePolicy::Error => return Err(self.bad(dataset, row, column, what)),
+                    NonFinitePolicy::SkipRow => chunk.skip[r] = true,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ChunkSource for ShardReader {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn pixels(&self) -> usize {
+        self.pixels
+    }
+    fn shard_index(&self) -> u64 {
+        self.index
+    }
+    fn read_chunk(&mut self, rows: Range<usize>, chunk: &mut Chunk) -> Result<()> {
+        if rows.start > rows.end || rows.end > self.rows {
+            return Err(Error::Shape(format!(
+                "{}: rows {}..{} of a shard of {} rows",
+                self.path.display(),
+                rows.start,
+                rows.end,
+                self.rows
+            )));
+        }
+        chunk.reset(self.index, rows.clone(), self.pixels, self.cols.len(), self.error.is_some());
+        self.read_array(&self.flux, &self.flux_name, rows.clone(), &mut chunk.flux)?;
+        if let Some(error) = &self.error {
+            self.read_array(error, &self.error_name, rows.clone(), &mut chunk.error)?;
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = self.params.read(rows, &self.cols, &mut chunk.params, &mut scratch);
+        self.scratch = scratch;
+        result?;
+        self.validate(chunk)
+    }
+}
