@@ -29,3 +29,7 @@ pub use error::{Error, Result};
 pub use layout::Layout;
 pub mod noise;
 pub mod source;
+pub mod inspect;
+pub mod scan;
+pub mod partition;
+pub mod stats;

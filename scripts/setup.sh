@@ -1,0 +1,39 @@
+# Shared by scripts/demo and scripts/test: install what is missing.
+# Sourced, not run. Needs: a Rust toolchain (cargo) on a Debian machine.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root to run: $*" >&2; return 1; fi
+}
+
+ensure_system_packages() {
+  # libhdf5 (hdf5-metno links it through pkg-config), and python3-venv for the interop tests.
+  local missing=()
+  command -v pkg-config >/dev/null || missing+=(pkg-config)
+  if ! pkg-config --exists hdf5 2>/dev/null && [ ! -e /usr/include/hdf5/serial/hdf5.h ]; then
+    missing+=(libhdf5-dev)
+  fi
+  if [ "${1:-}" = "python" ] && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    missing+=(python3-venv)
+  fi
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing Debian packages: ${missing[*]}" >&2
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >&2
+  fi
+  command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
+}
+
+ensure_python_venv() {
+  # A venv with the independent references: numpy, h5py, pandas + PyTables, scikit-learn.
+  local venv="${GRAMSTREAM_VENV:-$repo/.venv}"
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import numpy, h5py, pandas, tables, sklearn' 2>/dev/null; then
+    echo "== creating Python venv $venv (numpy, h5py, pandas, tables, scikit-learn)" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip >&2
+    "$venv/bin/pip" install -q numpy h5py pandas tables scikit-learn >&2
+  fi
+  export GRAMSTREAM_PYTHON="$venv/bin/python"
+}
