@@ -244,29 +244,3 @@ pub(crate) fn attr_bool(loc: &Location, name: &str, value: bool) -> hdf5::Result
 pub(crate) fn attr_scalar<T: H5Type>(loc: &Location, name: &str, value: T) -> hdf5::Result<()> {
     loc.new_attr::<T>().create(name)?.write_scalar(&value)
 }
-
-/// Writes a scalar attribute of a fixed-size type `dtype` from raw bytes
-/// (e.g. an `S1` fill value).
-pub(crate) fn attr_raw(
-    loc: &Location,
-    name: &str,
-    dtype: &Datatype,
-    bytes: &[u8],
-) -> hdf5::Result<()> {
-    if bytes.len() != dtype.size() {
-        return Err(hdf5::Error::from(format!(
-            "attribute {name}: {} bytes for a {}-byte type",
-            bytes.len(),
-            dtype.size()
-        )));
-    }
-    hdf5::sync::sync(|| {
-        // SAFETY: under the lock; `bytes` holds one value of `dtype` (checked);
-        // the copied type id and scalar dataspace are closed by create_attr.
-        unsafe {
-            let tid = hdf5_sys::h5t::H5Tcopy(dtype.id());
-            let sid = hdf5_sys::h5s::H5Screate(hdf5_sys::h5s::H5S_class_t::H5S_SCALAR);
-            create_attr(loc.id(), name, tid, sid, Some(bytes.as_ptr().cast()))
-        }
-    })
-}

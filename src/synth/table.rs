@@ -20,7 +20,7 @@ use hdf5::types::{CompoundField, CompoundType, FloatSize, IntSize, TypeDescripto
 use hdf5::{Dataset, Datatype, Group, Location};
 
 use super::h5util::{
-    attr_bool, attr_empty_str, attr_raw, attr_scalar, attr_str, write_records_raw, Cset,
+    attr_bool, attr_empty_str, attr_scalar, attr_str, write_records_raw, Cset,
 };
 use super::model::Star;
 use super::ParamsFormat;
@@ -293,11 +293,7 @@ fn pandas_attrs(file: &hdf5::File, params: &Group, table: &Dataset, n: usize) ->
     attr_str(t, "FIELD_1_NAME", b"values_block_0", Cset::Utf8)?;
     attr_scalar(t, "FIELD_2_FILL", 0i64)?;
     attr_str(t, "FIELD_2_NAME", b"values_block_1", Cset::Utf8)?;
-    let s1 = {
-        let d = Datatype::from_descriptor(&TypeDescriptor::FixedAscii(1))?;
-        d
-    };
-    attr_raw(t, "FIELD_3_FILL", &s1, &[0])?;
+    attr_str(t, "FIELD_3_FILL", b"", Cset::Ascii)?;
     attr_str(t, "FIELD_3_NAME", b"values_block_2", Cset::Utf8)?;
     attr_scalar(t, "NROWS", n as i64)?;
     attr_empty_str(t, "TITLE")?;
