@@ -24,6 +24,7 @@ pub mod error;
 mod h5raw;
 pub mod layout;
 pub mod params;
+pub mod synth;
 
 pub use error::{Error, Result};
 pub use layout::Layout;
