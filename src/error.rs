@@ -140,11 +140,18 @@ pub enum PickleError {
 impl Error {
     /// Wraps a libhdf5 error with the file and what we were doing.
     pub(crate) fn hdf5(path: &std::path::Path, what: impl Into<String>, e: hdf5::Error) -> Self {
-        Error::Hdf5 { path: path.to_path_buf(), what: what.into(), message: e.to_string() }
+        Error::Hdf5 {
+            path: path.to_path_buf(),
+            what: what.into(),
+            message: e.to_string(),
+        }
     }
 
     /// Wraps an I/O error with the file.
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
-        Error::Io { path: path.to_path_buf(), source }
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }

@@ -56,7 +56,10 @@ pub(crate) fn read_rows_into<T: H5Type>(
         }
     });
     if status < 0 {
-        return Err(hdf5::Error::from(format!("H5Dread of rows {}..{} failed", rows.start, rows.end)));
+        return Err(hdf5::Error::from(format!(
+            "H5Dread of rows {}..{} failed",
+            rows.start, rows.end
+        )));
     }
     Ok(())
 }
@@ -69,7 +72,9 @@ pub(crate) fn native_record_type(
 ) -> hdf5::Result<(hdf5::types::TypeDescriptor, Datatype)> {
     let desc = ds.dtype()?.to_descriptor()?;
     if has_variable_length(&desc) {
-        return Err(hdf5::Error::from("variable-length fields are not supported".to_string()));
+        return Err(hdf5::Error::from(
+            "variable-length fields are not supported".to_string(),
+        ));
     }
     let mem = Datatype::from_descriptor(&desc)?;
     Ok((desc, mem))
@@ -110,7 +115,10 @@ pub(crate) fn read_records_raw(
         }
     });
     if status < 0 {
-        return Err(hdf5::Error::from(format!("H5Dread of records {}..{} failed", rows.start, rows.end)));
+        return Err(hdf5::Error::from(format!(
+            "H5Dread of records {}..{} failed",
+            rows.start, rows.end
+        )));
     }
     Ok(())
 }
@@ -120,18 +128,31 @@ pub(crate) fn read_records_raw(
 pub(crate) fn read_fixed_string_attr(attr: &Attribute) -> hdf5::Result<Vec<u8>> {
     let dtype = attr.dtype()?;
     match dtype.to_descriptor()? {
-        hdf5::types::TypeDescriptor::FixedAscii(_) | hdf5::types::TypeDescriptor::FixedUnicode(_) => {}
+        hdf5::types::TypeDescriptor::FixedAscii(_)
+        | hdf5::types::TypeDescriptor::FixedUnicode(_) => {}
         hdf5::types::TypeDescriptor::VarLenAscii => {
-            return Ok(attr.read_scalar::<hdf5::types::VarLenAscii>()?.as_bytes().to_vec())
+            return Ok(attr
+                .read_scalar::<hdf5::types::VarLenAscii>()?
+                .as_bytes()
+                .to_vec())
         }
         hdf5::types::TypeDescriptor::VarLenUnicode => {
-            return Ok(attr.read_scalar::<hdf5::types::VarLenUnicode>()?.as_bytes().to_vec())
+            return Ok(attr
+                .read_scalar::<hdf5::types::VarLenUnicode>()?
+                .as_bytes()
+                .to_vec())
         }
-        other => return Err(hdf5::Error::from(format!("expected a string attribute, found {other:?}"))),
+        other => {
+            return Err(hdf5::Error::from(format!(
+                "expected a string attribute, found {other:?}"
+            )))
+        }
     }
     let npoints = attr.space()?.size().max(1);
     if npoints != 1 {
-        return Err(hdf5::Error::from(format!("expected a scalar string attribute, found {npoints} values")));
+        return Err(hdf5::Error::from(format!(
+            "expected a scalar string attribute, found {npoints} values"
+        )));
     }
     let mut buf = vec![0u8; dtype.size()];
     let status = hdf5::sync::sync(|| {

@@ -35,7 +35,10 @@ pub struct Inspection {
 impl Inspection {
     /// Whether every spectra array can take the zero-copy path.
     pub fn zero_copy(&self) -> bool {
-        self.arrays.iter().filter(|a| !a.name.contains("mask")).all(|a| a.zero_copy.is_ok())
+        self.arrays
+            .iter()
+            .filter(|a| !a.name.contains("mask"))
+            .all(|a| a.zero_copy.is_ok())
     }
 }
 
@@ -51,7 +54,12 @@ pub fn inspect(path: impl AsRef<Path>, layout: &Layout) -> Result<Inspection> {
         wave_range: (wave[0], wave[wave.len() - 1]),
         arrays: shard.arrays().into_iter().cloned().collect(),
         params_format: shard.params().format(),
-        columns: shard.params().columns().iter().map(|c| (c.name.clone(), c.kind)).collect(),
+        columns: shard
+            .params()
+            .columns()
+            .iter()
+            .map(|c| (c.name.clone(), c.kind))
+            .collect(),
     })
 }
 
@@ -68,9 +76,22 @@ fn kind_name(k: ColumnKind) -> String {
 impl fmt::Display for Inspection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}", self.path.display())?;
-        writeln!(f, "  size        {:.3} GB ({} bytes)", self.file_bytes as f64 / 1e9, self.file_bytes)?;
-        writeln!(f, "  spectra     {} rows × {} pixels", self.rows, self.pixels)?;
-        writeln!(f, "  wavelength  {:.2} … {:.2} Å", self.wave_range.0, self.wave_range.1)?;
+        writeln!(
+            f,
+            "  size        {:.3} GB ({} bytes)",
+            self.file_bytes as f64 / 1e9,
+            self.file_bytes
+        )?;
+        writeln!(
+            f,
+            "  spectra     {} rows × {} pixels",
+            self.rows, self.pixels
+        )?;
+        writeln!(
+            f,
+            "  wavelength  {:.2} … {:.2} Å",
+            self.wave_range.0, self.wave_range.1
+        )?;
         for a in &self.arrays {
             writeln!(f, "  {}", a.name)?;
             writeln!(f, "      {:?} {}, {}", a.shape, a.dtype, a.storage)?;
@@ -79,11 +100,28 @@ impl fmt::Display for Inspection {
                 Err(why) => writeln!(f, "      zero-copy read: no ({why}); libhdf5 path")?,
             }
         }
-        writeln!(f, "  params      {} columns, {}", self.columns.len(), self.params_format)?;
-        let cols: Vec<String> = self.columns.iter().map(|(n, k)| format!("{n} ({})", kind_name(*k))).collect();
+        writeln!(
+            f,
+            "  params      {} columns, {}",
+            self.columns.len(),
+            self.params_format
+        )?;
+        let cols: Vec<String> = self
+            .columns
+            .iter()
+            .map(|(n, k)| format!("{n} ({})", kind_name(*k)))
+            .collect();
         for line in cols.chunks(6) {
             writeln!(f, "      {}", line.join(", "))?;
         }
-        write!(f, "  read path   {}", if self.zero_copy() { "zero-copy (memory map)" } else { "libhdf5 hyperslabs" })
+        write!(
+            f,
+            "  read path   {}",
+            if self.zero_copy() {
+                "zero-copy (memory map)"
+            } else {
+                "libhdf5 hyperslabs"
+            }
+        )
     }
 }

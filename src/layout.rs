@@ -42,7 +42,11 @@ pub struct Columns {
 
 impl Default for Columns {
     fn default() -> Self {
-        Columns { teff: "T_eff".into(), mh: "M_H".into(), log_g: "log_g".into() }
+        Columns {
+            teff: "T_eff".into(),
+            mh: "M_H".into(),
+            log_g: "log_g".into(),
+        }
     }
 }
 
@@ -73,10 +77,14 @@ impl Columns {
         renames: impl IntoIterator<Item = &'a str>,
     ) -> crate::Result<()> {
         for spec in renames {
-            let (key, value) = spec.split_once('=').ok_or_else(|| crate::Error::InvalidParameter {
-                name: "column",
-                problem: format!("{spec:?} is not of the form NAME=COLUMN (e.g. log_g=logg)"),
-            })?;
+            let (key, value) =
+                spec.split_once('=')
+                    .ok_or_else(|| crate::Error::InvalidParameter {
+                        name: "column",
+                        problem: format!(
+                            "{spec:?} is not of the form NAME=COLUMN (e.g. log_g=logg)"
+                        ),
+                    })?;
             let slot = match key.trim() {
                 "teff" | "T_eff" => &mut self.teff,
                 "mh" | "M_H" => &mut self.mh,

@@ -28,9 +28,9 @@ pub mod synth;
 
 pub use error::{Error, Result};
 pub use layout::Layout;
-pub mod noise;
-pub mod source;
 pub mod inspect;
-pub mod scan;
+pub mod noise;
 pub mod partition;
+pub mod scan;
+pub mod source;
 pub mod stats;

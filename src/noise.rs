@@ -92,9 +92,15 @@ impl NoiseModel {
         };
         if parallel {
             use rayon::prelude::*;
-            flux.par_chunks_mut(pixels).zip(error.par_chunks(pixels)).enumerate().for_each(work);
+            flux.par_chunks_mut(pixels)
+                .zip(error.par_chunks(pixels))
+                .enumerate()
+                .for_each(work);
         } else {
-            flux.chunks_mut(pixels).zip(error.chunks(pixels)).enumerate().for_each(work);
+            flux.chunks_mut(pixels)
+                .zip(error.chunks(pixels))
+                .enumerate()
+                .for_each(work);
         }
     }
 }
@@ -118,7 +124,11 @@ mod tests {
             model.apply_rows(3, 100, p, &mut whole, &error, false);
             for chunk in [1, 2, 5, n] {
                 let mut pieces = flux.clone();
-                for (c, (f, e)) in pieces.chunks_mut(chunk * p).zip(error.chunks(chunk * p)).enumerate() {
+                for (c, (f, e)) in pieces
+                    .chunks_mut(chunk * p)
+                    .zip(error.chunks(chunk * p))
+                    .enumerate()
+                {
                     model.apply_rows(3, 100 + (c * chunk) as u64, p, f, e, true);
                 }
                 assert_eq!(whole, pieces, "n={n} p={p} chunk={chunk}");

@@ -69,10 +69,15 @@ impl Axis {
             Axis::Closed { edges } => (edges, 2),
             Axis::RightClosedOpenEnds { edges } => (edges, 1),
         };
-        if edges.len() < min || edges.iter().any(|e| !e.is_finite()) || edges.windows(2).any(|w| w[0] >= w[1]) {
+        if edges.len() < min
+            || edges.iter().any(|e| !e.is_finite())
+            || edges.windows(2).any(|w| w[0] >= w[1])
+        {
             return Err(Error::InvalidParameter {
                 name: "partition",
-                problem: format!("{name}: edges must be finite, strictly increasing, at least {min}: {edges:?}"),
+                problem: format!(
+                    "{name}: edges must be finite, strictly increasing, at least {min}: {edges:?}"
+                ),
             });
         }
         Ok(())
@@ -124,13 +129,21 @@ impl Partition {
     pub fn teff_mh() -> Self {
         let names = ["Cool", "Mid", "Hot"]
             .iter()
-            .flat_map(|t| ["Poor", "Solar", "Rich"].iter().map(move |m| format!("{t} {m}")))
+            .flat_map(|t| {
+                ["Poor", "Solar", "Rich"]
+                    .iter()
+                    .map(move |m| format!("{t} {m}"))
+            })
             .collect();
         Partition {
             name: "teff_mh".into(),
             kind: PartitionKind::TeffMh {
-                teff: Axis::Closed { edges: vec![3750.0, 4500.0, 5250.0, 6000.0] },
-                mh: Axis::Closed { edges: vec![-2.0, -1.0, 0.0, 0.5] },
+                teff: Axis::Closed {
+                    edges: vec![3750.0, 4500.0, 5250.0, 6000.0],
+                },
+                mh: Axis::Closed {
+                    edges: vec![-2.0, -1.0, 0.0, 0.5],
+                },
             },
             bin_names: names,
         }
@@ -140,7 +153,11 @@ impl Partition {
     pub fn snr() -> Self {
         Partition {
             name: "snr".into(),
-            kind: PartitionKind::Snr { snr: Axis::RightClosedOpenEnds { edges: vec![2.0, 4.0, 7.0] } },
+            kind: PartitionKind::Snr {
+                snr: Axis::RightClosedOpenEnds {
+                    edges: vec![2.0, 4.0, 7.0],
+                },
+            },
             bin_names: ["X", "L", "M", "H"].iter().map(|s| s.to_string()).collect(),
         }
     }
@@ -168,7 +185,9 @@ impl Partition {
     /// The bin of a row, or None when it is outside every bin.
     pub fn bin(&self, keys: &RowKeys) -> Option<usize> {
         match &self.kind {
-            PartitionKind::TeffMh { teff, mh } => Some(teff.bin(keys.teff)? * mh.bins() + mh.bin(keys.mh)?),
+            PartitionKind::TeffMh { teff, mh } => {
+                Some(teff.bin(keys.teff)? * mh.bins() + mh.bin(keys.mh)?)
+            }
             PartitionKind::Snr { snr } => snr.bin(keys.snr),
         }
     }
@@ -185,7 +204,12 @@ impl Partition {
         if self.bin_names.len() != self.bins() {
             return Err(Error::InvalidParameter {
                 name: "partition",
-                problem: format!("{}: {} bin names for {} bins", self.name, self.bin_names.len(), self.bins()),
+                problem: format!(
+                    "{}: {} bin names for {} bins",
+                    self.name,
+                    self.bin_names.len(),
+                    self.bins()
+                ),
             });
         }
         Ok(())
@@ -216,7 +240,10 @@ impl PartitionSet {
     /// Validated set; `folds` ≥ 1, at least one partition, unique names.
     pub fn new(partitions: Vec<Partition>, folds: usize) -> Result<Self> {
         if folds == 0 || folds > 64 {
-            return Err(Error::InvalidParameter { name: "folds", problem: format!("must be 1…64, got {folds}") });
+            return Err(Error::InvalidParameter {
+                name: "folds",
+                problem: format!("must be 1…64, got {folds}"),
+            });
         }
         for (i, p) in partitions.iter().enumerate() {
             p.check()?;
@@ -279,7 +306,10 @@ impl PartitionSet {
 
 impl Default for PartitionSet {
     fn default() -> Self {
-        PartitionSet { partitions: vec![Partition::teff_mh(), Partition::snr()], folds: 1 }
+        PartitionSet {
+            partitions: vec![Partition::teff_mh(), Partition::snr()],
+            folds: 1,
+        }
     }
 }
 
@@ -297,7 +327,11 @@ mod tests {
         assert_eq!(p.bin(&keys(3750.0, -2.0, 1.0)), Some(0));
         assert_eq!(p.bin(&keys(4499.9, -1.0, 1.0)), Some(1));
         assert_eq!(p.bin(&keys(4500.0, 0.0, 1.0)), Some(5));
-        assert_eq!(p.bin(&keys(6000.0, 0.5, 1.0)), Some(8), "last interval closed");
+        assert_eq!(
+            p.bin(&keys(6000.0, 0.5, 1.0)),
+            Some(8),
+            "last interval closed"
+        );
         assert_eq!(p.bin(&keys(6000.1, 0.0, 1.0)), None);
         assert_eq!(p.bin(&keys(5000.0, -2.5, 1.0)), None);
         assert_eq!(p.bin(&keys(5000.0, 0.75, 1.0)), None);
@@ -309,7 +343,10 @@ mod tests {
     fn snr_bins_are_right_closed() {
         let p = Partition::snr();
         let b = |s| p.bin(&keys(5000.0, 0.0, s));
-        assert_eq!([b(0.0), b(2.0), b(2.01), b(4.0), b(7.0), b(7.5)], [Some(0), Some(0), Some(1), Some(1), Some(2), Some(3)]);
+        assert_eq!(
+            [b(0.0), b(2.0), b(2.01), b(4.0), b(7.0), b(7.5)],
+            [Some(0), Some(0), Some(1), Some(1), Some(2), Some(3)]
+        );
     }
 
     #[test]
@@ -330,7 +367,10 @@ mod tests {
         for row in 0..50_000u64 {
             counts[fold_of(42, 1, row, k)] += 1;
         }
-        assert!(counts.iter().all(|&c| (9_500..10_500).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (9_500..10_500).contains(&c)),
+            "{counts:?}"
+        );
         assert_eq!(fold_of(42, 1, 7, k), fold_of(42, 1, 7, k));
         assert_eq!(fold_of(42, 1, 7, 1), 0);
     }
@@ -338,7 +378,11 @@ mod tests {
     #[test]
     fn bad_edges_are_refused() {
         let mut p = Partition::snr();
-        p.kind = PartitionKind::Snr { snr: Axis::RightClosedOpenEnds { edges: vec![4.0, 2.0] } };
+        p.kind = PartitionKind::Snr {
+            snr: Axis::RightClosedOpenEnds {
+                edges: vec![4.0, 2.0],
+            },
+        };
         assert!(p.check().is_err());
         assert!(PartitionSet::new(vec![Partition::snr(), Partition::snr()], 1).is_err());
         assert!(PartitionSet::new(vec![Partition::snr()], 0).is_err());

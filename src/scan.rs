@@ -33,7 +33,10 @@ impl Default for ScanOptions {
         ScanOptions {
             layout: Layout::default(),
             read: ReadOptions::default(),
-            noise: NoiseModel { level: 1.0, seed: 42 },
+            noise: NoiseModel {
+                level: 1.0,
+                seed: 42,
+            },
             chunk_rows: 256,
             prefetch: 2,
         }
@@ -78,7 +81,11 @@ impl ScanSummary {
 
 /// Reads `paths` (shard index = position in the list) with noise and
 /// summarises. `progress` is called with the rows of each chunk done.
-pub fn scan(paths: &[PathBuf], options: &ScanOptions, progress: &dyn Fn(u64)) -> Result<ScanSummary> {
+pub fn scan(
+    paths: &[PathBuf],
+    options: &ScanOptions,
+    progress: &dyn Fn(u64),
+) -> Result<ScanSummary> {
     let start = Instant::now();
     let cols = &options.layout.columns;
     let mut read = options.read.clone();
@@ -103,7 +110,11 @@ pub fn scan(paths: &[PathBuf], options: &ScanOptions, progress: &dyn Fn(u64)) ->
     let (mut rows, mut skipped, mut bytes, mut flux_sum) = (0usize, 0usize, 0u64, 0.0f64);
     let mut snr = Vec::new();
     let mut log_g = [f64::INFINITY, 0.0, f64::NEG_INFINITY];
-    let level = if options.noise.level > 0.0 { options.noise.level } else { 1.0 };
+    let level = if options.noise.level > 0.0 {
+        options.noise.level
+    } else {
+        1.0
+    };
     while let Some(chunk) = pre.next() {
         let mut chunk = chunk?;
         let p = chunk.pixels;
@@ -117,7 +128,14 @@ pub fn scan(paths: &[PathBuf], options: &ScanOptions, progress: &dyn Fn(u64)) ->
                     snr.push(nf / (level * ne));
                 }
             }
-            options.noise.apply_rows(chunk.shard, chunk.start as u64, p, &mut chunk.flux, &chunk.error, true);
+            options.noise.apply_rows(
+                chunk.shard,
+                chunk.start as u64,
+                p,
+                &mut chunk.flux,
+                &chunk.error,
+                true,
+            );
         }
         for r in 0..chunk.rows {
             if chunk.skip[r] {

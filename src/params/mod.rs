@@ -121,7 +121,8 @@ pub fn columns_from_descriptor(
         return Err(format!("a compound table, found {desc:?}"));
     };
     let is_block = |name: &str| {
-        name.strip_prefix("values_block_").is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+        name.strip_prefix("values_block_")
+            .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
     };
     let pandas = compound.fields.iter().any(|f| is_block(&f.name));
     let mut columns = Vec::new();
@@ -130,7 +131,12 @@ pub fn columns_from_descriptor(
             let names = match block_names(&field.name) {
                 Some(Ok(names)) => names,
                 Some(Err(e)) => return Err(e),
-                None => return Err(format!("attribute {}_kind with the column names", field.name)),
+                None => {
+                    return Err(format!(
+                        "attribute {}_kind with the column names",
+                        field.name
+                    ))
+                }
             };
             let (elem, count) = match &field.ty {
                 TypeDescriptor::FixedArray(elem, n) => (elem.as_ref(), *n),
@@ -147,7 +153,11 @@ pub fn columns_from_descriptor(
             let kind = ColumnKind::from_descriptor(elem);
             let size = ColumnKind::size(elem);
             for (i, name) in names.into_iter().enumerate() {
-                columns.push(Column { name, offset: field.offset + i * size, kind });
+                columns.push(Column {
+                    name,
+                    offset: field.offset + i * size,
+                    kind,
+                });
             }
         } else if pandas && field.name == "index" {
             continue;
@@ -159,7 +169,11 @@ pub fn columns_from_descriptor(
             });
         }
     }
-    let format = if pandas { TableFormat::PandasBlocks } else { TableFormat::Fields };
+    let format = if pandas {
+        TableFormat::PandasBlocks
+    } else {
+        TableFormat::Fields
+    };
     Ok((format, columns))
 }
 
@@ -200,7 +214,9 @@ impl ParamsTable {
             let attr_name = format!("{block}_kind");
             let attr = ds.attr(&attr_name).ok()?;
             Some(match crate::h5raw::read_fixed_string_attr(&attr) {
-                Ok(bytes) => pickle::decode_string_list(&bytes).map_err(|e| format!("{attr_name}: {e}")),
+                Ok(bytes) => {
+                    pickle::decode_string_list(&bytes).map_err(|e| format!("{attr_name}: {e}"))
+                }
                 Err(e) => Err(format!("{attr_name}: {e}")),
             })
         })
@@ -234,12 +250,21 @@ impl ParamsTable {
 
     /// Index of the column `name`, or an error listing the columns that exist.
     pub fn column_index(&self, name: &str) -> Result<usize> {
-        let i = self.columns.iter().position(|c| c.name == name).ok_or_else(|| Error::MissingColumn {
-            path: self.path.clone(),
-            dataset: self.dataset_name.clone(),
-            column: name.to_string(),
-            available: self.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
-        })?;
+        let i = self
+            .columns
+            .iter()
+            .position(|c| c.name == name)
+            .ok_or_else(|| Error::MissingColumn {
+                path: self.path.clone(),
+                dataset: self.dataset_name.clone(),
+                column: name.to_string(),
+                available: self
+                    .columns
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
         if self.columns[i].kind == ColumnKind::Other {
             return Err(Error::Layout {
                 path: self.path.clone(),
@@ -254,7 +279,13 @@ impl ParamsTable {
     /// Reads `rows` of the columns `cols` (indices from [`Self::column_index`])
     /// into `out`, row-major (`rows.len() × cols.len()`), as f64. `scratch`
     /// holds the raw records and is reused between calls.
-    pub fn read(&self, rows: Range<usize>, cols: &[usize], out: &mut [f64], scratch: &mut Vec<u8>) -> Result<()> {
+    pub fn read(
+        &self,
+        rows: Range<usize>,
+        cols: &[usize],
+        out: &mut [f64],
+        scratch: &mut Vec<u8>,
+    ) -> Result<()> {
         let n = rows.end.saturating_sub(rows.start);
         if rows.end > self.rows || out.len() != n * cols.len() {
             return Err(Error::Shape(format!(
@@ -266,20 +297,32 @@ impl ParamsTable {
                 cols.len()
             )));
         }
-        crate::h5raw::read_records_raw(&self.dataset, &self.mem_type, rows.clone(), scratch).map_err(|e| {
-            Error::hdf5(&self.path, format!("reading {} rows {}..{}", self.dataset_name, rows.start, rows.end), e)
-        })?;
+        crate::h5raw::read_records_raw(&self.dataset, &self.mem_type, rows.clone(), scratch)
+            .map_err(|e| {
+                Error::hdf5(
+                    &self.path,
+                    format!(
+                        "reading {} rows {}..{}",
+                        self.dataset_name, rows.start, rows.end
+                    ),
+                    e,
+                )
+            })?;
         for (r, record) in scratch.chunks_exact(self.record).enumerate() {
             for (j, &c) in cols.iter().enumerate() {
-                let col = self.columns.get(c).ok_or_else(|| Error::Shape(format!("no column index {c}")))?;
-                let value = record.get(col.offset..).and_then(|b| col.kind.decode(b)).ok_or_else(|| {
-                    Error::Layout {
+                let col = self
+                    .columns
+                    .get(c)
+                    .ok_or_else(|| Error::Shape(format!("no column index {c}")))?;
+                let value = record
+                    .get(col.offset..)
+                    .and_then(|b| col.kind.decode(b))
+                    .ok_or_else(|| Error::Layout {
                         path: self.path.clone(),
                         dataset: self.dataset_name.clone(),
                         expected: format!("a numeric column {:?}", col.name),
                         found: "an undecodable value".into(),
-                    }
-                })?;
+                    })?;
                 out[r * cols.len() + j] = value;
             }
         }
@@ -293,7 +336,12 @@ mod tests {
     use hdf5::types::{CompoundField, CompoundType};
 
     fn field(name: &str, ty: TypeDescriptor, offset: usize, index: usize) -> CompoundField {
-        CompoundField { name: name.into(), ty, offset, index }
+        CompoundField {
+            name: name.into(),
+            ty,
+            offset,
+            index,
+        }
     }
 
     #[test]
@@ -307,7 +355,14 @@ mod tests {
         });
         let (fmt, cols) = columns_from_descriptor(&desc, |_| None).unwrap();
         assert_eq!(fmt, TableFormat::Fields);
-        assert_eq!(cols[1], Column { name: "id".into(), offset: 8, kind: ColumnKind::Int(8) });
+        assert_eq!(
+            cols[1],
+            Column {
+                name: "id".into(),
+                offset: 8,
+                kind: ColumnKind::Int(8)
+            }
+        );
     }
 
     #[test]
@@ -321,7 +376,12 @@ mod tests {
                     8,
                     1,
                 ),
-                field("values_block_1", TypeDescriptor::FixedArray(Box::new(TypeDescriptor::Integer(IntSize::U8)), 1), 24, 2),
+                field(
+                    "values_block_1",
+                    TypeDescriptor::FixedArray(Box::new(TypeDescriptor::Integer(IntSize::U8)), 1),
+                    24,
+                    2,
+                ),
             ],
             size: 32,
         });
@@ -343,8 +403,14 @@ mod tests {
 
     #[test]
     fn decode_kinds() {
-        assert_eq!(ColumnKind::Int(2).decode(&(-3i16).to_ne_bytes()), Some(-3.0));
-        assert_eq!(ColumnKind::Float(4).decode(&1.5f32.to_ne_bytes()), Some(1.5));
+        assert_eq!(
+            ColumnKind::Int(2).decode(&(-3i16).to_ne_bytes()),
+            Some(-3.0)
+        );
+        assert_eq!(
+            ColumnKind::Float(4).decode(&1.5f32.to_ne_bytes()),
+            Some(1.5)
+        );
         assert_eq!(ColumnKind::Float(8).decode(&[0u8; 3]), None);
         assert_eq!(ColumnKind::Other.decode(&[0u8; 8]), None);
     }

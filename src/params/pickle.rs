@@ -42,7 +42,9 @@ impl<'a> Cursor<'a> {
                 self.pos = end;
                 Ok(s)
             }
-            None => Err(PickleError::Truncated { offset: self.bytes.len() }),
+            None => Err(PickleError::Truncated {
+                offset: self.bytes.len(),
+            }),
         }
     }
     fn byte(&mut self) -> Result<u8, PickleError> {
@@ -55,7 +57,9 @@ impl<'a> Cursor<'a> {
                 self.pos += i + 1;
                 Ok(&rest[..i])
             }
-            None => Err(PickleError::Truncated { offset: self.bytes.len() }),
+            None => Err(PickleError::Truncated {
+                offset: self.bytes.len(),
+            }),
         }
     }
     fn len_u32(&mut self) -> Result<usize, PickleError> {
@@ -66,8 +70,9 @@ impl<'a> Cursor<'a> {
         let b = self.take(8)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
-        usize::try_from(u64::from_le_bytes(a))
-            .map_err(|_| PickleError::Truncated { offset: self.bytes.len() })
+        usize::try_from(u64::from_le_bytes(a)).map_err(|_| PickleError::Truncated {
+            offset: self.bytes.len(),
+        })
     }
 }
 
@@ -81,12 +86,17 @@ fn raw_unicode_escape(bytes: &[u8], offset: usize) -> Result<String, PickleError
     let mut out = String::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 1 < bytes.len() && (bytes[i + 1] == b'u' || bytes[i + 1] == b'U')
+        if bytes[i] == b'\\'
+            && i + 1 < bytes.len()
+            && (bytes[i + 1] == b'u' || bytes[i + 1] == b'U')
         {
             let n = if bytes[i + 1] == b'u' { 4 } else { 8 };
-            let hex = bytes.get(i + 2..i + 2 + n).ok_or(malformed("short \\u escape", offset))?;
+            let hex = bytes
+                .get(i + 2..i + 2 + n)
+                .ok_or(malformed("short \\u escape", offset))?;
             let hex = std::str::from_utf8(hex).map_err(|_| malformed("bad \\u escape", offset))?;
-            let cp = u32::from_str_radix(hex, 16).map_err(|_| malformed("bad \\u escape", offset))?;
+            let cp =
+                u32::from_str_radix(hex, 16).map_err(|_| malformed("bad \\u escape", offset))?;
             out.push(char::from_u32(cp).ok_or(malformed("invalid code point", offset))?);
             i += 2 + n;
         } else {
@@ -119,9 +129,11 @@ fn quoted_string(line: &[u8], offset: usize) -> Result<String, PickleError> {
                 b'\'' => out.push('\''),
                 b'"' => out.push('"'),
                 b'x' => {
-                    let hex = body.get(i..i + 2).ok_or(malformed("short \\x escape", offset))?;
-                    let hex =
-                        std::str::from_utf8(hex).map_err(|_| malformed("bad \\x escape", offset))?;
+                    let hex = body
+                        .get(i..i + 2)
+                        .ok_or(malformed("short \\x escape", offset))?;
+                    let hex = std::str::from_utf8(hex)
+                        .map_err(|_| malformed("bad \\x escape", offset))?;
                     let v = u8::from_str_radix(hex, 16)
                         .map_err(|_| malformed("bad \\x escape", offset))?;
                     out.push(v as char);
@@ -174,7 +186,12 @@ pub fn decode_string_list(bytes: &[u8]) -> Result<Vec<String>, PickleError> {
             })
             .collect()
     }
-    fn memo_put(memo: &mut Vec<Option<Value>>, idx: usize, v: Value, offset: usize) -> Result<(), PickleError> {
+    fn memo_put(
+        memo: &mut Vec<Option<Value>>,
+        idx: usize,
+        v: Value,
+        offset: usize,
+    ) -> Result<(), PickleError> {
         if idx >= MAX_ITEMS {
             return Err(malformed("memo index too large", offset));
         }
@@ -202,7 +219,9 @@ pub fn decode_string_list(bytes: &[u8]) -> Result<Vec<String>, PickleError> {
                 // STOP
                 return match stack.pop() {
                     Some(Value::List(v)) if stack.is_empty() => Ok(v),
-                    Some(Value::List(_)) => Err(malformed("values left on the stack at STOP", offset)),
+                    Some(Value::List(_)) => {
+                        Err(malformed("values left on the stack at STOP", offset))
+                    }
                     _ => Err(malformed("the pickle is not a list of strings", offset)),
                 };
             }
@@ -222,7 +241,9 @@ pub fn decode_string_list(bytes: &[u8]) -> Result<Vec<String>, PickleError> {
                 stack.push(Value::List(strings(items, offset)?));
             }
             b'a' => {
-                let item = stack.pop().ok_or(malformed("APPEND on an empty stack", offset))?;
+                let item = stack
+                    .pop()
+                    .ok_or(malformed("APPEND on an empty stack", offset))?;
                 let Value::Str(s) = item else {
                     return Err(malformed("list item is not a string", offset));
                 };
@@ -277,16 +298,29 @@ pub fn decode_string_list(bytes: &[u8]) -> Result<Vec<String>, PickleError> {
                     .ok()
                     .and_then(|s| s.trim().parse::<usize>().ok())
                     .ok_or(malformed("bad PUT index", offset))?;
-                let top = stack.last().ok_or(malformed("PUT on an empty stack", offset))?.clone();
+                let top = stack
+                    .last()
+                    .ok_or(malformed("PUT on an empty stack", offset))?
+                    .clone();
                 memo_put(&mut memo, idx, top, offset)?;
             }
             b'q' | b'r' => {
-                let idx = if op == b'q' { c.byte()? as usize } else { c.len_u32()? };
-                let top = stack.last().ok_or(malformed("PUT on an empty stack", offset))?.clone();
+                let idx = if op == b'q' {
+                    c.byte()? as usize
+                } else {
+                    c.len_u32()?
+                };
+                let top = stack
+                    .last()
+                    .ok_or(malformed("PUT on an empty stack", offset))?
+                    .clone();
                 memo_put(&mut memo, idx, top, offset)?;
             }
             0x94 => {
-                let top = stack.last().ok_or(malformed("MEMOIZE on an empty stack", offset))?.clone();
+                let top = stack
+                    .last()
+                    .ok_or(malformed("MEMOIZE on an empty stack", offset))?
+                    .clone();
                 let idx = memo.len();
                 memo_put(&mut memo, idx, top, offset)?;
             }
@@ -306,7 +340,12 @@ pub fn decode_string_list(bytes: &[u8]) -> Result<Vec<String>, PickleError> {
                 // Memoised lists are aliased in Python; we only ever GET strings in practice.
                 stack.push(v);
             }
-            other => return Err(PickleError::Unsupported { opcode: other, offset }),
+            other => {
+                return Err(PickleError::Unsupported {
+                    opcode: other,
+                    offset,
+                })
+            }
         }
     }
 }
@@ -319,7 +358,10 @@ mod tests {
     fn protocol0_list_of_unicode() {
         // pickle.dumps(["T_eff", "M_H", "log_g"], 0)
         let p = b"(lp0\nVT_eff\np1\naVM_H\np2\naVlog_g\np3\na.";
-        assert_eq!(decode_string_list(p).unwrap(), vec!["T_eff", "M_H", "log_g"]);
+        assert_eq!(
+            decode_string_list(p).unwrap(),
+            vec!["T_eff", "M_H", "log_g"]
+        );
     }
 
     #[test]
@@ -332,7 +374,8 @@ mod tests {
     #[test]
     fn protocol4_list_with_frame_and_memoize() {
         // pickle.dumps(["T_eff", "M_H"], 4)
-        let p = b"\x80\x04\x95\x13\x00\x00\x00\x00\x00\x00\x00]\x94(\x8c\x05T_eff\x94\x8c\x03M_H\x94e.";
+        let p =
+            b"\x80\x04\x95\x13\x00\x00\x00\x00\x00\x00\x00]\x94(\x8c\x05T_eff\x94\x8c\x03M_H\x94e.";
         assert_eq!(decode_string_list(p).unwrap(), vec!["T_eff", "M_H"]);
     }
 
@@ -351,9 +394,23 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for p in [&b""[..], b".", b"(", b"(l", b"X\xff\xff\xff\xff", b"\x95", b"a", b"e", b"]V\n", b"]Vx\na"] {
+        for p in [
+            &b""[..],
+            b".",
+            b"(",
+            b"(l",
+            b"X\xff\xff\xff\xff",
+            b"\x95",
+            b"a",
+            b"e",
+            b"]V\n",
+            b"]Vx\na",
+        ] {
             assert!(decode_string_list(p).is_err(), "{p:?}");
         }
-        assert!(matches!(decode_string_list(b"I1\n."), Err(PickleError::Unsupported { opcode: b'I', .. })));
+        assert!(matches!(
+            decode_string_list(b"I1\n."),
+            Err(PickleError::Unsupported { opcode: b'I', .. })
+        ));
     }
 }

@@ -29,18 +29,36 @@ impl MemorySource {
         ncols: usize,
     ) -> Result<Self> {
         if pixels == 0 || flux.len() % pixels != 0 {
-            return Err(Error::Shape(format!("{} flux values are not rows of {pixels} pixels", flux.len())));
+            return Err(Error::Shape(format!(
+                "{} flux values are not rows of {pixels} pixels",
+                flux.len()
+            )));
         }
         let rows = flux.len() / pixels;
         if let Some(e) = &error {
             if e.len() != flux.len() {
-                return Err(Error::Shape(format!("error has {} values, flux {}", e.len(), flux.len())));
+                return Err(Error::Shape(format!(
+                    "error has {} values, flux {}",
+                    e.len(),
+                    flux.len()
+                )));
             }
         }
         if params.len() != rows * ncols {
-            return Err(Error::Shape(format!("params has {} values for {rows} rows × {ncols} columns", params.len())));
+            return Err(Error::Shape(format!(
+                "params has {} values for {rows} rows × {ncols} columns",
+                params.len()
+            )));
         }
-        Ok(MemorySource { shard, rows, pixels, flux, error, params, ncols })
+        Ok(MemorySource {
+            shard,
+            rows,
+            pixels,
+            flux,
+            error,
+            params,
+            ncols,
+        })
     }
 }
 
@@ -56,15 +74,30 @@ impl ChunkSource for MemorySource {
     }
     fn read_chunk(&mut self, rows: Range<usize>, chunk: &mut Chunk) -> Result<()> {
         if rows.start > rows.end || rows.end > self.rows {
-            return Err(Error::Shape(format!("rows {}..{} of a source of {} rows", rows.start, rows.end, self.rows)));
+            return Err(Error::Shape(format!(
+                "rows {}..{} of a source of {} rows",
+                rows.start, rows.end, self.rows
+            )));
         }
         let p = self.pixels;
-        chunk.reset(self.shard, rows.clone(), p, self.ncols, self.error.is_some());
-        chunk.flux.copy_from_slice(&self.flux[rows.start * p..rows.end * p]);
+        chunk.reset(
+            self.shard,
+            rows.clone(),
+            p,
+            self.ncols,
+            self.error.is_some(),
+        );
+        chunk
+            .flux
+            .copy_from_slice(&self.flux[rows.start * p..rows.end * p]);
         if let Some(e) = &self.error {
-            chunk.error.copy_from_slice(&e[rows.start * p..rows.end * p]);
+            chunk
+                .error
+                .copy_from_slice(&e[rows.start * p..rows.end * p]);
         }
-        chunk.params.copy_from_slice(&self.params[rows.start * self.ncols..rows.end * self.ncols]);
+        chunk
+            .params
+            .copy_from_slice(&self.params[rows.start * self.ncols..rows.end * self.ncols]);
         Ok(())
     }
 }

@@ -24,7 +24,9 @@ pub mod zero_copy;
 pub use memory::MemorySource;
 pub use plan::{plan, ChunkTask};
 pub use prefetch::Prefetcher;
-pub use shard::{ArrayInfo, NonFinitePolicy, ReadOptions, ReadPath, Shard, ShardReader, Spectra, Storage};
+pub use shard::{
+    ArrayInfo, NonFinitePolicy, ReadOptions, ReadPath, Shard, ShardReader, Spectra, Storage,
+};
 
 use std::ops::Range;
 
@@ -73,7 +75,14 @@ impl Chunk {
     }
 
     /// Sizes the buffers for `rows` rows (keeping capacity) and sets the header.
-    pub(crate) fn reset(&mut self, shard: u64, rows: Range<usize>, pixels: usize, ncols: usize, error: bool) {
+    pub(crate) fn reset(
+        &mut self,
+        shard: u64,
+        rows: Range<usize>,
+        pixels: usize,
+        ncols: usize,
+        error: bool,
+    ) {
         let n = rows.end - rows.start;
         self.shard = shard;
         self.start = rows.start;

@@ -19,7 +19,10 @@ pub struct ChunkTask {
 /// sources produce no task. `chunk_rows` must be ≥ 1.
 pub fn plan(rows: &[usize], chunk_rows: usize) -> Result<Vec<ChunkTask>> {
     if chunk_rows == 0 {
-        return Err(Error::InvalidParameter { name: "chunk_rows", problem: "must be at least 1".into() });
+        return Err(Error::InvalidParameter {
+            name: "chunk_rows",
+            problem: "must be at least 1".into(),
+        });
     }
     let mut tasks = Vec::with_capacity(rows.iter().map(|&n| n.div_ceil(chunk_rows)).sum());
     for (source, &n) in rows.iter().enumerate() {

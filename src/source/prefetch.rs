@@ -22,7 +22,11 @@ pub struct Prefetcher {
 impl Prefetcher {
     /// Starts reading `sources` in chunks of `chunk_rows` rows, shard after
     /// shard, keeping up to `depth` (≥ 1) chunks ready.
-    pub fn spawn<S: ChunkSource + 'static>(sources: Vec<S>, chunk_rows: usize, depth: usize) -> Result<Self> {
+    pub fn spawn<S: ChunkSource + 'static>(
+        sources: Vec<S>,
+        chunk_rows: usize,
+        depth: usize,
+    ) -> Result<Self> {
         let rows: Vec<usize> = sources.iter().map(|s| s.rows()).collect();
         let tasks = plan(&rows, chunk_rows)?;
         let depth = depth.max(1);
@@ -34,7 +38,9 @@ impl Prefetcher {
                 let mut sources = sources;
                 for task in tasks {
                     let mut chunk = spare_rx.try_recv().unwrap_or_default();
-                    let result = sources[task.source].read_chunk(task.rows, &mut chunk).map(|()| chunk);
+                    let result = sources[task.source]
+                        .read_chunk(task.rows, &mut chunk)
+                        .map(|()| chunk);
                     let failed = result.is_err();
                     if tx.send(result).is_err() || failed {
                         return; // consumer gone, or the error is delivered: stop.
@@ -42,7 +48,11 @@ impl Prefetcher {
                 }
             })
             .map_err(|e| Error::Worker(e.to_string()))?;
-        Ok(Prefetcher { chunks: rx, spare: spare_tx, thread: Some(thread) })
+        Ok(Prefetcher {
+            chunks: rx,
+            spare: spare_tx,
+            thread: Some(thread),
+        })
     }
 
     /// Gives a chunk's buffers back for reuse.
@@ -89,7 +99,9 @@ mod tests {
     fn delivers_every_row_in_order_and_reuses_buffers() {
         let p = 3;
         let make = |shard: u64, n: usize| {
-            let flux: Vec<f64> = (0..n * p).map(|i| (shard * 1000) as f64 + i as f64).collect();
+            let flux: Vec<f64> = (0..n * p)
+                .map(|i| (shard * 1000) as f64 + i as f64)
+                .collect();
             MemorySource::new(shard, p, flux, None, vec![0.0; n], 1).unwrap()
         };
         let sources = vec![make(0, 10), make(1, 0), make(2, 7)];

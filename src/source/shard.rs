@@ -36,8 +36,12 @@ impl std::fmt::Display for Storage {
         match self {
             Storage::Contiguous { offset: Some(o) } => write!(f, "contiguous at byte {o}"),
             Storage::Contiguous { offset: None } => write!(f, "contiguous, not allocated"),
-            Storage::Chunked { chunk, filters } if filters.is_empty() => write!(f, "chunked {chunk:?}"),
-            Storage::Chunked { chunk, filters } => write!(f, "chunked {chunk:?}, filters {}", filters.join(", ")),
+            Storage::Chunked { chunk, filters } if filters.is_empty() => {
+                write!(f, "chunked {chunk:?}")
+            }
+            Storage::Chunked { chunk, filters } => {
+                write!(f, "chunked {chunk:?}, filters {}", filters.join(", "))
+            }
             Storage::Compact => write!(f, "compact"),
             Storage::Other => write!(f, "other (virtual?)"),
         }
@@ -129,8 +133,12 @@ fn describe_float(dtype: &hdf5::Datatype) -> (String, Option<FloatType>) {
     };
     let le = order == "LE";
     match dtype.to_descriptor() {
-        Ok(TypeDescriptor::Float(FloatSize::U8)) => (format!("float64 {order}"), le.then_some(FloatType::F64Le)),
-        Ok(TypeDescriptor::Float(FloatSize::U4)) => (format!("float32 {order}"), le.then_some(FloatType::F32Le)),
+        Ok(TypeDescriptor::Float(FloatSize::U8)) => {
+            (format!("float64 {order}"), le.then_some(FloatType::F64Le))
+        }
+        Ok(TypeDescriptor::Float(FloatSize::U4)) => {
+            (format!("float32 {order}"), le.then_some(FloatType::F32Le))
+        }
         Ok(other) => (format!("{other}"), None),
         Err(_) => ("unknown".into(), None),
     }
@@ -139,30 +147,54 @@ fn describe_float(dtype: &hdf5::Datatype) -> (String, Option<FloatType>) {
 fn array_info(ds: &hdf5::Dataset, name: &str, file_len: u64) -> ArrayInfo {
     let shape = ds.shape();
     let dtype = ds.dtype().ok();
-    let (dtype_name, float) = dtype.as_ref().map(describe_float).unwrap_or(("unknown".into(), None));
+    let (dtype_name, float) = dtype
+        .as_ref()
+        .map(describe_float)
+        .unwrap_or(("unknown".into(), None));
     let storage = match ds.layout() {
-        hdf5::dataset::Layout::Contiguous => Storage::Contiguous { offset: ds.offset() },
+        hdf5::dataset::Layout::Contiguous => Storage::Contiguous {
+            offset: ds.offset(),
+        },
         hdf5::dataset::Layout::Chunked => Storage::Chunked {
             chunk: ds.chunk().unwrap_or_default(),
-            filters: ds.filters().iter().map(|f| format!("{f:?}").to_lowercase()).collect(),
+            filters: ds
+                .filters()
+                .iter()
+                .map(|f| format!("{f:?}").to_lowercase())
+                .collect(),
         },
         hdf5::dataset::Layout::Compact => Storage::Compact,
         #[allow(unreachable_patterns)]
         _ => Storage::Other,
     };
-    let bytes = shape.iter().product::<usize>() as u64 * dtype.as_ref().map_or(0, |d| d.size() as u64);
+    let bytes =
+        shape.iter().product::<usize>() as u64 * dtype.as_ref().map_or(0, |d| d.size() as u64);
     let zero_copy = match (&storage, float) {
-        (_, None) => Err(format!("element type {dtype_name} is not a little-endian float")),
-        (Storage::Contiguous { offset: Some(o) }, Some(_)) if o.checked_add(bytes).is_some_and(|e| e <= file_len) => Ok(()),
-        (Storage::Contiguous { offset: Some(o) }, Some(_)) => {
-            Err(format!("data at bytes {o}..{} lie past the end of the {file_len}-byte file", o + bytes))
+        (_, None) => Err(format!(
+            "element type {dtype_name} is not a little-endian float"
+        )),
+        (Storage::Contiguous { offset: Some(o) }, Some(_))
+            if o.checked_add(bytes).is_some_and(|e| e <= file_len) =>
+        {
+            Ok(())
         }
+        (Storage::Contiguous { offset: Some(o) }, Some(_)) => Err(format!(
+            "data at bytes {o}..{} lie past the end of the {file_len}-byte file",
+            o + bytes
+        )),
         (Storage::Contiguous { offset: None }, _) => Err("storage not allocated".into()),
         (Storage::Chunked { .. }, _) => Err("chunked storage".into()),
         (Storage::Compact, _) => Err("compact storage".into()),
         (Storage::Other, _) => Err("virtual or unknown storage".into()),
     };
-    ArrayInfo { name: name.to_string(), shape, dtype: dtype_name, storage, zero_copy, float }
+    ArrayInfo {
+        name: name.to_string(),
+        shape,
+        dtype: dtype_name,
+        storage,
+        zero_copy,
+        float,
+    }
 }
 
 impl Shard {
@@ -173,7 +205,10 @@ impl Shard {
         let path = path.as_ref();
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if meta.is_dir() {
-            return Err(Error::io(path, std::io::Error::other("is a directory, not an HDF5 file")));
+            return Err(Error::io(
+                path,
+                std::io::Error::other("is a directory, not an HDF5 file"),
+            ));
         }
         let file_len = meta.len();
         let file = hdf5::File::open(path).map_err(|e| {
@@ -184,7 +219,11 @@ impl Shard {
             if is_hdf5 {
                 Error::hdf5(path, "opening as HDF5 (truncated or damaged file?)", e)
             } else {
-                Error::hdf5(path, "opening as HDF5", "not an HDF5 file (no HDF5 signature)".to_string().into())
+                Error::hdf5(
+                    path,
+                    "opening as HDF5",
+                    "not an HDF5 file (no HDF5 signature)".to_string().into(),
+                )
             }
         })?;
         let missing = |dataset: &str| {
@@ -201,46 +240,60 @@ impl Shard {
             expected: expected.to_string(),
             found,
         };
-        let open_array = |name: &str, required: bool| -> Result<Option<(hdf5::Dataset, ArrayInfo)>> {
-            match file.dataset(name) {
-                Ok(ds) => {
-                    let info = array_info(&ds, name, file_len);
-                    Ok(Some((ds, info)))
+        let open_array =
+            |name: &str, required: bool| -> Result<Option<(hdf5::Dataset, ArrayInfo)>> {
+                match file.dataset(name) {
+                    Ok(ds) => {
+                        let info = array_info(&ds, name, file_len);
+                        Ok(Some((ds, info)))
+                    }
+                    Err(_) if !required => Ok(None),
+                    Err(_) => Err(missing(name)),
                 }
-                Err(_) if !required => Ok(None),
-                Err(_) => Err(missing(name)),
-            }
-        };
+            };
 
         let flux = open_array(&layout.flux, true)?.ok_or_else(|| missing(&layout.flux))?;
         let shape = flux.1.shape.clone();
         if shape.len() != 2 {
-            return Err(layout_err(&layout.flux, "a 2-D (rows, pixels) array", format!("shape {shape:?}")));
+            return Err(layout_err(
+                &layout.flux,
+                "a 2-D (rows, pixels) array",
+                format!("shape {shape:?}"),
+            ));
         }
         let (rows, pixels) = (shape[0], shape[1]);
         if rows == 0 || pixels == 0 {
-            return Err(layout_err(&layout.flux, "at least one row and one pixel", format!("shape {shape:?}")));
+            return Err(layout_err(
+                &layout.flux,
+                "at least one row and one pixel",
+                format!("shape {shape:?}"),
+            ));
         }
         let check_float = |info: &ArrayInfo| -> Result<()> {
             if info.float.is_none() && !info.dtype.starts_with("float") {
-                return Err(layout_err(&info.name, "float32 or float64 values", info.dtype.clone()));
+                return Err(layout_err(
+                    &info.name,
+                    "float32 or float64 values",
+                    info.dtype.clone(),
+                ));
             }
             Ok(())
         };
         check_float(&flux.1)?;
-        let same_shape = |a: Option<(hdf5::Dataset, ArrayInfo)>| -> Result<Option<(hdf5::Dataset, ArrayInfo)>> {
-            if let Some((_, info)) = &a {
-                if info.shape != shape {
-                    return Err(layout_err(
-                        &info.name,
-                        &format!("shape {shape:?} like {}", layout.flux),
-                        format!("shape {:?}", info.shape),
-                    ));
+        let same_shape =
+            |a: Option<(hdf5::Dataset, ArrayInfo)>| -> Result<Option<(hdf5::Dataset, ArrayInfo)>> {
+                if let Some((_, info)) = &a {
+                    if info.shape != shape {
+                        return Err(layout_err(
+                            &info.name,
+                            &format!("shape {shape:?} like {}", layout.flux),
+                            format!("shape {:?}", info.shape),
+                        ));
+                    }
+                    check_float(info)?;
                 }
-                check_float(info)?;
-            }
-            Ok(a)
-        };
+                Ok(a)
+            };
         let error = same_shape(open_array(&layout.error, false)?)?;
         let noisy = same_shape(open_array(&layout.noisy, false)?)?;
         if error.is_none() && noisy.is_none() {
@@ -256,7 +309,9 @@ impl Shard {
                 format!("{} rows", params.rows()),
             ));
         }
-        let wave_ds = file.dataset(&layout.wave).map_err(|_| missing(&layout.wave))?;
+        let wave_ds = file
+            .dataset(&layout.wave)
+            .map_err(|_| missing(&layout.wave))?;
         let wave: Vec<f64> = wave_ds
             .read_raw::<f64>()
             .map_err(|e| Error::hdf5(path, format!("reading {}", layout.wave), e))?;
@@ -276,9 +331,21 @@ impl Shard {
                 problem: format!("non-finite wavelength {}", wave[i]),
             });
         }
-        for info in [Some(&flux.1), error.as_ref().map(|e| &e.1), noisy.as_ref().map(|e| &e.1)].into_iter().flatten() {
+        for info in [
+            Some(&flux.1),
+            error.as_ref().map(|e| &e.1),
+            noisy.as_ref().map(|e| &e.1),
+        ]
+        .into_iter()
+        .flatten()
+        {
             if let Storage::Contiguous { offset: Some(o) } = info.storage {
-                let bytes = (rows * pixels) as u64 * if info.dtype.starts_with("float32") { 4 } else { 8 };
+                let bytes = (rows * pixels) as u64
+                    * if info.dtype.starts_with("float32") {
+                        4
+                    } else {
+                        8
+                    };
                 if o.saturating_add(bytes) > file_len {
                     return Err(layout_err(
                         &info.name,
@@ -329,10 +396,15 @@ impl Shard {
     }
     /// The arrays present: flux, then error, noisy and mask when present.
     pub fn arrays(&self) -> Vec<&ArrayInfo> {
-        [Some(&self.flux.1), self.error.as_ref().map(|e| &e.1), self.noisy.as_ref().map(|e| &e.1), self.mask.as_ref()]
-            .into_iter()
-            .flatten()
-            .collect()
+        [
+            Some(&self.flux.1),
+            self.error.as_ref().map(|e| &e.1),
+            self.noisy.as_ref().map(|e| &e.1),
+            self.mask.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
     /// Whether a stored `noisy` array is present.
     pub fn has_noisy(&self) -> bool {
@@ -341,29 +413,51 @@ impl Shard {
 
     /// A reader of this shard, recording `shard_index` in its chunks.
     pub fn reader(&self, shard_index: u64, options: &ReadOptions) -> Result<ShardReader> {
-        let array = |entry: Option<&(hdf5::Dataset, ArrayInfo)>, name: &str| -> Result<ArrayReader> {
-            let (ds, info) = entry.ok_or_else(|| Error::MissingDataset {
-                path: self.path.clone(),
-                dataset: name.to_string(),
-                found: String::new(),
-            })?;
-            match (options.path, &info.zero_copy, info.float, &info.storage) {
-                (ReadPath::Auto, Ok(()), Some(float), Storage::Contiguous { offset: Some(offset) }) => {
-                    let map = MappedFile::open(&self.path)?;
-                    Ok(ArrayReader::Mapped(RawArray::new(map, *offset, self.rows, self.pixels, float)?))
+        let array =
+            |entry: Option<&(hdf5::Dataset, ArrayInfo)>, name: &str| -> Result<ArrayReader> {
+                let (ds, info) = entry.ok_or_else(|| Error::MissingDataset {
+                    path: self.path.clone(),
+                    dataset: name.to_string(),
+                    found: String::new(),
+                })?;
+                match (options.path, &info.zero_copy, info.float, &info.storage) {
+                    (
+                        ReadPath::Auto,
+                        Ok(()),
+                        Some(float),
+                        Storage::Contiguous {
+                            offset: Some(offset),
+                        },
+                    ) => {
+                        let map = MappedFile::open(&self.path)?;
+                        Ok(ArrayReader::Mapped(RawArray::new(
+                            map,
+                            *offset,
+                            self.rows,
+                            self.pixels,
+                            float,
+                        )?))
+                    }
+                    _ => Ok(ArrayReader::Hdf5(ds.clone())),
                 }
-                _ => Ok(ArrayReader::Hdf5(ds.clone())),
-            }
-        };
+            };
         let (flux, error, flux_name) = match options.spectra {
             Spectra::FluxError => (
                 array(Some(&self.flux), &self.layout.flux)?,
                 Some(array(self.error.as_ref(), &self.layout.error)?),
                 self.layout.flux.clone(),
             ),
-            Spectra::Noisy => (array(self.noisy.as_ref(), &self.layout.noisy)?, None, self.layout.noisy.clone()),
+            Spectra::Noisy => (
+                array(self.noisy.as_ref(), &self.layout.noisy)?,
+                None,
+                self.layout.noisy.clone(),
+            ),
         };
-        let cols = options.columns.iter().map(|c| self.params.column_index(c)).collect::<Result<Vec<_>>>()?;
+        let cols = options
+            .columns
+            .iter()
+            .map(|c| self.params.column_index(c))
+            .collect::<Result<Vec<_>>>()?;
         Ok(ShardReader {
             path: self.path.clone(),
             flux_name,
@@ -420,16 +514,35 @@ impl ShardReader {
         self.flux.is_mapped() && self.error.as_ref().is_none_or(ArrayReader::is_mapped)
     }
 
-    fn read_array(&self, which: &ArrayReader, name: &str, rows: Range<usize>, out: &mut [f64]) -> Result<()> {
+    fn read_array(
+        &self,
+        which: &ArrayReader,
+        name: &str,
+        rows: Range<usize>,
+        out: &mut [f64],
+    ) -> Result<()> {
         match which {
             ArrayReader::Mapped(raw) => raw.read_rows(rows, out),
-            ArrayReader::Hdf5(ds) => crate::h5raw::read_rows_into(ds, rows.clone(), self.pixels, out)
-                .map_err(|e| Error::hdf5(&self.path, format!("reading {name} rows {}..{}", rows.start, rows.end), e)),
+            ArrayReader::Hdf5(ds) => {
+                crate::h5raw::read_rows_into(ds, rows.clone(), self.pixels, out).map_err(|e| {
+                    Error::hdf5(
+                        &self.path,
+                        format!("reading {name} rows {}..{}", rows.start, rows.end),
+                        e,
+                    )
+                })
+            }
         }
     }
 
     fn bad(&self, dataset: &str, row: usize, column: String, problem: String) -> Error {
-        Error::BadValue { path: self.path.clone(), dataset: dataset.to_string(), row, column, problem }
+        Error::BadValue {
+            path: self.path.clone(),
+            dataset: dataset.to_string(),
+            row,
+            column,
+            problem,
+        }
     }
 
     /// Checks values; marks or reports bad rows.
@@ -438,21 +551,39 @@ impl ShardReader {
         for r in 0..chunk.rows {
             let row = chunk.start + r;
             let flux = &chunk.flux[r * p..(r + 1) * p];
-            let mut problem = flux
-                .iter()
-                .position(|v| !v.is_finite())
-                .map(|i| (self.flux_name.as_str(), format!("pixel {i}"), format!("non-finite flux {}", flux[i])));
+            let mut problem = flux.iter().position(|v| !v.is_finite()).map(|i| {
+                (
+                    self.flux_name.as_str(),
+                    format!("pixel {i}"),
+                    format!("non-finite flux {}", flux[i]),
+                )
+            });
             if problem.is_none() && !chunk.error.is_empty() {
                 let error = &chunk.error[r * p..(r + 1) * p];
-                problem = error.iter().position(|v| !v.is_finite() || *v < 0.0).map(|i| {
-                    let what = if error[i].is_finite() { "negative" } else { "non-finite" };
-                    (self.error_name.as_str(), format!("pixel {i}"), format!("{what} error {}", error[i]))
-                });
+                problem = error
+                    .iter()
+                    .position(|v| !v.is_finite() || *v < 0.0)
+                    .map(|i| {
+                        let what = if error[i].is_finite() {
+                            "negative"
+                        } else {
+                            "non-finite"
+                        };
+                        (
+                            self.error_name.as_str(),
+                            format!("pixel {i}"),
+                            format!("{what} error {}", error[i]),
+                        )
+                    });
             }
             if problem.is_none() {
                 let params = chunk.params_row(r);
                 problem = params.iter().position(|v| !v.is_finite()).map(|j| {
-                    (self.params_name.as_str(), self.column_names[j].clone(), format!("non-finite value {}", params[j]))
+                    (
+                        self.params_name.as_str(),
+                        self.column_names[j].clone(),
+                        format!("non-finite value {}", params[j]),
+                    )
                 });
             }
             if let Some((dataset, column, what)) = problem {
@@ -486,13 +617,21 @@ impl ChunkSource for ShardReader {
                 self.rows
             )));
         }
-        chunk.reset(self.index, rows.clone(), self.pixels, self.cols.len(), self.error.is_some());
+        chunk.reset(
+            self.index,
+            rows.clone(),
+            self.pixels,
+            self.cols.len(),
+            self.error.is_some(),
+        );
         self.read_array(&self.flux, &self.flux_name, rows.clone(), &mut chunk.flux)?;
         if let Some(error) = &self.error {
             self.read_array(error, &self.error_name, rows.clone(), &mut chunk.error)?;
         }
         let mut scratch = std::mem::take(&mut self.scratch);
-        let result = self.params.read(rows, &self.cols, &mut chunk.params, &mut scratch);
+        let result = self
+            .params
+            .read(rows, &self.cols, &mut chunk.params, &mut scratch);
         self.scratch = scratch;
         result?;
         self.validate(chunk)

@@ -57,9 +57,13 @@ impl<B: AsRef<[u8]>> RawArray<B> {
             .and_then(|n| n.checked_mul(dtype.size()))
             .and_then(|n| usize::try_from(offset).ok().and_then(|o| o.checked_add(n)));
         match need {
-            Some(end) if end <= len => {
-                Ok(RawArray { bytes, offset: offset as usize, rows, cols, dtype })
-            }
+            Some(end) if end <= len => Ok(RawArray {
+                bytes,
+                offset: offset as usize,
+                rows,
+                cols,
+                dtype,
+            }),
             _ => Err(Error::Shape(format!(
                 "{rows} × {cols} values of {} bytes at offset {offset} do not fit in {len} bytes",
                 dtype.size()
@@ -79,7 +83,10 @@ impl<B: AsRef<[u8]>> RawArray<B> {
 
     /// Decodes rows `rows` into `out` (`rows.len() × cols` values).
     pub fn read_rows(&self, rows: Range<usize>, out: &mut [f64]) -> Result<()> {
-        let n = rows.end.checked_sub(rows.start).filter(|_| rows.end <= self.rows);
+        let n = rows
+            .end
+            .checked_sub(rows.start)
+            .filter(|_| rows.end <= self.rows);
         let Some(n) = n.filter(|&n| out.len() == n * self.cols) else {
             return Err(Error::Shape(format!(
                 "rows {}..{} of {} into a buffer of {} values ({} per row)",

@@ -23,7 +23,10 @@ pub fn syrk_lower(c: &mut [f64], p: usize, x: &[f64], k: usize, stride: usize, p
     if k == 0 || p == 0 {
         return;
     }
-    assert!(c.len() == p * p && stride >= k && x.len() >= (p - 1) * stride + k, "Gram kernel sizes");
+    assert!(
+        c.len() == p * p && stride >= k && x.len() >= (p - 1) * stride + k,
+        "Gram kernel sizes"
+    );
     let c = MatMut::from_column_major_slice_mut(c, p, p);
     let x = MatRef::from_column_major_slice_with_stride(x, k, p, stride);
     matmul(
@@ -92,7 +95,10 @@ mod tests {
                 for i in 0..p {
                     let (a, b) = (seq[i + j * p], want[i + j * p]);
                     if i >= j {
-                        assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "p={p} k={k} ({i},{j}) {a} vs {b}");
+                        assert!(
+                            (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+                            "p={p} k={k} ({i},{j}) {a} vs {b}"
+                        );
                         assert_eq!(a.to_bits(), par[i + j * p].to_bits());
                     } else {
                         assert_eq!(a, 0.0, "upper triangle untouched");

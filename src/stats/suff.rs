@@ -49,13 +49,24 @@ pub struct SuffStats {
 impl SuffStats {
     /// Empty statistics of order p.
     pub fn zeros(p: usize) -> Self {
-        SuffStats { p, n: 0, sum_x: vec![0.0; p], sum_y: 0.0, sum_yy: 0.0, xty: vec![0.0; p], xtx: vec![0.0; packed_len(p)] }
+        SuffStats {
+            p,
+            n: 0,
+            sum_x: vec![0.0; p],
+            sum_y: 0.0,
+            sum_yy: 0.0,
+            xty: vec![0.0; p],
+            xtx: vec![0.0; packed_len(p)],
+        }
     }
 
     /// Adds `other` (same shift, same p).
     pub fn add(&mut self, other: &SuffStats) -> Result<()> {
         if other.p != self.p {
-            return Err(Error::Shape(format!("adding statistics of {} pixels to {}", other.p, self.p)));
+            return Err(Error::Shape(format!(
+                "adding statistics of {} pixels to {}",
+                other.p, self.p
+            )));
         }
         self.n += other.n;
         self.sum_y += other.sum_y;
@@ -81,7 +92,8 @@ impl SuffStats {
         // Σ(u+d)(u+d)ᵀ = Σuuᵀ + d(Σu)ᵀ + (Σu)dᵀ + n ddᵀ
         for i in 0..self.p {
             for j in 0..=i {
-                self.xtx[packed_index(i, j)] += dx[i] * self.sum_x[j] + self.sum_x[i] * dx[j] + n * dx[i] * dx[j];
+                self.xtx[packed_index(i, j)] +=
+                    dx[i] * self.sum_x[j] + self.sum_x[i] * dx[j] + n * dx[i] * dx[j];
             }
         }
         // Σ(u+d)(v+e) = Σuv + eΣu + dΣv + n d e
@@ -177,7 +189,13 @@ impl Accumulator {
             self.gram = vec![0.0; self.p * self.p];
         }
         gram::syrk_lower(&mut self.gram, self.p, &self.x_stage, k, self.block, par);
-        gram::gemv_t(&mut self.xty, &self.x_stage, k, self.block, &self.y_stage[..k]);
+        gram::gemv_t(
+            &mut self.xty,
+            &self.x_stage,
+            k,
+            self.block,
+            &self.y_stage[..k],
+        );
         gram::col_sums(&mut self.sum_x, &self.x_stage, k, self.block);
         for &y in &self.y_stage[..k] {
             self.sum_y += y;
@@ -199,7 +217,15 @@ impl Accumulator {
                 }
             }
         }
-        SuffStats { p, n: self.n, sum_x: self.sum_x.clone(), sum_y: self.sum_y, sum_yy: self.sum_yy, xty: self.xty.clone(), xtx }
+        SuffStats {
+            p,
+            n: self.n,
+            sum_x: self.sum_x.clone(),
+            sum_y: self.sum_y,
+            sum_yy: self.sum_yy,
+            xty: self.xty.clone(),
+            xtx,
+        }
     }
 
     /// The exact state, staged rows kept as they are (for checkpoints): the
@@ -218,16 +244,32 @@ impl Accumulator {
         for r in 0..self.staged {
             rows.extend((0..p).map(|j| self.x_stage[r + j * self.block]));
         }
-        let stats = SuffStats { p, n: self.n, sum_x: self.sum_x.clone(), sum_y: self.sum_y, sum_yy: self.sum_yy, xty: self.xty.clone(), xtx };
+        let stats = SuffStats {
+            p,
+            n: self.n,
+            sum_x: self.sum_x.clone(),
+            sum_y: self.sum_y,
+            sum_yy: self.sum_yy,
+            xty: self.xty.clone(),
+            xtx,
+        };
         (stats, rows, self.y_stage[..self.staged].to_vec())
     }
 
     /// Rebuilds an accumulator from a [`Self::snapshot`]; continuing it gives
     /// the same bits as never having stopped.
-    pub fn restore(stats: &SuffStats, staged_x: &[f64], staged_y: &[f64], block: usize) -> Result<Self> {
+    pub fn restore(
+        stats: &SuffStats,
+        staged_x: &[f64],
+        staged_y: &[f64],
+        block: usize,
+    ) -> Result<Self> {
         let p = stats.p;
         let block = block.max(1);
-        if staged_y.len() >= block || staged_x.len() != staged_y.len() * p || stats.xtx.len() != packed_len(p) {
+        if staged_y.len() >= block
+            || staged_x.len() != staged_y.len() * p
+            || stats.xtx.len() != packed_len(p)
+        {
             return Err(Error::Shape(format!(
                 "checkpoint accumulator: {} staged rows for a block of {block}, {} staged values, {} Gram values for p = {p}",
                 staged_y.len(),
@@ -280,14 +322,18 @@ mod tests {
     }
 
     fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
-        a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()))
+        a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()))
     }
 
     #[test]
     fn matches_naive_for_several_blocks_and_sizes() {
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
         for &(p, n) in &[(1, 1), (5, 17), (33, 100), (70, 300)] {
-            let rows: Vec<Vec<f64>> = (0..n).map(|_| (0..p).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect()).collect();
+            let rows: Vec<Vec<f64>> = (0..n)
+                .map(|_| (0..p).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect())
+                .collect();
             let ys: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
             let want = naive(&rows, &ys, p);
             for block in [1, 4, 64, 1000] {
@@ -297,7 +343,10 @@ mod tests {
                 }
                 let got = acc.finish(Par::Seq);
                 assert_eq!(got.n, want.n);
-                assert!(close(&got.xtx, &want.xtx, 1e-12), "p={p} n={n} block={block}");
+                assert!(
+                    close(&got.xtx, &want.xtx, 1e-12),
+                    "p={p} n={n} block={block}"
+                );
                 assert!(close(&got.xty, &want.xty, 1e-12));
                 assert!(close(&got.sum_x, &want.sum_x, 1e-12));
                 assert!((got.sum_yy - want.sum_yy).abs() < 1e-9);
@@ -309,7 +358,9 @@ mod tests {
     fn snapshot_restore_continues_bitwise() {
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(4);
         let p = 20;
-        let rows: Vec<Vec<f64>> = (0..57).map(|_| (0..p).map(|_| rng.random::<f64>()).collect()).collect();
+        let rows: Vec<Vec<f64>> = (0..57)
+            .map(|_| (0..p).map(|_| rng.random::<f64>()).collect())
+            .collect();
         let mut whole = Accumulator::new(p, 8);
         for x in &rows {
             whole.push(x, x[0], Par::Seq);
@@ -333,12 +384,18 @@ mod tests {
     fn reshift_is_exact_algebra() {
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
         let p = 6;
-        let rows: Vec<Vec<f64>> = (0..40).map(|_| (0..p).map(|_| rng.random::<f64>() + 3.0).collect()).collect();
+        let rows: Vec<Vec<f64>> = (0..40)
+            .map(|_| (0..p).map(|_| rng.random::<f64>() + 3.0).collect())
+            .collect();
         let ys: Vec<f64> = (0..40).map(|_| rng.random::<f64>() + 1.0).collect();
-        let (s1, s2): (Vec<f64>, Vec<f64>) = ((0..p).map(|i| i as f64 * 0.1).collect(), vec![3.5; p]);
+        let (s1, s2): (Vec<f64>, Vec<f64>) =
+            ((0..p).map(|i| i as f64 * 0.1).collect(), vec![3.5; p]);
         let (y1, y2) = (0.2, 1.5);
         let shifted = |s: &[f64], y0: f64| {
-            let r: Vec<Vec<f64>> = rows.iter().map(|x| x.iter().zip(s).map(|(a, b)| a - b).collect()).collect();
+            let r: Vec<Vec<f64>> = rows
+                .iter()
+                .map(|x| x.iter().zip(s).map(|(a, b)| a - b).collect())
+                .collect();
             let y: Vec<f64> = ys.iter().map(|y| y - y0).collect();
             naive(&r, &y, p)
         };
@@ -346,7 +403,11 @@ mod tests {
         let want = shifted(&s2, y2);
         let dx: Vec<f64> = s1.iter().zip(&s2).map(|(a, b)| a - b).collect();
         a.reshift(&dx, y1 - y2);
-        assert!(close(&a.xtx, &want.xtx, 1e-12) && close(&a.xty, &want.xty, 1e-12) && close(&a.sum_x, &want.sum_x, 1e-12));
+        assert!(
+            close(&a.xtx, &want.xtx, 1e-12)
+                && close(&a.xty, &want.xty, 1e-12)
+                && close(&a.sum_x, &want.sum_x, 1e-12)
+        );
         assert!((a.sum_yy - want.sum_yy).abs() < 1e-10 && (a.sum_y - want.sum_y).abs() < 1e-12);
     }
 }

@@ -783,7 +783,11 @@ mod tests {
                 assert!(e.iter().all(|&x| x.is_finite() && x > 0.0));
                 let mut s = f.clone();
                 s.sort_by(f64::total_cmp);
-                let median = if p % 2 == 0 { 0.5 * (s[p / 2 - 1] + s[p / 2]) } else { s[p / 2] };
+                let median = if p % 2 == 0 {
+                    0.5 * (s[p / 2 - 1] + s[p / 2])
+                } else {
+                    s[p / 2]
+                };
                 assert!((median - 1.0).abs() < 1e-12);
             }
         }
