@@ -192,6 +192,18 @@ impl Partition {
         }
     }
 
+    /// Whether every row with finite keys falls in a bin (no unbinned slot
+    /// is needed): true for open-ended axes such as the SNR bins.
+    pub fn covers_all(&self) -> bool {
+        matches!(&self.kind, PartitionKind::Snr { snr: Axis::RightClosedOpenEnds { .. } })
+    }
+
+    /// Slots of this partition in the refinement: its bins, plus one for
+    /// unbinned rows unless it [covers all](Self::covers_all).
+    pub fn slots(&self) -> usize {
+        self.bins() + usize::from(!self.covers_all())
+    }
+
     /// Validates edges and names.
     pub fn check(&self) -> Result<()> {
         match &self.kind {
@@ -257,9 +269,9 @@ impl PartitionSet {
         Ok(PartitionSet { partitions, folds })
     }
 
-    /// Slots per partition: its bins plus one for unbinned.
+    /// Slots per partition (see [`Partition::slots`]).
     fn slots(&self) -> impl Iterator<Item = usize> + '_ {
-        self.partitions.iter().map(|p| p.bins() + 1)
+        self.partitions.iter().map(Partition::slots)
     }
 
     /// Cells of the common refinement (including unbinned slots), times folds.
@@ -267,18 +279,31 @@ impl PartitionSet {
         self.slots().product::<usize>() * self.folds
     }
 
-    /// Accumulators needed without the refinement: one per (partition, bin or
-    /// unbinned, fold) — the unbinned slot of the first partition only is
-    /// needed for the global model; we keep all for simplicity.
+    /// Accumulators needed without the refinement: one per (partition,
+    /// slot, fold). Every partition's slots together hold every row once, so
+    /// the global model is the sum over the first partition's slots.
     pub fn per_bin_accumulators(&self) -> usize {
         self.slots().sum::<usize>() * self.folds
     }
 
     /// The slot of each partition for a row (bin, or `bins` for unbinned).
-    pub fn slots_of(&self, keys: &RowKeys, out: &mut [usize]) {
-        for (o, p) in out.iter_mut().zip(&self.partitions) {
-            *o = p.bin(keys).unwrap_or(p.bins());
+    /// Returns the index of a covering partition that cannot place the row
+    /// (its key is not finite), if any.
+    pub fn slots_of(&self, keys: &RowKeys, out: &mut [usize]) -> std::result::Result<(), usize> {
+        for (i, (o, p)) in out.iter_mut().zip(&self.partitions).enumerate() {
+            *o = match p.bin(keys) {
+                Some(b) => b,
+                None if p.covers_all() => return Err(i),
+                None => p.bins(),
+            };
         }
+        Ok(())
+    }
+
+    /// The per-bin accumulator index of (partition, slot, fold).
+    pub fn per_bin_index(&self, partition: usize, slot: usize, fold: usize) -> usize {
+        let before: usize = self.partitions[..partition].iter().map(Partition::slots).sum();
+        (before + slot) * self.folds + fold
     }
 
     /// The cell index of slots and a fold (row-major over partitions, fold last).
@@ -352,8 +377,13 @@ mod tests {
     #[test]
     fn cells_round_trip() {
         let set = PartitionSet::new(vec![Partition::teff_mh(), Partition::snr()], 3).unwrap();
-        assert_eq!(set.cells(), 10 * 5 * 3);
-        assert_eq!(set.per_bin_accumulators(), 15 * 3);
+        assert_eq!(set.cells(), 10 * 4 * 3);
+        assert_eq!(set.per_bin_accumulators(), 14 * 3);
+        assert_eq!(set.per_bin_index(1, 3, 2), (10 + 3) * 3 + 2);
+        let mut slots = [0; 2];
+        set.slots_of(&keys(7000.0, 0.0, 3.0), &mut slots).unwrap();
+        assert_eq!(slots, [9, 1]);
+        assert_eq!(set.slots_of(&keys(5000.0, 0.0, f64::NAN), &mut slots), Err(1));
         for cell in 0..set.cells() {
             let (slots, fold) = set.cell_parts(cell);
             assert_eq!(set.cell(&slots, fold), cell);

@@ -1,9 +1,14 @@
 //! Sufficient statistics: the accumulating pass and its results.
 //!
 //! [`SuffStats`] holds one accumulator's sums; [`Accumulator`] builds them
-//! from staged rows through the Gram kernel ([`gram`]).
+//! from staged rows through the Gram kernel ([`gram`]). A statistics set is
+//! a [`StatsHeader`] (configuration, provenance, shift), the accumulators
+//! keyed by [`Mode`], and the gate's [`Reservoir`]; [`file`] stores it.
 
+pub mod file;
 pub mod gram;
+mod set;
 mod suff;
 
+pub use set::{Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, FORMAT_VERSION};
 pub use suff::{packed_index, packed_len, Accumulator, SuffStats};

@@ -1,0 +1,1 @@
+//! The statistics file (HDF5). Being written.

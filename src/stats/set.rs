@@ -1,0 +1,164 @@
+//! What a pass produces besides the sums: its configuration and provenance
+//! ([`StatsHeader`]), the gate's reservoir sample ([`Reservoir`]), and the
+//! resumable state of an unfinished pass ([`Cursor`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::noise::NoiseModel;
+use crate::partition::PartitionSet;
+use crate::{Error, Layout, Result};
+
+/// Version of the statistics file format written by this crate.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// How the accumulators are keyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// One accumulator per cell of the common refinement of all partitions
+    /// and folds ([`PartitionSet::cell`]): one Gram update per row.
+    Cells,
+    /// One accumulator per (partition, slot, fold)
+    /// ([`PartitionSet::per_bin_index`]): one Gram update per row and partition.
+    PerBin,
+}
+
+impl Mode {
+    /// Number of accumulators this mode needs for `set`.
+    pub fn accumulators(self, set: &PartitionSet) -> usize {
+        match self {
+            Mode::Cells => set.cells(),
+            Mode::PerBin => set.per_bin_accumulators(),
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Cells => "common refinement (one accumulator per cell)",
+            Mode::PerBin => "one accumulator per bin",
+        })
+    }
+}
+
+/// Identity of a shard as it was read: enough to refuse a changed file on
+/// resume, and a shard present twice on merge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardFingerprint {
+    /// Path as given (canonicalised when possible).
+    pub path: String,
+    /// Rows.
+    pub rows: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Modification time, nanoseconds since the Unix epoch (0 if unknown).
+    pub mtime_ns: i64,
+    /// Shard index (the noise and fold streams' shard number).
+    pub index: u64,
+}
+
+impl ShardFingerprint {
+    /// Fingerprints `path` as shard `index` of `rows` rows.
+    pub fn of(path: &std::path::Path, index: u64, rows: u64) -> Result<Self> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i64);
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        Ok(ShardFingerprint { path: canonical.display().to_string(), rows, bytes: meta.len(), mtime_ns, index })
+    }
+}
+
+/// Configuration and provenance of a statistics set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsHeader {
+    /// Pixels per row (P).
+    pub pixels: usize,
+    /// Noise level and seed (the seed also drives folds and the reservoir).
+    pub noise: NoiseModel,
+    /// Partitions and folds.
+    pub partitions: PartitionSet,
+    /// Accumulator keying.
+    pub mode: Mode,
+    /// The layout the shards were read with.
+    pub layout: Layout,
+    /// The shards, in the order read.
+    pub shards: Vec<ShardFingerprint>,
+    /// x₀: the shift all sums are taken around (length P).
+    pub shift_x: Vec<f64>,
+    /// y₀.
+    pub shift_y: f64,
+    /// Rows accumulated.
+    pub rows: u64,
+    /// Rows skipped (non-finite values under the skip policy).
+    pub skipped: u64,
+}
+
+impl StatsHeader {
+    /// Number of accumulators.
+    pub fn accumulators(&self) -> usize {
+        self.mode.accumulators(&self.partitions)
+    }
+}
+
+/// A bounded, deterministic sample of training rows for the gate.
+///
+/// Priority sampling: each row gets a key from (seed, shard, row) alone and
+/// the sample is the `capacity` rows with the smallest keys. The sample thus
+/// does not depend on chunking, threads, resume points or the order shards
+/// are read in, and two samples of disjoint shards merge exactly (keep the
+/// smallest keys of the union).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Reservoir {
+    /// Maximum rows kept.
+    pub capacity: usize,
+    /// Pixels per row.
+    pub pixels: usize,
+    /// Sorted ascending.
+    pub keys: Vec<u64>,
+    /// (shard index, row) of each kept row.
+    pub origin: Vec<(u64, u64)>,
+    /// Noisy flux, row-major `len × pixels`.
+    pub x: Vec<f64>,
+    /// Per row: T_eff, [M/H], log g, SNR.
+    pub params: Vec<[f64; 4]>,
+}
+
+impl Reservoir {
+    /// The key of a row.
+    pub fn key(seed: u64, shard: u64, row: u64) -> u64 {
+        crate::noise::row_key(seed ^ 0x7265_7365_7276_6f69, shard, row)
+    }
+
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no row is held.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Bytes a full reservoir holds.
+    pub fn max_bytes(capacity: usize, pixels: usize) -> u64 {
+        (capacity * (pixels + 7)) as u64 * 8
+    }
+}
+
+/// Where an unfinished pass stopped, and the accumulators' staged rows, so
+/// that resuming gives the same bits as never stopping.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Cursor {
+    /// Position of the next shard to read in the shard list.
+    pub source: usize,
+    /// Next row of that shard.
+    pub row: usize,
+    /// Per accumulator: staged rows (row-major `s × P`, shifted) and their y.
+    pub staged: Vec<(Vec<f64>, Vec<f64>)>,
+    /// Staging block of the accumulators.
+    pub block_rows: usize,
+}
