@@ -6,9 +6,14 @@
 //! keyed by [`Mode`], and the gate's [`Reservoir`]; [`file`] stores it.
 
 pub mod file;
+mod file_stub;
 pub mod gram;
+pub mod merge;
+pub mod pass;
 mod set;
 mod suff;
 
+pub use file::{write_stats, StatsFile};
+pub use merge::{merge, MergeSummary};
 pub use set::{Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, FORMAT_VERSION};
 pub use suff::{packed_index, packed_len, Accumulator, SuffStats};

@@ -164,12 +164,22 @@ impl Accumulator {
 
     /// Stages a row (already shifted) and flushes when the stage is full.
     pub fn push(&mut self, x: &[f64], y: f64, par: Par) {
+        self.stage_row(x.iter().copied(), y, par)
+    }
+
+    /// Stages the row `x − shift` with target `y` (already shifted) and
+    /// flushes when the stage is full.
+    pub fn push_shifted(&mut self, x: &[f64], shift: &[f64], y: f64, par: Par) {
+        self.stage_row(x.iter().zip(shift).map(|(a, b)| a - b), y, par)
+    }
+
+    fn stage_row(&mut self, x: impl Iterator<Item = f64>, y: f64, par: Par) {
         if self.x_stage.is_empty() {
             self.x_stage = vec![0.0; self.block * self.p];
             self.y_stage = vec![0.0; self.block];
         }
         let r = self.staged;
-        for (j, &v) in x.iter().enumerate() {
+        for (j, v) in x.take(self.p).enumerate() {
             self.x_stage[r + j * self.block] = v;
         }
         self.y_stage[r] = y;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+mod accumulate;
 mod progress;
 
 #[derive(Parser)]
@@ -51,6 +52,8 @@ enum Command {
     },
     /// Read shards once with noise and report throughput, SNR and log g ranges.
     Scan(ScanArgs),
+    /// One pass over the shards: per-bin sufficient statistics to a file.
+    Accumulate(accumulate::AccumulateArgs),
     /// Generate synthetic BOSZ-like shards in the pfsspec layout.
     Generate(generate::GenerateArgs),
     /// Generate a small data set and run the pipeline on it.
@@ -181,6 +184,7 @@ fn run(cli: Cli) -> Result<()> {
                 print_scan(&summary);
             }
         }
+        Command::Accumulate(args) => println!("{}", accumulate::run(&args)?),
         Command::Generate(args) => {
             let summary = generate::run(&args)?;
             println!("{summary}");

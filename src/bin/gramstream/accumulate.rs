@@ -1,0 +1,181 @@
+//! `gramstream accumulate`: the one pass (see `gramstream::stats::pass`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use gramstream::partition::{Partition, PartitionSet};
+use gramstream::source::{NonFinitePolicy, ReadPath};
+use gramstream::stats::pass::{accumulate, AccumulateOptions, CheckpointOptions};
+use gramstream::stats::Mode;
+
+/// Arguments of `accumulate` (DESIGN §7).
+#[derive(clap::Args)]
+pub struct AccumulateArgs {
+    /// Shard files; the shard index (noise and fold streams) is the position in this list.
+    #[arg(required = true)]
+    pub shards: Vec<PathBuf>,
+    /// Statistics file to write (HDF5).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Noise level L (0 = use the flux as is).
+    #[arg(long, default_value_t = 1.0)]
+    pub noise: f64,
+    /// Seed of noise, folds and the gate sample.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Partitions (repeatable): teff-mh, snr. Default: both.
+    #[arg(long = "partition", value_name = "NAME")]
+    pub partitions: Vec<String>,
+    /// Folds for exact K-fold cross-validation (1 = none).
+    #[arg(long, default_value_t = 1)]
+    pub folds: usize,
+    /// Threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Rows per chunk read.
+    #[arg(long)]
+    pub chunk_rows: Option<usize>,
+    /// Rows staged per accumulator before a Gram update (default: from the budget).
+    #[arg(long)]
+    pub block_rows: Option<usize>,
+    /// Peak-memory budget, e.g. 6GiB, 800MiB (default: 80 % of available memory).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub mem_budget: Option<u64>,
+    /// Accumulator keying: auto (cells when they fit), cells, per-bin.
+    #[arg(long, default_value = "auto")]
+    pub mode: String,
+    /// Checkpoint file, rewritten atomically every --checkpoint-every seconds.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Seconds between checkpoints.
+    #[arg(long, default_value_t = 60.0)]
+    pub checkpoint_every: f64,
+    /// Continue from the checkpoint if it exists.
+    #[arg(long, requires = "checkpoint")]
+    pub resume: bool,
+    /// Rows kept (reservoir sample) for training the gate.
+    #[arg(long, default_value_t = 0)]
+    pub gate_sample: usize,
+    /// Skip rows with non-finite values instead of failing.
+    #[arg(long)]
+    pub skip_bad_rows: bool,
+    /// Always use libhdf5 hyperslabs (no memory map).
+    #[arg(long)]
+    pub hdf5_path: bool,
+    #[command(flatten)]
+    pub layout: crate::LayoutArgs,
+}
+
+/// Parses `6GiB`, `6G`, `800MiB`, `800M`, `1.5GB`, or bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 6GiB, 800MiB)"))?;
+    let mult = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "kb" => 1e3,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "mb" => 1e6,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "gb" => 1e9,
+        "t" | "tib" => 1024f64.powi(4),
+        "tb" => 1e12,
+        other => return Err(format!("unknown size unit {other:?} in {s:?}")),
+    };
+    if !(v.is_finite() && v > 0.0) {
+        return Err(format!("{s:?} must be positive"));
+    }
+    Ok((v * mult) as u64)
+}
+
+pub fn options(args: &AccumulateArgs) -> Result<AccumulateOptions> {
+    let names = if args.partitions.is_empty() {
+        vec!["teff-mh".to_string(), "snr".to_string()]
+    } else {
+        args.partitions.clone()
+    };
+    let partitions = names
+        .iter()
+        .map(|n| Partition::by_name(n))
+        .collect::<gramstream::Result<Vec<_>>>()?;
+    let mode = match args.mode.as_str() {
+        "auto" => None,
+        "cells" => Some(Mode::Cells),
+        "per-bin" | "per_bin" => Some(Mode::PerBin),
+        other => bail!("unknown --mode {other:?}: use auto, cells or per-bin"),
+    };
+    Ok(AccumulateOptions {
+        layout: args.layout.layout()?,
+        partitions: PartitionSet::new(partitions, args.folds)?,
+        noise: gramstream::noise::NoiseModel::new(args.noise, args.seed)?,
+        threads: args.threads,
+        chunk_rows: args.chunk_rows,
+        block_rows: args.block_rows,
+        mem_budget: args.mem_budget,
+        mode,
+        gate_sample: args.gate_sample,
+        non_finite: if args.skip_bad_rows {
+            NonFinitePolicy::SkipRow
+        } else {
+            NonFinitePolicy::Error
+        },
+        read_path: if args.hdf5_path {
+            ReadPath::Hdf5
+        } else {
+            ReadPath::Auto
+        },
+    })
+}
+
+pub fn run(args: &AccumulateArgs) -> Result<String> {
+    let opts = options(args)?;
+    let checkpoint = args.checkpoint.as_ref().map(|path| CheckpointOptions {
+        path: path.clone(),
+        every: Duration::from_secs_f64(args.checkpoint_every.max(0.0)),
+        resume: args.resume,
+    });
+    if let Some(c) = &checkpoint {
+        if !c.resume && c.path.exists() {
+            bail!(
+                "{}: a checkpoint exists; pass --resume to continue it, or remove it",
+                c.path.display()
+            );
+        }
+    }
+    let total: u64 = args
+        .shards
+        .iter()
+        .map(|p| gramstream::source::Shard::open(p, &opts.layout).map(|s| s.rows() as u64))
+        .sum::<gramstream::Result<u64>>()?;
+    let bar = crate::progress::rows_bar(total, "accumulate");
+    let output = accumulate(&args.shards, &opts, checkpoint.as_ref(), &|n| bar.inc(n))?;
+    bar.set_message("writing statistics");
+    let summary = output.write(&args.out, opts.threads)?;
+    bar.finish_and_clear();
+    if let Some(c) = &checkpoint {
+        let _ = std::fs::remove_file(&c.path);
+    }
+    Ok(format!("{summary}\nwrote {}", args.out.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("6GiB").unwrap(), 6 << 30);
+        assert_eq!(parse_size("800M").unwrap(), 800 << 20);
+        assert_eq!(parse_size("1.5GB").unwrap(), 1_500_000_000);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("-1G").is_err());
+        assert!(parse_size("3 parsecs").is_err());
+    }
+}

@@ -1,0 +1,800 @@
+//! The accumulating pass: reader → noise → partition → staging → Gram.
+//!
+//! One pass over the shards leaves, for every accumulator (a cell of the
+//! common refinement, or a (partition, bin, fold)), the sums of
+//! [`SuffStats`], plus the gate's [`Reservoir`].
+//!
+//! * **Reading overlaps computing**: a [`Prefetcher`] thread reads ahead.
+//! * **Work per row** is one Gram update in [`Mode::Cells`] however many
+//!   partitions there are; [`Mode::PerBin`] (the fallback when the cells do
+//!   not fit the budget) costs one per partition.
+//! * **Memory** is planned before any work ([`MemoryPlan`]): accumulators,
+//!   staging, reader buffers, reservoir and checkpoint copies must fit the
+//!   budget, or the run is refused with the arithmetic.
+//! * **Determinism**: noise, folds and reservoir keys depend on (seed, shard,
+//!   row) only; rows reach each accumulator in file order and flush at fixed
+//!   per-accumulator counts; the Gram kernel gives the same bits for any
+//!   thread count. So the statistics are bitwise identical for any thread
+//!   count, chunk size, or resume point.
+//! * **Checkpoints** (at chunk boundaries) hold the exact state, staged rows
+//!   included, so a resumed run ends with the same bits.
+
+use std::collections::BinaryHeap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use faer::Par;
+
+use super::file_stub::{write_stats, StatsFile};
+use super::{Accumulator, Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, SuffStats};
+use crate::noise::NoiseModel;
+use crate::partition::{fold_of, PartitionSet, RowKeys};
+use crate::source::{
+    Chunk, ChunkSource, NonFinitePolicy, Prefetcher, ReadOptions, ReadPath, Shard, ShardReader,
+    Spectra,
+};
+use crate::{Error, Layout, Result};
+
+/// Rows of the first shard whose mean is the shift x₀, y₀.
+pub const SHIFT_ROWS: usize = 256;
+
+/// Options of the pass.
+#[derive(Debug, Clone)]
+pub struct AccumulateOptions {
+    /// Where things are in the shards.
+    pub layout: Layout,
+    /// Partitions and folds.
+    pub partitions: PartitionSet,
+    /// Noise level and seed (the seed also drives folds and the reservoir).
+    pub noise: NoiseModel,
+    /// Threads for noise and the Gram kernel (0 = all cores).
+    pub threads: usize,
+    /// Rows per chunk read (None: 256).
+    pub chunk_rows: Option<usize>,
+    /// Rows staged per accumulator before a Gram update (None: from the budget).
+    pub block_rows: Option<usize>,
+    /// Peak-memory budget in bytes (None: 80 % of available memory).
+    pub mem_budget: Option<u64>,
+    /// Accumulator keying (None: cells if they fit, else per bin).
+    pub mode: Option<Mode>,
+    /// Rows kept for the gate.
+    pub gate_sample: usize,
+    /// Policy for rows with non-finite values.
+    pub non_finite: NonFinitePolicy,
+    /// Read path.
+    pub read_path: ReadPath,
+}
+
+impl Default for AccumulateOptions {
+    fn default() -> Self {
+        AccumulateOptions {
+            layout: Layout::default(),
+            partitions: PartitionSet::default(),
+            noise: NoiseModel {
+                level: 1.0,
+                seed: 42,
+            },
+            threads: 0,
+            chunk_rows: None,
+            block_rows: None,
+            mem_budget: None,
+            mode: None,
+            gate_sample: 0,
+            non_finite: NonFinitePolicy::Error,
+            read_path: ReadPath::Auto,
+        }
+    }
+}
+
+/// Checkpointing of a pass.
+#[derive(Debug, Clone)]
+pub struct CheckpointOptions {
+    /// The checkpoint file.
+    pub path: PathBuf,
+    /// Time between checkpoints.
+    pub every: Duration,
+    /// Continue from the checkpoint at `path` if it exists.
+    pub resume: bool,
+}
+
+/// How the pass will use memory: chosen before any work.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MemoryPlan {
+    /// Accumulator keying.
+    pub mode: Mode,
+    /// Number of accumulators.
+    pub accumulators: usize,
+    /// Rows staged per accumulator.
+    pub block_rows: usize,
+    /// Rows per chunk read.
+    pub chunk_rows: usize,
+    /// Chunks read ahead.
+    pub prefetch: usize,
+    /// Bytes for accumulators (Gram lower triangle, sums, stages).
+    pub accumulator_bytes: u64,
+    /// Bytes for chunk buffers in flight.
+    pub reader_bytes: u64,
+    /// Bytes for the reservoir.
+    pub reservoir_bytes: u64,
+    /// Bytes for the final write and checkpoint copies.
+    pub write_bytes: u64,
+    /// Fixed overhead (binary, libhdf5, kernel scratch).
+    pub overhead_bytes: u64,
+    /// The budget planned against.
+    pub budget: u64,
+}
+
+const OVERHEAD: u64 = 96 << 20;
+
+fn gib(b: u64) -> String {
+    format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64)
+}
+
+impl MemoryPlan {
+    /// Total planned bytes.
+    pub fn total(&self) -> u64 {
+        self.accumulator_bytes
+            + self.reader_bytes
+            + self.reservoir_bytes
+            + self.write_bytes
+            + self.overhead_bytes
+    }
+
+    fn with(
+        opts: &AccumulateOptions,
+        pixels: usize,
+        mode: Mode,
+        block: usize,
+        checkpoint: bool,
+        budget: u64,
+    ) -> Self {
+        let p = pixels;
+        let accumulators = mode.accumulators(&opts.partitions);
+        let chunk_rows = opts.chunk_rows.unwrap_or(256).max(1);
+        let prefetch = 2;
+        let stage = (accumulators * block * p * 8) as u64;
+        MemoryPlan {
+            mode,
+            accumulators,
+            block_rows: block,
+            chunk_rows,
+            prefetch,
+            accumulator_bytes: accumulators as u64 * Accumulator::max_bytes(p, block),
+            reader_bytes: ((prefetch + 3) * chunk_rows * p * 16) as u64,
+            reservoir_bytes: Reservoir::max_bytes(opts.gate_sample, p),
+            write_bytes: (super::packed_len(p) * 8 * 2) as u64 + if checkpoint { stage } else { 0 },
+            overhead_bytes: OVERHEAD,
+            budget,
+        }
+    }
+
+    /// Plans the pass for `pixels`, or refuses with the arithmetic.
+    pub fn new(opts: &AccumulateOptions, pixels: usize, checkpoint: bool) -> Result<Self> {
+        let budget = opts.mem_budget.unwrap_or_else(default_budget);
+        let modes: &[Mode] = match opts.mode {
+            Some(m) => std::slice::from_ref(match m {
+                Mode::Cells => &Mode::Cells,
+                Mode::PerBin => &Mode::PerBin,
+            }),
+            None => &[Mode::Cells, Mode::PerBin],
+        };
+        let blocks: Vec<usize> = match opts.block_rows {
+            Some(b) => vec![b.max(1)],
+            None => vec![256, 128, 64],
+        };
+        let mut smallest: Option<MemoryPlan> = None;
+        for &mode in modes {
+            for &block in &blocks {
+                let plan = Self::with(opts, pixels, mode, block, checkpoint, budget);
+                if plan.total() <= budget {
+                    return Ok(plan);
+                }
+                if smallest.as_ref().is_none_or(|s| plan.total() < s.total()) {
+                    smallest = Some(plan);
+                }
+            }
+        }
+        let s = smallest.ok_or_else(|| Error::InvalidParameter {
+            name: "mem-budget",
+            problem: "no plan".into(),
+        })?;
+        Err(Error::InvalidParameter {
+            name: "mem-budget",
+            problem: format!(
+                "{} cannot hold the smallest plan ({}, {} accumulators × {} rows staged, P = {pixels}): \
+                 accumulators {} + reader {} + reservoir {} + write/checkpoint {} + overhead {} = {}; \
+                 raise --mem-budget, or lower --gate-sample, --folds or the number of partitions",
+                gib(budget),
+                s.mode,
+                s.accumulators,
+                s.block_rows,
+                gib(s.accumulator_bytes),
+                gib(s.reader_bytes),
+                gib(s.reservoir_bytes),
+                gib(s.write_bytes),
+                gib(s.overhead_bytes),
+                gib(s.total())
+            ),
+        })
+    }
+}
+
+/// 80 % of the memory available now (8 GiB if unknown).
+pub fn default_budget() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(8 << 30, |kb| kb * 1024 / 10 * 8)
+}
+
+/// Peak resident memory of this process so far (VmHWM), if known.
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// What a finished pass did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PassSummary {
+    /// Rows accumulated (this run and, when resumed, before).
+    pub rows: u64,
+    /// Rows skipped.
+    pub skipped: u64,
+    /// Rows processed by this run.
+    pub rows_this_run: u64,
+    /// Bytes of spectra decoded by this run.
+    pub bytes_this_run: u64,
+    /// Wall time of this run (s).
+    pub seconds: f64,
+    /// Gram flops of this run (rows × P² per update).
+    pub flops_this_run: f64,
+    /// The memory plan.
+    pub plan: MemoryPlan,
+    /// Checkpoints written.
+    pub checkpoints: usize,
+    /// Whether the run resumed from a checkpoint.
+    pub resumed: bool,
+    /// Peak RSS of the process (bytes), if known.
+    pub peak_rss: Option<u64>,
+}
+
+impl std::fmt::Display for PassSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.seconds.max(1e-9);
+        write!(
+            f,
+            "accumulated {} rows ({} skipped) in {:.1} s: {:.0} rows/s, {:.2} GB/s, {:.1} GFLOP/s; {}, {} accumulators, {} rows staged; peak RSS {} of budget {}",
+            self.rows,
+            self.skipped,
+            self.seconds,
+            self.rows_this_run as f64 / s,
+            self.bytes_this_run as f64 / 1e9 / s,
+            self.flops_this_run / 1e9 / s,
+            self.plan.mode,
+            self.plan.accumulators,
+            self.plan.block_rows,
+            self.peak_rss.map_or("unknown".into(), gib),
+            gib(self.plan.budget),
+        )?;
+        if self.resumed {
+            write!(f, "; resumed from a checkpoint")?;
+        }
+        Ok(())
+    }
+}
+
+/// The result of a pass, in memory: write it with [`PassOutput::write`].
+#[derive(Debug)]
+pub struct PassOutput {
+    /// Configuration and provenance.
+    pub header: StatsHeader,
+    /// The accumulators, in accumulator order.
+    pub accumulators: Vec<Accumulator>,
+    /// The gate's sample.
+    pub reservoir: Reservoir,
+    /// What the run did.
+    pub summary: PassSummary,
+}
+
+impl PassOutput {
+    /// Writes the statistics atomically, finishing (and dropping) one
+    /// accumulator at a time so memory does not double.
+    pub fn write(self, path: &Path, threads: usize) -> Result<PassSummary> {
+        let par = par_of(threads);
+        let mut accs = self
+            .accumulators
+            .into_iter()
+            .map(move |mut a| Ok(a.finish(par)));
+        write_stats(path, &self.header, &mut accs, &self.reservoir, None)?;
+        Ok(self.summary)
+    }
+
+    /// The finished statistics of every accumulator (small P: tests, examples).
+    pub fn into_stats(self, threads: usize) -> (StatsHeader, Vec<SuffStats>, Reservoir) {
+        let par = par_of(threads);
+        let stats = self
+            .accumulators
+            .into_iter()
+            .map(|mut a| a.finish(par))
+            .collect();
+        (self.header, stats, self.reservoir)
+    }
+}
+
+fn par_of(threads: usize) -> Par {
+    if threads == 1 {
+        Par::Seq
+    } else {
+        Par::rayon(threads)
+    }
+}
+
+/// A kept reservoir row, ordered by key (max-heap evicts the largest).
+#[derive(Debug)]
+struct Kept {
+    key: u64,
+    origin: (u64, u64),
+    x: Vec<f64>,
+    params: [f64; 4],
+}
+impl PartialEq for Kept {
+    fn eq(&self, o: &Self) -> bool {
+        self.key == o.key
+    }
+}
+impl Eq for Kept {}
+impl PartialOrd for Kept {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Kept {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&o.key).then(self.origin.cmp(&o.origin))
+    }
+}
+
+fn heap_from(res: &Reservoir) -> BinaryHeap<Kept> {
+    (0..res.len())
+        .map(|i| Kept {
+            key: res.keys[i],
+            origin: res.origin[i],
+            x: res.x[i * res.pixels..(i + 1) * res.pixels].to_vec(),
+            params: res.params[i],
+        })
+        .collect()
+}
+
+fn reservoir_of(heap: &BinaryHeap<Kept>, capacity: usize, pixels: usize) -> Reservoir {
+    let mut kept: Vec<&Kept> = heap.iter().collect();
+    kept.sort();
+    Reservoir {
+        capacity,
+        pixels,
+        keys: kept.iter().map(|k| k.key).collect(),
+        origin: kept.iter().map(|k| k.origin).collect(),
+        x: kept.iter().flat_map(|k| k.x.iter().copied()).collect(),
+        params: kept.iter().map(|k| k.params).collect(),
+    }
+}
+
+/// The pass's working state.
+struct State<'a> {
+    opts: &'a AccumulateOptions,
+    plan: MemoryPlan,
+    header: StatsHeader,
+    accs: Vec<Accumulator>,
+    heap: BinaryHeap<Kept>,
+    par: Par,
+    slots: Vec<usize>,
+    snr: Vec<f64>,
+    paths: Vec<PathBuf>,
+}
+
+impl State<'_> {
+    fn bad_snr(&self, chunk: &Chunk, r: usize) -> Error {
+        Error::BadValue {
+            path: self.paths[chunk.shard_pos()].clone(),
+            dataset: self.opts.layout.error.clone(),
+            row: chunk.start + r,
+            column: "snr".into(),
+            problem: format!(
+                "SNR is not finite ({}): flux and error are all zero?",
+                self.snr[r]
+            ),
+        }
+    }
+
+    /// Noise, routing and staging of one chunk.
+    fn absorb(&mut self, chunk: &mut Chunk) -> Result<()> {
+        let p = chunk.pixels;
+        let level = self.header.noise.level;
+        let l = if level > 0.0 { level } else { 1.0 };
+        self.snr.clear();
+        for r in 0..chunk.rows {
+            let f = chunk.flux_row(r);
+            let e = &chunk.error[r * p..(r + 1) * p];
+            let nf = f.iter().map(|v| v * v).sum::<f64>().sqrt();
+            let ne = e.iter().map(|v| v * v).sum::<f64>().sqrt();
+            self.snr.push(nf / (l * ne));
+        }
+        let noise = self.header.noise;
+        let (shard, start) = (chunk.shard, chunk.start as u64);
+        noise.apply_rows(
+            shard,
+            start,
+            p,
+            &mut chunk.flux,
+            &chunk.error,
+            !matches!(self.par, Par::Seq),
+        );
+        let set = &self.header.partitions;
+        let (seed, folds) = (noise.seed, set.folds);
+        for r in 0..chunk.rows {
+            if chunk.skip[r] {
+                self.header.skipped += 1;
+                continue;
+            }
+            let prm = chunk.params_row(r);
+            let keys = RowKeys {
+                teff: prm[0],
+                mh: prm[1],
+                snr: self.snr[r],
+            };
+            if set.slots_of(&keys, &mut self.slots).is_err() {
+                match self.opts.non_finite {
+                    NonFinitePolicy::Error => return Err(self.bad_snr(chunk, r)),
+                    NonFinitePolicy::SkipRow => {
+                        self.header.skipped += 1;
+                        continue;
+                    }
+                }
+            }
+            let row = start + r as u64;
+            let fold = fold_of(seed, shard, row, folds);
+            let y = prm[2] - self.header.shift_y;
+            let x = chunk.flux_row(r);
+            match self.plan.mode {
+                Mode::Cells => {
+                    let c = set.cell(&self.slots, fold);
+                    self.accs[c].push_shifted(x, &self.header.shift_x, y, self.par);
+                }
+                Mode::PerBin => {
+                    for (i, &slot) in self.slots.iter().enumerate() {
+                        let a = set.per_bin_index(i, slot, fold);
+                        self.accs[a].push_shifted(x, &self.header.shift_x, y, self.par);
+                    }
+                }
+            }
+            if self.opts.gate_sample > 0 {
+                let key = Reservoir::key(seed, shard, row);
+                let full = self.heap.len() >= self.opts.gate_sample;
+                if !full || self.heap.peek().is_some_and(|top| key < top.key) {
+                    if full {
+                        self.heap.pop();
+                    }
+                    self.heap.push(Kept {
+                        key,
+                        origin: (shard, row),
+                        x: x.to_vec(),
+                        params: [prm[0], prm[1], prm[2], self.snr[r]],
+                    });
+                }
+            }
+            self.header.rows += 1;
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&self, path: &Path, source: usize, row: usize) -> Result<()> {
+        let mut staged = Vec::with_capacity(self.accs.len());
+        let mut stats = Vec::with_capacity(self.accs.len());
+        for a in &self.accs {
+            let (s, x, y) = a.snapshot();
+            stats.push(s);
+            staged.push((x, y));
+        }
+        let cursor = Cursor {
+            source,
+            row,
+            staged,
+            block_rows: self.plan.block_rows,
+        };
+        let reservoir = reservoir_of(&self.heap, self.opts.gate_sample, self.header.pixels);
+        let mut it = stats.into_iter().map(Ok);
+        write_stats(path, &self.header, &mut it, &reservoir, Some(&cursor))
+    }
+}
+
+trait ShardPos {
+    fn shard_pos(&self) -> usize;
+}
+impl ShardPos for Chunk {
+    /// Chunks carry the shard index, which is the position in the list.
+    fn shard_pos(&self) -> usize {
+        self.shard as usize
+    }
+}
+
+/// Runs the pass over `shards` (shard index = position in the list).
+pub fn accumulate(
+    shards: &[PathBuf],
+    opts: &AccumulateOptions,
+    checkpoint: Option<&CheckpointOptions>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<PassOutput> {
+    let start = Instant::now();
+    if shards.is_empty() {
+        return Err(Error::InvalidParameter {
+            name: "shards",
+            problem: "no shard given".into(),
+        });
+    }
+    let cols = &opts.layout.columns;
+    let read = ReadOptions {
+        spectra: Spectra::FluxError,
+        columns: vec![cols.teff.clone(), cols.mh.clone(), cols.log_g.clone()],
+        path: opts.read_path,
+        non_finite: opts.non_finite,
+    };
+    let mut opened = Vec::with_capacity(shards.len());
+    let mut fingerprints = Vec::with_capacity(shards.len());
+    for (i, path) in shards.iter().enumerate() {
+        let shard = Shard::open(path, &opts.layout)?;
+        if shard.pixels()
+            != opened
+                .first()
+                .map_or(shard.pixels(), |s: &Shard| s.pixels())
+        {
+            return Err(Error::Layout {
+                path: path.clone(),
+                dataset: opts.layout.flux.clone(),
+                expected: format!("{} pixels like {}", opened[0].pixels(), shards[0].display()),
+                found: format!("{} pixels", shard.pixels()),
+            });
+        }
+        fingerprints.push(ShardFingerprint::of(path, i as u64, shard.rows() as u64)?);
+        opened.push(shard);
+    }
+    let pixels = opened[0].pixels();
+    let plan = MemoryPlan::new(opts, pixels, checkpoint.is_some())?;
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Worker(format!("thread pool: {e}")))?;
+    let par = par_of(threads);
+
+    let resume = match checkpoint {
+        Some(c) if c.resume && c.path.exists() => Some(StatsFile::open(&c.path)?),
+        _ => None,
+    };
+    let (header, accs, heap, cursor) = match resume {
+        Some(file) => {
+            let ckpt_path = &checkpoint.map(|c| c.path.clone()).unwrap_or_default();
+            let refuse = |why: String| Error::Layout {
+                path: ckpt_path.clone(),
+                dataset: "/".into(),
+                expected: "a checkpoint of this same run".into(),
+                found: why,
+            };
+            if !file.is_checkpoint() {
+                return Err(refuse("complete statistics, not a checkpoint".into()));
+            }
+            let h = file.header().clone();
+            if h.pixels != pixels
+                || h.noise != opts.noise
+                || h.partitions != opts.partitions
+                || h.layout != opts.layout
+            {
+                return Err(refuse(
+                    "a different configuration (pixels, noise, seed, partitions, folds or layout)"
+                        .into(),
+                ));
+            }
+            if h.mode != plan.mode {
+                return Err(refuse(format!(
+                    "mode {:?} where this run planned {:?}",
+                    h.mode, plan.mode
+                )));
+            }
+            if h.shards != fingerprints {
+                return Err(refuse(
+                    "a different shard list (paths, sizes or modification times changed)".into(),
+                ));
+            }
+            let cursor = file.cursor()?.ok_or_else(|| refuse("no cursor".into()))?;
+            if cursor.block_rows != plan.block_rows {
+                return Err(refuse(format!(
+                    "{} rows staged per accumulator, this run plans {}",
+                    cursor.block_rows, plan.block_rows
+                )));
+            }
+            let mut accs = Vec::with_capacity(plan.accumulators);
+            for (a, (sx, sy)) in cursor.staged.iter().enumerate() {
+                accs.push(Accumulator::restore(
+                    &file.accumulator(a)?,
+                    sx,
+                    sy,
+                    plan.block_rows,
+                )?);
+            }
+            if accs.len() != plan.accumulators {
+                return Err(refuse(format!(
+                    "{} accumulators, expected {}",
+                    accs.len(),
+                    plan.accumulators
+                )));
+            }
+            let heap = heap_from(&file.reservoir()?);
+            (h, accs, heap, Some((cursor.source, cursor.row)))
+        }
+        None => {
+            let (shift_x, shift_y) = shift_of(&opened[0], &read, &opts.noise)?;
+            let header = StatsHeader {
+                pixels,
+                noise: opts.noise,
+                partitions: opts.partitions.clone(),
+                mode: plan.mode,
+                layout: opts.layout.clone(),
+                shards: fingerprints,
+                shift_x,
+                shift_y,
+                rows: 0,
+                skipped: 0,
+            };
+            let accs = (0..plan.accumulators)
+                .map(|_| Accumulator::new(pixels, plan.block_rows))
+                .collect();
+            (header, accs, BinaryHeap::new(), None)
+        }
+    };
+    let resumed = cursor.is_some();
+    let (from_source, from_row) = cursor.unwrap_or((0, 0));
+
+    // Readers from the cursor on: rows before it are done.
+    let mut readers: Vec<Offset<ShardReader>> = Vec::new();
+    for (i, shard) in opened.iter().enumerate().skip(from_source) {
+        let first = if i == from_source { from_row } else { 0 };
+        readers.push(Offset {
+            inner: shard.reader(i as u64, &read)?,
+            first,
+            position: i,
+        });
+    }
+    let done_before: usize = opened[..from_source.min(opened.len())]
+        .iter()
+        .map(Shard::rows)
+        .sum::<usize>()
+        + from_row;
+    progress(done_before as u64);
+    let mut state = State {
+        opts,
+        plan: plan.clone(),
+        header,
+        accs,
+        heap,
+        par,
+        slots: vec![0; opts.partitions.partitions.len()],
+        snr: Vec::new(),
+        paths: shards.to_vec(),
+    };
+    let updates_per_row = match plan.mode {
+        Mode::Cells => 1.0,
+        Mode::PerBin => opts.partitions.partitions.len() as f64,
+    };
+    let (mut rows_this_run, mut bytes_this_run, mut checkpoints) = (0u64, 0u64, 0usize);
+    let mut last_checkpoint = Instant::now();
+    pool.install(|| -> Result<()> {
+        let mut pre = Prefetcher::spawn(readers, plan.chunk_rows, plan.prefetch)?;
+        while let Some(chunk) = pre.next() {
+            let mut chunk = chunk?;
+            state.absorb(&mut chunk)?;
+            rows_this_run += chunk.rows as u64;
+            bytes_this_run += chunk.spectra_bytes() as u64;
+            progress(chunk.rows as u64);
+            if let Some(c) = checkpoint {
+                let next_row = chunk.start + chunk.rows;
+                if last_checkpoint.elapsed() >= c.every {
+                    let pos = chunk.shard as usize;
+                    let (src, row) = if next_row >= opened[pos].rows() {
+                        (pos + 1, 0)
+                    } else {
+                        (pos, next_row)
+                    };
+                    state.checkpoint(&c.path, src, row)?;
+                    checkpoints += 1;
+                    last_checkpoint = Instant::now();
+                }
+            }
+            pre.recycle(chunk);
+        }
+        Ok(())
+    })?;
+    let reservoir = reservoir_of(&state.heap, opts.gate_sample, pixels);
+    let seconds = start.elapsed().as_secs_f64();
+    let summary = PassSummary {
+        rows: state.header.rows,
+        skipped: state.header.skipped,
+        rows_this_run,
+        bytes_this_run,
+        seconds,
+        flops_this_run: rows_this_run as f64 * (pixels * pixels) as f64 * updates_per_row,
+        plan,
+        checkpoints,
+        resumed,
+        peak_rss: peak_rss(),
+    };
+    Ok(PassOutput {
+        header: state.header,
+        accumulators: state.accs,
+        reservoir,
+        summary,
+    })
+}
+
+/// The shift: mean of the first [`SHIFT_ROWS`] usable rows of the first
+/// shard, noise included — independent of chunk size and thread count.
+fn shift_of(shard: &Shard, read: &ReadOptions, noise: &NoiseModel) -> Result<(Vec<f64>, f64)> {
+    let mut reader = shard.reader(0, read)?;
+    let n = shard.rows().min(SHIFT_ROWS);
+    let mut chunk = Chunk::default();
+    reader.read_chunk(0..n, &mut chunk)?;
+    let p = chunk.pixels;
+    noise.apply_rows(0, 0, p, &mut chunk.flux, &chunk.error, false);
+    let (mut sx, mut sy, mut k) = (vec![0.0; p], 0.0, 0usize);
+    for r in 0..chunk.rows {
+        if chunk.skip[r] {
+            continue;
+        }
+        for (s, v) in sx.iter_mut().zip(chunk.flux_row(r)) {
+            *s += v;
+        }
+        sy += chunk.params_row(r)[2];
+        k += 1;
+    }
+    if k > 0 {
+        sx.iter_mut().for_each(|s| *s /= k as f64);
+        sy /= k as f64;
+    }
+    Ok((sx, sy))
+}
+
+/// A source that starts at row `first` (resume): rows before it are not read.
+struct Offset<S> {
+    inner: S,
+    first: usize,
+    position: usize,
+}
+
+impl<S: ChunkSource> ChunkSource for Offset<S> {
+    fn rows(&self) -> usize {
+        self.inner.rows().saturating_sub(self.first)
+    }
+    fn pixels(&self) -> usize {
+        self.inner.pixels()
+    }
+    fn shard_index(&self) -> u64 {
+        self.position as u64
+    }
+    fn read_chunk(&mut self, rows: std::ops::Range<usize>, chunk: &mut Chunk) -> Result<()> {
+        self.inner
+            .read_chunk(rows.start + self.first..rows.end + self.first, chunk)
+    }
+}
