@@ -246,7 +246,9 @@ fn large_mean_is_centred_accurately() {
     opts.noise = NoiseModel::new(0.0, 1).unwrap();
     opts.partitions = PartitionSet::new(vec![gramstream::partition::Partition::snr()], 1).unwrap();
     opts.mode = Some(Mode::Cells);
-    let (header, stats, _) = accumulate(&paths, &opts, None, &|_| {}).unwrap().into_stats(2);
+    let (header, stats, _) = accumulate(&paths, &opts, None, &|_| {})
+        .unwrap()
+        .into_stats(2);
     let mut all = SuffStats::zeros(P);
     for s in &stats {
         all.add(s).unwrap();
@@ -255,7 +257,15 @@ fn large_mean_is_centred_accurately() {
     assert_eq!(all.n, 500);
     // Two-pass reference.
     let shard = Shard::open(&paths[0], &Layout::default()).unwrap();
-    let mut reader = shard.reader(0, &ReadOptions { columns: vec![], ..Default::default() }).unwrap();
+    let mut reader = shard
+        .reader(
+            0,
+            &ReadOptions {
+                columns: vec![],
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let mut chunk = Chunk::default();
     reader.read_chunk(0..500, &mut chunk).unwrap();
     let mut mean = vec![0.0; P];
@@ -264,12 +274,17 @@ fn large_mean_is_centred_accurately() {
             *m += v / 500.0;
         }
     }
-    assert!(mean.iter().all(|m| (m - 1e4).abs() < 5.0), "the data's mean is ~1e4");
+    assert!(
+        mean.iter().all(|m| (m - 1e4).abs() < 5.0),
+        "the data's mean is ~1e4"
+    );
     let mut worst = 0.0f64;
     let mut scale = 0.0f64;
     for i in 0..P {
         for j in 0..=i {
-            let two_pass: f64 = (0..500).map(|r| (chunk.flux_row(r)[i] - mean[i]) * (chunk.flux_row(r)[j] - mean[j])).sum();
+            let two_pass: f64 = (0..500)
+                .map(|r| (chunk.flux_row(r)[i] - mean[i]) * (chunk.flux_row(r)[j] - mean[j]))
+                .sum();
             let mi = all.sum_x[i] / n;
             let mj = all.sum_x[j] / n;
             let from_stats = all.xtx[packed_index(i, j)] - n * mi * mj;
@@ -278,5 +293,61 @@ fn large_mean_is_centred_accurately() {
         }
     }
     assert!(scale > 0.0 && header.shift_x[0] > 9e3);
-    assert!(worst <= 1e-11 * scale, "centred covariance off by {worst:e} (scale {scale:e})");
+    assert!(
+        worst <= 1e-11 * scale,
+        "centred covariance off by {worst:e} (scale {scale:e})"
+    );
+}
+
+#[test]
+fn derived_groups_agree_between_modes() {
+    use gramstream::stats::derive::{members, sum, Group};
+    let dir = tempfile::tempdir().unwrap();
+    let paths = shards(dir.path(), &[350]);
+    let mut opts = options(2, 1);
+    opts.mode = Some(Mode::Cells);
+    let (hc, cells, _) = accumulate(&paths, &opts, None, &|_| {})
+        .unwrap()
+        .into_stats(1);
+    opts.mode = Some(Mode::PerBin);
+    let (hb, bins, _) = accumulate(&paths, &opts, None, &|_| {})
+        .unwrap()
+        .into_stats(1);
+    let groups = [
+        Group::Global,
+        Group::Bin {
+            partition: 0,
+            slot: 4,
+        },
+        Group::Bin {
+            partition: 1,
+            slot: 1,
+        },
+    ];
+    for g in groups {
+        for fold in [None, Some(0), Some(1)] {
+            let a = sum(P, &members(&hc, g, fold).unwrap(), |i| Ok(cells[i].clone())).unwrap();
+            let b = sum(P, &members(&hb, g, fold).unwrap(), |i| Ok(bins[i].clone())).unwrap();
+            assert_eq!(a.n, b.n, "{g:?} {fold:?}");
+            rel_close(&a.xtx, &b.xtx, 1e-12).unwrap();
+        }
+    }
+    let global = sum(P, &members(&hc, Group::Global, None).unwrap(), |i| {
+        Ok(cells[i].clone())
+    })
+    .unwrap();
+    assert_eq!(global.n, 350);
+    assert!(
+        members(
+            &hc,
+            Group::Bin {
+                partition: 1,
+                slot: 4
+            },
+            None
+        )
+        .is_err(),
+        "snr has no unbinned slot"
+    );
+    assert!(members(&hc, Group::Global, Some(2)).is_err());
 }

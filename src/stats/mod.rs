@@ -5,6 +5,7 @@
 //! a [`StatsHeader`] (configuration, provenance, shift), the accumulators
 //! keyed by [`Mode`], and the gate's [`Reservoir`]; [`file`] stores it.
 
+pub mod derive;
 pub mod file;
 mod file_stub;
 pub mod gram;
