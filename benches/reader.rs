@@ -35,14 +35,23 @@ fn shard_path() -> PathBuf {
             pixels: PIXELS,
             ..Default::default()
         };
-        eprintln!("generating {} ({} rows × {} pixels)…", path.display(), ROWS, PIXELS);
+        eprintln!(
+            "generating {} ({} rows × {} pixels)…",
+            path.display(),
+            ROWS,
+            PIXELS
+        );
         gramstream::synth::generate(&cfg, &|_| {}).expect("generate the benchmark shard");
     }
     path
 }
 
 fn read_all(shard: &Shard, path: ReadPath, chunk_rows: usize) -> f64 {
-    let opts = ReadOptions { path, columns: vec!["log_g".into()], ..Default::default() };
+    let opts = ReadOptions {
+        path,
+        columns: vec!["log_g".into()],
+        ..Default::default()
+    };
     let mut reader = shard.reader(0, &opts).expect("reader");
     assert_eq!(reader.zero_copy(), path == ReadPath::Auto);
     let mut chunk = Chunk::default();

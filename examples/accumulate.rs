@@ -12,8 +12,15 @@ use gramstream::stats::pass::{accumulate, AccumulateOptions};
 use gramstream::synth::{write_shard, ShardSpec};
 
 fn main() -> gramstream::Result<()> {
-    let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "example-out".into()));
-    std::fs::create_dir_all(&dir).map_err(|e| gramstream::Error::Io { path: dir.clone(), source: e })?;
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "example-out".into()),
+    );
+    std::fs::create_dir_all(&dir).map_err(|e| gramstream::Error::Io {
+        path: dir.clone(),
+        source: e,
+    })?;
     let shards: Vec<PathBuf> = (0..2).map(|i| dir.join(format!("train_{i}.h5"))).collect();
     for (i, path) in shards.iter().enumerate() {
         write_shard(path, &ShardSpec::new(2000, 512, 42, i as u64), &|_| {})?;

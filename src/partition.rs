@@ -195,7 +195,12 @@ impl Partition {
     /// Whether every row with finite keys falls in a bin (no unbinned slot
     /// is needed): true for open-ended axes such as the SNR bins.
     pub fn covers_all(&self) -> bool {
-        matches!(&self.kind, PartitionKind::Snr { snr: Axis::RightClosedOpenEnds { .. } })
+        matches!(
+            &self.kind,
+            PartitionKind::Snr {
+                snr: Axis::RightClosedOpenEnds { .. }
+            }
+        )
     }
 
     /// Slots of this partition in the refinement: its bins, plus one for
@@ -302,7 +307,10 @@ impl PartitionSet {
 
     /// The per-bin accumulator index of (partition, slot, fold).
     pub fn per_bin_index(&self, partition: usize, slot: usize, fold: usize) -> usize {
-        let before: usize = self.partitions[..partition].iter().map(Partition::slots).sum();
+        let before: usize = self.partitions[..partition]
+            .iter()
+            .map(Partition::slots)
+            .sum();
         (before + slot) * self.folds + fold
     }
 
@@ -383,7 +391,10 @@ mod tests {
         let mut slots = [0; 2];
         set.slots_of(&keys(7000.0, 0.0, 3.0), &mut slots).unwrap();
         assert_eq!(slots, [9, 1]);
-        assert_eq!(set.slots_of(&keys(5000.0, 0.0, f64::NAN), &mut slots), Err(1));
+        assert_eq!(
+            set.slots_of(&keys(5000.0, 0.0, f64::NAN), &mut slots),
+            Err(1)
+        );
         for cell in 0..set.cells() {
             let (slots, fold) = set.cell_parts(cell);
             assert_eq!(set.cell(&slots, fold), cell);

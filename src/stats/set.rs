@@ -68,7 +68,13 @@ impl ShardFingerprint {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos() as i64);
         let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        Ok(ShardFingerprint { path: canonical.display().to_string(), rows, bytes: meta.len(), mtime_ns, index })
+        Ok(ShardFingerprint {
+            path: canonical.display().to_string(),
+            rows,
+            bytes: meta.len(),
+            mtime_ns,
+            index,
+        })
     }
 }
 
