@@ -67,17 +67,111 @@ pub(crate) fn read_rows_into<T: H5Type>(
 /// The in-memory (native byte order) record type of a 1-D compound dataset,
 /// with its descriptor (field names, types, offsets in the native record).
 /// Variable-length members are refused: libhdf5 would write pointers.
+///
+/// The memory type is libhdf5's native form of the file type
+/// (`H5Tget_native_type`), and the descriptor is read from that same type, so
+/// offsets agree by construction. Bitfield members — how PyTables stores a
+/// pandas `bool` column — are described as unsigned integers of their size
+/// (the `hdf5` crate has no descriptor for them, and libhdf5 converts
+/// bitfields only to bitfields).
 pub(crate) fn native_record_type(
     ds: &Dataset,
 ) -> hdf5::Result<(hdf5::types::TypeDescriptor, Datatype)> {
-    let desc = ds.dtype()?.to_descriptor()?;
+    let file_type = ds.dtype()?;
+    // SAFETY: `file_type` is alive; the call returns a new type id (or < 0).
+    let native = hdf5::sync::sync(|| unsafe {
+        hdf5_sys::h5t::H5Tget_native_type(
+            file_type.id(),
+            hdf5_sys::h5t::H5T_direction_t::H5T_DIR_ASCEND,
+        )
+    });
+    let mem = owned_datatype(native, "H5Tget_native_type")?;
+    let desc = record_descriptor(&mem)?;
     if has_variable_length(&desc) {
         return Err(hdf5::Error::from(
             "variable-length fields are not supported".to_string(),
         ));
     }
-    let mem = Datatype::from_descriptor(&desc)?;
     Ok((desc, mem))
+}
+
+/// Wraps a datatype id freshly returned by libhdf5 (reference count 1).
+fn owned_datatype(id: hdf5_sys::h5i::hid_t, call: &str) -> hdf5::Result<Datatype> {
+    if id < 0 {
+        return Err(hdf5::Error::from(format!("{call} failed")));
+    }
+    // SAFETY: `id` is a new, valid datatype id that nothing else owns; the
+    // handle takes over its single reference.
+    unsafe { hdf5::from_id::<Datatype>(id) }
+}
+
+/// Like `Datatype::to_descriptor`, but describing bitfields (also inside
+/// arrays and compounds) as unsigned integers of the same size.
+fn record_descriptor(t: &Datatype) -> hdf5::Result<hdf5::types::TypeDescriptor> {
+    use hdf5::types::{CompoundField, CompoundType, IntSize, TypeDescriptor as TD};
+    use hdf5_sys::h5t::{self, H5T_class_t};
+    let id = t.id();
+    // SAFETY (every block below): `id` stays alive for the call; returned
+    // ids are wrapped at once by `owned_datatype`; the member name is copied
+    // and then freed with libhdf5's allocator; libhdf5 is serialised.
+    match hdf5::sync::sync(|| unsafe { h5t::H5Tget_class(id) }) {
+        H5T_class_t::H5T_BITFIELD => IntSize::from_int(t.size())
+            .map(TD::Unsigned)
+            .ok_or_else(|| hdf5::Error::from(format!("a bitfield of {} bytes", t.size()))),
+        H5T_class_t::H5T_ARRAY => {
+            let ndims = hdf5::sync::sync(|| unsafe { h5t::H5Tget_array_ndims(id) });
+            if ndims != 1 {
+                return t.to_descriptor();
+            }
+            let mut len: hdf5_sys::h5::hsize_t = 0;
+            if hdf5::sync::sync(|| unsafe { h5t::H5Tget_array_dims2(id, &mut len) }) < 0 {
+                return Err(hdf5::Error::from("H5Tget_array_dims2 failed".to_string()));
+            }
+            let base = owned_datatype(
+                hdf5::sync::sync(|| unsafe { h5t::H5Tget_super(id) }),
+                "H5Tget_super",
+            )?;
+            Ok(TD::FixedArray(
+                Box::new(record_descriptor(&base)?),
+                len as usize,
+            ))
+        }
+        H5T_class_t::H5T_COMPOUND => {
+            let n = hdf5::sync::sync(|| unsafe { h5t::H5Tget_nmembers(id) });
+            if n < 0 {
+                return Err(hdf5::Error::from("H5Tget_nmembers failed".to_string()));
+            }
+            let mut fields = Vec::with_capacity(n as usize);
+            for i in 0..n as u32 {
+                let name = hdf5::sync::sync(|| unsafe {
+                    let p = h5t::H5Tget_member_name(id, i);
+                    if p.is_null() {
+                        return None;
+                    }
+                    let name = std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned();
+                    hdf5_sys::h5::H5free_memory(p.cast());
+                    Some(name)
+                })
+                .ok_or_else(|| hdf5::Error::from(format!("no name for member {i}")))?;
+                let offset = hdf5::sync::sync(|| unsafe { h5t::H5Tget_member_offset(id, i) });
+                let member = owned_datatype(
+                    hdf5::sync::sync(|| unsafe { h5t::H5Tget_member_type(id, i) }),
+                    "H5Tget_member_type",
+                )?;
+                fields.push(CompoundField {
+                    name,
+                    ty: record_descriptor(&member)?,
+                    offset,
+                    index: i as usize,
+                });
+            }
+            Ok(TD::Compound(CompoundType {
+                fields,
+                size: t.size(),
+            }))
+        }
+        _ => t.to_descriptor(),
+    }
 }
 
 /// Reads rows `rows` of a 1-D dataset as raw records of the memory type
