@@ -7,7 +7,6 @@
 
 pub mod derive;
 pub mod file;
-mod file_stub;
 pub mod gram;
 pub mod merge;
 pub mod pass;

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use faer::Par;
 
-use super::file_stub::{write_stats, StatsFile};
+use super::file::{write_stats, StatsFile};
 use super::{Accumulator, Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, SuffStats};
 use crate::noise::NoiseModel;
 use crate::partition::{fold_of, PartitionSet, RowKeys};
