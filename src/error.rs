@@ -104,6 +104,17 @@ pub enum Error {
     /// An in-memory source or buffer was given inconsistent dimensions.
     #[error("{0}")]
     Shape(String),
+    /// Two statistics files cannot be combined (by `merge`): different
+    /// configuration, a checkpoint, or a shard present in both.
+    #[error("cannot merge {first} and {second}: {reason}")]
+    Incompatible {
+        /// The first file (the reference).
+        first: PathBuf,
+        /// The file that does not fit.
+        second: PathBuf,
+        /// Why, with both values.
+        reason: String,
+    },
     /// A worker thread ended without delivering (it panicked or its channel closed).
     #[error("reader thread stopped unexpectedly: {0}")]
     Worker(String),

@@ -1,1 +1,1221 @@
-//! The statistics file (HDF5). Being written.
+//! The statistics file (HDF5): complete statistics or a checkpoint.
+//!
+//! One file holds a [`StatsHeader`], one [`SuffStats`] per accumulator, the
+//! gate's [`Reservoir`] and, for an unfinished pass, the [`Cursor`]. It is
+//! written atomically by [`write_stats`] (temporary file, fsync, rename,
+//! fsync of the directory) one accumulator at a time, and opened by
+//! [`StatsFile::open`], which validates everything it can without reading
+//! the big arrays; accumulators are then read one at a time.
+//!
+//! Every numeric dataset that holds data is chunked with HDF5's **Fletcher32**
+//! filter, so libhdf5 verifies a checksum on every read; the file is written
+//! with the 1.10 object formats, whose object headers (and so the
+//! attributes) carry checksums of their own. A flipped byte is thus an
+//! error, never a silently different number.
+//!
+//! # Format (version [`FORMAT_VERSION`])
+//!
+//! A = [`StatsHeader::accumulators`], P = pixels, L = P(P+1)/2, S = shards,
+//! N = reservoir rows. Strings are variable-length UTF-8.
+//!
+//! | object | type, shape | content |
+//! |---|---|---|
+//! | `/` attr `format` | string | `"gramstream.stats"` |
+//! | `/` attr `format_version` | u32 | [`FORMAT_VERSION`]; a larger one is refused ("written by a newer gramstream") |
+//! | `/` attr `kind` | string | `"statistics"` (complete) or `"checkpoint"` (unfinished pass, has `/cursor`) |
+//! | `/` attr `pixels` | u64 | P |
+//! | `/` attr `accumulators` | u64 | A |
+//! | `/` attr `rows`, `skipped` | u64 | rows accumulated, rows skipped |
+//! | `/` attr `noise_level`, `seed` | f64, u64 | the noise model |
+//! | `/` attr `folds` | u64 | folds |
+//! | `/` attr `mode` | string | `"cells"` or `"per_bin"` ([`Mode`]) |
+//! | `/` attr `partitions` | string | the [`PartitionSet`] as JSON (names, edges, bin names, folds) |
+//! | `/` attr `layout` | string | the shards' [`Layout`](crate::Layout) as JSON |
+//! | `/` attr `shift_y` | f64 | y₀ |
+//! | `/` attr `created_by` | string | `"gramstream <version>"` |
+//! | `/` attr `header_json` | string | the [`StatsHeader`] as JSON **without** `shift_x` and `shards` (which are the datasets below); the source of truth, the plain attributes must agree with it |
+//! | `/` attr `text_checksum` | u64 | FNV-1a-64 over the string attributes above (`format`, `kind`, `mode`, `partitions`, `layout`, `created_by`, `header_json`), `/accumulators/xtx` attr `packing`, then the shard paths, each preceded by its length as 8 little-endian bytes: libhdf5 keeps variable-length strings in its global heap, which has no checksum |
+//! | `/shift_x` | f64 (P,) | x₀ |
+//! | `/shards/path` | string (S,) | shard paths (canonical when written); not chunked (libhdf5 filters no variable-length data), guarded by `text_checksum` |
+//! | `/shards/rows`, `bytes`, `index` | u64 (S,) | rows, file size, shard index (noise and fold stream number) |
+//! | `/shards/mtime_ns` | i64 (S,) | modification time, ns since the epoch (0 = unknown) |
+//! | `/accumulators/n` | u64 (A,) | rows of each accumulator |
+//! | `/accumulators/sum_y`, `sum_yy` | f64 (A,) | Σ(y−y₀), Σ(y−y₀)² |
+//! | `/accumulators/sum_x`, `xty` | f64 (A, P) | Σ(x−x₀), Σ(x−x₀)(y−y₀); chunks (1, P) |
+//! | `/accumulators/xtx` | f64 (A, L) | Σ(x−x₀)(x−x₀)ᵀ **packed lower triangle, row-major**: (i, j), i ≥ j, at i(i+1)/2 + j; chunks (1, L) |
+//! | `/reservoir` attrs `capacity`, `pixels` | u64 | maximum rows kept; pixels per row (P, or 0 for an empty sample) |
+//! | `/reservoir/keys` | u64 (N,) | priority keys, ascending |
+//! | `/reservoir/origin` | u64 (N, 2) | (shard index, row) |
+//! | `/reservoir/x` | f64 (N, P) | noisy flux |
+//! | `/reservoir/params` | f64 (N, 4) | T_eff, [M/H], log g, SNR |
+//! | `/cursor` attrs `source`, `row`, `block_rows` | u64 | checkpoint only: next shard position, next row, staging block |
+//! | `/cursor/staged_x_<a>`, `staged_y_<a>` | f64 (s, P), (s,) | checkpoint only: the s > 0 staged (shifted) rows of accumulator a; absent when s = 0 |
+//!
+//! Invariants checked on open: Σ n (plus the staged rows of a checkpoint)
+//! equals `rows` in [`Mode::Cells`] and `rows` × partitions in
+//! [`Mode::PerBin`] (each partition's slots hold every row once); shard
+//! indices are unique; for complete statistics `rows + skipped` ≤ Σ shard rows;
+//! staged rows per accumulator < `block_rows`.
+//!
+//! In Python: `xtx = f["accumulators/xtx"][a]; G = np.zeros((P, P));
+//! G[np.tril_indices(P)] = xtx; G = G + np.tril(G, -1).T`.
+
+use std::path::{Path, PathBuf};
+
+use hdf5::types::{FloatSize, IntSize, TypeDescriptor, VarLenUnicode};
+use hdf5::{Dataset, Group, H5Type};
+
+use super::{
+    packed_len, Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, SuffStats, FORMAT_VERSION,
+};
+use crate::partition::PartitionSet;
+use crate::{Error, Layout, Result};
+
+/// The value of the root attribute `format`.
+pub const FORMAT_NAME: &str = "gramstream.stats";
+const KIND_STATS: &str = "statistics";
+const KIND_CHECKPOINT: &str = "checkpoint";
+const CREATED_BY: &str = concat!("gramstream ", env!("CARGO_PKG_VERSION"));
+const PACKING: &str = "lower triangle, row-major: (i, j), i >= j, at i*(i+1)/2 + j";
+/// The string attributes covered by `text_checksum`, in order (then the shard paths).
+const TEXT_ATTRS: [&str; 7] = [
+    "format",
+    "kind",
+    "mode",
+    "partitions",
+    "layout",
+    "created_by",
+    "header_json",
+];
+
+/// FNV-1a (64 bit) of the strings, each preceded by its length: guards the
+/// variable-length strings, which libhdf5 keeps in its global heap, outside
+/// the checksummed object headers and chunks.
+fn text_checksum<'a>(parts: impl IntoIterator<Item = &'a str>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for part in parts {
+        eat(&(part.len() as u64).to_le_bytes());
+        eat(part.as_bytes());
+    }
+    h
+}
+
+/// Rows per chunk target for the reservoir arrays (~1 MiB).
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Writes a complete statistics file atomically: to `<path>.tmp` in the same
+/// directory, fsync, rename over `path`, fsync the directory. On any error the
+/// temporary file is removed and `path` is untouched.
+///
+/// `accumulators` must yield exactly [`StatsHeader::accumulators`] items in
+/// accumulator order; each is written and dropped before the next is asked
+/// for, so memory stays at about one accumulator. A `cursor` of `Some` marks
+/// the file as a checkpoint (its `staged` holds one entry per accumulator);
+/// `None` marks complete statistics.
+pub fn write_stats(
+    path: &Path,
+    header: &StatsHeader,
+    accumulators: &mut dyn Iterator<Item = Result<SuffStats>>,
+    reservoir: &Reservoir,
+    cursor: Option<&Cursor>,
+) -> Result<()> {
+    check_for_write(header, reservoir, cursor)?;
+    let tmp = temp_path(path)?;
+    let result = write_file(&tmp, path, header, accumulators, reservoir, cursor)
+        .and_then(|()| sync_file(&tmp))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
+    if let Err(e) = result {
+        // Best effort: the error that matters is the one being returned.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(path)
+}
+
+/// `<path>.tmp`.
+fn temp_path(path: &Path) -> Result<PathBuf> {
+    let name = path.file_name().ok_or_else(|| Error::InvalidParameter {
+        name: "output",
+        problem: format!("{} is not a file path", path.display()),
+    })?;
+    let mut tmp = name.to_os_string();
+    tmp.push(".tmp");
+    Ok(path.with_file_name(tmp))
+}
+
+fn sync_file(path: &Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(path, e))
+}
+
+fn sync_dir(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// Consistency of what the caller hands in (before anything is created).
+fn check_for_write(
+    header: &StatsHeader,
+    reservoir: &Reservoir,
+    cursor: Option<&Cursor>,
+) -> Result<()> {
+    let p = header.pixels;
+    let bad = |m: String| Err(Error::Shape(format!("writing statistics: {m}")));
+    if p == 0 {
+        return bad("0 pixels".into());
+    }
+    if header.shift_x.len() != p {
+        return bad(format!(
+            "shift_x has {} values for {p} pixels",
+            header.shift_x.len()
+        ));
+    }
+    if !header.shift_y.is_finite() || header.shift_x.iter().any(|v| !v.is_finite()) {
+        return bad("the shift is not finite".into());
+    }
+    let n = reservoir.keys.len();
+    if reservoir.origin.len() != n
+        || reservoir.params.len() != n
+        || reservoir.x.len() != n * reservoir.pixels
+        || n > reservoir.capacity
+        || !(reservoir.pixels == p || (n == 0 && reservoir.pixels == 0))
+        || reservoir.keys.windows(2).any(|w| w[0] > w[1])
+    {
+        return bad(format!(
+            "inconsistent reservoir: {n} keys, {} origins, {} params, {} values of {} pixels, capacity {} (P = {p}, keys must ascend)",
+            reservoir.origin.len(),
+            reservoir.params.len(),
+            reservoir.x.len(),
+            reservoir.pixels,
+            reservoir.capacity
+        ));
+    }
+    if let Some(c) = cursor {
+        let a = header.accumulators();
+        if c.staged.len() != a {
+            return bad(format!(
+                "the cursor has staged rows for {} accumulators, not {a}",
+                c.staged.len()
+            ));
+        }
+        for (i, (x, y)) in c.staged.iter().enumerate() {
+            if x.len() != y.len() * p || y.len() >= c.block_rows.max(1) {
+                return bad(format!(
+                    "accumulator {i}: {} staged values for {} staged rows (block {})",
+                    x.len(),
+                    y.len(),
+                    c.block_rows
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn vlu(path: &Path, what: &str, s: &str) -> Result<VarLenUnicode> {
+    s.parse::<VarLenUnicode>().map_err(|e| Error::Hdf5 {
+        path: path.to_path_buf(),
+        what: format!("writing {what}"),
+        message: e.to_string(),
+    })
+}
+
+fn write_str_attr(loc: &hdf5::Location, path: &Path, name: &str, value: &str) -> Result<()> {
+    let v = vlu(path, name, value)?;
+    loc.new_attr::<VarLenUnicode>()
+        .create(name)
+        .and_then(|a| a.write_scalar(&v))
+        .map_err(|e| Error::hdf5(path, format!("writing attribute {name}"), e))
+}
+
+fn write_attr<T: H5Type>(loc: &hdf5::Location, path: &Path, name: &str, value: T) -> Result<()> {
+    loc.new_attr::<T>()
+        .create(name)
+        .and_then(|a| a.write_scalar(&value))
+        .map_err(|e| Error::hdf5(path, format!("writing attribute {name}"), e))
+}
+
+/// Creates a dataset, chunked with Fletcher32 unless it is empty (a chunk
+/// cannot exceed a fixed zero extent; an empty array has nothing to check)
+/// or of variable-length strings (libhdf5 filters no variable-length data;
+/// `text_checksum` guards those).
+fn create<T: H5Type>(
+    group: &Group,
+    path: &Path,
+    name: &str,
+    shape: &[usize],
+    chunk: &[usize],
+) -> Result<Dataset> {
+    let b = group.new_dataset::<T>();
+    let b = if shape.iter().product::<usize>() > 0 && !is_text(&T::type_descriptor()) {
+        let chunk: Vec<usize> = chunk
+            .iter()
+            .zip(shape)
+            .map(|(&c, &s)| c.clamp(1, s))
+            .collect();
+        b.chunk(chunk).fletcher32()
+    } else {
+        b
+    };
+    b.shape(shape.to_vec())
+        .create(name)
+        .map_err(|e| Error::hdf5(path, format!("creating {name}"), e))
+}
+
+fn is_text(t: &TypeDescriptor) -> bool {
+    matches!(
+        t,
+        TypeDescriptor::VarLenUnicode | TypeDescriptor::VarLenAscii
+    )
+}
+
+/// Creates and fills a 1-D (or flattened) dataset.
+fn write_array<T: H5Type>(
+    group: &Group,
+    path: &Path,
+    name: &str,
+    shape: &[usize],
+    data: &[T],
+) -> Result<Dataset> {
+    let row: usize = shape[1..].iter().product();
+    let rows = (CHUNK_BYTES / (row.max(1) * std::mem::size_of::<T>()).max(1)).max(1);
+    let mut chunk = shape.to_vec();
+    chunk[0] = rows;
+    let ds = create::<T>(group, path, name, shape, &chunk)?;
+    if !data.is_empty() {
+        ds.write_raw(data)
+            .map_err(|e| Error::hdf5(path, format!("writing {name}"), e))?;
+    }
+    Ok(ds)
+}
+
+fn header_json(header: &StatsHeader) -> Result<String> {
+    let mut v = serde_json::to_value(header)
+        .map_err(|e| Error::Shape(format!("statistics header to JSON: {e}")))?;
+    if let Some(o) = v.as_object_mut() {
+        o.remove("shift_x");
+        o.remove("shards");
+    }
+    Ok(v.to_string())
+}
+
+fn json<T: serde::Serialize>(what: &str, v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::Shape(format!("{what} to JSON: {e}")))
+}
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Cells => "cells",
+        Mode::PerBin => "per_bin",
+    }
+}
+
+fn write_file(
+    tmp: &Path,
+    path: &Path,
+    header: &StatsHeader,
+    accumulators: &mut dyn Iterator<Item = Result<SuffStats>>,
+    reservoir: &Reservoir,
+    cursor: Option<&Cursor>,
+) -> Result<()> {
+    let p = header.pixels;
+    let a_count = header.accumulators();
+    let l = packed_len(p);
+    let file = hdf5::File::with_options()
+        .with_fapl(|f| f.libver_v110())
+        .create(tmp)
+        .map_err(|e| Error::hdf5(tmp, "creating", e))?;
+    let root: &Group = &file;
+    {
+        let loc: &hdf5::Location = root;
+        write_str_attr(loc, path, "format", FORMAT_NAME)?;
+        write_attr(loc, path, "format_version", FORMAT_VERSION)?;
+        write_str_attr(
+            loc,
+            path,
+            "kind",
+            if cursor.is_some() {
+                KIND_CHECKPOINT
+            } else {
+                KIND_STATS
+            },
+        )?;
+        write_attr(loc, path, "pixels", p as u64)?;
+        write_attr(loc, path, "accumulators", a_count as u64)?;
+        write_attr(loc, path, "rows", header.rows)?;
+        write_attr(loc, path, "skipped", header.skipped)?;
+        write_attr(loc, path, "noise_level", header.noise.level)?;
+        write_attr(loc, path, "seed", header.noise.seed)?;
+        write_attr(loc, path, "folds", header.partitions.folds as u64)?;
+        write_str_attr(loc, path, "mode", mode_name(header.mode))?;
+        write_str_attr(
+            loc,
+            path,
+            "partitions",
+            &json("partitions", &header.partitions)?,
+        )?;
+        write_str_attr(loc, path, "layout", &json("layout", &header.layout)?)?;
+        write_attr(loc, path, "shift_y", header.shift_y)?;
+        write_str_attr(loc, path, "created_by", CREATED_BY)?;
+        write_str_attr(loc, path, "header_json", &header_json(header)?)?;
+    }
+    write_array(root, path, "shift_x", &[p], &header.shift_x)?;
+
+    let shards = root
+        .create_group("shards")
+        .map_err(|e| Error::hdf5(path, "creating /shards", e))?;
+    let s = header.shards.len();
+    let paths = header
+        .shards
+        .iter()
+        .map(|f| vlu(path, "/shards/path", &f.path))
+        .collect::<Result<Vec<_>>>()?;
+    write_array(&shards, path, "path", &[s], &paths)?;
+    let col = |f: fn(&ShardFingerprint) -> u64| header.shards.iter().map(f).collect::<Vec<u64>>();
+    write_array(&shards, path, "rows", &[s], &col(|f| f.rows))?;
+    write_array(&shards, path, "bytes", &[s], &col(|f| f.bytes))?;
+    write_array(&shards, path, "index", &[s], &col(|f| f.index))?;
+    let mtime: Vec<i64> = header.shards.iter().map(|f| f.mtime_ns).collect();
+    write_array(&shards, path, "mtime_ns", &[s], &mtime)?;
+
+    let acc = root
+        .create_group("accumulators")
+        .map_err(|e| Error::hdf5(path, "creating /accumulators", e))?;
+    let sum_x = create::<f64>(&acc, path, "sum_x", &[a_count, p], &[1, p])?;
+    let xty = create::<f64>(&acc, path, "xty", &[a_count, p], &[1, p])?;
+    let xtx = create::<f64>(&acc, path, "xtx", &[a_count, l], &[1, l])?;
+    write_str_attr(&xtx, path, "packing", PACKING)?;
+    let (mut n, mut sum_y, mut sum_yy) = (
+        Vec::with_capacity(a_count),
+        Vec::with_capacity(a_count),
+        Vec::with_capacity(a_count),
+    );
+    for a in 0..a_count {
+        let st = match accumulators.next() {
+            Some(r) => r?,
+            None => {
+                return Err(Error::Shape(format!(
+                    "writing {}: {a} accumulators given, {a_count} expected",
+                    path.display()
+                )))
+            }
+        };
+        if st.p != p || st.sum_x.len() != p || st.xty.len() != p || st.xtx.len() != l {
+            return Err(Error::Shape(format!(
+                "writing {}: accumulator {a} has p = {} ({} + {} + {} values) for P = {p}",
+                path.display(),
+                st.p,
+                st.sum_x.len(),
+                st.xty.len(),
+                st.xtx.len()
+            )));
+        }
+        let row = |ds: &Dataset, name: &str, v: &[f64]| {
+            ds.write_slice(v, (a, ..))
+                .map_err(|e| Error::hdf5(path, format!("writing /accumulators/{name} row {a}"), e))
+        };
+        row(&sum_x, "sum_x", &st.sum_x)?;
+        row(&xty, "xty", &st.xty)?;
+        row(&xtx, "xtx", &st.xtx)?;
+        n.push(st.n);
+        sum_y.push(st.sum_y);
+        sum_yy.push(st.sum_yy);
+    }
+    if accumulators.next().is_some() {
+        return Err(Error::Shape(format!(
+            "writing {}: more than the {a_count} accumulators expected",
+            path.display()
+        )));
+    }
+    write_array(&acc, path, "n", &[a_count], &n)?;
+    write_array(&acc, path, "sum_y", &[a_count], &sum_y)?;
+    write_array(&acc, path, "sum_yy", &[a_count], &sum_yy)?;
+
+    let res = root
+        .create_group("reservoir")
+        .map_err(|e| Error::hdf5(path, "creating /reservoir", e))?;
+    write_attr(&res, path, "capacity", reservoir.capacity as u64)?;
+    write_attr(&res, path, "pixels", reservoir.pixels as u64)?;
+    let rn = reservoir.len();
+    write_array(&res, path, "keys", &[rn], &reservoir.keys)?;
+    let origin: Vec<u64> = reservoir.origin.iter().flat_map(|&(s, r)| [s, r]).collect();
+    write_array(&res, path, "origin", &[rn, 2], &origin)?;
+    write_array(&res, path, "x", &[rn, reservoir.pixels], &reservoir.x)?;
+    let params: Vec<f64> = reservoir.params.iter().flatten().copied().collect();
+    write_array(&res, path, "params", &[rn, 4], &params)?;
+
+    if let Some(c) = cursor {
+        let g = root
+            .create_group("cursor")
+            .map_err(|e| Error::hdf5(path, "creating /cursor", e))?;
+        write_attr(&g, path, "source", c.source as u64)?;
+        write_attr(&g, path, "row", c.row as u64)?;
+        write_attr(&g, path, "block_rows", c.block_rows as u64)?;
+        for (a, (x, y)) in c.staged.iter().enumerate() {
+            if !y.is_empty() {
+                write_array(&g, path, &format!("staged_x_{a}"), &[y.len(), p], x)?;
+                write_array(&g, path, &format!("staged_y_{a}"), &[y.len()], y)?;
+            }
+        }
+    }
+    let texts = [
+        FORMAT_NAME.to_string(),
+        (if cursor.is_some() {
+            KIND_CHECKPOINT
+        } else {
+            KIND_STATS
+        })
+        .to_string(),
+        mode_name(header.mode).to_string(),
+        json("partitions", &header.partitions)?,
+        json("layout", &header.layout)?,
+        CREATED_BY.to_string(),
+        header_json(header)?,
+        PACKING.to_string(),
+    ];
+    let sum = text_checksum(
+        texts
+            .iter()
+            .map(String::as_str)
+            .chain(header.shards.iter().map(|f| f.path.as_str())),
+    );
+    write_attr(root, path, "text_checksum", sum)?;
+    drop((sum_x, xty, xtx, acc, shards, res));
+    file.close().map_err(|e| Error::hdf5(tmp, "closing", e))
+}
+
+/// An opened, validated statistics file; accumulators are read lazily.
+#[derive(Debug)]
+pub struct StatsFile {
+    path: PathBuf,
+    header: StatsHeader,
+    checkpoint: bool,
+    n: Vec<u64>,
+    sum_y: Vec<f64>,
+    sum_yy: Vec<f64>,
+    sum_x: Dataset,
+    xty: Dataset,
+    xtx: Dataset,
+    file: hdf5::File,
+}
+
+/// Errors of [`StatsFile::open`]: all name the file and the object.
+struct Check<'a> {
+    path: &'a Path,
+}
+
+impl Check<'_> {
+    fn bad(&self, object: &str, expected: impl Into<String>, found: impl Into<String>) -> Error {
+        Error::Layout {
+            path: self.path.to_path_buf(),
+            dataset: object.to_string(),
+            expected: expected.into(),
+            found: found.into(),
+        }
+    }
+
+    fn attr(&self, loc: &hdf5::Location, loc_name: &str, name: &str) -> Result<hdf5::Attribute> {
+        loc.attr(name).map_err(|_| {
+            self.bad(
+                &format!("{loc_name} attribute {name}"),
+                "the attribute",
+                "nothing (missing)",
+            )
+        })
+    }
+
+    fn str_attr(&self, loc: &hdf5::Location, loc_name: &str, name: &str) -> Result<String> {
+        let a = self.attr(loc, loc_name, name)?;
+        let bytes = crate::h5raw::read_fixed_string_attr(&a).map_err(|e| {
+            self.bad(
+                &format!("{loc_name} attribute {name}"),
+                "a string",
+                e.to_string(),
+            )
+        })?;
+        String::from_utf8(bytes).map_err(|_| {
+            self.bad(
+                &format!("{loc_name} attribute {name}"),
+                "UTF-8 text",
+                "invalid UTF-8",
+            )
+        })
+    }
+
+    fn num_attr<T: H5Type>(&self, loc: &hdf5::Location, loc_name: &str, name: &str) -> Result<T> {
+        let a = self.attr(loc, loc_name, name)?;
+        a.read_scalar::<T>().map_err(|e| {
+            self.bad(
+                &format!("{loc_name} attribute {name}"),
+                format!("a scalar {}", std::any::type_name::<T>()),
+                e.to_string(),
+            )
+        })
+    }
+
+    fn usize_attr(&self, loc: &hdf5::Location, loc_name: &str, name: &str) -> Result<usize> {
+        let v = self.num_attr::<u64>(loc, loc_name, name)?;
+        usize::try_from(v).map_err(|_| {
+            self.bad(
+                &format!("{loc_name} attribute {name}"),
+                "a size",
+                v.to_string(),
+            )
+        })
+    }
+
+    /// Opens a dataset and checks its type, its shape and, when it holds
+    /// data, that it is Fletcher32-checksummed.
+    fn dataset(
+        &self,
+        group: &Group,
+        name: &str,
+        dtype: &TypeDescriptor,
+        shape: &[usize],
+    ) -> Result<Dataset> {
+        let ds = group.dataset(name).map_err(|_| Error::MissingDataset {
+            path: self.path.to_path_buf(),
+            dataset: name.to_string(),
+            found: String::new(),
+        })?;
+        let found = ds
+            .dtype()
+            .and_then(|t| t.to_descriptor())
+            .map_err(|e| self.bad(name, format!("{dtype}"), e.to_string()))?;
+        if &found != dtype {
+            return Err(self.bad(name, format!("{dtype}"), format!("{found}")));
+        }
+        let got = ds.shape();
+        if got != shape {
+            return Err(self.bad(name, format!("shape {shape:?}"), format!("shape {got:?}")));
+        }
+        if shape.iter().product::<usize>() > 0
+            && !is_text(dtype)
+            && !ds.filters().contains(&hdf5::filters::Filter::Fletcher32)
+        {
+            return Err(self.bad(name, "a Fletcher32 checksum filter", "no checksum"));
+        }
+        Ok(ds)
+    }
+
+    fn read<T: H5Type>(&self, ds: &Dataset, name: &str) -> Result<Vec<T>> {
+        ds.read_raw::<T>()
+            .map_err(|e| Error::hdf5(self.path, format!("reading {name}"), e))
+    }
+
+    /// Opens a dataset whose first dimension is free; returns it and that length.
+    fn dataset_rows(
+        &self,
+        group: &Group,
+        name: &str,
+        dtype: &TypeDescriptor,
+        tail: &[usize],
+    ) -> Result<(Dataset, usize)> {
+        let ds = group.dataset(name).map_err(|_| Error::MissingDataset {
+            path: self.path.to_path_buf(),
+            dataset: name.to_string(),
+            found: String::new(),
+        })?;
+        let shape = ds.shape();
+        if shape.len() != tail.len() + 1 {
+            return Err(self.bad(
+                name,
+                format!("{} dimensions", tail.len() + 1),
+                format!("shape {shape:?}"),
+            ));
+        }
+        let rows = shape[0];
+        let mut want = vec![rows];
+        want.extend_from_slice(tail);
+        Ok((self.dataset(group, name, dtype, &want)?, rows))
+    }
+}
+
+const F64: TypeDescriptor = TypeDescriptor::Float(FloatSize::U8);
+const U64: TypeDescriptor = TypeDescriptor::Unsigned(IntSize::U8);
+const I64: TypeDescriptor = TypeDescriptor::Integer(IntSize::U8);
+
+/// Number of accumulators of a header without overflow.
+fn accumulators_checked(set: &PartitionSet, mode: Mode) -> Option<usize> {
+    let mut slots = set.partitions.iter().map(|p| p.slots());
+    let base = match mode {
+        Mode::Cells => slots.try_fold(1usize, |a, s| a.checked_mul(s))?,
+        Mode::PerBin => slots.try_fold(0usize, |a, s| a.checked_add(s))?,
+    };
+    base.checked_mul(set.folds)
+}
+
+impl StatsFile {
+    /// Opens and validates a statistics file or checkpoint: format and
+    /// version, kind, the header against the plain attributes, partitions,
+    /// every array's type, shape and checksum filter, the shard table, and
+    /// that the accumulators' rows add up to the header's.
+    pub fn open(path: &Path) -> Result<Self> {
+        std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        let file = hdf5::File::open(path).map_err(|e| Error::hdf5(path, "opening as HDF5", e))?;
+        let ck = Check { path };
+        let root: &Group = &file;
+        let loc: &hdf5::Location = root;
+
+        let format = root
+            .attr("format")
+            .ok()
+            .and_then(|a| crate::h5raw::read_fixed_string_attr(&a).ok());
+        if format.as_deref() != Some(FORMAT_NAME.as_bytes()) {
+            return Err(ck.bad(
+                "/ attribute format",
+                format!("{FORMAT_NAME:?} (a gramstream statistics file)"),
+                match format {
+                    None => "no such attribute".to_string(),
+                    Some(b) => format!("{:?}", String::from_utf8_lossy(&b)),
+                },
+            ));
+        }
+        let version = ck.num_attr::<u64>(loc, "/", "format_version")?;
+        if version > u64::from(FORMAT_VERSION) {
+            return Err(ck.bad(
+                "/ attribute format_version",
+                format!("format version {FORMAT_VERSION} or older"),
+                format!("version {version}: written by a newer gramstream; upgrade to read it"),
+            ));
+        }
+        if version == 0 {
+            return Err(ck.bad(
+                "/ attribute format_version",
+                format!("1…{FORMAT_VERSION}"),
+                "0",
+            ));
+        }
+        let kind = ck.str_attr(loc, "/", "kind")?;
+        let checkpoint = match kind.as_str() {
+            KIND_STATS => false,
+            KIND_CHECKPOINT => true,
+            other => {
+                return Err(ck.bad(
+                    "/ attribute kind",
+                    format!("{KIND_STATS:?} or {KIND_CHECKPOINT:?}"),
+                    format!("{other:?}"),
+                ))
+            }
+        };
+
+        // The variable-length strings are intact.
+        let mut texts = TEXT_ATTRS
+            .iter()
+            .map(|name| ck.str_attr(loc, "/", name))
+            .collect::<Result<Vec<_>>>()?;
+        let xtx_loc = root
+            .dataset("accumulators/xtx")
+            .map_err(|_| Error::MissingDataset {
+                path: path.to_path_buf(),
+                dataset: "/accumulators/xtx".into(),
+                found: String::new(),
+            })?;
+        texts.push(ck.str_attr(&xtx_loc, "/accumulators/xtx", "packing")?);
+        let (ds, _) = ck.dataset_rows(root, "/shards/path", &TypeDescriptor::VarLenUnicode, &[])?;
+        let paths: Vec<VarLenUnicode> = ck.read(&ds, "/shards/path")?;
+        let sum = text_checksum(
+            texts
+                .iter()
+                .map(String::as_str)
+                .chain(paths.iter().map(|p| p.as_str())),
+        );
+        let stored = ck.num_attr::<u64>(loc, "/", "text_checksum")?;
+        if stored != sum {
+            return Err(ck.bad(
+                "/ attribute text_checksum",
+                format!("{stored:#018x}"),
+                format!("{sum:#018x}: a string attribute or shard path was altered or corrupted"),
+            ));
+        }
+
+        // The header (without shift_x and shards, which are datasets).
+        let hj = ck.str_attr(loc, "/", "header_json")?;
+        let mut value: serde_json::Value = serde_json::from_str(&hj).map_err(|e| {
+            ck.bad(
+                "/ attribute header_json",
+                "a statistics header as JSON",
+                e.to_string(),
+            )
+        })?;
+        let obj = value.as_object_mut().ok_or_else(|| {
+            ck.bad(
+                "/ attribute header_json",
+                "a JSON object",
+                "another JSON value",
+            )
+        })?;
+        obj.insert("shift_x".into(), serde_json::Value::Array(Vec::new()));
+        obj.insert("shards".into(), serde_json::Value::Array(Vec::new()));
+        let mut header: StatsHeader = serde_json::from_value(value).map_err(|e| {
+            ck.bad(
+                "/ attribute header_json",
+                "a statistics header as JSON",
+                e.to_string(),
+            )
+        })?;
+
+        // Plain attributes agree with the header.
+        let p = header.pixels;
+        let agree = |name: &str, ok: bool, want: String, found: String| -> Result<()> {
+            if ok {
+                Ok(())
+            } else {
+                Err(ck.bad(
+                    &format!("/ attribute {name}"),
+                    format!("{want} (as in header_json)"),
+                    found,
+                ))
+            }
+        };
+        let v = ck.num_attr::<u64>(loc, "/", "pixels")?;
+        agree("pixels", v == p as u64, p.to_string(), v.to_string())?;
+        if p == 0 {
+            return Err(ck.bad("/ attribute pixels", "at least 1", "0"));
+        }
+        let v = ck.num_attr::<u64>(loc, "/", "rows")?;
+        agree(
+            "rows",
+            v == header.rows,
+            header.rows.to_string(),
+            v.to_string(),
+        )?;
+        let v = ck.num_attr::<u64>(loc, "/", "skipped")?;
+        agree(
+            "skipped",
+            v == header.skipped,
+            header.skipped.to_string(),
+            v.to_string(),
+        )?;
+        let v = ck.num_attr::<f64>(loc, "/", "noise_level")?;
+        agree(
+            "noise_level",
+            v.to_bits() == header.noise.level.to_bits(),
+            header.noise.level.to_string(),
+            v.to_string(),
+        )?;
+        let v = ck.num_attr::<u64>(loc, "/", "seed")?;
+        agree(
+            "seed",
+            v == header.noise.seed,
+            header.noise.seed.to_string(),
+            v.to_string(),
+        )?;
+        let v = ck.num_attr::<u64>(loc, "/", "folds")?;
+        agree(
+            "folds",
+            v == header.partitions.folds as u64,
+            header.partitions.folds.to_string(),
+            v.to_string(),
+        )?;
+        let v = ck.str_attr(loc, "/", "mode")?;
+        agree(
+            "mode",
+            v == mode_name(header.mode),
+            mode_name(header.mode).into(),
+            format!("{v:?}"),
+        )?;
+        let v = ck.str_attr(loc, "/", "partitions")?;
+        let parts: PartitionSet = serde_json::from_str(&v).map_err(|e| {
+            ck.bad(
+                "/ attribute partitions",
+                "partitions as JSON",
+                e.to_string(),
+            )
+        })?;
+        agree(
+            "partitions",
+            parts == header.partitions,
+            "the same partitions".into(),
+            v,
+        )?;
+        PartitionSet::new(parts.partitions.clone(), parts.folds)
+            .map_err(|e| ck.bad("/ attribute partitions", "valid partitions", e.to_string()))?;
+        let v = ck.str_attr(loc, "/", "layout")?;
+        let layout: Layout = serde_json::from_str(&v)
+            .map_err(|e| ck.bad("/ attribute layout", "a layout as JSON", e.to_string()))?;
+        agree(
+            "layout",
+            layout == header.layout,
+            "the same layout".into(),
+            v,
+        )?;
+        let v = ck.num_attr::<f64>(loc, "/", "shift_y")?;
+        agree(
+            "shift_y",
+            v.to_bits() == header.shift_y.to_bits(),
+            header.shift_y.to_string(),
+            v.to_string(),
+        )?;
+        let a_count = accumulators_checked(&header.partitions, header.mode).ok_or_else(|| {
+            ck.bad(
+                "/ attribute partitions",
+                "a countable number of accumulators",
+                "an overflow",
+            )
+        })?;
+        let v = ck.num_attr::<u64>(loc, "/", "accumulators")?;
+        agree(
+            "accumulators",
+            v == a_count as u64,
+            a_count.to_string(),
+            v.to_string(),
+        )?;
+
+        // Shift and shards.
+        let ds = ck.dataset(root, "/shift_x", &F64, &[p])?;
+        header.shift_x = ck.read(&ds, "/shift_x")?;
+        let (ds, s) = ck.dataset_rows(root, "/shards/path", &TypeDescriptor::VarLenUnicode, &[])?;
+        let paths: Vec<VarLenUnicode> = ck.read(&ds, "/shards/path")?;
+        let read_u64 = |name: &str| -> Result<Vec<u64>> {
+            let ds = ck.dataset(root, name, &U64, &[s])?;
+            ck.read(&ds, name)
+        };
+        let rows = read_u64("/shards/rows")?;
+        let bytes = read_u64("/shards/bytes")?;
+        let index = read_u64("/shards/index")?;
+        let ds = ck.dataset(root, "/shards/mtime_ns", &I64, &[s])?;
+        let mtime: Vec<i64> = ck.read(&ds, "/shards/mtime_ns")?;
+        header.shards = (0..s)
+            .map(|i| ShardFingerprint {
+                path: paths[i].as_str().to_string(),
+                rows: rows[i],
+                bytes: bytes[i],
+                mtime_ns: mtime[i],
+                index: index[i],
+            })
+            .collect();
+        let mut sorted = index.clone();
+        sorted.sort_unstable();
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ck.bad(
+                "/shards/index",
+                "unique shard indices",
+                format!("index {} twice", w[0]),
+            ));
+        }
+        let shard_rows = rows.iter().try_fold(0u64, |a, &r| a.checked_add(r));
+        if !checkpoint
+            && shard_rows.is_none_or(|t| {
+                u128::from(header.rows) + u128::from(header.skipped) > u128::from(t)
+            })
+        {
+            return Err(ck.bad(
+                "/shards/rows",
+                format!(
+                    "at least rows + skipped = {} rows in all",
+                    u128::from(header.rows) + u128::from(header.skipped)
+                ),
+                format!("{shard_rows:?}"),
+            ));
+        }
+
+        // Accumulators.
+        let l = packed_len(p);
+        let n_ds = ck.dataset(root, "/accumulators/n", &U64, &[a_count])?;
+        let n: Vec<u64> = ck.read(&n_ds, "/accumulators/n")?;
+        let ds = ck.dataset(root, "/accumulators/sum_y", &F64, &[a_count])?;
+        let sum_y: Vec<f64> = ck.read(&ds, "/accumulators/sum_y")?;
+        let ds = ck.dataset(root, "/accumulators/sum_yy", &F64, &[a_count])?;
+        let sum_yy: Vec<f64> = ck.read(&ds, "/accumulators/sum_yy")?;
+        let sum_x = ck.dataset(root, "/accumulators/sum_x", &F64, &[a_count, p])?;
+        let xty = ck.dataset(root, "/accumulators/xty", &F64, &[a_count, p])?;
+        let xtx = ck.dataset(root, "/accumulators/xtx", &F64, &[a_count, l])?;
+
+        // Reservoir (shapes only).
+        let res = root.group("reservoir").map_err(|_| Error::MissingDataset {
+            path: path.to_path_buf(),
+            dataset: "/reservoir".into(),
+            found: String::new(),
+        })?;
+        let capacity = ck.usize_attr(&res, "/reservoir", "capacity")?;
+        let rp = ck.usize_attr(&res, "/reservoir", "pixels")?;
+        let (_, rn) = ck.dataset_rows(root, "/reservoir/keys", &U64, &[])?;
+        if rn > capacity {
+            return Err(ck.bad(
+                "/reservoir/keys",
+                format!("at most capacity = {capacity} rows"),
+                rn.to_string(),
+            ));
+        }
+        if !(rp == p || (rn == 0 && rp == 0)) {
+            return Err(ck.bad(
+                "/reservoir attribute pixels",
+                format!("{p}"),
+                rp.to_string(),
+            ));
+        }
+        ck.dataset(root, "/reservoir/origin", &U64, &[rn, 2])?;
+        ck.dataset(root, "/reservoir/x", &F64, &[rn, rp])?;
+        ck.dataset(root, "/reservoir/params", &F64, &[rn, 4])?;
+
+        // Cursor.
+        let has_cursor = root.link_exists("cursor");
+        if has_cursor != checkpoint {
+            return Err(ck.bad(
+                "/cursor",
+                if checkpoint {
+                    "a cursor (the file is a checkpoint)"
+                } else {
+                    "no cursor (complete statistics)"
+                },
+                if has_cursor { "a cursor" } else { "none" },
+            ));
+        }
+        let mut staged_total = 0u128;
+        if checkpoint {
+            let g = root
+                .group("cursor")
+                .map_err(|e| Error::hdf5(path, "opening /cursor", e))?;
+            let block = ck.usize_attr(&g, "/cursor", "block_rows")?;
+            ck.usize_attr(&g, "/cursor", "source")?;
+            ck.usize_attr(&g, "/cursor", "row")?;
+            for a in 0..a_count {
+                let (xn, yn) = (
+                    format!("/cursor/staged_x_{a}"),
+                    format!("/cursor/staged_y_{a}"),
+                );
+                match (root.link_exists(&xn), root.link_exists(&yn)) {
+                    (false, false) => {}
+                    (true, true) => {
+                        let (_, s) = ck.dataset_rows(root, &yn, &F64, &[])?;
+                        ck.dataset(root, &xn, &F64, &[s, p])?;
+                        if s == 0 || s >= block.max(1) {
+                            return Err(ck.bad(
+                                &yn,
+                                format!("1…{} staged rows (block_rows − 1)", block.max(1) - 1),
+                                s.to_string(),
+                            ));
+                        }
+                        staged_total += s as u128;
+                    }
+                    (x, _) => {
+                        return Err(Error::MissingDataset {
+                            path: path.to_path_buf(),
+                            dataset: if x { yn } else { xn },
+                            found: String::new(),
+                        })
+                    }
+                }
+            }
+        }
+
+        let per_row: u128 = match header.mode {
+            Mode::Cells => 1,
+            Mode::PerBin => header.partitions.partitions.len() as u128,
+        };
+        let total: u128 = n.iter().map(|&v| u128::from(v)).sum::<u128>() + staged_total;
+        if total != u128::from(header.rows) * per_row {
+            return Err(ck.bad(
+                "/accumulators/n",
+                format!(
+                    "rows{} summing to {} (rows = {}{})",
+                    if checkpoint {
+                        " (with the staged rows)"
+                    } else {
+                        ""
+                    },
+                    u128::from(header.rows) * per_row,
+                    header.rows,
+                    if per_row > 1 {
+                        format!(" × {per_row} partitions")
+                    } else {
+                        String::new()
+                    }
+                ),
+                format!("a sum of {total}"),
+            ));
+        }
+        drop(n_ds);
+        Ok(StatsFile {
+            path: path.to_path_buf(),
+            header,
+            checkpoint,
+            n,
+            sum_y,
+            sum_yy,
+            sum_x,
+            xty,
+            xtx,
+            file,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The header (configuration, provenance, shift).
+    pub fn header(&self) -> &StatsHeader {
+        &self.header
+    }
+
+    /// Whether the file is a checkpoint of an unfinished pass.
+    pub fn is_checkpoint(&self) -> bool {
+        self.checkpoint
+    }
+
+    /// Reads accumulator `a` (checksums verified by libhdf5).
+    pub fn accumulator(&self, a: usize) -> Result<SuffStats> {
+        let count = self.n.len();
+        if a >= count {
+            return Err(Error::InvalidParameter {
+                name: "accumulator",
+                problem: format!("{}: accumulator {a} of {count}", self.path.display()),
+            });
+        }
+        let p = self.header.pixels;
+        let row = |ds: &Dataset, name: &str, len: usize| -> Result<Vec<f64>> {
+            let mut v = vec![0.0; len];
+            crate::h5raw::read_rows_into(ds, a..a + 1, len, &mut v).map_err(|e| {
+                Error::hdf5(
+                    &self.path,
+                    format!("reading /accumulators/{name} row {a}"),
+                    e,
+                )
+            })?;
+            Ok(v)
+        };
+        Ok(SuffStats {
+            p,
+            n: self.n[a],
+            sum_x: row(&self.sum_x, "sum_x", p)?,
+            sum_y: self.sum_y[a],
+            sum_yy: self.sum_yy[a],
+            xty: row(&self.xty, "xty", p)?,
+            xtx: row(&self.xtx, "xtx", packed_len(p))?,
+        })
+    }
+
+    /// Reads the reservoir sample.
+    pub fn reservoir(&self) -> Result<Reservoir> {
+        let ck = Check { path: &self.path };
+        let root: &Group = &self.file;
+        let res = root
+            .group("reservoir")
+            .map_err(|e| Error::hdf5(&self.path, "opening /reservoir", e))?;
+        let capacity = ck.usize_attr(&res, "/reservoir", "capacity")?;
+        let pixels = ck.usize_attr(&res, "/reservoir", "pixels")?;
+        let (ds, n) = ck.dataset_rows(root, "/reservoir/keys", &U64, &[])?;
+        let keys: Vec<u64> = ck.read(&ds, "/reservoir/keys")?;
+        if keys.windows(2).any(|w| w[0] > w[1]) {
+            return Err(ck.bad("/reservoir/keys", "ascending keys", "keys out of order"));
+        }
+        let ds = ck.dataset(root, "/reservoir/origin", &U64, &[n, 2])?;
+        let origin: Vec<u64> = ck.read(&ds, "/reservoir/origin")?;
+        let ds = ck.dataset(root, "/reservoir/x", &F64, &[n, pixels])?;
+        let x: Vec<f64> = ck.read(&ds, "/reservoir/x")?;
+        let ds = ck.dataset(root, "/reservoir/params", &F64, &[n, 4])?;
+        let params: Vec<f64> = ck.read(&ds, "/reservoir/params")?;
+        Ok(Reservoir {
+            capacity,
+            pixels,
+            keys,
+            origin: origin.chunks_exact(2).map(|c| (c[0], c[1])).collect(),
+            x,
+            params: params
+                .chunks_exact(4)
+                .map(|c| [c[0], c[1], c[2], c[3]])
+                .collect(),
+        })
+    }
+
+    /// Reads the cursor of a checkpoint (`None` for complete statistics).
+    pub fn cursor(&self) -> Result<Option<Cursor>> {
+        if !self.checkpoint {
+            return Ok(None);
+        }
+        let ck = Check { path: &self.path };
+        let root: &Group = &self.file;
+        let g = root
+            .group("cursor")
+            .map_err(|e| Error::hdf5(&self.path, "opening /cursor", e))?;
+        let p = self.header.pixels;
+        let mut staged = Vec::with_capacity(self.n.len());
+        for a in 0..self.n.len() {
+            let (xn, yn) = (
+                format!("/cursor/staged_x_{a}"),
+                format!("/cursor/staged_y_{a}"),
+            );
+            if root.link_exists(&yn) {
+                let (ds, s) = ck.dataset_rows(root, &yn, &F64, &[])?;
+                let y: Vec<f64> = ck.read(&ds, &yn)?;
+                let ds = ck.dataset(root, &xn, &F64, &[s, p])?;
+                let x: Vec<f64> = ck.read(&ds, &xn)?;
+                staged.push((x, y));
+            } else {
+                staged.push((Vec::new(), Vec::new()));
+            }
+        }
+        Ok(Some(Cursor {
+            source: ck.usize_attr(&g, "/cursor", "source")?,
+            row: ck.usize_attr(&g, "/cursor", "row")?,
+            staged,
+            block_rows: ck.usize_attr(&g, "/cursor", "block_rows")?,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partition::Partition;
+
+    #[test]
+    fn temp_path_is_next_to_the_file() {
+        assert_eq!(
+            temp_path(Path::new("/a/b/run.h5")).unwrap(),
+            Path::new("/a/b/run.h5.tmp")
+        );
+        assert_eq!(
+            temp_path(Path::new("run.h5")).unwrap(),
+            Path::new("run.h5.tmp")
+        );
+        assert!(temp_path(Path::new("/")).is_err());
+    }
+
+    #[test]
+    fn text_checksum_is_fnv1a_with_length_prefixes() {
+        // FNV-1a of eight zero bytes (the length of ""), computed by hand.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for _ in 0..8 {
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        assert_eq!(text_checksum([""]), h);
+        // Boundaries matter: "ab" + "c" differs from "a" + "bc".
+        assert_ne!(text_checksum(["ab", "c"]), text_checksum(["a", "bc"]));
+        assert_ne!(text_checksum(["x"]), text_checksum(["y"]));
+    }
+
+    #[test]
+    fn accumulator_count_does_not_overflow() {
+        let set = PartitionSet::new(vec![Partition::teff_mh(), Partition::snr()], 3).unwrap();
+        assert_eq!(accumulators_checked(&set, Mode::Cells), Some(set.cells()));
+        assert_eq!(
+            accumulators_checked(&set, Mode::PerBin),
+            Some(set.per_bin_accumulators())
+        );
+        let huge = PartitionSet {
+            partitions: (0..40)
+                .map(|i| Partition {
+                    name: format!("p{i}"),
+                    ..Partition::snr()
+                })
+                .collect(),
+            folds: 64,
+        };
+        assert_eq!(accumulators_checked(&huge, Mode::Cells), None);
+    }
+}
