@@ -197,6 +197,27 @@ fn array_info(ds: &hdf5::Dataset, name: &str, file_len: u64) -> ArrayInfo {
     }
 }
 
+/// Whether the HDF5 signature is at byte 0, 512, 1024, 2048, … (libhdf5
+/// looks there too: files may start with a user block).
+fn has_hdf5_signature(path: &Path, file_len: u64) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut offset = 0u64;
+    while offset + 8 <= file_len {
+        let mut sig = [0u8; 8];
+        if f.seek(SeekFrom::Start(offset)).is_err() || f.read_exact(&mut sig).is_err() {
+            return false;
+        }
+        if sig == *b"\x89HDF\r\n\x1a\n" {
+            return true;
+        }
+        offset = if offset == 0 { 512 } else { offset * 2 };
+    }
+    false
+}
+
 impl Shard {
     /// Opens `path` with `layout` and validates it: datasets present, 2-D
     /// float arrays of one shape (N, P) with N ≥ 1, a params table of N rows,
@@ -212,10 +233,7 @@ impl Shard {
         }
         let file_len = meta.len();
         let file = hdf5::File::open(path).map_err(|e| {
-            let mut sig = [0u8; 8];
-            let is_hdf5 = std::fs::File::open(path)
-                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut sig))
-                .is_ok_and(|_| sig == *b"\x89HDF\r\n\x1a\n");
+            let is_hdf5 = has_hdf5_signature(path, file_len);
             if is_hdf5 {
                 Error::hdf5(path, "opening as HDF5 (truncated or damaged file?)", e)
             } else {

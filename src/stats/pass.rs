@@ -63,6 +63,11 @@ pub struct AccumulateOptions {
     pub non_finite: NonFinitePolicy,
     /// Read path.
     pub read_path: ReadPath,
+    /// Shard index of the first shard (the others follow in order). Shard
+    /// indices key the noise, fold and reservoir streams: a run split over
+    /// nodes gives each part the indices its shards have in the whole list,
+    /// so that merging the parts reproduces the single run.
+    pub first_shard_index: u64,
 }
 
 impl Default for AccumulateOptions {
@@ -82,6 +87,7 @@ impl Default for AccumulateOptions {
             gate_sample: 0,
             non_finite: NonFinitePolicy::Error,
             read_path: ReadPath::Auto,
+            first_shard_index: 0,
         }
     }
 }
@@ -406,7 +412,7 @@ struct State<'a> {
 impl State<'_> {
     fn bad_snr(&self, chunk: &Chunk, r: usize) -> Error {
         Error::BadValue {
-            path: self.paths[chunk.shard_pos()].clone(),
+            path: self.paths[(chunk.shard - self.opts.first_shard_index) as usize].clone(),
             dataset: self.opts.layout.error.clone(),
             row: chunk.start + r,
             column: "snr".into(),
@@ -518,17 +524,7 @@ impl State<'_> {
     }
 }
 
-trait ShardPos {
-    fn shard_pos(&self) -> usize;
-}
-impl ShardPos for Chunk {
-    /// Chunks carry the shard index, which is the position in the list.
-    fn shard_pos(&self) -> usize {
-        self.shard as usize
-    }
-}
-
-/// Runs the pass over `shards` (shard index = position in the list).
+/// Runs the pass over `shards` (shard index = `first_shard_index` + position).
 pub fn accumulate(
     shards: &[PathBuf],
     opts: &AccumulateOptions,
@@ -565,7 +561,11 @@ pub fn accumulate(
                 found: format!("{} pixels", shard.pixels()),
             });
         }
-        fingerprints.push(ShardFingerprint::of(path, i as u64, shard.rows() as u64)?);
+        fingerprints.push(ShardFingerprint::of(
+            path,
+            opts.first_shard_index + i as u64,
+            shard.rows() as u64,
+        )?);
         opened.push(shard);
     }
     let pixels = opened[0].pixels();
@@ -646,7 +646,8 @@ pub fn accumulate(
             (h, accs, heap, Some((cursor.source, cursor.row)))
         }
         None => {
-            let (shift_x, shift_y) = shift_of(&opened[0], &read, &opts.noise)?;
+            let (shift_x, shift_y) =
+                shift_of(&opened[0], opts.first_shard_index, &read, &opts.noise)?;
             let header = StatsHeader {
                 pixels,
                 noise: opts.noise,
@@ -673,9 +674,9 @@ pub fn accumulate(
     for (i, shard) in opened.iter().enumerate().skip(from_source) {
         let first = if i == from_source { from_row } else { 0 };
         readers.push(Offset {
-            inner: shard.reader(i as u64, &read)?,
+            inner: shard.reader(opts.first_shard_index + i as u64, &read)?,
             first,
-            position: i,
+            index: opts.first_shard_index + i as u64,
         });
     }
     let done_before: usize = opened[..from_source.min(opened.len())]
@@ -712,7 +713,7 @@ pub fn accumulate(
             if let Some(c) = checkpoint {
                 let next_row = chunk.start + chunk.rows;
                 if last_checkpoint.elapsed() >= c.every {
-                    let pos = chunk.shard as usize;
+                    let pos = (chunk.shard - opts.first_shard_index) as usize;
                     let (src, row) = if next_row >= opened[pos].rows() {
                         (pos + 1, 0)
                     } else {
@@ -751,13 +752,18 @@ pub fn accumulate(
 
 /// The shift: mean of the first [`SHIFT_ROWS`] usable rows of the first
 /// shard, noise included — independent of chunk size and thread count.
-fn shift_of(shard: &Shard, read: &ReadOptions, noise: &NoiseModel) -> Result<(Vec<f64>, f64)> {
-    let mut reader = shard.reader(0, read)?;
+fn shift_of(
+    shard: &Shard,
+    index: u64,
+    read: &ReadOptions,
+    noise: &NoiseModel,
+) -> Result<(Vec<f64>, f64)> {
+    let mut reader = shard.reader(index, read)?;
     let n = shard.rows().min(SHIFT_ROWS);
     let mut chunk = Chunk::default();
     reader.read_chunk(0..n, &mut chunk)?;
     let p = chunk.pixels;
-    noise.apply_rows(0, 0, p, &mut chunk.flux, &chunk.error, false);
+    noise.apply_rows(index, 0, p, &mut chunk.flux, &chunk.error, false);
     let (mut sx, mut sy, mut k) = (vec![0.0; p], 0.0, 0usize);
     for r in 0..chunk.rows {
         if chunk.skip[r] {
@@ -780,7 +786,7 @@ fn shift_of(shard: &Shard, read: &ReadOptions, noise: &NoiseModel) -> Result<(Ve
 struct Offset<S> {
     inner: S,
     first: usize,
-    position: usize,
+    index: u64,
 }
 
 impl<S: ChunkSource> ChunkSource for Offset<S> {
@@ -791,7 +797,7 @@ impl<S: ChunkSource> ChunkSource for Offset<S> {
         self.inner.pixels()
     }
     fn shard_index(&self) -> u64 {
-        self.position as u64
+        self.index
     }
     fn read_chunk(&mut self, rows: std::ops::Range<usize>, chunk: &mut Chunk) -> Result<()> {
         self.inner

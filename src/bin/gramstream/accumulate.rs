@@ -63,6 +63,12 @@ pub struct AccumulateArgs {
     /// Always use libhdf5 hyperslabs (no memory map).
     #[arg(long)]
     pub hdf5_path: bool,
+    /// Shard index of the first shard given (the rest follow). When a run is
+    /// split over nodes, give each part the index its first shard has in the
+    /// whole list: noise, folds and the gate sample are keyed on it, so
+    /// `merge` of the parts reproduces the single run.
+    #[arg(long, default_value_t = 0)]
+    pub first_shard_index: u64,
     #[command(flatten)]
     pub layout: crate::LayoutArgs,
 }
@@ -130,6 +136,7 @@ pub fn options(args: &AccumulateArgs) -> Result<AccumulateOptions> {
         } else {
             ReadPath::Auto
         },
+        first_shard_index: args.first_shard_index,
     })
 }
 

@@ -54,6 +54,15 @@ enum Command {
     Scan(ScanArgs),
     /// One pass over the shards: per-bin sufficient statistics to a file.
     Accumulate(accumulate::AccumulateArgs),
+    /// Sum statistics files of disjoint shard sets (same configuration).
+    Merge {
+        /// Output statistics file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Input statistics files, summed in this order.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
     /// Generate synthetic BOSZ-like shards in the pfsspec layout.
     Generate(generate::GenerateArgs),
     /// Generate a small data set and run the pipeline on it.
@@ -185,6 +194,19 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Accumulate(args) => println!("{}", accumulate::run(&args)?),
+        Command::Merge { out, inputs } => {
+            let s = gramstream::stats::merge(&inputs, &out, &|_| {})?;
+            println!(
+                "merged {} files ({} shards, {} rows, {} skipped, {} accumulators, gate sample {}) into {}",
+                s.inputs,
+                s.shards,
+                s.rows,
+                s.skipped,
+                s.accumulators,
+                s.reservoir,
+                out.display()
+            );
+        }
         Command::Generate(args) => {
             let summary = generate::run(&args)?;
             println!("{summary}");
