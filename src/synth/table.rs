@@ -19,9 +19,7 @@ use std::path::Path;
 use hdf5::types::{CompoundField, CompoundType, FloatSize, IntSize, TypeDescriptor};
 use hdf5::{Dataset, Datatype, Group, Location};
 
-use super::h5util::{
-    attr_bool, attr_empty_str, attr_scalar, attr_str, write_records_raw, Cset,
-};
+use super::h5util::{attr_bool, attr_empty_str, attr_scalar, attr_str, write_records_raw, Cset};
 use super::model::Star;
 use super::ParamsFormat;
 use crate::{Error, Result};
