@@ -63,7 +63,8 @@
 //! in one precomputed kernel; times a Planck continuum B_λ(T_eff); divided
 //! by the median. Each line is a pseudo-Voigt (Thompson–Cox–Hastings mix of
 //! a Gaussian core of σ = λ/c·√(kT/m + ξ²/2 + v_mac²/2) and a Lorentzian of
-//! HWHM γ = γ0·10^(0.6 (log g − 4.4))), evaluated only within ±6σ (core) and
+//! HWHM γ = γ0·10^(0.6 (log g − 4.4) + 0.3 [M/H]) — electron pressure grows
+//! with gravity and with the metals that donate electrons), evaluated only within ±6σ (core) and
 //! where the wing exceeds 2·10⁻⁴ (≤ 60 Å). Strength (∫τ dλ, Å) =
 //! A·10^(κ[M/H] + α a_M)·f_T(T_eff)·10^(b(T_eff)·(log g − 4.4)).
 //! With cool = σ((4600 − T)/200) and hot = σ((T − 5300)/200) (σ the
@@ -71,16 +72,16 @@
 //!
 //! | species | λ (Å) | A | κ, α | f_T | b | γ |
 //! |---|---|---|---|---|---|---|
-//! | Ca II | 8498, 8542, 8662 | 1.6, 5, 3.5 | 0.4, 0.8 | 1 + 0.3(5000 − T)/1000 | −0.75 cool − 0.3 (1 − cool) | 0.8 Å × (1 + 1.5 hot) |
+//! | Ca II | 8498, 8542, 8662 | 1.3, 4, 2.8 | 0.1, 1.2 | 1 + 0.3(5000 − T)/1000 | −1.0 cool − 0.25 (1 − cool) | 0.8 Å × (1 + 1.5 hot) |
 //! | Na I | 8183, 8195 | 0.8, 1.5 | 0.7, 0 | e^((5000 − T)/600) | 0.45 cool + 0.05 | 0.4 |
 //! | K I | 7665, 7699 | 3, 3 | 0.7, 0 | e^((5000 − T)/800) | 0.45 cool + 0.05 | 0.3 |
-//! | Mg I | 8807, 8736, 8718, 8713 | 2.5 … 0.2 | 0.6, 0.8 | 1 | 0.05 | 0.5 |
+//! | Mg I | 8807, 8736, 8718, 8713 | 2.5 … 0.2 | 0.6, 1.2 | 1 | 0.05 | 0.5 |
 //! | Fe I | 10 lines 7511 … 8824 | 0.5 … 1.5 | 0.85, 0 | e^((5000 − T)/1500) | −0.15 cool + 0.12 hot | 0.1 |
 //! | Ti I | 8378, 8383, 8427, 8435 | 0.2 … 0.5 | 0.9, 0.8 | e^((5000 − T)/500) | 0.1 | 0.05 |
 //! | O I | 7772, 7774, 7775 | 0.2 | 0.3, 0.5 | e^((T − 5500)/500) | −0.35 | 0.02 |
 //! | H Paschen | P11 … P22 | 0.6 (12/n)³ | 0, 0 | e^((T − 6000)/350) | −0.15 | 0.4 (n/12)² Å × 10^(0.5 Δlog g) (Stark) |
 //! | forest, neutral (240) | fixed random | log-U(0.02, 0.2) | 0.95, 0.8 on 30 % | e^((5000 − T)/θ), θ ~ U(800, 3000) | (−0.12 cool + 0.10 hot)·U(0.5, 1.5) | 0.05 |
-//! | forest, ion (60) | fixed random | log-U(0.02, 0.2) | 0.95, 0.8 on 30 % | e^((T − 5000)/θ) | −0.25·U(0.5, 1.5) | 0.05 |
+//! | forest, ion (60) | fixed random | log-U(0.02, 0.2) | 0.95, 0.8 on 30 % | e^((T − 5000)/θ) | (−0.25 (1 − cool) + 0.15 cool)·U(0.5, 1.5) | 0.05 |
 //!
 //! Molecular bands, sharp heads decaying to the red with a 3 Å ripple:
 //! TiO (7589, 7666, 8206, 8432, 8442, 8452 Å; 60 Å scale), τ = 0.6
@@ -96,7 +97,8 @@
 //! forest flip the sign of their gravity slope between cool and hot stars;
 //! a_M, C_M, ξ and v_mac vary line strengths and shapes independently of
 //! log g. κ < 1 for the strong lines mimics the fall of H⁻ opacity with
-//! metallicity; the Ca II triplet EW is ≈ 7–10 Å at solar and ≈ 3–4 Å at
+//! metallicity (κ = 0.1 for Ca II, whose metal-poor wings also narrow with
+//! the electron pressure); the Ca II triplet EW is ≈ 7–10 Å at solar and ≈ 3–4 Å at
 //! [M/H] = −2 (tested).
 //!
 //! **Error.** From the noiseless normalised flux f: source counts

@@ -174,13 +174,15 @@ impl SpeciesLaw {
         let hot = logistic((t - 5300.0) / 200.0);
         let ln10 = std::f64::consts::LN_10;
         let lg = |x: f64| x.max(1e-300).ln() / ln10;
-        let pressure = 10f64.powf(0.6 * dg);
+        // Pressure (electron density) grows with gravity and, through the
+        // electron donors, with metallicity.
+        let pressure = 10f64.powf(0.6 * dg + 0.3 * m);
         let mut ls = [0.0; N_SPECIES];
         let mut gm = [pressure; N_SPECIES];
         let mut b = [0.0; N_SPECIES];
         // Ca II: giants stronger when cool, broad pressure wings in hot dwarfs.
-        b[0] = -0.75 * cool - 0.30 * (1.0 - cool);
-        ls[0] = 0.25 * m + 0.8 * a + lg(1.0 + 0.3 * (5000.0 - t) / 1000.0) + b[0] * dg;
+        b[0] = -1.0 * cool - 0.25 * (1.0 - cool);
+        ls[0] = 0.1 * m + 1.2 * a + lg(1.0 + 0.3 * (5000.0 - t) / 1000.0) + b[0] * dg;
         gm[0] = pressure * (1.0 + 1.5 * hot);
         // Na I, K I: cool-dwarf features.
         b[1] = 0.45 * cool + 0.05;
@@ -189,7 +191,7 @@ impl SpeciesLaw {
         ls[2] = 0.7 * m + (5000.0 - t) / 800.0 / ln10 + b[2] * dg;
         // Mg I: alpha element, pressure wings.
         b[3] = 0.05;
-        ls[3] = 0.6 * m + 0.8 * a + b[3] * dg;
+        ls[3] = 0.6 * m + 1.2 * a + b[3] * dg;
         // Fe I: gravity slope flips sign between cool and hot stars.
         b[4] = -0.15 * cool + 0.12 * hot;
         ls[4] = 0.85 * m + (5000.0 - t) / 1500.0 / ln10 + b[4] * dg;
@@ -207,7 +209,7 @@ impl SpeciesLaw {
         // Forest: neutral lines flip their gravity slope with T; ions favour giants.
         b[8] = -0.12 * cool + 0.10 * hot;
         ls[8] = 0.95 * m;
-        b[9] = -0.25;
+        b[9] = -0.25 * (1.0 - cool) + 0.15 * cool;
         ls[9] = 0.95 * m;
         SpeciesLaw {
             log_strength: ls,
@@ -262,6 +264,8 @@ impl Grid {
                 kernel[m + i] += gi / gsum / os as f64;
             }
         }
+        // Zero-pad the kernel to a multiple of LANES for the vectorised product.
+        kernel.resize(kernel.len().div_ceil(LANES) * LANES, 0.0);
         let fine_start = edges[0] - pad as f64 * h;
         Grid {
             pixels,
@@ -271,7 +275,7 @@ impl Grid {
             h,
             pad,
             fine_start,
-            n_fine: pixels * os + 2 * pad,
+            n_fine: (pixels - 1) * os + kernel.len(),
             kernel,
         }
     }
@@ -385,8 +389,7 @@ impl SpectrumModel {
         let k = &g.kernel;
         let t = star.teff;
         for (j, (f, &w)) in flux.iter_mut().zip(&g.wave).enumerate() {
-            let a = &s.tau[j * g.os..j * g.os + k.len()];
-            let conv: f64 = a.iter().zip(k).map(|(x, y)| x * y).sum();
+            let conv = dot(&s.tau[j * g.os..j * g.os + k.len()], k);
             let planck = 1.0 / (w.powi(5) * ((C2 / (w * t)).exp() - 1.0));
             *f = planck * conv;
         }
@@ -474,6 +477,21 @@ impl SpectrumModel {
             *x = (-*x).exp();
         }
     }
+}
+
+/// Lanes of the kernel product (fixed, so the sum order is too).
+const LANES: usize = 8;
+
+/// Σ a·b over equal lengths that are multiples of [`LANES`], in LANES
+/// independent partial sums (vectorisable, and a fixed order).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0; LANES];
+    for (x, y) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum()
 }
 
 fn add_band(tau: &mut [f64], band: &(Vec<f64>, usize, usize), amp: f64) {
