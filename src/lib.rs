@@ -31,6 +31,7 @@ pub use layout::Layout;
 pub mod inspect;
 pub mod noise;
 pub mod partition;
+pub mod ridge;
 pub mod scan;
 pub mod source;
 pub mod stats;

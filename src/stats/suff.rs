@@ -83,6 +83,29 @@ impl SuffStats {
         Ok(())
     }
 
+    /// Subtracts `other` (same shift, same p; its rows a subset of ours).
+    pub fn sub(&mut self, other: &SuffStats) -> Result<()> {
+        if other.p != self.p || other.n > self.n {
+            return Err(Error::Shape(format!(
+                "subtracting statistics of {} rows × {} pixels from {} rows × {}",
+                other.n, other.p, self.n, self.p
+            )));
+        }
+        self.n -= other.n;
+        self.sum_y -= other.sum_y;
+        self.sum_yy -= other.sum_yy;
+        for (a, b) in self.sum_x.iter_mut().zip(&other.sum_x) {
+            *a -= b;
+        }
+        for (a, b) in self.xty.iter_mut().zip(&other.xty) {
+            *a -= b;
+        }
+        for (a, b) in self.xtx.iter_mut().zip(&other.xtx) {
+            *a -= b;
+        }
+        Ok(())
+    }
+
     /// Re-expresses the sums around a new shift: `d = old − new` for x and
     /// `e = old − new` for y (exact algebra; used to merge runs with
     /// different shifts).
