@@ -716,7 +716,8 @@ fn read_all(shard: &Shard, options: &ReadOptions) -> Option<Vec<Chunk>> {
 /// opened) so the fuzzer can look past them; [`check_open_shard_strict`]
 /// always compares.
 pub fn check_open_shard(data: &[u8]) {
-    let strict = std::env::var_os("GRAMSTREAM_FUZZ_STRICT").is_some_and(|v| v == "1");
+    // The bugs the lenient mode looked past are fixed: strict unless asked.
+    let strict = !std::env::var_os("GRAMSTREAM_FUZZ_LENIENT").is_some_and(|v| v == "1");
     with_temp_file(data, |p| check_open_shard_file(p, strict));
 }
 

@@ -167,6 +167,22 @@ pub fn decode_string_list(bytes: &[u8]) -> Result<Vec<String>, PickleError> {
     let mut c = Cursor { bytes, pos: 0 };
     let mut stack: Vec<Value> = Vec::new();
     let mut memo: Vec<Option<Value>> = Vec::new();
+    // Memo PUT/GET copy values; without a bound a small hostile pickle could
+    // copy a long list again and again (memory quadratic in the input, found
+    // by fuzzing). Copies may total a few times the input, no more.
+    let mut copy_budget = bytes.len().saturating_mul(4).saturating_add(4096);
+    let mut charge = |v: &Value, offset: usize| -> Result<(), PickleError> {
+        let size = match v {
+            Value::Mark => 1,
+            Value::Str(s) => s.len() + 1,
+            Value::List(l) => l.iter().map(|s| s.len() + 1).sum::<usize>() + 1,
+        };
+        copy_budget = copy_budget.checked_sub(size).ok_or(malformed(
+            "memo copies exceed a few times the input size",
+            offset,
+        ))?;
+        Ok(())
+    };
 
     fn pop_mark(stack: &mut Vec<Value>, offset: usize) -> Result<Vec<Value>, PickleError> {
         let at = stack
@@ -300,8 +316,9 @@ pub fn decode_string_list(bytes: &[u8]) -> Result<Vec<String>, PickleError> {
                     .ok_or(malformed("bad PUT index", offset))?;
                 let top = stack
                     .last()
-                    .ok_or(malformed("PUT on an empty stack", offset))?
-                    .clone();
+                    .ok_or(malformed("PUT on an empty stack", offset))?;
+                charge(top, offset)?;
+                let top = top.clone();
                 memo_put(&mut memo, idx, top, offset)?;
             }
             b'q' | b'r' => {
@@ -312,15 +329,17 @@ pub fn decode_string_list(bytes: &[u8]) -> Result<Vec<String>, PickleError> {
                 };
                 let top = stack
                     .last()
-                    .ok_or(malformed("PUT on an empty stack", offset))?
-                    .clone();
+                    .ok_or(malformed("PUT on an empty stack", offset))?;
+                charge(top, offset)?;
+                let top = top.clone();
                 memo_put(&mut memo, idx, top, offset)?;
             }
             0x94 => {
                 let top = stack
                     .last()
-                    .ok_or(malformed("MEMOIZE on an empty stack", offset))?
-                    .clone();
+                    .ok_or(malformed("MEMOIZE on an empty stack", offset))?;
+                charge(top, offset)?;
+                let top = top.clone();
                 let idx = memo.len();
                 memo_put(&mut memo, idx, top, offset)?;
             }
@@ -335,8 +354,10 @@ pub fn decode_string_list(bytes: &[u8]) -> Result<Vec<String>, PickleError> {
                 };
                 let v = memo
                     .get(idx)
-                    .and_then(|v| v.clone())
+                    .and_then(|v| v.as_ref())
                     .ok_or(malformed("GET of an unset memo slot", offset))?;
+                charge(v, offset)?;
+                let v = v.clone();
                 // Memoised lists are aliased in Python; we only ever GET strings in practice.
                 stack.push(v);
             }
@@ -412,5 +433,27 @@ mod tests {
             decode_string_list(b"I1\n."),
             Err(PickleError::Unsupported { opcode: b'I', .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod memo_budget {
+    use super::*;
+
+    /// Regression (fuzzing): repeated GETs of a memoised long list made
+    /// memory grow with the square of the input.
+    #[test]
+    fn repeated_memo_copies_are_bounded() {
+        let mut p = b"(lp0\n".to_vec();
+        for _ in 0..2000 {
+            p.extend_from_slice(b"Vaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\na");
+        }
+        p.extend_from_slice(b"p1\n");
+        for _ in 0..2000 {
+            p.extend_from_slice(b"g1\n");
+        }
+        p.push(b'.');
+        let r = decode_string_list(&p);
+        assert!(matches!(r, Err(PickleError::Malformed { .. })), "{r:?}");
     }
 }

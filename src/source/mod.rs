@@ -22,7 +22,7 @@ mod shard;
 pub mod zero_copy;
 
 pub use memory::MemorySource;
-pub use plan::{plan, ChunkTask};
+pub use plan::{plan, plan_iter, ChunkTask};
 pub use prefetch::Prefetcher;
 pub use shard::{
     ArrayInfo, NonFinitePolicy, ReadOptions, ReadPath, Shard, ShardReader, Spectra, Storage,

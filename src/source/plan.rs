@@ -18,22 +18,39 @@ pub struct ChunkTask {
 /// in order, shard after shard. Every row is covered exactly once; empty
 /// sources produce no task. `chunk_rows` must be ≥ 1.
 pub fn plan(rows: &[usize], chunk_rows: usize) -> Result<Vec<ChunkTask>> {
+    Ok(plan_iter(rows.to_vec(), chunk_rows)?.collect())
+}
+
+/// The same plan as [`plan`], produced lazily: memory does not grow with the
+/// number of chunks (a damaged file may declare 2^40 rows).
+pub fn plan_iter(
+    rows: Vec<usize>,
+    chunk_rows: usize,
+) -> Result<impl Iterator<Item = ChunkTask> + Send> {
     if chunk_rows == 0 {
         return Err(Error::InvalidParameter {
             name: "chunk_rows",
             problem: "must be at least 1".into(),
         });
     }
-    let mut tasks = Vec::with_capacity(rows.iter().map(|&n| n.div_ceil(chunk_rows)).sum());
-    for (source, &n) in rows.iter().enumerate() {
-        let mut a = 0;
-        while a < n {
-            let b = a + chunk_rows.min(n - a);
-            tasks.push(ChunkTask { source, rows: a..b });
-            a = b;
+    let mut source = 0;
+    let mut next = 0;
+    Ok(std::iter::from_fn(move || {
+        while source < rows.len() {
+            let n = rows[source];
+            if next < n {
+                let a = next;
+                next = a + chunk_rows.min(n - a);
+                return Some(ChunkTask {
+                    source,
+                    rows: a..next,
+                });
+            }
+            source += 1;
+            next = 0;
         }
-    }
-    Ok(tasks)
+        None
+    }))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use super::{plan, Chunk, ChunkSource};
+use super::{plan::plan_iter, Chunk, ChunkSource};
 use crate::{Error, Result};
 
 /// Reads chunks ahead of the consumer (see the module docs).
@@ -28,7 +28,7 @@ impl Prefetcher {
         depth: usize,
     ) -> Result<Self> {
         let rows: Vec<usize> = sources.iter().map(|s| s.rows()).collect();
-        let tasks = plan(&rows, chunk_rows)?;
+        let tasks = plan_iter(rows, chunk_rows)?;
         let depth = depth.max(1);
         let (tx, rx) = bounded::<Result<Chunk>>(depth);
         let (spare_tx, spare_rx) = bounded::<Chunk>(depth + 2);

@@ -131,14 +131,22 @@ fn describe_float(dtype: &hdf5::Datatype) -> (String, Option<FloatType>) {
         hdf5::datatype::ByteOrder::BigEndian => "BE",
         _ => "?",
     };
-    let le = order == "LE";
+    // The memory map decodes IEEE little-endian bits itself: only a type
+    // identical to the standard one qualifies (a float of 4 or 8 bytes with
+    // another bit layout — found by fuzzing — goes through libhdf5, which
+    // converts it).
+    let standard = |t: hdf5::Result<hdf5::Datatype>| {
+        cfg!(target_endian = "little") && t.is_ok_and(|t| &t == dtype)
+    };
     match dtype.to_descriptor() {
-        Ok(TypeDescriptor::Float(FloatSize::U8)) => {
-            (format!("float64 {order}"), le.then_some(FloatType::F64Le))
-        }
-        Ok(TypeDescriptor::Float(FloatSize::U4)) => {
-            (format!("float32 {order}"), le.then_some(FloatType::F32Le))
-        }
+        Ok(TypeDescriptor::Float(FloatSize::U8)) => (
+            format!("float64 {order}"),
+            standard(hdf5::Datatype::from_type::<f64>()).then_some(FloatType::F64Le),
+        ),
+        Ok(TypeDescriptor::Float(FloatSize::U4)) => (
+            format!("float32 {order}"),
+            standard(hdf5::Datatype::from_type::<f32>()).then_some(FloatType::F32Le),
+        ),
         Ok(other) => (format!("{other}"), None),
         Err(_) => ("unknown".into(), None),
     }
@@ -197,6 +205,19 @@ fn array_info(ds: &hdf5::Dataset, name: &str, file_len: u64) -> ArrayInfo {
     }
 }
 
+/// Whether every link of the absolute path `dataset` exists.
+fn exists(file: &hdf5::File, dataset: &str) -> bool {
+    let mut prefix = String::new();
+    for part in dataset.split('/').filter(|p| !p.is_empty()) {
+        prefix.push('/');
+        prefix.push_str(part);
+        if !file.link_exists(&prefix) {
+            return false;
+        }
+    }
+    !prefix.is_empty()
+}
+
 /// Whether the HDF5 signature is at byte 0, 512, 1024, 2048, … (libhdf5
 /// looks there too: files may start with a user block).
 fn has_hdf5_signature(path: &Path, file_len: u64) -> bool {
@@ -252,6 +273,15 @@ impl Shard {
                 found: format!("; top-level members: [{}]", groups.join(", ")),
             }
         };
+        // A dataset that exists but cannot be opened (damaged, or written in a
+        // newer format than this libhdf5 reads) is not "missing": say why.
+        let unopenable = |dataset: &str, e: hdf5::Error| {
+            if exists(&file, dataset) {
+                Error::hdf5(path, format!("opening {dataset}"), e)
+            } else {
+                missing(dataset)
+            }
+        };
         let layout_err = |dataset: &str, expected: &str, found: String| Error::Layout {
             path: path.to_path_buf(),
             dataset: dataset.to_string(),
@@ -266,7 +296,7 @@ impl Shard {
                         Ok(Some((ds, info)))
                     }
                     Err(_) if !required => Ok(None),
-                    Err(_) => Err(missing(name)),
+                    Err(e) => Err(unopenable(name, e)),
                 }
             };
 
@@ -329,17 +359,18 @@ impl Shard {
         }
         let wave_ds = file
             .dataset(&layout.wave)
-            .map_err(|_| missing(&layout.wave))?;
-        let wave: Vec<f64> = wave_ds
-            .read_raw::<f64>()
-            .map_err(|e| Error::hdf5(path, format!("reading {}", layout.wave), e))?;
-        if wave_ds.ndim() != 1 || wave.len() != pixels {
+            .map_err(|e| unopenable(&layout.wave, e))?;
+        // Check the shape before reading: a damaged file may declare 2^40 values.
+        if wave_ds.ndim() != 1 || wave_ds.size() != pixels {
             return Err(layout_err(
                 &layout.wave,
                 &format!("{pixels} wavelengths (one per pixel of {})", layout.flux),
                 format!("shape {:?}", wave_ds.shape()),
             ));
         }
+        let wave: Vec<f64> = wave_ds
+            .read_raw::<f64>()
+            .map_err(|e| Error::hdf5(path, format!("reading {}", layout.wave), e))?;
         if let Some(i) = wave.iter().position(|w| !w.is_finite()) {
             return Err(Error::BadValue {
                 path: path.to_path_buf(),

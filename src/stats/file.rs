@@ -16,7 +16,11 @@
 //! # Format (version [`FORMAT_VERSION`])
 //!
 //! A = [`StatsHeader::accumulators`], P = pixels, L = P(P+1)/2, S = shards,
-//! N = reservoir rows. Strings are variable-length UTF-8.
+//! N = reservoir rows. Strings are **fixed-length** UTF-8, NUL-padded, sized
+//! to their content: variable-length strings would live in libhdf5's global
+//! heap, which has no checksum (a flipped byte there can crash libhdf5), while
+//! fixed-length ones sit in the checksummed object headers and chunks. h5py
+//! reads them as `bytes`: `f.attrs["kind"].decode()`.
 //!
 //! | object | type, shape | content |
 //! |---|---|---|
@@ -34,9 +38,8 @@
 //! | `/` attr `shift_y` | f64 | y₀ |
 //! | `/` attr `created_by` | string | `"gramstream <version>"` |
 //! | `/` attr `header_json` | string | the [`StatsHeader`] as JSON **without** `shift_x` and `shards` (which are the datasets below); the source of truth, the plain attributes must agree with it |
-//! | `/` attr `text_checksum` | u64 | FNV-1a-64 over the string attributes above (`format`, `kind`, `mode`, `partitions`, `layout`, `created_by`, `header_json`), `/accumulators/xtx` attr `packing`, then the shard paths, each preceded by its length as 8 little-endian bytes: libhdf5 keeps variable-length strings in its global heap, which has no checksum |
 //! | `/shift_x` | f64 (P,) | x₀ |
-//! | `/shards/path` | string (S,) | shard paths (canonical when written); not chunked (libhdf5 filters no variable-length data), guarded by `text_checksum` |
+//! | `/shards/path` | string (S,) | shard paths (canonical when written), fixed width = the longest |
 //! | `/shards/rows`, `bytes`, `index` | u64 (S,) | rows, file size, shard index (noise and fold stream number) |
 //! | `/shards/mtime_ns` | i64 (S,) | modification time, ns since the epoch (0 = unknown) |
 //! | `/accumulators/n` | u64 (A,) | rows of each accumulator |
@@ -62,8 +65,8 @@
 
 use std::path::{Path, PathBuf};
 
-use hdf5::types::{FloatSize, IntSize, TypeDescriptor, VarLenUnicode};
-use hdf5::{Dataset, Group, H5Type};
+use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
+use hdf5::{Dataset, Datatype, Group, H5Type};
 
 use super::{
     packed_len, Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, SuffStats, FORMAT_VERSION,
@@ -77,34 +80,6 @@ const KIND_STATS: &str = "statistics";
 const KIND_CHECKPOINT: &str = "checkpoint";
 const CREATED_BY: &str = concat!("gramstream ", env!("CARGO_PKG_VERSION"));
 const PACKING: &str = "lower triangle, row-major: (i, j), i >= j, at i*(i+1)/2 + j";
-/// The string attributes covered by `text_checksum`, in order (then the shard paths).
-const TEXT_ATTRS: [&str; 7] = [
-    "format",
-    "kind",
-    "mode",
-    "partitions",
-    "layout",
-    "created_by",
-    "header_json",
-];
-
-/// FNV-1a (64 bit) of the strings, each preceded by its length: guards the
-/// variable-length strings, which libhdf5 keeps in its global heap, outside
-/// the checksummed object headers and chunks.
-fn text_checksum<'a>(parts: impl IntoIterator<Item = &'a str>) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
-    for part in parts {
-        eat(&(part.len() as u64).to_le_bytes());
-        eat(part.as_bytes());
-    }
-    h
-}
-
 /// Rows per chunk target for the reservoir arrays (~1 MiB).
 const CHUNK_BYTES: usize = 1 << 20;
 
@@ -223,20 +198,121 @@ fn check_for_write(
     Ok(())
 }
 
-fn vlu(path: &Path, what: &str, s: &str) -> Result<VarLenUnicode> {
-    s.parse::<VarLenUnicode>().map_err(|e| Error::Hdf5 {
-        path: path.to_path_buf(),
-        what: format!("writing {what}"),
-        message: e.to_string(),
-    })
+/// The fixed-length, NUL-padded UTF-8 string type of `len` bytes (at least 1).
+fn fixed_str_type(len: usize) -> hdf5::Result<Datatype> {
+    Datatype::from_descriptor(&TypeDescriptor::FixedUnicode(len.max(1)))
 }
 
+/// `strings` NUL-padded to `width` bytes each, back to back.
+fn padded(strings: &[&str], width: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; strings.len() * width];
+    for (dst, s) in buf.chunks_exact_mut(width.max(1)).zip(strings) {
+        dst[..s.len()].copy_from_slice(s.as_bytes());
+    }
+    buf
+}
+
+/// Writes a scalar fixed-length string attribute holding exactly `value`.
 fn write_str_attr(loc: &hdf5::Location, path: &Path, name: &str, value: &str) -> Result<()> {
-    let v = vlu(path, name, value)?;
-    loc.new_attr::<VarLenUnicode>()
+    let wrap = |e| Error::hdf5(path, format!("writing attribute {name}"), e);
+    let dtype = fixed_str_type(value.len()).map_err(wrap)?;
+    let attr = loc
+        .new_attr_builder()
+        .empty_as(&dtype)
+        .shape(())
         .create(name)
-        .and_then(|a| a.write_scalar(&v))
-        .map_err(|e| Error::hdf5(path, format!("writing attribute {name}"), e))
+        .map_err(wrap)?;
+    let buf = padded(&[value], dtype.size());
+    let status = hdf5::sync::sync(|| {
+        // SAFETY: `buf` holds one value of `dtype` (dtype.size() bytes) for the
+        // scalar attribute; both ids are alive; libhdf5 is serialised by `sync`.
+        unsafe { hdf5_sys::h5a::H5Awrite(attr.id(), dtype.id(), buf.as_ptr().cast()) }
+    });
+    if status < 0 {
+        return Err(wrap(hdf5::Error::from("H5Awrite failed".to_string())));
+    }
+    Ok(())
+}
+
+/// Creates `/shards/path`: fixed-length strings as wide as the longest,
+/// chunked with Fletcher32 like the numeric arrays.
+fn write_paths(group: &Group, path: &Path, paths: &[&str]) -> Result<()> {
+    let wrap = |e| Error::hdf5(path, "writing /shards/path", e);
+    let width = paths.iter().map(|p| p.len()).max().unwrap_or(0).max(1);
+    let dtype = fixed_str_type(width).map_err(wrap)?;
+    let b = group.new_dataset_builder().empty_as(&dtype);
+    let b = if paths.is_empty() {
+        b
+    } else {
+        let rows = (CHUNK_BYTES / width).clamp(1, paths.len());
+        b.chunk(vec![rows]).fletcher32()
+    };
+    let ds = b.shape(vec![paths.len()]).create("path").map_err(wrap)?;
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let buf = padded(paths, width);
+    let status = hdf5::sync::sync(|| {
+        // SAFETY: `buf` holds paths.len() values of `dtype` (width bytes each),
+        // the whole dataset (H5S_ALL); ids are alive; serialised by `sync`.
+        unsafe {
+            hdf5_sys::h5d::H5Dwrite(
+                ds.id(),
+                dtype.id(),
+                hdf5_sys::h5s::H5S_ALL,
+                hdf5_sys::h5s::H5S_ALL,
+                hdf5_sys::h5p::H5P_DEFAULT,
+                buf.as_ptr().cast(),
+            )
+        }
+    });
+    if status < 0 {
+        return Err(wrap(hdf5::Error::from("H5Dwrite failed".to_string())));
+    }
+    Ok(())
+}
+
+/// Reads a 1-D dataset of fixed-length strings (trailing NULs removed).
+fn read_fixed_strings(ds: &Dataset) -> hdf5::Result<Vec<Vec<u8>>> {
+    let dtype = ds.dtype()?;
+    match dtype.to_descriptor()? {
+        TypeDescriptor::FixedUnicode(_) | TypeDescriptor::FixedAscii(_) => {}
+        other => {
+            return Err(hdf5::Error::from(format!(
+                "expected fixed-length strings, found {other}"
+            )))
+        }
+    }
+    let (n, width) = (ds.size(), dtype.size());
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let mut buf = vec![0u8; n * width];
+    let status = hdf5::sync::sync(|| {
+        // SAFETY: `buf` holds the n values of the dataset's own fixed-size
+        // string type (width bytes each) for the whole dataset (H5S_ALL);
+        // ids are alive; serialised by `sync`.
+        unsafe {
+            hdf5_sys::h5d::H5Dread(
+                ds.id(),
+                dtype.id(),
+                hdf5_sys::h5s::H5S_ALL,
+                hdf5_sys::h5s::H5S_ALL,
+                hdf5_sys::h5p::H5P_DEFAULT,
+                buf.as_mut_ptr().cast(),
+            )
+        }
+    });
+    if status < 0 {
+        return Err(hdf5::Error::from("H5Dread failed".to_string()));
+    }
+    Ok(buf
+        .chunks_exact(width)
+        .map(|c| {
+            let end = c.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+            c[..end].to_vec()
+        })
+        .collect())
 }
 
 fn write_attr<T: H5Type>(loc: &hdf5::Location, path: &Path, name: &str, value: T) -> Result<()> {
@@ -247,9 +323,7 @@ fn write_attr<T: H5Type>(loc: &hdf5::Location, path: &Path, name: &str, value: T
 }
 
 /// Creates a dataset, chunked with Fletcher32 unless it is empty (a chunk
-/// cannot exceed a fixed zero extent; an empty array has nothing to check)
-/// or of variable-length strings (libhdf5 filters no variable-length data;
-/// `text_checksum` guards those).
+/// cannot exceed a fixed zero extent; an empty array has nothing to check).
 fn create<T: H5Type>(
     group: &Group,
     path: &Path,
@@ -258,7 +332,7 @@ fn create<T: H5Type>(
     chunk: &[usize],
 ) -> Result<Dataset> {
     let b = group.new_dataset::<T>();
-    let b = if shape.iter().product::<usize>() > 0 && !is_text(&T::type_descriptor()) {
+    let b = if shape.iter().product::<usize>() > 0 {
         let chunk: Vec<usize> = chunk
             .iter()
             .zip(shape)
@@ -271,13 +345,6 @@ fn create<T: H5Type>(
     b.shape(shape.to_vec())
         .create(name)
         .map_err(|e| Error::hdf5(path, format!("creating {name}"), e))
-}
-
-fn is_text(t: &TypeDescriptor) -> bool {
-    matches!(
-        t,
-        TypeDescriptor::VarLenUnicode | TypeDescriptor::VarLenAscii
-    )
 }
 
 /// Creates and fills a 1-D (or flattened) dataset.
@@ -376,12 +443,8 @@ fn write_file(
         .create_group("shards")
         .map_err(|e| Error::hdf5(path, "creating /shards", e))?;
     let s = header.shards.len();
-    let paths = header
-        .shards
-        .iter()
-        .map(|f| vlu(path, "/shards/path", &f.path))
-        .collect::<Result<Vec<_>>>()?;
-    write_array(&shards, path, "path", &[s], &paths)?;
+    let paths: Vec<&str> = header.shards.iter().map(|f| f.path.as_str()).collect();
+    write_paths(&shards, path, &paths)?;
     let col = |f: fn(&ShardFingerprint) -> u64| header.shards.iter().map(f).collect::<Vec<u64>>();
     write_array(&shards, path, "rows", &[s], &col(|f| f.rows))?;
     write_array(&shards, path, "bytes", &[s], &col(|f| f.bytes))?;
@@ -469,28 +532,6 @@ fn write_file(
             }
         }
     }
-    let texts = [
-        FORMAT_NAME.to_string(),
-        (if cursor.is_some() {
-            KIND_CHECKPOINT
-        } else {
-            KIND_STATS
-        })
-        .to_string(),
-        mode_name(header.mode).to_string(),
-        json("partitions", &header.partitions)?,
-        json("layout", &header.layout)?,
-        CREATED_BY.to_string(),
-        header_json(header)?,
-        PACKING.to_string(),
-    ];
-    let sum = text_checksum(
-        texts
-            .iter()
-            .map(String::as_str)
-            .chain(header.shards.iter().map(|f| f.path.as_str())),
-    );
-    write_attr(root, path, "text_checksum", sum)?;
     drop((sum_x, xty, xtx, acc, shards, res));
     file.close().map_err(|e| Error::hdf5(tmp, "closing", e))
 }
@@ -601,12 +642,35 @@ impl Check<'_> {
             return Err(self.bad(name, format!("shape {shape:?}"), format!("shape {got:?}")));
         }
         if shape.iter().product::<usize>() > 0
-            && !is_text(dtype)
             && !ds.filters().contains(&hdf5::filters::Filter::Fletcher32)
         {
             return Err(self.bad(name, "a Fletcher32 checksum filter", "no checksum"));
         }
         Ok(ds)
+    }
+
+    /// `/shards/path`: 1-D fixed-length UTF-8 strings, checksummed.
+    fn paths(&self, root: &Group) -> Result<Vec<String>> {
+        let name = "/shards/path";
+        let ds = root.dataset(name).map_err(|_| Error::MissingDataset {
+            path: self.path.to_path_buf(),
+            dataset: name.to_string(),
+            found: String::new(),
+        })?;
+        let shape = ds.shape();
+        if shape.len() != 1 {
+            return Err(self.bad(name, "1 dimension", format!("shape {shape:?}")));
+        }
+        if shape[0] > 0 && !ds.filters().contains(&hdf5::filters::Filter::Fletcher32) {
+            return Err(self.bad(name, "a Fletcher32 checksum filter", "no checksum"));
+        }
+        read_fixed_strings(&ds)
+            .map_err(|e| Error::hdf5(self.path, format!("reading {name}"), e))?
+            .into_iter()
+            .map(|b| {
+                String::from_utf8(b).map_err(|_| self.bad(name, "UTF-8 paths", "invalid UTF-8"))
+            })
+            .collect()
     }
 
     fn read<T: H5Type>(&self, ds: &Dataset, name: &str) -> Result<Vec<T>> {
@@ -709,36 +773,6 @@ impl StatsFile {
                 ))
             }
         };
-
-        // The variable-length strings are intact.
-        let mut texts = TEXT_ATTRS
-            .iter()
-            .map(|name| ck.str_attr(loc, "/", name))
-            .collect::<Result<Vec<_>>>()?;
-        let xtx_loc = root
-            .dataset("accumulators/xtx")
-            .map_err(|_| Error::MissingDataset {
-                path: path.to_path_buf(),
-                dataset: "/accumulators/xtx".into(),
-                found: String::new(),
-            })?;
-        texts.push(ck.str_attr(&xtx_loc, "/accumulators/xtx", "packing")?);
-        let (ds, _) = ck.dataset_rows(root, "/shards/path", &TypeDescriptor::VarLenUnicode, &[])?;
-        let paths: Vec<VarLenUnicode> = ck.read(&ds, "/shards/path")?;
-        let sum = text_checksum(
-            texts
-                .iter()
-                .map(String::as_str)
-                .chain(paths.iter().map(|p| p.as_str())),
-        );
-        let stored = ck.num_attr::<u64>(loc, "/", "text_checksum")?;
-        if stored != sum {
-            return Err(ck.bad(
-                "/ attribute text_checksum",
-                format!("{stored:#018x}"),
-                format!("{sum:#018x}: a string attribute or shard path was altered or corrupted"),
-            ));
-        }
 
         // The header (without shift_x and shards, which are datasets).
         let hj = ck.str_attr(loc, "/", "header_json")?;
@@ -876,8 +910,8 @@ impl StatsFile {
         // Shift and shards.
         let ds = ck.dataset(root, "/shift_x", &F64, &[p])?;
         header.shift_x = ck.read(&ds, "/shift_x")?;
-        let (ds, s) = ck.dataset_rows(root, "/shards/path", &TypeDescriptor::VarLenUnicode, &[])?;
-        let paths: Vec<VarLenUnicode> = ck.read(&ds, "/shards/path")?;
+        let paths = ck.paths(root)?;
+        let s = paths.len();
         let read_u64 = |name: &str| -> Result<Vec<u64>> {
             let ds = ck.dataset(root, name, &U64, &[s])?;
             ck.read(&ds, name)
@@ -889,7 +923,7 @@ impl StatsFile {
         let mtime: Vec<i64> = ck.read(&ds, "/shards/mtime_ns")?;
         header.shards = (0..s)
             .map(|i| ShardFingerprint {
-                path: paths[i].as_str().to_string(),
+                path: paths[i].clone(),
                 rows: rows[i],
                 bytes: bytes[i],
                 mtime_ns: mtime[i],
@@ -1184,19 +1218,6 @@ mod tests {
             Path::new("run.h5.tmp")
         );
         assert!(temp_path(Path::new("/")).is_err());
-    }
-
-    #[test]
-    fn text_checksum_is_fnv1a_with_length_prefixes() {
-        // FNV-1a of eight zero bytes (the length of ""), computed by hand.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for _ in 0..8 {
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        assert_eq!(text_checksum([""]), h);
-        // Boundaries matter: "ab" + "c" differs from "a" + "bc".
-        assert_ne!(text_checksum(["ab", "c"]), text_checksum(["a", "bc"]));
-        assert_ne!(text_checksum(["x"]), text_checksum(["y"]));
     }
 
     #[test]
