@@ -813,7 +813,17 @@ fn merge_refuses_incompatible_inputs_naming_both_files() {
     // And a compatible one is accepted.
     let pb = dir.path().join("ok.h5");
     write(&pb, &other(p, 2..4, &set, Mode::Cells, 5));
-    merge(&[pa.clone(), pb], &out, &|_| {}).unwrap();
+    merge(&[pa.clone(), pb.clone()], &out, &|_| {}).unwrap();
+    // An overlap between the second and third inputs names those two.
+    let pc = dir.path().join("third.h5");
+    write(&pc, &other(p, 3..5, &set, Mode::Cells, 5));
+    let err = merge(&[pa.clone(), pb.clone(), pc], &out, &|_| {}).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("ok.h5") && msg.contains("third.h5") && !msg.contains("first.h5"),
+        "{msg}"
+    );
+    assert!(msg.contains("shard index 3"), "{msg}");
 }
 
 /// The python interpreter for interop tests, or None to skip.

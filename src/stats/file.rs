@@ -7,11 +7,13 @@
 //! [`StatsFile::open`], which validates everything it can without reading
 //! the big arrays; accumulators are then read one at a time.
 //!
-//! Every numeric dataset that holds data is chunked with HDF5's **Fletcher32**
-//! filter, so libhdf5 verifies a checksum on every read; the file is written
-//! with the 1.10 object formats, whose object headers (and so the
-//! attributes) carry checksums of their own. A flipped byte is thus an
-//! error, never a silently different number.
+//! Every dataset that holds data (numbers and shard paths) is chunked with
+//! HDF5's **Fletcher32** filter, so libhdf5 verifies a checksum on every
+//! read; the file is written with the 1.10 object formats, whose superblock,
+//! object headers (and so the attributes) and chunk indices carry checksums
+//! of their own. A flipped byte is thus an error, or lands where nothing is
+//! read (free space, padding) — never a silently different number; the
+//! tests flip bytes across a whole file to pin this.
 //!
 //! # Format (version [`FORMAT_VERSION`])
 //!

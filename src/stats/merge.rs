@@ -197,29 +197,44 @@ fn compatible(a: &StatsHeader, b: &StatsHeader) -> std::result::Result<(), Strin
 }
 
 /// Refuses a shard claimed by two inputs: same shard index, same recorded
-/// path, or paths that resolve to the same file now.
+/// path, or paths that resolve to the same file now. (One file never lists
+/// an index twice: [`StatsFile::open`] refuses that.)
 fn disjoint(files: &[StatsFile]) -> Result<()> {
-    let canonical = |p: &str| std::fs::canonicalize(p).ok();
-    for (j, fj) in files.iter().enumerate() {
-        for fi in &files[..j] {
-            for si in &fi.header().shards {
-                let ci = canonical(&si.path);
-                for sj in &fj.header().shards {
-                    let reason = if si.index == sj.index {
-                        Some(format!(
-                            "both claim shard index {} ({} and {}); the noise and fold streams are keyed on the index, so runs to merge must use disjoint indices",
-                            si.index, si.path, sj.path
-                        ))
-                    } else if si.path == sj.path || (ci.is_some() && ci == canonical(&sj.path)) {
-                        Some(format!("shard {} is in both", si.path))
-                    } else {
-                        None
-                    };
-                    if let Some(reason) = reason {
-                        return Err(incompatible(fi.path(), fj.path(), reason));
-                    }
-                }
+    use std::collections::HashMap;
+    // First claim of each index and path: (input, recorded path).
+    let mut by_index: HashMap<u64, (usize, &str)> = HashMap::new();
+    let mut by_path: HashMap<String, (usize, &str)> = HashMap::new();
+    for (j, f) in files.iter().enumerate() {
+        let mut claims = Vec::new();
+        for s in &f.header().shards {
+            if let Some(&(i, other)) = by_index.get(&s.index) {
+                return Err(incompatible(
+                    files[i].path(),
+                    f.path(),
+                    format!(
+                        "both claim shard index {} ({other} and {}); the noise and fold streams are keyed on the index, so runs to merge must use disjoint indices",
+                        s.index, s.path
+                    ),
+                ));
             }
+            let mut names = vec![s.path.clone()];
+            if let Ok(c) = std::fs::canonicalize(&s.path) {
+                names.push(c.display().to_string());
+            }
+            for name in names {
+                if let Some(&(i, other)) = by_path.get(&name) {
+                    return Err(incompatible(
+                        files[i].path(),
+                        f.path(),
+                        format!("shard {other} is in both (as {})", s.path),
+                    ));
+                }
+                claims.push((name, s));
+            }
+        }
+        for (name, s) in claims {
+            by_index.insert(s.index, (j, &s.path));
+            by_path.insert(name, (j, &s.path));
         }
     }
     Ok(())
