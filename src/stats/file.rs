@@ -36,7 +36,7 @@
 //! | `/` attr `folds` | u64 | folds |
 //! | `/` attr `mode` | string | `"cells"` or `"per_bin"` ([`Mode`]) |
 //! | `/` attr `partitions` | string | the [`PartitionSet`] as JSON (names, edges, bin names, folds) |
-//! | `/` attr `layout` | string | the shards' [`Layout`](crate::Layout) as JSON |
+//! | `/` attr `layout` | string | the shards' [`Layout`] as JSON |
 //! | `/` attr `shift_y` | f64 | y₀ |
 //! | `/` attr `created_by` | string | `"gramstream <version>"` |
 //! | `/` attr `header_json` | string | the [`StatsHeader`] as JSON **without** `shift_x` and `shards` (which are the datasets below); the source of truth, the plain attributes must agree with it |
