@@ -231,7 +231,7 @@ impl SpeciesLaw {
         let flip = 1.0 - 1.8 * r.poor;
         // Pressure (electron density) width: grows with gravity, most in hot
         // stars, and with the metals that donate electrons.
-        let pe = r.t(0.2, 0.4, 0.8) * vis;
+        let pe = r.t(0.15, 0.35, 0.6) * vis;
         let pressure = 10f64.powf(pe * dg + 0.3 * m);
         let mut ls = [0.0; N_SPECIES];
         let mut gm = [pressure; N_SPECIES];
@@ -245,7 +245,7 @@ impl SpeciesLaw {
         // Na I, K I: cool-dwarf features (grow only above log g ≈ 3);
         // weaker in hot dwarfs.
         let g_dwarf = soft_max(g, 3.2, 0.3) - 4.4;
-        let nak = r.cool * 0.6 * g_dwarf + (r.mid + r.hot) * -0.2 * dg;
+        let nak = r.cool * 0.6 * g_dwarf + r.t(0.0, -0.25, 0.15) * dg;
         gr[1] = nak;
         ls[1] = 0.7 * m + (5000.0 - t) / 600.0 / ln10;
         gr[2] = nak;
@@ -264,9 +264,9 @@ impl SpeciesLaw {
         gr[6] = r.t(0.0, 0.25, -0.4) * dg;
         ls[6] = 0.3 * m + 0.5 * a + (t - 5500.0) / 500.0 / ln10;
         // Paschen: hydrogen, no metallicity; Stark wings in hot dwarfs.
-        gr[7] = -0.15 * dg;
+        gr[7] = -0.1 * dg;
         ls[7] = (t - 6000.0) / 350.0 / ln10;
-        gm[7] = 10f64.powf(0.5 * dg);
+        gm[7] = 10f64.powf(0.35 * dg);
         // Forest: neutral lines flip their gravity slope with T and [M/H];
         // ions favour giants in mid-T stars.
         gr[8] = flip * r.t(-0.15, 0.12, -0.1) * dg;
