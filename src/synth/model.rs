@@ -231,7 +231,7 @@ impl SpeciesLaw {
         let flip = 1.0 - 1.8 * r.poor;
         // Pressure (electron density) width: grows with gravity, most in hot
         // stars, and with the metals that donate electrons.
-        let pe = r.t(0.15, 0.35, 0.6) * vis;
+        let pe = r.t(0.05, 0.15, 0.6) * vis;
         let pressure = 10f64.powf(pe * dg + 0.3 * m);
         let mut ls = [0.0; N_SPECIES];
         let mut gm = [pressure; N_SPECIES];
@@ -239,7 +239,7 @@ impl SpeciesLaw {
         // Ca II: cool giants strong (saturating: flat among cool dwarfs),
         // mid-T dwarfs strong, hot stars trade depth for pressure width.
         let g_giant = soft_min(g, 3.3, 0.3) - 4.4;
-        gr[0] = vis * (r.cool * -0.7 * g_giant + r.mid * 0.3 * dg + r.hot * -0.25 * dg);
+        gr[0] = vis * (r.cool * -0.7 * g_giant + r.mid * 0.45 * dg + r.hot * -0.25 * dg);
         ls[0] = CA_KAPPA * m + 1.2 * a + lg(1.0 + 0.3 * (5000.0 - t) / 1000.0);
         gm[0] = pressure * (1.0 + 1.5 * r.hot);
         // Na I, K I: cool-dwarf features (grow only above log g ≈ 3);
@@ -251,7 +251,7 @@ impl SpeciesLaw {
         gr[2] = nak;
         ls[2] = 0.7 * m + (5000.0 - t) / 800.0 / ln10;
         // Mg I: alpha element; slope flips between mid and the ends.
-        gr[3] = vis * r.t(0.15, -0.25, 0.15) * dg;
+        gr[3] = vis * r.t(0.15, -0.4, 0.15) * dg;
         ls[3] = 0.6 * m + 1.2 * a;
         // Fe I: gravity slope flips between cool, mid and hot, and again in
         // metal-poor stars.
