@@ -175,29 +175,26 @@ fn soft_min(x: f64, k: f64, s: f64) -> f64 {
     -soft_max(-x, -k, s)
 }
 
-/// Smooth regime weights of a star: T_eff (cool, mid, hot) and [M/H]
-/// (poor, solar, rich) memberships, each summing to one.
+/// Smooth regime weights of a star: T_eff memberships (cool, mid, hot; they
+/// sum to one) and metal-poorness, with transitions at the bin edges.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Regime {
     pub cool: f64,
     pub mid: f64,
     pub hot: f64,
     pub poor: f64,
-    pub rich: f64,
 }
 
 impl Regime {
     pub(crate) fn of(teff: f64, m_h: f64) -> Regime {
         let cool = logistic((REGIME_T.0 - teff) / REGIME_T_WIDTH);
         let hot = logistic((teff - REGIME_T.1) / REGIME_T_WIDTH);
-        let poor = logistic((REGIME_M.0 - m_h) / REGIME_M_WIDTH);
-        let rich = logistic((m_h - REGIME_M.1) / REGIME_M_WIDTH);
+        let poor = logistic((REGIME_M_POOR - m_h) / REGIME_M_WIDTH);
         Regime {
             cool,
             mid: (1.0 - cool - hot).max(0.0),
             hot,
             poor,
-            rich,
         }
     }
 
@@ -210,8 +207,8 @@ impl Regime {
 /// Centres of the T_eff regime transitions (K), at the bin edges.
 const REGIME_T: (f64, f64) = (4500.0, 5250.0);
 const REGIME_T_WIDTH: f64 = 120.0;
-/// Centres of the [M/H] regime transitions (dex), at the bin edges.
-const REGIME_M: (f64, f64) = (-1.0, 0.0);
+/// Centre of the metal-poor transition (dex), at the bin edge.
+const REGIME_M_POOR: f64 = -1.0;
 const REGIME_M_WIDTH: f64 = 0.2;
 
 impl SpeciesLaw {
@@ -852,6 +849,55 @@ mod tests {
         eprintln!("Ca II EW: solar {solar:.2} Å, [M/H]=-2 {poor:.2} Å");
         assert!((6.0..=11.0).contains(&solar), "solar EW {solar}");
         assert!((2.0..=5.0).contains(&poor), "metal-poor EW {poor}");
+    }
+
+    /// Mean flux of `s` in [lo, hi] Å.
+    fn window_mean(model: &SpectrumModel, s: &Star, lo: f64, hi: f64) -> f64 {
+        let mut sc = model.scratch();
+        let p = model.grid.pixels;
+        let (mut f, mut e) = (vec![0.0; p], vec![0.0; p]);
+        model.synthesize(s, &mut sc, &mut f, &mut e);
+        let v: Vec<f64> = model
+            .wave()
+            .iter()
+            .zip(&f)
+            .filter(|(&w, _)| (lo..=hi).contains(&w))
+            .map(|(_, &x)| x)
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+
+    #[test]
+    fn gravity_signatures_depend_on_the_regime() {
+        // The gravity slopes of the laws flip sign between regimes.
+        let law = |t: f64, g: f64, m: f64| SpeciesLaw::new(&star(t, g, m)).grav;
+        let slope = |t: f64, m: f64, i: usize| law(t, 4.0, m)[i] - law(t, 2.0, m)[i];
+        // Ca II: cool giants strong, mid-T dwarfs strong, hot giants strong.
+        assert!(slope(4000.0, 0.0, 0) < 0.0 && slope(4900.0, 0.0, 0) > 0.0);
+        assert!(slope(5800.0, 0.0, 0) < 0.0);
+        // Fe I: flips between cool and mid and again in metal-poor stars.
+        assert!(slope(4000.0, 0.0, 4) < 0.0 && slope(4900.0, 0.0, 4) > 0.0);
+        assert!(slope(4900.0, -1.8, 4) < 0.0);
+        // Ions: favour giants in mid-T stars only.
+        assert!(slope(4900.0, 0.0, 9) < 0.0 && slope(4000.0, 0.0, 9) > 0.0);
+        // Cool-giant Ca II saturates among dwarfs; Na I grows only in dwarfs.
+        let ca = |g: f64| law(4000.0, g, 0.0)[0];
+        assert!((ca(4.0) - ca(5.0)).abs() < 0.1 * (ca(1.5) - ca(2.5)).abs());
+        let na = |g: f64| law(4000.0, g, 0.0)[1];
+        assert!((na(1.5) - na(2.5)).abs() < 0.1 * (na(4.0) - na(5.0)).abs());
+        // In the spectra: the Na I doublet, relative to its neighbourhood,
+        // deepens with gravity in a cool dwarf but not in a cool giant.
+        let model = SpectrumModel::new(1024);
+        let na_flux = |g: f64| {
+            let s = star(3900.0, g, 0.0);
+            let side =
+                window_mean(&model, &s, 8160.0, 8172.0) + window_mean(&model, &s, 8200.0, 8204.0);
+            2.0 * window_mean(&model, &s, 8180.0, 8198.0) / side
+        };
+        let dwarf = na_flux(4.0) - na_flux(5.0);
+        let giant = na_flux(1.5) - na_flux(2.5);
+        eprintln!("Na I window flux change: dwarf {dwarf:.4}, giant {giant:.4}");
+        assert!(dwarf > 0.1 && giant.abs() < 0.5 * dwarf);
     }
 
     #[test]
