@@ -151,73 +151,135 @@ struct Line {
 /// Per-row strength and width multipliers of each species.
 #[derive(Debug, Clone, Copy)]
 struct SpeciesLaw {
-    /// log10 of the strength multiplier.
+    /// log10 of the strength multiplier, gravity term excluded.
     log_strength: [f64; N_SPECIES],
     /// Pressure-width multiplier.
     gamma: [f64; N_SPECIES],
-    /// Gravity slope b (forest lines multiply it by their b_scale).
-    b: [f64; N_SPECIES],
+    /// log10 of the gravity multiplier (forest lines multiply it by their
+    /// b_scale).
+    grav: [f64; N_SPECIES],
 }
 
 fn logistic(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// Smooth max(x, k) with softness s (softplus).
+fn soft_max(x: f64, k: f64, s: f64) -> f64 {
+    let z = (x - k) / s;
+    k + s * if z > 30.0 { z } else { z.exp().ln_1p() }
+}
+
+/// Smooth min(x, k) with softness s.
+fn soft_min(x: f64, k: f64, s: f64) -> f64 {
+    -soft_max(-x, -k, s)
+}
+
+/// Smooth regime weights of a star: T_eff memberships (cool, mid, hot; they
+/// sum to one) and metal-poorness, with transitions at the bin edges.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Regime {
+    pub cool: f64,
+    pub mid: f64,
+    pub hot: f64,
+    pub poor: f64,
+}
+
+impl Regime {
+    pub(crate) fn of(teff: f64, m_h: f64) -> Regime {
+        let cool = logistic((REGIME_T.0 - teff) / REGIME_T_WIDTH);
+        let hot = logistic((teff - REGIME_T.1) / REGIME_T_WIDTH);
+        let poor = logistic((REGIME_M_POOR - m_h) / REGIME_M_WIDTH);
+        Regime {
+            cool,
+            mid: (1.0 - cool - hot).max(0.0),
+            hot,
+            poor,
+        }
+    }
+
+    /// c·cool + m·mid + h·hot.
+    fn t(&self, c: f64, m: f64, h: f64) -> f64 {
+        c * self.cool + m * self.mid + h * self.hot
+    }
+}
+
+/// Centres of the T_eff regime transitions (K), at the bin edges.
+const REGIME_T: (f64, f64) = (4500.0, 5250.0);
+const REGIME_T_WIDTH: f64 = 120.0;
+/// Centre of the metal-poor transition (dex), at the bin edge.
+const REGIME_M_POOR: f64 = -1.0;
+const REGIME_M_WIDTH: f64 = 0.2;
+
 impl SpeciesLaw {
     /// The regime-dependent strength laws; see the recipe in the module docs.
     fn new(s: &Star) -> SpeciesLaw {
         let t = s.teff;
-        let dg = s.log_g - 4.4;
+        let g = s.log_g;
+        let dg = g - 4.4;
         let m = s.m_h;
         let a = s.a_m;
-        let cool = logistic((4600.0 - t) / 200.0);
-        let hot = logistic((t - 5300.0) / 200.0);
+        let r = Regime::of(t, m);
         let ln10 = std::f64::consts::LN_10;
         let lg = |x: f64| x.max(1e-300).ln() / ln10;
-        // Pressure (electron density) grows with gravity and, through the
-        // electron donors, with metallicity.
-        let pressure = 10f64.powf(0.6 * dg + 0.3 * m);
+        // Metal-poor stars: weak lines and few electron donors, so the
+        // gravity signatures fade and the neutral/ion balance flips.
+        let vis = 1.0 - 0.6 * r.poor;
+        let flip = 1.0 - 1.8 * r.poor;
+        // Pressure (electron density) width: grows with gravity, most in hot
+        // stars, and with the metals that donate electrons.
+        let pe = r.t(0.05, 0.15, 0.6) * vis;
+        let pressure = 10f64.powf(pe * dg + 0.3 * m);
         let mut ls = [0.0; N_SPECIES];
         let mut gm = [pressure; N_SPECIES];
-        let mut b = [0.0; N_SPECIES];
-        // Ca II: giants stronger when cool, broad pressure wings in hot dwarfs.
-        b[0] = -1.0 * cool - 0.25 * (1.0 - cool);
-        ls[0] = 0.1 * m + 1.2 * a + lg(1.0 + 0.3 * (5000.0 - t) / 1000.0) + b[0] * dg;
-        gm[0] = pressure * (1.0 + 1.5 * hot);
-        // Na I, K I: cool-dwarf features.
-        b[1] = 0.45 * cool + 0.05;
-        ls[1] = 0.7 * m + (5000.0 - t) / 600.0 / ln10 + b[1] * dg;
-        b[2] = 0.45 * cool + 0.05;
-        ls[2] = 0.7 * m + (5000.0 - t) / 800.0 / ln10 + b[2] * dg;
-        // Mg I: alpha element, pressure wings.
-        b[3] = 0.05;
-        ls[3] = 0.6 * m + 1.2 * a + b[3] * dg;
-        // Fe I: gravity slope flips sign between cool and hot stars.
-        b[4] = -0.15 * cool + 0.12 * hot;
-        ls[4] = 0.85 * m + (5000.0 - t) / 1500.0 / ln10 + b[4] * dg;
-        gm[4] = pressure;
+        let mut gr = [0.0; N_SPECIES];
+        // Ca II: cool giants strong (saturating: flat among cool dwarfs),
+        // mid-T dwarfs strong, hot stars trade depth for pressure width.
+        let g_giant = soft_min(g, 3.3, 0.3) - 4.4;
+        gr[0] = vis * (r.cool * -0.7 * g_giant + r.mid * 0.45 * dg + r.hot * -0.25 * dg);
+        ls[0] = CA_KAPPA * m + 1.2 * a + lg(1.0 + 0.3 * (5000.0 - t) / 1000.0);
+        gm[0] = pressure * (1.0 + 1.5 * r.hot);
+        // Na I, K I: cool-dwarf features (grow only above log g ≈ 3);
+        // weaker in hot dwarfs.
+        let g_dwarf = soft_max(g, 3.2, 0.3) - 4.4;
+        let nak = r.cool * 0.6 * g_dwarf + r.t(0.0, -0.25, 0.15) * dg;
+        gr[1] = nak;
+        ls[1] = 0.7 * m + (5000.0 - t) / 600.0 / ln10;
+        gr[2] = nak;
+        ls[2] = 0.7 * m + (5000.0 - t) / 800.0 / ln10;
+        // Mg I: alpha element; slope flips between mid and the ends.
+        gr[3] = vis * r.t(0.15, -0.4, 0.15) * dg;
+        ls[3] = 0.6 * m + 1.2 * a;
+        // Fe I: gravity slope flips between cool, mid and hot, and again in
+        // metal-poor stars.
+        gr[4] = flip * r.t(-0.2, 0.15, -0.15) * dg;
+        ls[4] = 0.85 * m + (5000.0 - t) / 1500.0 / ln10;
         // Ti I: cool, alpha.
-        b[5] = 0.10;
-        ls[5] = 0.9 * m + 0.8 * a + (5000.0 - t) / 500.0 / ln10 + b[5] * dg;
-        // O I 7774: hot giants.
-        b[6] = -0.35;
-        ls[6] = 0.3 * m + 0.5 * a + (t - 5500.0) / 500.0 / ln10 + b[6] * dg;
+        gr[5] = r.t(0.2, -0.1, 0.0) * dg;
+        ls[5] = 0.9 * m + 0.8 * a + (5000.0 - t) / 500.0 / ln10;
+        // O I 7774: favours mid-T dwarfs and hot giants.
+        gr[6] = r.t(0.0, 0.25, -0.4) * dg;
+        ls[6] = 0.3 * m + 0.5 * a + (t - 5500.0) / 500.0 / ln10;
         // Paschen: hydrogen, no metallicity; Stark wings in hot dwarfs.
-        b[7] = -0.15;
-        ls[7] = (t - 6000.0) / 350.0 / ln10 + b[7] * dg;
-        gm[7] = 10f64.powf(0.5 * dg);
-        // Forest: neutral lines flip their gravity slope with T; ions favour giants.
-        b[8] = -0.12 * cool + 0.10 * hot;
+        gr[7] = -0.1 * dg;
+        ls[7] = (t - 6000.0) / 350.0 / ln10;
+        gm[7] = 10f64.powf(0.35 * dg);
+        // Forest: neutral lines flip their gravity slope with T and [M/H];
+        // ions favour giants in mid-T stars.
+        gr[8] = flip * r.t(-0.15, 0.12, -0.1) * dg;
         ls[8] = 0.95 * m;
-        b[9] = -0.25 * (1.0 - cool) + 0.15 * cool;
+        gr[9] = r.t(0.15, -0.3, 0.1) * dg;
         ls[9] = 0.95 * m;
         SpeciesLaw {
             log_strength: ls,
             gamma: gm,
-            b,
+            grav: gr,
         }
     }
 }
+
+/// [M/H] slope of the Ca II triplet strength.
+const CA_KAPPA: f64 = 0.1;
 
 /// The LSF-and-rebin kernel and the fine grid it runs on.
 #[derive(Debug, Clone)]
@@ -440,15 +502,13 @@ impl SpectrumModel {
         let turb2 = 0.5 * star.vturb * star.vturb + 0.5 * star.vmac * star.vmac;
         for line in &self.lines {
             let i = line.species as usize;
-            let mut log_s = law.log_strength[i];
+            let mut log_s = law.log_strength[i] + line.b_scale * law.grav[i];
             match line.species {
                 Species::Neutral => {
-                    log_s +=
-                        (5000.0 - star.teff) / line.theta / ln10 + line.b_scale * law.b[i] * dg;
+                    log_s += (5000.0 - star.teff) / line.theta / ln10;
                 }
                 Species::Ion => {
-                    log_s +=
-                        (star.teff - 5000.0) / line.theta / ln10 + line.b_scale * law.b[i] * dg;
+                    log_s += (star.teff - 5000.0) / line.theta / ln10;
                 }
                 _ => {}
             }
@@ -467,7 +527,7 @@ impl SpectrumModel {
         let tio_amp = 0.6
             * ((4000.0 - star.teff) / 250.0).exp()
             * logistic((4300.0 - star.teff) / 60.0)
-            * 10f64.powf(0.5 * star.m_h - 0.1 * dg);
+            * 10f64.powf(0.5 * star.m_h + TIO_GRAV * dg);
         add_band(out, &self.tio, tio_amp);
         let cn_amp = 0.15
             * ((4500.0 - star.teff) / 500.0).exp()
@@ -478,6 +538,9 @@ impl SpectrumModel {
         }
     }
 }
+
+/// Gravity slope of the TiO bands (a cool-dwarf feature).
+const TIO_GRAV: f64 = 0.3;
 
 /// Lanes of the kernel product (fixed, so the sum order is too).
 const LANES: usize = 8;
@@ -786,6 +849,55 @@ mod tests {
         eprintln!("Ca II EW: solar {solar:.2} Å, [M/H]=-2 {poor:.2} Å");
         assert!((6.0..=11.0).contains(&solar), "solar EW {solar}");
         assert!((2.0..=5.0).contains(&poor), "metal-poor EW {poor}");
+    }
+
+    /// Mean flux of `s` in [lo, hi] Å.
+    fn window_mean(model: &SpectrumModel, s: &Star, lo: f64, hi: f64) -> f64 {
+        let mut sc = model.scratch();
+        let p = model.grid.pixels;
+        let (mut f, mut e) = (vec![0.0; p], vec![0.0; p]);
+        model.synthesize(s, &mut sc, &mut f, &mut e);
+        let v: Vec<f64> = model
+            .wave()
+            .iter()
+            .zip(&f)
+            .filter(|(&w, _)| (lo..=hi).contains(&w))
+            .map(|(_, &x)| x)
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+
+    #[test]
+    fn gravity_signatures_depend_on_the_regime() {
+        // The gravity slopes of the laws flip sign between regimes.
+        let law = |t: f64, g: f64, m: f64| SpeciesLaw::new(&star(t, g, m)).grav;
+        let slope = |t: f64, m: f64, i: usize| law(t, 4.0, m)[i] - law(t, 2.0, m)[i];
+        // Ca II: cool giants strong, mid-T dwarfs strong, hot giants strong.
+        assert!(slope(4000.0, 0.0, 0) < 0.0 && slope(4900.0, 0.0, 0) > 0.0);
+        assert!(slope(5800.0, 0.0, 0) < 0.0);
+        // Fe I: flips between cool and mid and again in metal-poor stars.
+        assert!(slope(4000.0, 0.0, 4) < 0.0 && slope(4900.0, 0.0, 4) > 0.0);
+        assert!(slope(4900.0, -1.8, 4) < 0.0);
+        // Ions: favour giants in mid-T stars only.
+        assert!(slope(4900.0, 0.0, 9) < 0.0 && slope(4000.0, 0.0, 9) > 0.0);
+        // Cool-giant Ca II saturates among dwarfs; Na I grows only in dwarfs.
+        let ca = |g: f64| law(4000.0, g, 0.0)[0];
+        assert!((ca(4.0) - ca(5.0)).abs() < 0.1 * (ca(1.5) - ca(2.5)).abs());
+        let na = |g: f64| law(4000.0, g, 0.0)[1];
+        assert!((na(1.5) - na(2.5)).abs() < 0.1 * (na(4.0) - na(5.0)).abs());
+        // In the spectra: the Na I doublet, relative to its neighbourhood,
+        // deepens with gravity in a cool dwarf but not in a cool giant.
+        let model = SpectrumModel::new(1024);
+        let na_flux = |g: f64| {
+            let s = star(3900.0, g, 0.0);
+            let side =
+                window_mean(&model, &s, 8160.0, 8172.0) + window_mean(&model, &s, 8200.0, 8204.0);
+            2.0 * window_mean(&model, &s, 8180.0, 8198.0) / side
+        };
+        let dwarf = na_flux(4.0) - na_flux(5.0);
+        let giant = na_flux(1.5) - na_flux(2.5);
+        eprintln!("Na I window flux change: dwarf {dwarf:.4}, giant {giant:.4}");
+        assert!(dwarf > 0.1 && giant.abs() < 0.5 * dwarf);
     }
 
     #[test]
