@@ -1,4 +1,5 @@
-# Shared by scripts/demo and scripts/test: install what is missing.
+# Shared by scripts/demo and scripts/test: install what is missing
+# (Debian packages: pkg-config, libhdf5-dev, libopenblas-dev; python3-venv for tests).
 # Sourced, not run. Needs: a Rust toolchain (cargo) on a Debian machine.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,6 +15,10 @@ ensure_system_packages() {
   command -v pkg-config >/dev/null || missing+=(pkg-config)
   if ! pkg-config --exists hdf5 2>/dev/null && [ ! -e /usr/include/hdf5/serial/hdf5.h ]; then
     missing+=(libhdf5-dev)
+  fi
+  # The Gram kernel links the system OpenBLAS (feature `openblas`, default).
+  if ! ls /usr/lib/*/libopenblas.so >/dev/null 2>&1 && ! ls /usr/lib/libopenblas.so >/dev/null 2>&1; then
+    missing+=(libopenblas-dev)
   fi
   if [ "${1:-}" = "python" ] && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     missing+=(python3-venv)

@@ -56,6 +56,9 @@ pub struct Chunk {
     pub ncols: usize,
     /// Rows to ignore (non-finite values under [`NonFinitePolicy::SkipRow`]).
     pub skip: Vec<bool>,
+    /// Per-row values a processing stage attached (the pass: SNR of the
+    /// noiseless flux); empty when none.
+    pub row_values: Vec<f64>,
 }
 
 impl Chunk {

@@ -27,6 +27,18 @@ impl Prefetcher {
         chunk_rows: usize,
         depth: usize,
     ) -> Result<Self> {
+        Self::spawn_with(sources, chunk_rows, depth, |_| {})
+    }
+
+    /// Like [`Self::spawn`], and runs `stage` on every chunk in the reader
+    /// thread before sending it — per-row work (noise, SNR) that then
+    /// overlaps with the consumer's.
+    pub fn spawn_with<S: ChunkSource + 'static>(
+        sources: Vec<S>,
+        chunk_rows: usize,
+        depth: usize,
+        mut stage: impl FnMut(&mut Chunk) + Send + 'static,
+    ) -> Result<Self> {
         let rows: Vec<usize> = sources.iter().map(|s| s.rows()).collect();
         let tasks = plan_iter(rows, chunk_rows)?;
         let depth = depth.max(1);
@@ -40,7 +52,10 @@ impl Prefetcher {
                     let mut chunk = spare_rx.try_recv().unwrap_or_default();
                     let result = sources[task.source]
                         .read_chunk(task.rows, &mut chunk)
-                        .map(|()| chunk);
+                        .map(|()| {
+                            stage(&mut chunk);
+                            chunk
+                        });
                     let failed = result.is_err();
                     if tx.send(result).is_err() || failed {
                         return; // consumer gone, or the error is delivered: stop.

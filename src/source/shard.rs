@@ -571,7 +571,12 @@ impl ShardReader {
         out: &mut [f64],
     ) -> Result<()> {
         match which {
-            ArrayReader::Mapped(raw) => raw.read_rows(rows, out),
+            ArrayReader::Mapped(raw) => {
+                raw.populate_rows(rows.clone());
+                raw.read_rows(rows.clone(), out)?;
+                raw.release_rows(rows);
+                Ok(())
+            }
             ArrayReader::Hdf5(ds) => {
                 crate::h5raw::read_rows_into(ds, rows.clone(), self.pixels, out).map_err(|e| {
                     Error::hdf5(

@@ -134,7 +134,62 @@ impl MappedFile {
         // read. Measured reason for the map: see benches/reader.rs (the
         // libhdf5 path copies through its own buffers under a global lock).
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        // Rows are read front to back: let the kernel read ahead (a hint).
+        let _ = map.advise(memmap2::Advice::Sequential);
         Ok(MappedFile(map))
+    }
+
+    /// Drops the pages of bytes `[offset, offset + len)` from this process's
+    /// resident set once they have been copied out; the page cache keeps
+    /// them. Without it a pass over a 20 GB shard would count 20 GB of mapped
+    /// file pages against its peak RSS (measured: 11 GiB for 8 GB of shards).
+    pub fn release(&self, offset: usize, len: usize) {
+        let end = offset.saturating_add(len).min(self.0.len());
+        if offset >= end {
+            return;
+        }
+        // SAFETY: the range lies inside the map (clamped above); the map is a
+        // read-only shared mapping of a file, so MADV_DONTNEED only unmaps
+        // the pages — a later access faults them in again from the file with
+        // the same contents — and no reference into the range is held here.
+        let _ = unsafe {
+            self.0
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, end - offset)
+        };
+    }
+}
+
+impl MappedFile {
+    /// Faults in bytes `[offset, offset + len)` with one system call
+    /// (MADV_POPULATE_READ, Linux ≥ 5.14) instead of one page fault per 4 KiB
+    /// page; a hint, ignored where unsupported.
+    pub fn populate(&self, offset: usize, len: usize) {
+        let end = offset.saturating_add(len).min(self.0.len());
+        if offset < end {
+            let _ = self
+                .0
+                .advise_range(memmap2::Advice::PopulateRead, offset, end - offset);
+        }
+    }
+}
+
+impl RawArray<MappedFile> {
+    /// Faults in the mapped pages of rows `rows` in one call (see
+    /// [`MappedFile::populate`]).
+    pub fn populate_rows(&self, rows: Range<usize>) {
+        let row_bytes = self.cols * self.dtype.size();
+        let start = self.offset + rows.start.min(self.rows) * row_bytes;
+        let end = self.offset + rows.end.min(self.rows) * row_bytes;
+        self.bytes.populate(start, end.saturating_sub(start));
+    }
+
+    /// Releases the mapped pages of rows `rows` (see [`MappedFile::release`]).
+    pub fn release_rows(&self, rows: Range<usize>) {
+        let row_bytes = self.cols * self.dtype.size();
+        let start = self.offset + rows.start.min(self.rows) * row_bytes;
+        let end = self.offset + rows.end.min(self.rows) * row_bytes;
+        // A page shared with the next rows may go too: it faults back in from the page cache.
+        self.bytes.release(start, end.saturating_sub(start));
     }
 }
 

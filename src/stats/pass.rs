@@ -425,27 +425,9 @@ impl State<'_> {
 
     /// Noise, routing and staging of one chunk.
     fn absorb(&mut self, chunk: &mut Chunk) -> Result<()> {
-        let p = chunk.pixels;
-        let level = self.header.noise.level;
-        let l = if level > 0.0 { level } else { 1.0 };
-        self.snr.clear();
-        for r in 0..chunk.rows {
-            let f = chunk.flux_row(r);
-            let e = &chunk.error[r * p..(r + 1) * p];
-            let nf = f.iter().map(|v| v * v).sum::<f64>().sqrt();
-            let ne = e.iter().map(|v| v * v).sum::<f64>().sqrt();
-            self.snr.push(nf / (l * ne));
-        }
         let noise = self.header.noise;
         let (shard, start) = (chunk.shard, chunk.start as u64);
-        noise.apply_rows(
-            shard,
-            start,
-            p,
-            &mut chunk.flux,
-            &chunk.error,
-            !matches!(self.par, Par::Seq),
-        );
+        std::mem::swap(&mut self.snr, &mut chunk.row_values);
         let set = &self.header.partitions;
         let (seed, folds) = (noise.seed, set.folds);
         for r in 0..chunk.rows {
@@ -575,6 +557,7 @@ pub fn accumulate(
     } else {
         opts.threads
     };
+    super::gram::init();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -702,8 +685,14 @@ pub fn accumulate(
     };
     let (mut rows_this_run, mut bytes_this_run, mut checkpoints) = (0u64, 0u64, 0usize);
     let mut last_checkpoint = Instant::now();
+    let noise = opts.noise;
     pool.install(|| -> Result<()> {
-        let mut pre = Prefetcher::spawn(readers, plan.chunk_rows, plan.prefetch)?;
+        // SNR and noise run in the reader thread, overlapping the Gram
+        // updates (in the main thread they left a core idle: perf).
+        let mut pre =
+            Prefetcher::spawn_with(readers, plan.chunk_rows, plan.prefetch, move |chunk| {
+                snr_and_noise(chunk, &noise)
+            })?;
         while let Some(chunk) = pre.next() {
             let mut chunk = chunk?;
             state.absorb(&mut chunk)?;
@@ -748,6 +737,29 @@ pub fn accumulate(
         reservoir,
         summary,
     })
+}
+
+/// Per row: SNR = ‖flux‖₂ / (L‖error‖₂) of the noiseless flux into
+/// `chunk.row_values`, then the noise.
+fn snr_and_noise(chunk: &mut Chunk, noise: &NoiseModel) {
+    let p = chunk.pixels;
+    let l = if noise.level > 0.0 { noise.level } else { 1.0 };
+    chunk.row_values.clear();
+    for r in 0..chunk.rows {
+        let f = chunk.flux_row(r);
+        let e = &chunk.error[r * p..(r + 1) * p];
+        let nf = f.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let ne = e.iter().map(|v| v * v).sum::<f64>().sqrt();
+        chunk.row_values.push(nf / (l * ne));
+    }
+    noise.apply_rows(
+        chunk.shard,
+        chunk.start as u64,
+        p,
+        &mut chunk.flux,
+        &chunk.error,
+        false,
+    );
 }
 
 /// The shift: mean of the first [`SHIFT_ROWS`] usable rows of the first
