@@ -231,11 +231,13 @@ impl Accumulator {
         }
     }
 
-    /// Bytes this accumulator may hold at most: the Gram buffer (whose upper
-    /// triangle is never touched, so about half of it is resident) and the stage.
+    /// Bytes this accumulator may hold at most: the resident part of the
+    /// Gram buffer (its lower triangle, plus up to one 4 KiB page per column
+    /// where a column's resident part starts mid-page: the upper triangle is
+    /// never touched), the stage, and the sums.
     pub fn max_bytes(p: usize, block: usize) -> u64 {
-        let gram_resident = (packed_len(p) + p * 512) as u64; // lower triangle + page rounding per column
-        (gram_resident + (block * p + block + 2 * p) as u64) * 8
+        let gram_resident = packed_len(p) as u64 * 8 + p as u64 * 4096;
+        gram_resident + (block * p + block + 2 * p) as u64 * 8
     }
 
     /// Rows staged and not yet flushed.
