@@ -87,7 +87,7 @@ pub fn read_f64(path: &Path) -> Vec<f64> {
         .collect()
 }
 
-fn find_python() -> Result<PathBuf, String> {
+pub fn find_python() -> Result<PathBuf, String> {
     let mut tried = Vec::new();
     let candidates: Vec<PathBuf> = match std::env::var_os("GRAMSTREAM_PYTHON") {
         Some(p) => vec![PathBuf::from(p)],
