@@ -155,13 +155,31 @@ pub fn run(args: &AccumulateArgs) -> Result<String> {
             );
         }
     }
-    let total: u64 = args
-        .shards
-        .iter()
-        .map(|p| gramstream::source::Shard::open(p, &opts.layout).map(|s| s.rows() as u64))
-        .sum::<gramstream::Result<u64>>()?;
+    let (mut total, mut pixels) = (0u64, 0u64);
+    for p in &args.shards {
+        let shard = gramstream::source::Shard::open(p, &opts.layout)?;
+        total += shard.rows() as u64;
+        pixels = shard.pixels() as u64;
+    }
+    let updates = match opts.mode {
+        Some(Mode::PerBin) => opts.partitions.partitions.len() as f64,
+        _ => 1.0,
+    };
     let bar = crate::progress::rows_bar(total, "accumulate");
-    let output = accumulate(&args.shards, &opts, checkpoint.as_ref(), &|n| bar.inc(n))?;
+    let start = std::time::Instant::now();
+    let show = |n: u64| {
+        bar.inc(n);
+        let (rows, s) = (
+            bar.position() as f64,
+            start.elapsed().as_secs_f64().max(1e-9),
+        );
+        bar.set_message(format!(
+            "{:.2} GB/s  {:.0} GFLOP/s",
+            rows * pixels as f64 * 16.0 / s / 1e9,
+            rows * (pixels * pixels) as f64 * updates / s / 1e9
+        ));
+    };
+    let output = accumulate(&args.shards, &opts, checkpoint.as_ref(), &show)?;
     bar.set_message("writing statistics");
     let summary = output.write(&args.out, opts.threads)?;
     bar.finish_and_clear();

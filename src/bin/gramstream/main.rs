@@ -271,7 +271,18 @@ fn tune_allocator() {
     }
 }
 
+/// `gramstream scan … | head` should end quietly, as Unix tools do, instead of
+/// panicking on the closed pipe: restore the default SIGPIPE action.
+fn default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: sets the signal disposition to the default; called first thing in main.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     tune_allocator();
     let cli = Cli::parse();
     match run(cli).context("gramstream failed") {

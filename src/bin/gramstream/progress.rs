@@ -11,7 +11,7 @@ pub fn rows_bar(total: u64, label: &str) -> ProgressBar {
     }
     let bar = ProgressBar::new(total);
     let style = ProgressStyle::with_template(
-        "{prefix:>9} [{bar:40}] {pos}/{len} rows  {per_sec}  ETA {eta}",
+        "{prefix:>9} [{bar:40}] {pos}/{len} rows  {per_sec}  {msg}  ETA {eta}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
