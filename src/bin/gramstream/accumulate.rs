@@ -180,7 +180,7 @@ pub fn run(args: &AccumulateArgs) -> Result<String> {
         ));
     };
     let output = accumulate(&args.shards, &opts, checkpoint.as_ref(), &show)?;
-    bar.set_message("writing statistics");
+    bar.set_message("writing statistics".into());
     let summary = output.write(&args.out, opts.threads)?;
     bar.finish_and_clear();
     if let Some(c) = &checkpoint {

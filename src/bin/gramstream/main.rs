@@ -19,6 +19,9 @@ mod progress;
     about = "One-pass, bounded-memory Ridge regression on spectra far larger than RAM"
 )]
 struct Cli {
+    /// Show progress bars even when stderr is not a terminal (pipes, batch logs).
+    #[arg(long, global = true)]
+    progress: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -285,6 +288,7 @@ fn main() -> ExitCode {
     default_sigpipe();
     tune_allocator();
     let cli = Cli::parse();
+    progress::force(cli.progress);
     match run(cli).context("gramstream failed") {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,21 +1,102 @@
-//! Progress bars: drawn on a terminal, silent in pipes and CI.
+//! Progress: a bar on a terminal; silent in pipes and CI unless `--progress`
+//! asks for it, in which case plain log lines go to stderr every few seconds.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// A bar counting rows, with rows/s and ETA; hidden when stderr is not a terminal.
-pub fn rows_bar(total: u64, label: &str) -> ProgressBar {
+static FORCE: AtomicBool = AtomicBool::new(false);
+
+/// `--progress`: report progress even when stderr is not a terminal.
+pub fn force(on: bool) {
+    FORCE.store(on, Ordering::Relaxed);
+}
+
+/// Rows done out of a total, shown as a bar or as log lines.
+pub struct Bar {
+    bar: ProgressBar,
+    log: Option<Mutex<LogLines>>,
+}
+
+struct LogLines {
+    label: String,
+    total: u64,
+    start: Instant,
+    last: Instant,
+    message: String,
+}
+
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// A bar counting rows, with rows/s and ETA.
+pub fn rows_bar(total: u64, label: &str) -> Bar {
     if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
+        let log = FORCE.load(Ordering::Relaxed).then(|| {
+            let now = Instant::now();
+            Mutex::new(LogLines {
+                label: label.to_string(),
+                total,
+                start: now,
+                last: now,
+                message: String::new(),
+            })
+        });
+        let bar = ProgressBar::hidden();
+        bar.set_length(total);
+        return Bar { bar, log };
     }
     let bar = ProgressBar::new(total);
     let style = ProgressStyle::with_template(
-        "{prefix:>9} [{bar:40}] {pos}/{len} rows  {per_sec}  {msg}  ETA {eta}",
+        "{prefix:>10} [{bar:40}] {pos}/{len} rows  {per_sec}  {msg}  ETA {eta}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
     bar.set_style(style);
     bar.set_prefix(label.to_string());
-    bar
+    Bar { bar, log: None }
+}
+
+impl Bar {
+    /// Adds `n` rows done.
+    pub fn inc(&self, n: u64) {
+        self.bar.inc(n);
+        if let Some(log) = &self.log {
+            if let Ok(mut l) = log.lock() {
+                if l.last.elapsed() >= LOG_EVERY {
+                    l.last = Instant::now();
+                    let done = self.bar.position();
+                    let s = l.start.elapsed().as_secs_f64().max(1e-9);
+                    let rate = done as f64 / s;
+                    let eta = (l.total.saturating_sub(done)) as f64 / rate.max(1e-9);
+                    eprintln!(
+                        "{}: {done}/{} rows, {rate:.0} rows/s, {}, ETA {eta:.0} s",
+                        l.label, l.total, l.message
+                    );
+                }
+            }
+        }
+    }
+
+    /// Rows done so far.
+    pub fn position(&self) -> u64 {
+        self.bar.position()
+    }
+
+    /// Extra figures shown after the rate.
+    pub fn set_message(&self, message: String) {
+        if let Some(log) = &self.log {
+            if let Ok(mut l) = log.lock() {
+                l.message.clone_from(&message);
+            }
+        }
+        self.bar.set_message(message);
+    }
+
+    /// Removes the bar.
+    pub fn finish_and_clear(&self) {
+        self.bar.finish_and_clear();
+    }
 }
