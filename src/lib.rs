@@ -18,9 +18,15 @@
 //! | [`noise`] | deterministic per-row noise streams |
 //! | [`synth`] | the synthetic BOSZ-like shard generator |
 //! | [`inspect`] | a human-readable report on a shard |
+//! | [`partition`] | bins, folds, the common refinement |
+//! | [`stats`] | sufficient statistics: the pass, the file, merge |
+//! | [`ridge`] | every Ridge α from the statistics, GCV, exact K-fold CV |
+//! | [`eval`] | R², MAE, RMSE of a model on a test shard |
+//! | [`scan`] | one read with noise, and what it saw |
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod eval;
 mod h5raw;
 pub mod layout;
 pub mod params;

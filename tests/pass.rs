@@ -351,3 +351,47 @@ fn derived_groups_agree_between_modes() {
     );
     assert!(members(&hc, Group::Global, Some(2)).is_err());
 }
+
+#[test]
+fn evaluate_scores_a_model_on_a_shard() {
+    use gramstream::ridge::Coefficients;
+    let dir = tempfile::tempdir().unwrap();
+    let paths = shards(dir.path(), &[120]);
+    let shard = Shard::open(&paths[0], &Layout::default()).unwrap();
+    let read = ReadOptions {
+        columns: vec!["log_g".into()],
+        ..Default::default()
+    };
+    let mut chunk = Chunk::default();
+    shard
+        .reader(0, &read)
+        .unwrap()
+        .read_chunk(0..120, &mut chunk)
+        .unwrap();
+    // A model that predicts 1 + 0.5·flux[3]: its metrics by hand.
+    let mut w = vec![0.0; P];
+    w[3] = 0.5;
+    let model = Coefficients {
+        alpha: 1.0,
+        w,
+        intercept: 1.0,
+    };
+    let noise = NoiseModel::new(0.0, 1).unwrap();
+    let m =
+        gramstream::eval::evaluate(&model, &paths[0], 0, &Layout::default(), Some(noise)).unwrap();
+    let ys: Vec<f64> = (0..120).map(|r| chunk.params_row(r)[0]).collect();
+    let preds: Vec<f64> = (0..120).map(|r| 1.0 + 0.5 * chunk.flux_row(r)[3]).collect();
+    let mean = ys.iter().sum::<f64>() / 120.0;
+    let sse: f64 = ys.iter().zip(&preds).map(|(y, p)| (y - p).powi(2)).sum();
+    let syy: f64 = ys.iter().map(|y| (y - mean).powi(2)).sum();
+    assert_eq!(m.n, 120);
+    assert!((m.r2 - (1.0 - sse / syy)).abs() < 1e-12);
+    assert!((m.rmse - (sse / 120.0).sqrt()).abs() < 1e-12);
+    let mae: f64 = ys
+        .iter()
+        .zip(&preds)
+        .map(|(y, p)| (y - p).abs())
+        .sum::<f64>()
+        / 120.0;
+    assert!((m.mae - mae).abs() < 1e-12);
+}

@@ -719,6 +719,12 @@ pub fn accumulate(
             }
             pre.recycle(chunk);
         }
+        // Fold the rows still staged into the sums now, so the pass's figures
+        // include all of its Gram work (finishing would flush them anyway, in
+        // the same order: the bits do not change).
+        for acc in &mut state.accs {
+            acc.flush(state.par);
+        }
         Ok(())
     })?;
     let reservoir = reservoir_of(&state.heap, opts.gate_sample, pixels);
