@@ -15,53 +15,134 @@ use std::ops::Range;
 
 use hdf5::{Attribute, Dataset, Dataspace, Datatype, H5Type};
 
-/// Reads rows `rows` (all columns) of a 2-D dataset into `out`, converting to
-/// `T` in libhdf5 (f32 on disk → f64 in memory, byte order).
-///
-/// `out.len()` must equal `rows.len() * ncols`.
-pub(crate) fn read_rows_into<T: H5Type>(
+/// A buffer for one hyperslab transfer: read into it, or write from it.
+pub(crate) enum Buffer<'a> {
+    /// `H5Dread` fills it.
+    Read(&'a mut [u8]),
+    /// `H5Dwrite` takes it.
+    Write(&'a [u8]),
+}
+
+impl Buffer<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Buffer::Read(b) => b.len(),
+            Buffer::Write(b) => b.len(),
+        }
+    }
+}
+
+/// Moves rows `rows` of `ds` (all `ncols` columns of a 2-D dataset, or whole
+/// records of a 1-D one when `ncols` is None) between the file and `buf`,
+/// laid out as `mem` values, row-major. The one place where gramstream calls
+/// `H5Dread`/`H5Dwrite`: the `hdf5` crate's safe reads allocate a new array
+/// per call, and cannot describe run-time record types.
+pub(crate) fn transfer_rows(
     ds: &Dataset,
     rows: Range<usize>,
-    ncols: usize,
-    out: &mut [T],
+    ncols: Option<usize>,
+    mem: &Datatype,
+    buf: Buffer<'_>,
 ) -> hdf5::Result<()> {
     let n = rows.end.saturating_sub(rows.start);
-    if out.len() != n * ncols {
+    let values = n * ncols.unwrap_or(1);
+    if buf.len() != values * mem.size() {
         return Err(hdf5::Error::from(format!(
-            "buffer of {} values for {} rows × {} columns",
-            out.len(),
-            n,
-            ncols
+            "buffer of {} bytes for {n} rows × {} values of {} bytes",
+            buf.len(),
+            ncols.unwrap_or(1),
+            mem.size()
         )));
     }
     if n == 0 {
         return Ok(());
     }
-    let fspace = ds.space()?.select((rows.start..rows.end, 0..ncols))?;
-    let mspace = Dataspace::try_new([n, ncols])?;
-    let mem_type = Datatype::from_type::<T>()?;
-    let status = hdf5::sync::sync(|| {
-        // SAFETY: `out` holds exactly n × ncols values of T (checked above),
-        // matching `mspace`; `mem_type` describes T; every id is alive for
-        // the duration of the call; libhdf5 is serialised by `sync`.
-        unsafe {
-            hdf5_sys::h5d::H5Dread(
-                ds.id(),
-                mem_type.id(),
-                mspace.id(),
-                fspace.id(),
-                hdf5_sys::h5p::H5P_DEFAULT,
-                out.as_mut_ptr().cast(),
-            )
-        }
+    let (fspace, mspace) = match ncols {
+        Some(c) => (
+            ds.space()?.select((rows.start..rows.end, 0..c))?,
+            Dataspace::try_new([n, c])?,
+        ),
+        None => (
+            ds.space()?.select(rows.start..rows.end)?,
+            Dataspace::try_new([n])?,
+        ),
+    };
+    let (status, verb) = hdf5::sync::sync(move || match buf {
+        // SAFETY (both arms): the buffer holds exactly n × ncols values of
+        // `mem` (checked above), matching `mspace`; `mem` is a fixed-size type
+        // with no variable-length members (callers build it from a Rust type
+        // or `native_record_type`), so libhdf5 reads or writes no pointers;
+        // every id is alive for the call; libhdf5 is serialised by `sync`.
+        Buffer::Read(out) => (
+            unsafe {
+                hdf5_sys::h5d::H5Dread(
+                    ds.id(),
+                    mem.id(),
+                    mspace.id(),
+                    fspace.id(),
+                    hdf5_sys::h5p::H5P_DEFAULT,
+                    out.as_mut_ptr().cast(),
+                )
+            },
+            "H5Dread",
+        ),
+        Buffer::Write(data) => (
+            unsafe {
+                hdf5_sys::h5d::H5Dwrite(
+                    ds.id(),
+                    mem.id(),
+                    mspace.id(),
+                    fspace.id(),
+                    hdf5_sys::h5p::H5P_DEFAULT,
+                    data.as_ptr().cast(),
+                )
+            },
+            "H5Dwrite",
+        ),
     });
     if status < 0 {
         return Err(hdf5::Error::from(format!(
-            "H5Dread of rows {}..{} failed",
+            "{verb} of rows {}..{} failed",
             rows.start, rows.end
         )));
     }
     Ok(())
+}
+
+/// Reads rows `rows` (all columns) of a 2-D dataset into `out`, converting to
+/// `T` in libhdf5 (f32 on disk → f64 in memory, byte order).
+pub(crate) fn read_rows_into<T: H5Type + bytemuck::Pod>(
+    ds: &Dataset,
+    rows: Range<usize>,
+    ncols: usize,
+    out: &mut [T],
+) -> hdf5::Result<()> {
+    let mem = Datatype::from_type::<T>()?;
+    transfer_rows(
+        ds,
+        rows,
+        Some(ncols),
+        &mem,
+        Buffer::Read(bytemuck::cast_slice_mut(out)),
+    )
+}
+
+/// Writes rows `rows` (all columns) of a 2-D dataset from `data`, converted
+/// from `T` by libhdf5 to the dataset's type.
+pub(crate) fn write_rows<T: H5Type + bytemuck::Pod>(
+    ds: &Dataset,
+    rows: Range<usize>,
+    ncols: usize,
+    data: &[T],
+) -> hdf5::Result<()> {
+    let mem = Datatype::from_type::<T>()?;
+    transfer_rows(
+        ds,
+        rows,
+        Some(ncols),
+        &mem,
+        Buffer::Write(bytemuck::cast_slice(data)),
+    )
 }
 
 /// The in-memory (native byte order) record type of a 1-D compound dataset,
@@ -183,38 +264,21 @@ pub(crate) fn read_records_raw(
     rows: Range<usize>,
     out: &mut Vec<u8>,
 ) -> hdf5::Result<()> {
-    let record = mem.size();
-    let n = rows.end.saturating_sub(rows.start);
     out.clear();
-    out.resize(n * record, 0);
-    if n == 0 {
-        return Ok(());
-    }
-    let fspace = ds.space()?.select(rows.start..rows.end)?;
-    let mspace = Dataspace::try_new([n])?;
-    let status = hdf5::sync::sync(|| {
-        // SAFETY: `out` holds n records of `mem.size()` bytes, matching
-        // `mspace`; `mem` has no variable-length members (checked by
-        // `native_record_type`), so libhdf5 writes no pointers; ids are
-        // alive; libhdf5 is serialised by `sync`.
-        unsafe {
-            hdf5_sys::h5d::H5Dread(
-                ds.id(),
-                mem.id(),
-                mspace.id(),
-                fspace.id(),
-                hdf5_sys::h5p::H5P_DEFAULT,
-                out.as_mut_ptr().cast(),
-            )
-        }
-    });
-    if status < 0 {
-        return Err(hdf5::Error::from(format!(
-            "H5Dread of records {}..{} failed",
-            rows.start, rows.end
-        )));
-    }
-    Ok(())
+    out.resize(rows.end.saturating_sub(rows.start) * mem.size(), 0);
+    transfer_rows(ds, rows, None, mem, Buffer::Read(out))
+}
+
+/// Writes records `rows` of a 1-D dataset from `bytes`, laid out as the
+/// memory type `mem` (`rows.len() * mem.size()` bytes, no variable-length
+/// members).
+pub(crate) fn write_records_raw(
+    ds: &Dataset,
+    mem: &Datatype,
+    rows: Range<usize>,
+    bytes: &[u8],
+) -> hdf5::Result<()> {
+    transfer_rows(ds, rows, None, mem, Buffer::Write(bytes))
 }
 
 /// Reads a scalar fixed-length string (or opaque) attribute as its bytes,

@@ -12,9 +12,7 @@
 //! crate's global libhdf5 lock (`hdf5::sync::sync`). Every id created here is
 //! closed on every path.
 
-use std::ops::Range;
-
-use hdf5::{Dataset, Dataspace, Datatype, H5Type, Location};
+use hdf5::{H5Type, Location};
 use hdf5_sys::h5i::hid_t;
 
 /// The character set of a string attribute.
@@ -26,99 +24,7 @@ pub(crate) enum Cset {
     Utf8,
 }
 
-/// Writes rows `rows` (all `ncols` columns) of a 2-D dataset from `data`
-/// (row-major, `rows.len() * ncols` values).
-pub(crate) fn write_rows<T: H5Type>(
-    ds: &Dataset,
-    rows: Range<usize>,
-    ncols: usize,
-    data: &[T],
-) -> hdf5::Result<()> {
-    let n = rows.end.saturating_sub(rows.start);
-    if data.len() != n * ncols {
-        return Err(hdf5::Error::from(format!(
-            "buffer of {} values for {} rows × {} columns",
-            data.len(),
-            n,
-            ncols
-        )));
-    }
-    if n == 0 {
-        return Ok(());
-    }
-    let fspace = ds.space()?.select((rows.start..rows.end, 0..ncols))?;
-    let mspace = Dataspace::try_new([n, ncols])?;
-    let mem_type = Datatype::from_type::<T>()?;
-    let status = hdf5::sync::sync(|| {
-        // SAFETY: `data` holds exactly n × ncols values of T (checked above),
-        // matching `mspace`; `mem_type` describes T; all ids are alive for the
-        // call; libhdf5 is serialised by `sync`.
-        unsafe {
-            hdf5_sys::h5d::H5Dwrite(
-                ds.id(),
-                mem_type.id(),
-                mspace.id(),
-                fspace.id(),
-                hdf5_sys::h5p::H5P_DEFAULT,
-                data.as_ptr().cast(),
-            )
-        }
-    });
-    if status < 0 {
-        return Err(hdf5::Error::from(format!(
-            "H5Dwrite of rows {}..{} failed",
-            rows.start, rows.end
-        )));
-    }
-    Ok(())
-}
-
-/// Writes records `rows` of a 1-D dataset from `bytes`, laid out as the
-/// memory type `mem` (`rows.len() * mem.size()` bytes, no variable-length
-/// members).
-pub(crate) fn write_records_raw(
-    ds: &Dataset,
-    mem: &Datatype,
-    rows: Range<usize>,
-    bytes: &[u8],
-) -> hdf5::Result<()> {
-    let n = rows.end.saturating_sub(rows.start);
-    if bytes.len() != n * mem.size() {
-        return Err(hdf5::Error::from(format!(
-            "buffer of {} bytes for {} records of {} bytes",
-            bytes.len(),
-            n,
-            mem.size()
-        )));
-    }
-    if n == 0 {
-        return Ok(());
-    }
-    let fspace = ds.space()?.select(rows.start..rows.end)?;
-    let mspace = Dataspace::try_new([n])?;
-    let status = hdf5::sync::sync(|| {
-        // SAFETY: `bytes` holds n records of `mem.size()` bytes (checked),
-        // matching `mspace`; `mem` is a fixed-size type built by the caller
-        // without pointers; ids are alive; serialised by `sync`.
-        unsafe {
-            hdf5_sys::h5d::H5Dwrite(
-                ds.id(),
-                mem.id(),
-                mspace.id(),
-                fspace.id(),
-                hdf5_sys::h5p::H5P_DEFAULT,
-                bytes.as_ptr().cast(),
-            )
-        }
-    });
-    if status < 0 {
-        return Err(hdf5::Error::from(format!(
-            "H5Dwrite of records {}..{} failed",
-            rows.start, rows.end
-        )));
-    }
-    Ok(())
-}
+pub(crate) use crate::h5raw::{write_records_raw, write_rows};
 
 /// A fixed-length, NUL-terminated string type of `size` bytes (at least 1).
 /// The caller closes the returned id.
