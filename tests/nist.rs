@@ -1,0 +1,348 @@
+//! NIST StRD linear least-squares reference datasets (tests/data/nist, see
+//! SOURCE.md there): ordinary least squares with intercept (Ridge at α = 0)
+//! from the sufficient statistics, scored by the log relative error
+//! LRE = −log10(|est − cert| / |cert|), the minimum over all certified
+//! parameters including the intercept, capped at 15.
+//!
+//! Each dataset is accumulated with `Accumulator::push_shifted` around the
+//! shift the pass uses (the mean of the first `SHIFT_ROWS` rows = every row,
+//! as no dataset has more than 256), and, for information only, around the
+//! first row and around zero (raw sums).
+//!
+//! Measured on this commit (`cargo test --test nist -- --nocapture`):
+//! LRE with the pass's mean shift, with the first row as shift, with no
+//! shift (raw sums), and, as a diagnostic only, with each feature column
+//! divided by a power of two (exact) before accumulating, mean shift.
+//!
+//! | dataset  | P  | mean  | first row | no shift | col-scaled |
+//! |----------|----|-------|-----------|----------|------------|
+//! | Norris   | 1  | 12.77 | 11.90     | 12.22    | 12.77      |
+//! | Pontius  | 2  | 0.00  | 0.00      | 0.00     | 12.14      |
+//! | NoInt1   | –  | not applicable: no-intercept model      |
+//! | NoInt2   | –  | not applicable: no-intercept model      |
+//! | Longley  | 6  | 11.94 | 12.35     | 8.46     | 11.43      |
+//! | Filip    | 10 | singular (our α = 0 error) in all four  |
+//! | Wampler1 | 5  | 2.82  | 2.82      | 2.82     | 6.25       |
+//! | Wampler2 | 5  | 3.61  | 3.61      | 3.61     | 9.67       |
+//! | Wampler3 | 5  | 2.82  | 2.82      | 2.82     | 6.38       |
+//! | Wampler4 | 5  | 2.82  | 2.82      | 2.82     | 6.38       |
+//! | Wampler5 | 5  | 2.82  | 2.82      | 2.82     | 7.06       |
+//!
+//! Asserted now: Norris ≥ 9 (the issue's requirement), Longley ≥ 10,
+//! Wampler1/3/4/5 ≥ 1.5, Wampler2 ≥ 2.5, Filip gives the clear "singular,
+//! use α > 0" error, NoInt1/NoInt2 are recognised as no-intercept models
+//! (our Ridge always fits an intercept: not applicable, not scored), and the
+//! column-scaled diagnostic reaches ≥ 9 on Pontius.
+//!
+//! Not met now: the issue's ≥ 9 digits on Pontius (LRE 0.0). The sums are
+//! fine (column scaling by exact powers of two fixes it); the loss is the
+//! eigendecomposition of the unscaled covariance, whose eigenvalues span
+//! 1.7·10¹² to 3.1·10²⁶, and the symmetric eigensolver is accurate to about
+//! ε·λ_max absolutely. `issue_requirement_pontius_9_digits` encodes the
+//! requirement and is `#[ignore]`d until the solver scales columns. Filip and
+//! the Wampler sets are the known weak spots of the normal equations (the
+//! condition number squares); a better-conditioned solver is future work.
+
+use faer::Par;
+use gramstream::ridge::RidgePath;
+use gramstream::stats::pass::SHIFT_ROWS;
+use gramstream::stats::Accumulator;
+
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/nist");
+
+/// One parsed StRD file.
+struct Dataset {
+    /// Certified parameters by index k of Bk (B0 = intercept when present).
+    cert: Vec<(usize, f64)>,
+    /// Response.
+    y: Vec<f64>,
+    /// Predictor columns as listed in the data block, row by row.
+    x: Vec<Vec<f64>>,
+}
+
+/// "(lines A to B)" on the header line starting (after spaces) with `label`.
+fn line_range(lines: &[&str], label: &str) -> (usize, usize) {
+    let l = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with(label) && l.contains("(lines"))
+        .unwrap_or_else(|| panic!("no '{label} (lines …)' header"));
+    let inner = &l[l.find("(lines").unwrap() + 6..l.find(')').unwrap()];
+    let nums: Vec<usize> = inner
+        .split_whitespace()
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    assert_eq!(nums.len(), 2, "bad range in {l:?}");
+    (nums[0], nums[1])
+}
+
+fn parse(name: &'static str) -> Dataset {
+    let path = format!("{DIR}/{name}.dat");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
+    // The "File Format:" block names the certified-values and data lines (1-based).
+    let (c0, c1) = line_range(&lines, "Certified Values");
+    let (d0, d1) = line_range(&lines, "Data");
+    let mut cert = Vec::new();
+    for l in &lines[c0 - 1..c1] {
+        let t: Vec<&str> = l.split_whitespace().collect();
+        if t.len() >= 2 && t[0].len() > 1 && t[0].starts_with('B') {
+            if let Ok(k) = t[0][1..].parse::<usize>() {
+                let v: f64 = t[1]
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{name}: {l:?}: {e}"));
+                cert.push((k, v));
+            }
+        }
+    }
+    assert!(!cert.is_empty(), "{name}: no certified parameters");
+    let (mut y, mut x) = (Vec::new(), Vec::new());
+    for l in &lines[d0 - 1..d1] {
+        let v: Vec<f64> = l
+            .split_whitespace()
+            .map(|t| t.parse().unwrap_or_else(|e| panic!("{name}: {l:?}: {e}")))
+            .collect();
+        assert!(v.len() >= 2, "{name}: short data line {l:?}");
+        y.push(v[0]);
+        x.push(v[1..].to_vec());
+    }
+    Dataset { cert, y, x }
+}
+
+/// The model's features for one data row: the columns as they are
+/// (Longley, Norris) or, for one predictor and more parameters, the
+/// polynomial x, x², …, xᵏ the certified model states (Pontius, Filip,
+/// Wampler).
+fn features(row: &[f64], p: usize) -> Vec<f64> {
+    if row.len() == p {
+        row.to_vec()
+    } else {
+        assert_eq!(row.len(), 1, "{} columns for {p} features", row.len());
+        (1..=p as i32).map(|k| row[0].powi(k)).collect()
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Shift {
+    /// Mean of the first `SHIFT_ROWS` rows, as the pass does.
+    Mean,
+    FirstRow,
+    Zero,
+}
+
+/// Outcome of one fit: the LRE, or our error's message.
+type Fit = Result<f64, String>;
+
+fn lre(est: f64, cert: f64) -> f64 {
+    let rel = if cert == 0.0 {
+        est.abs()
+    } else {
+        ((est - cert) / cert).abs()
+    };
+    if rel == 0.0 {
+        15.0
+    } else {
+        (-rel.log10()).clamp(0.0, 15.0)
+    }
+}
+
+/// Power-of-two column scales (exact in floating point) bringing each
+/// feature's largest magnitude into [1, 2); all ones unless `prescale`.
+fn scales(rows: &[Vec<f64>], p: usize, prescale: bool) -> Vec<f64> {
+    (0..p)
+        .map(|j| {
+            let max = rows.iter().fold(0.0f64, |m, r| m.max(r[j].abs()));
+            if prescale && max > 0.0 {
+                2f64.powi(max.log2().floor() as i32)
+            } else {
+                1.0
+            }
+        })
+        .collect()
+}
+
+/// LRE of one fit. `prescale`: divide each feature column by a power of two
+/// before accumulating and the weights by it after (a diagnostic of what a
+/// column-scaled solve would give; the library itself does not scale).
+fn fit(d: &Dataset, shift: Shift, prescale: bool) -> Fit {
+    let p = d.cert.len() - 1;
+    let rows: Vec<Vec<f64>> = d.x.iter().map(|r| features(r, p)).collect();
+    let scale = scales(&rows, p, prescale);
+    let rows: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| r.iter().zip(&scale).map(|(v, s)| v / s).collect())
+        .collect();
+    let (sx, sy) = match shift {
+        Shift::Mean => {
+            let m = rows.len().min(SHIFT_ROWS);
+            let mut sx = vec![0.0; p];
+            for r in &rows[..m] {
+                for (s, v) in sx.iter_mut().zip(r) {
+                    *s += v;
+                }
+            }
+            sx.iter_mut().for_each(|s| *s /= m as f64);
+            (sx, d.y[..m].iter().sum::<f64>() / m as f64)
+        }
+        Shift::FirstRow => (rows[0].clone(), d.y[0]),
+        Shift::Zero => (vec![0.0; p], 0.0),
+    };
+    let mut acc = Accumulator::new(p, 64);
+    for (r, y) in rows.iter().zip(&d.y) {
+        acc.push_shifted(r, &sx, y - sy, Par::Seq);
+    }
+    let stats = acc.finish(Par::Seq);
+    assert_eq!(stats.n, d.y.len() as u64);
+    let path = RidgePath::new(&stats, &sx, sy, Par::Seq).map_err(|e| e.to_string())?;
+    let c = path.coefficients(0.0).map_err(|e| e.to_string())?;
+    let mut min = 15.0f64;
+    for &(k, cert) in &d.cert {
+        let est = if k == 0 {
+            c.intercept
+        } else {
+            c.w[k - 1] / scale[k - 1]
+        };
+        min = min.min(lre(est, cert));
+    }
+    Ok(min)
+}
+
+/// The datasets, in NIST's order.
+const NAMES: &[&str] = &[
+    "Norris", "Pontius", "NoInt1", "NoInt2", "Longley", "Filip", "Wampler1", "Wampler2",
+    "Wampler3", "Wampler4", "Wampler5",
+];
+
+/// One dataset's measurements; `None` for a no-intercept model.
+struct Row {
+    p: usize,
+    mean: Fit,
+    first: Fit,
+    zero: Fit,
+    scaled: Fit,
+}
+
+fn measure(name: &'static str) -> Option<Row> {
+    let d = parse(name);
+    if !d.cert.iter().any(|&(k, _)| k == 0) {
+        return None;
+    }
+    Some(Row {
+        p: d.cert.len() - 1,
+        mean: fit(&d, Shift::Mean, false),
+        first: fit(&d, Shift::FirstRow, false),
+        zero: fit(&d, Shift::Zero, false),
+        scaled: fit(&d, Shift::Mean, true),
+    })
+}
+
+fn show(f: &Fit) -> String {
+    match f {
+        Ok(v) => format!("{v:.2}"),
+        Err(_) => "singular".to_string(),
+    }
+}
+
+/// Measures every dataset and prints the table.
+fn table() -> Vec<(&'static str, Option<Row>)> {
+    eprintln!(
+        "{:<9} {:>3} {:>9} {:>10} {:>9} {:>11}",
+        "dataset", "P", "LRE mean", "first row", "no shift", "col-scaled"
+    );
+    let mut out = Vec::new();
+    for &name in NAMES {
+        let r = measure(name);
+        match &r {
+            None => eprintln!("{name:<9}   - not applicable: no-intercept model"),
+            Some(r) => {
+                eprintln!(
+                    "{name:<9} {:>3} {:>9} {:>10} {:>9} {:>11}",
+                    r.p,
+                    show(&r.mean),
+                    show(&r.first),
+                    show(&r.zero),
+                    show(&r.scaled)
+                );
+                if let Err(e) = &r.mean {
+                    eprintln!("          ({e})");
+                }
+            }
+        }
+        out.push((name, r));
+    }
+    out
+}
+
+/// What holds now, with a margin below the measured values (faer's kernels
+/// may round differently on another CPU). Mean shift, as the pass does.
+#[test]
+fn nist_strd_linear_regression_accuracy() {
+    let rows = table();
+    let get = |n: &str| rows.iter().find(|(m, _)| *m == n).unwrap().1.as_ref();
+    let lre = |n: &str| -> f64 {
+        match &get(n).unwrap_or_else(|| panic!("{n}: not applicable")).mean {
+            Ok(v) => *v,
+            Err(e) => panic!("{n}: {e}"),
+        }
+    };
+    // The issue's requirement, met for Norris.
+    assert!(lre("Norris") >= 9.0, "Norris {}", lre("Norris"));
+    // Pontius: see `issue_requirement_pontius_9_digits` (measured 0.0 now).
+    assert!(get("Pontius").unwrap().mean.is_ok());
+    assert!(lre("Longley") >= 10.0, "Longley {}", lre("Longley"));
+    for (n, floor) in [
+        ("Wampler1", 1.5),
+        ("Wampler2", 2.5),
+        ("Wampler3", 1.5),
+        ("Wampler4", 1.5),
+        ("Wampler5", 1.5),
+    ] {
+        assert!(lre(n) >= floor, "{n} {} < {floor}", lre(n));
+    }
+    // Filip: the covariance of x..x¹⁰ is singular to working precision, and
+    // α = 0 says so clearly rather than returning noise.
+    match &get("Filip").unwrap().mean {
+        Err(e) => assert!(e.contains("singular") && e.contains("α > 0"), "{e}"),
+        Ok(v) => panic!("Filip solved (LRE {v:.2}): update this test"),
+    }
+    for n in ["NoInt1", "NoInt2"] {
+        assert!(get(n).is_none(), "{n} should be a no-intercept model");
+    }
+    // Diagnostic: with power-of-two column scaling before accumulation, the
+    // same sums-and-eigendecomposition path meets 9 digits on Pontius: the
+    // loss is the eigensolver's absolute accuracy on unscaled columns.
+    match &get("Pontius").unwrap().scaled {
+        Ok(v) => assert!(*v >= 9.0, "Pontius column-scaled {v}"),
+        Err(e) => panic!("Pontius column-scaled: {e}"),
+    }
+}
+
+/// The issue's requirement: ≥ 9 digits on Norris and Pontius with the
+/// library as the pass uses it. Fails now on Pontius (LRE 0.0: x up to 3·10⁶
+/// and x² up to 9·10¹², the covariance's eigenvalues 1.7·10¹² and 3.1·10²⁶,
+/// and the symmetric eigensolver is accurate to ε·λ_max absolutely).
+#[test]
+#[ignore = "Pontius LRE 0.0 until the solver scales columns (future work)"]
+fn issue_requirement_pontius_9_digits() {
+    for n in ["Norris", "Pontius"] {
+        let r = measure(n).unwrap();
+        let v = r.mean.unwrap_or_else(|e| panic!("{n}: {e}"));
+        assert!(v >= 9.0, "{n}: LRE {v:.2} < 9");
+    }
+}
+
+#[test]
+fn parser_reads_the_certified_values() {
+    let d = parse("Norris");
+    assert_eq!(d.y.len(), 36);
+    assert_eq!(d.cert, vec![(0, -0.262323073774029), (1, 1.00211681802045)]);
+    let d = parse("Longley");
+    assert_eq!((d.y.len(), d.x[0].len(), d.cert.len()), (16, 6, 7));
+    let d = parse("Filip");
+    assert_eq!((d.y.len(), d.cert.len()), (82, 11));
+    let d = parse("Pontius");
+    assert_eq!((d.y.len(), d.cert.len()), (40, 3));
+    assert_eq!(d.cert[2], (2, -0.316081871345029e-14));
+    let d = parse("NoInt2");
+    assert_eq!((d.y.len(), d.cert.len()), (3, 1));
+    assert_eq!(d.x.len(), 3);
+}
