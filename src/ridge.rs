@@ -257,6 +257,92 @@ impl RidgePath {
     }
 }
 
+/// Ordinary least squares (α = 0) with intercept, better conditioned than
+/// [`RidgePath::coefficients`]`(0.0)` when the features' scales differ by
+/// many orders of magnitude (polynomial terms, the NIST StRD Pontius and
+/// Wampler sets): the centred covariance is equilibrated by exact powers of
+/// two, D C D with D = diag(2^−round(log₂ √C_ii)), before its
+/// eigendecomposition, and w = D w_s. (Ridge with α > 0 cannot use this: its
+/// penalty is not invariant under column scaling.) Errors when the scaled
+/// covariance is still singular to working precision.
+pub fn least_squares(
+    stats: &SuffStats,
+    shift_x: &[f64],
+    shift_y: f64,
+    par: Par,
+) -> Result<Coefficients> {
+    let p = stats.p;
+    if stats.n < 2 || shift_x.len() != p {
+        return Err(Error::InvalidParameter {
+            name: "rows",
+            problem: format!(
+                "least squares needs ≥ 2 rows and a shift of {p} values ({} rows)",
+                stats.n
+            ),
+        });
+    }
+    let (cov, c, _, m, my) = centred(stats);
+    let d: Vec<f64> = (0..p)
+        .map(|i| {
+            let v = cov[(i, i)];
+            if v > 0.0 && v.is_finite() {
+                (2.0f64).powi(-(v.sqrt().log2().round() as i32))
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    let scaled = Mat::from_fn(p, p, |i, j| d[i] * cov[(i, j)] * d[j]);
+    let mut lambda = faer::diag::Diag::<f64>::zeros(p);
+    let mut v = Mat::<f64>::zeros(p, p);
+    let scratch = faer::linalg::evd::self_adjoint_evd_scratch::<f64>(
+        p,
+        faer::linalg::evd::ComputeEigenvectors::Yes,
+        par,
+        Default::default(),
+    );
+    let mut mem = faer::dyn_stack::MemBuffer::new(scratch);
+    faer::linalg::evd::self_adjoint_evd(
+        scaled.as_ref(),
+        lambda.as_mut(),
+        Some(v.as_mut()),
+        par,
+        faer::dyn_stack::MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .map_err(|e| Error::InvalidParameter {
+        name: "statistics",
+        problem: format!("the eigendecomposition did not converge: {e:?}"),
+    })?;
+    let max = (0..p).fold(0.0f64, |a, k| a.max(lambda[k].abs()));
+    if (0..p).any(|k| lambda[k] <= max * p as f64 * f64::EPSILON) {
+        return Err(Error::InvalidParameter {
+            name: "alpha",
+            problem: format!(
+                "α = 0 (least squares) needs a full-rank covariance; this group's is singular even after scaling ({} rows, {p} pixels): use α > 0",
+                stats.n
+            ),
+        });
+    }
+    let cs: Vec<f64> = c.iter().zip(&d).map(|(a, b)| a * b).collect();
+    let mut ws = vec![0.0; p];
+    for k in 0..p {
+        let col = v.col(k);
+        let z: f64 = (0..p).map(|i| col[i] * cs[i]).sum::<f64>() / lambda[k];
+        for (i, wi) in ws.iter_mut().enumerate() {
+            *wi += col[i] * z;
+        }
+    }
+    let w: Vec<f64> = ws.iter().zip(&d).map(|(a, b)| a * b).collect();
+    let x_mean: Vec<f64> = shift_x.iter().zip(&m).map(|(s, mi)| s + mi).collect();
+    let intercept = shift_y + my - x_mean.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>();
+    Ok(Coefficients {
+        alpha: 0.0,
+        w,
+        intercept,
+    })
+}
+
 /// Sum of squared errors of `model` on rows summed as `stats` around
 /// (`shift_x`, `shift_y`), without the rows (see the module docs).
 pub fn sse_from_stats(
