@@ -49,7 +49,26 @@ use gramstream::ridge::RidgePath;
 use gramstream::stats::pass::SHIFT_ROWS;
 use gramstream::stats::Accumulator;
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/nist");
+/// Where the StRD `.dat` files are: `GRAMSTREAM_NIST_DIR`, else
+/// `../shared/reference/nist` beside the repository (they are not committed
+/// here: see tests/data/nist/SOURCE.md). `None` when absent: the tests then
+/// say so and return.
+fn data_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("GRAMSTREAM_NIST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/nist")
+        });
+    if dir.join("Norris.dat").exists() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipping NIST StRD checks: no data in {} (set GRAMSTREAM_NIST_DIR; tests/data/nist/SOURCE.md)",
+            dir.display()
+        );
+        None
+    }
+}
 
 /// One parsed StRD file.
 struct Dataset {
@@ -77,7 +96,8 @@ fn line_range(lines: &[&str], label: &str) -> (usize, usize) {
 }
 
 fn parse(name: &'static str) -> Dataset {
-    let path = format!("{DIR}/{name}.dat");
+    let dir = data_dir().expect("NIST data directory");
+    let path = format!("{}/{name}.dat", dir.display());
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
     // The "File Format:" block names the certified-values and data lines (1-based).
@@ -291,6 +311,9 @@ fn table() -> Vec<(&'static str, Option<Row>)> {
 /// may round differently on another CPU). Mean shift, as the pass does.
 #[test]
 fn nist_strd_linear_regression_accuracy() {
+    if data_dir().is_none() {
+        return;
+    }
     let rows = table();
     let get = |n: &str| rows.iter().find(|(m, _)| *m == n).unwrap().1.as_ref();
     let lre = |n: &str| -> f64 {
@@ -338,6 +361,9 @@ fn nist_strd_linear_regression_accuracy() {
 /// 6.38 / 6.38 / 7.06, Filip singular (clear error).
 #[test]
 fn issue_requirement_9_digits_with_least_squares() {
+    if data_dir().is_none() {
+        return;
+    }
     for (n, floor) in [
         ("Norris", 9.0),
         ("Pontius", 9.0),
@@ -361,6 +387,9 @@ fn issue_requirement_9_digits_with_least_squares() {
 
 #[test]
 fn parser_reads_the_certified_values() {
+    if data_dir().is_none() {
+        return;
+    }
     let d = parse("Norris");
     assert_eq!(d.y.len(), 36);
     assert_eq!(d.cert, vec![(0, -0.262323073774029), (1, 1.00211681802045)]);
