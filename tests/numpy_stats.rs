@@ -14,9 +14,24 @@ fn statistics_agree_with_numpy_on_h5py_and_pandas_files() {
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/check_stats_numpy.py");
     let dir = tempfile::tempdir().unwrap();
+    // A 3000-row shard written by h5py alone, rows in every bin.
+    let big = dir.path().join("big.h5");
+    let status = std::process::Command::new(&python)
+        .arg(&script)
+        .arg("--write")
+        .arg(&big)
+        .status()
+        .unwrap();
+    assert!(status.success(), "writing the h5py shard");
+    let mut shards: Vec<(String, std::path::PathBuf)> = vec![("h5py_3000_rows".into(), big)];
     for name in ["f64_contiguous", "f32_contiguous", "f64_big_endian"] {
         let entry = files.good_file(name);
-        let shard = files.path(entry["file"].as_str().expect("file"));
+        shards.push((
+            name.into(),
+            files.path(entry["file"].as_str().expect("file")),
+        ));
+    }
+    for (name, shard) in shards {
         let opts = AccumulateOptions {
             noise: NoiseModel::new(0.0, 3).unwrap(),
             mode: Some(Mode::Cells),

@@ -2,6 +2,8 @@
 cells mode, 1 fold) against numpy on the same rows, read with h5py.
 
     python check_stats_numpy.py SHARD.h5 STATS.h5
+    python check_stats_numpy.py --write SHARD.h5   # writes a 3000-row shard with h5py
+                                                    # whose rows fill every bin
 
 Exit 0 when every accumulator's n, Σx, Σy, Σy², Xᵀy and XᵀX (around the stored
 shift) agree to 1e-12 relative to the array's largest value; 1 otherwise.
@@ -31,7 +33,33 @@ def closed_bin(v, edges):
     return int(np.searchsorted(edges[1:-1], v, side="right"))
 
 
+def write(path, n=3000, p=48, seed=5):
+    """A pfsspec-layout shard written by h5py alone: parameters spread over
+    every T_eff × [M/H] bin and beyond, SNR over all four SNR bins, flux
+    correlated with the parameters and far from zero mean."""
+    rng = np.random.default_rng(seed)
+    teff = rng.uniform(3600, 6150, n)
+    mh = rng.uniform(-2.4, 0.7, n)
+    logg = rng.uniform(1, 5, n)
+    wave = np.linspace(7100, 8850, p)
+    base = 1.0 + 0.2 * np.sin(wave / 90.0)
+    flux = base[None, :] * (1 + 0.05 * (teff[:, None] - 4800) / 1000) - 0.03 * logg[:, None] * np.cos(wave / 60.0)[None, :]
+    flux += 0.01 * rng.standard_normal((n, p))
+    snr_target = rng.uniform(0.8, 10.0, n)
+    err = np.abs(flux) / snr_target[:, None] * (1 + 0.3 * rng.random((n, p)))
+    params = np.zeros(n, dtype=[("T_eff", "<f8"), ("M_H", "<f8"), ("log_g", "<f8"), ("id", "<i8")])
+    params["T_eff"], params["M_H"], params["log_g"], params["id"] = teff, mh, logg, np.arange(n)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("dataset/arrays/flux/value", data=flux)
+        f.create_dataset("dataset/arrays/error/value", data=err, chunks=(128, p), compression="gzip")
+        f.create_dataset("dataset/params/table", data=params)
+        f.create_dataset("spectrumdataset/wave", data=wave)
+    return 0
+
+
 def main():
+    if sys.argv[1] == "--write":
+        return write(sys.argv[2])
     shard, stats = sys.argv[1], sys.argv[2]
     with h5py.File(shard, "r") as f:
         flux = f["dataset/arrays/flux/value"][:].astype(np.float64)
@@ -79,7 +107,8 @@ def main():
             if err_rel > 1e-12:
                 print(f"cell {c} {k}: relative difference {err_rel:.3e}")
                 return 1
-    print(f"{len(acc['n'])} accumulators, {n_rows} rows, {p} pixels: worst relative difference {worst:.2e}")
+    filled = int((acc["n"] > 0).sum())
+    print(f"{len(acc['n'])} accumulators ({filled} non-empty), {n_rows} rows, {p} pixels: worst relative difference {worst:.2e}")
     return 0
 
 
