@@ -74,6 +74,33 @@ fn centred(stats: &SuffStats) -> (Mat<f64>, Vec<f64>, f64, Vec<f64>, f64) {
     (cov, c, syy, m, my)
 }
 
+/// Eigenvalues (ascending) and eigenvectors of a symmetric matrix.
+fn eigh(a: &Mat<f64>, par: Par) -> Result<(Vec<f64>, Mat<f64>)> {
+    let p = a.nrows();
+    let mut lambda = faer::diag::Diag::<f64>::zeros(p);
+    let mut v = Mat::<f64>::zeros(p, p);
+    let scratch = faer::linalg::evd::self_adjoint_evd_scratch::<f64>(
+        p,
+        faer::linalg::evd::ComputeEigenvectors::Yes,
+        par,
+        Default::default(),
+    );
+    let mut mem = faer::dyn_stack::MemBuffer::new(scratch);
+    faer::linalg::evd::self_adjoint_evd(
+        a.as_ref(),
+        lambda.as_mut(),
+        Some(v.as_mut()),
+        par,
+        faer::dyn_stack::MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .map_err(|e| Error::InvalidParameter {
+        name: "statistics",
+        problem: format!("the eigendecomposition did not converge: {e:?}"),
+    })?;
+    Ok(((0..p).map(|i| lambda[i]).collect(), v))
+}
+
 impl RidgePath {
     /// Solves the eigendecomposition for statistics summed around
     /// (`shift_x`, `shift_y`). Needs at least two rows.
@@ -95,28 +122,7 @@ impl RidgePath {
             )));
         }
         let (cov, c, syy, m, my) = centred(stats);
-        let mut lambda_diag = faer::diag::Diag::<f64>::zeros(p);
-        let mut v = Mat::<f64>::zeros(p, p);
-        let scratch = faer::linalg::evd::self_adjoint_evd_scratch::<f64>(
-            p,
-            faer::linalg::evd::ComputeEigenvectors::Yes,
-            par,
-            Default::default(),
-        );
-        let mut mem = faer::dyn_stack::MemBuffer::new(scratch);
-        faer::linalg::evd::self_adjoint_evd(
-            cov.as_ref(),
-            lambda_diag.as_mut(),
-            Some(v.as_mut()),
-            par,
-            faer::dyn_stack::MemStack::new(&mut mem),
-            Default::default(),
-        )
-        .map_err(|e| Error::InvalidParameter {
-            name: "statistics",
-            problem: format!("the eigendecomposition did not converge: {e:?}"),
-        })?;
-        let lambda: Vec<f64> = (0..p).map(|i| lambda_diag[i]).collect();
+        let (lambda, v) = eigh(&cov, par)?;
         let mut z = vec![0.0; p];
         for (k, zk) in z.iter_mut().enumerate() {
             *zk = (0..p).map(|i| v[(i, k)] * c[i]).sum();
@@ -293,27 +299,7 @@ pub fn least_squares(
         })
         .collect();
     let scaled = Mat::from_fn(p, p, |i, j| d[i] * cov[(i, j)] * d[j]);
-    let mut lambda = faer::diag::Diag::<f64>::zeros(p);
-    let mut v = Mat::<f64>::zeros(p, p);
-    let scratch = faer::linalg::evd::self_adjoint_evd_scratch::<f64>(
-        p,
-        faer::linalg::evd::ComputeEigenvectors::Yes,
-        par,
-        Default::default(),
-    );
-    let mut mem = faer::dyn_stack::MemBuffer::new(scratch);
-    faer::linalg::evd::self_adjoint_evd(
-        scaled.as_ref(),
-        lambda.as_mut(),
-        Some(v.as_mut()),
-        par,
-        faer::dyn_stack::MemStack::new(&mut mem),
-        Default::default(),
-    )
-    .map_err(|e| Error::InvalidParameter {
-        name: "statistics",
-        problem: format!("the eigendecomposition did not converge: {e:?}"),
-    })?;
+    let (lambda, v) = eigh(&scaled, par)?;
     let max = (0..p).fold(0.0f64, |a, k| a.max(lambda[k].abs()));
     if (0..p).any(|k| lambda[k] <= max * p as f64 * f64::EPSILON) {
         return Err(Error::InvalidParameter {

@@ -254,24 +254,14 @@ fn write_paths(group: &Group, path: &Path, paths: &[&str]) -> Result<()> {
         return Ok(());
     }
     let buf = padded(paths, width);
-    let status = hdf5::sync::sync(|| {
-        // SAFETY: `buf` holds paths.len() values of `dtype` (width bytes each),
-        // the whole dataset (H5S_ALL); ids are alive; serialised by `sync`.
-        unsafe {
-            hdf5_sys::h5d::H5Dwrite(
-                ds.id(),
-                dtype.id(),
-                hdf5_sys::h5s::H5S_ALL,
-                hdf5_sys::h5s::H5S_ALL,
-                hdf5_sys::h5p::H5P_DEFAULT,
-                buf.as_ptr().cast(),
-            )
-        }
-    });
-    if status < 0 {
-        return Err(wrap(hdf5::Error::from("H5Dwrite failed".to_string())));
-    }
-    Ok(())
+    crate::h5raw::transfer_rows(
+        &ds,
+        0..paths.len(),
+        None,
+        &dtype,
+        crate::h5raw::Buffer::Write(&buf),
+    )
+    .map_err(wrap)
 }
 
 /// Reads a 1-D dataset of fixed-length strings (trailing NULs removed).
@@ -290,24 +280,7 @@ fn read_fixed_strings(ds: &Dataset) -> hdf5::Result<Vec<Vec<u8>>> {
         return Ok(Vec::new());
     }
     let mut buf = vec![0u8; n * width];
-    let status = hdf5::sync::sync(|| {
-        // SAFETY: `buf` holds the n values of the dataset's own fixed-size
-        // string type (width bytes each) for the whole dataset (H5S_ALL);
-        // ids are alive; serialised by `sync`.
-        unsafe {
-            hdf5_sys::h5d::H5Dread(
-                ds.id(),
-                dtype.id(),
-                hdf5_sys::h5s::H5S_ALL,
-                hdf5_sys::h5s::H5S_ALL,
-                hdf5_sys::h5p::H5P_DEFAULT,
-                buf.as_mut_ptr().cast(),
-            )
-        }
-    });
-    if status < 0 {
-        return Err(hdf5::Error::from("H5Dread failed".to_string()));
-    }
+    crate::h5raw::transfer_rows(ds, 0..n, None, &dtype, crate::h5raw::Buffer::Read(&mut buf))?;
     Ok(buf
         .chunks_exact(width)
         .map(|c| {
