@@ -23,6 +23,8 @@
 //! | [`ridge`] | every Ridge α from the statistics, GCV, exact K-fold CV |
 //! | [`eval`] | R², MAE, RMSE of a model on a test shard |
 //! | [`scan`] | one read with noise, and what it saw |
+//! | [`plot`] | PNG figures (plotters) |
+//! | [`sweep`] | every α of every bin: CV/GCV selection, test scores |
 #![deny(missing_docs)]
 
 pub mod error;
@@ -37,7 +39,9 @@ pub use layout::Layout;
 pub mod inspect;
 pub mod noise;
 pub mod partition;
+pub mod plot;
 pub mod ridge;
 pub mod scan;
 pub mod source;
 pub mod stats;
+pub mod sweep;

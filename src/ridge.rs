@@ -261,6 +261,38 @@ impl RidgePath {
         }
         n * self.train_rss(alpha) / (d * d)
     }
+
+    /// Weights (P × α, one column per α) and intercepts for many α at once:
+    /// one matrix product V · [zₖ/(λₖ+α)], BLAS-3 instead of one
+    /// matrix–vector product per α. Every α must be > 0, or 0 on a
+    /// full-rank covariance (check with [`Self::coefficients`] first).
+    pub fn weights(&self, alphas: &[f64], par: Par) -> (Mat<f64>, Vec<f64>) {
+        let p = self.lambda.len();
+        let scaled = Mat::from_fn(p, alphas.len(), |k, a| {
+            self.z[k] / (self.lambda[k] + alphas[a])
+        });
+        let mut w = Mat::<f64>::zeros(p, alphas.len());
+        faer::linalg::matmul::matmul(
+            w.as_mut(),
+            faer::Accum::Replace,
+            self.v.as_ref(),
+            scaled.as_ref(),
+            1.0,
+            par,
+        );
+        let intercept = (0..alphas.len())
+            .map(|a| {
+                self.y_mean
+                    - self
+                        .x_mean
+                        .iter()
+                        .zip(w.col(a).iter())
+                        .map(|(m, w)| m * w)
+                        .sum::<f64>()
+            })
+            .collect();
+        (w, intercept)
+    }
 }
 
 /// Ordinary least squares (α = 0) with intercept, better conditioned than

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod accumulate;
 mod progress;
+mod sweep;
 
 #[derive(Parser)]
 #[command(
@@ -66,6 +67,9 @@ enum Command {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
+    /// Every Ridge α of every bin from a statistics file: GCV, exact K-fold CV,
+    /// test scores; writes sweep.csv, sweep.json and plots.
+    Sweep(sweep::SweepArgs),
     /// Generate synthetic BOSZ-like shards in the pfsspec layout.
     Generate(generate::GenerateArgs),
     /// Generate a small data set and run the pipeline on it.
@@ -198,6 +202,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Accumulate(args) => println!("{}", accumulate::run(&args)?),
+        Command::Sweep(args) => print!("{}", sweep::run(&args)?),
         Command::Merge { out, inputs } => {
             let s = gramstream::stats::merge(&inputs, &out, &|_| {})?;
             println!(
@@ -338,6 +343,15 @@ fn demo_ridge(stats: &std::path::Path, test: &std::path::Path) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Parallelism of the dense kernels for `--threads N` (0 = all cores).
+fn par(threads: usize) -> faer::Par {
+    match threads {
+        1 => faer::Par::Seq,
+        0 => faer::Par::rayon(0),
+        n => faer::Par::rayon(n),
+    }
 }
 
 /// glibc returns every freed block above its mmap threshold (≤ 32 MiB) to the

@@ -23,6 +23,7 @@ pub struct Bar {
 
 struct LogLines {
     label: String,
+    unit: &'static str,
     total: u64,
     start: Instant,
     last: Instant,
@@ -33,11 +34,17 @@ const LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// A bar counting rows, with rows/s and ETA.
 pub fn rows_bar(total: u64, label: &str) -> Bar {
+    counting_bar(total, label, "rows")
+}
+
+/// A bar counting `unit`s (rows, groups, …), with a rate and ETA.
+pub fn counting_bar(total: u64, label: &str, unit: &'static str) -> Bar {
     if !std::io::stderr().is_terminal() {
         let log = FORCE.load(Ordering::Relaxed).then(|| {
             let now = Instant::now();
             Mutex::new(LogLines {
                 label: label.to_string(),
+                unit,
                 total,
                 start: now,
                 last: now,
@@ -50,7 +57,7 @@ pub fn rows_bar(total: u64, label: &str) -> Bar {
     }
     let bar = ProgressBar::new(total);
     let style = ProgressStyle::with_template(
-        "{prefix:>10} [{bar:40}] {pos}/{len} rows  {per_sec}  {msg}  ETA {eta}",
+        &format!("{{prefix:>10}} [{{bar:40}}] {{pos}}/{{len}} {unit}  {{per_sec}}  {{msg}}  ETA {{eta}}"),
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
@@ -72,8 +79,11 @@ impl Bar {
                     let rate = done as f64 / s;
                     let eta = (l.total.saturating_sub(done)) as f64 / rate.max(1e-9);
                     eprintln!(
-                        "{}: {done}/{} rows, {rate:.0} rows/s, {}, ETA {eta:.0} s",
-                        l.label, l.total, l.message
+                        "{}: {done}/{} {u}, {rate:.1} {u}/s, {}, ETA {eta:.0} s",
+                        l.label,
+                        l.total,
+                        l.message,
+                        u = l.unit
                     );
                 }
             }

@@ -1,0 +1,593 @@
+//! The α sweep: every Ridge α for every bin of every partition, and the
+//! global model, solved from a statistics file alone.
+//!
+//! For each group of rows (the global model, then each slot of each
+//! partition) the sweep sums the group's accumulators per fold, solves one
+//! [`RidgePath`], and reports for every α the training R², the effective
+//! degrees of freedom, GCV and — when the statistics have folds — the exact
+//! K-fold CV MSE. Each group's α is then selected by CV (the default when
+//! folds exist) or GCV. With a test shard ([`TestSpec`]) every (group, α)
+//! model is also scored on the group's own test rows, routed by their true
+//! T_eff, [M/H] and SNR ([`test_eval`]).
+//!
+//! Memory: one group's per-fold sums (K packed Gram matrices), the running
+//! global per-fold sums (K more, built from the first partition's slots, so
+//! the file is read once per partition), the P × P covariance and
+//! eigenvectors, and the weights of every (group, α) — P × groups × α values.
+//! Groups with too few rows are reported with the reason, never dropped.
+
+pub mod report;
+pub mod test_eval;
+
+use std::time::Instant;
+
+use faer::{Mat, Par};
+use serde::Serialize;
+
+use crate::eval::Metrics;
+use crate::ridge::{self, RidgePath};
+use crate::stats::derive::{members, Group};
+use crate::stats::{StatsFile, StatsHeader, SuffStats};
+use crate::{Error, Result};
+
+pub use test_eval::TestSpec;
+
+/// How each group's α is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Select {
+    /// The smallest exact K-fold CV MSE (needs ≥ 2 folds).
+    Cv,
+    /// The smallest GCV.
+    Gcv,
+}
+
+impl std::str::FromStr for Select {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "cv" => Ok(Select::Cv),
+            "gcv" => Ok(Select::Gcv),
+            other => Err(format!("unknown selection {other:?}: cv or gcv")),
+        }
+    }
+}
+
+/// What to sweep.
+#[derive(Debug, Clone)]
+pub struct SweepOptions {
+    /// The α grid (each finite, ≥ 0).
+    pub alphas: Vec<f64>,
+    /// Selection rule; None: CV when the statistics have ≥ 2 folds, else GCV.
+    pub select: Option<Select>,
+    /// A test shard to score every (group, α) on.
+    pub test: Option<TestSpec>,
+    /// Parallelism of the dense kernels.
+    pub par: Par,
+}
+
+/// The default α grid: `n` values log-spaced from `lo` to `hi` inclusive.
+pub fn log_grid(lo: f64, hi: f64, n: usize) -> Result<Vec<f64>> {
+    if !(lo > 0.0 && hi >= lo && lo.is_finite() && hi.is_finite()) || n == 0 {
+        return Err(Error::InvalidParameter {
+            name: "alphas",
+            problem: format!("a log grid needs 0 < LO ≤ HI and N ≥ 1, got {lo}:{hi}:{n}"),
+        });
+    }
+    if n == 1 {
+        return Ok(vec![lo]);
+    }
+    let (a, b) = (lo.log10(), hi.log10());
+    Ok((0..n)
+        .map(|i| 10f64.powf(a + (b - a) * i as f64 / (n - 1) as f64))
+        .collect())
+}
+
+/// Parses an α list: `LO:HI:N` (log-spaced) or comma-separated values.
+pub fn parse_alphas(spec: &str) -> Result<Vec<f64>> {
+    let bad = |what: &str| Error::InvalidParameter {
+        name: "alphas",
+        problem: format!("{spec:?}: {what} (expected LO:HI:N or a comma-separated list)"),
+    };
+    let alphas = if spec.contains(':') {
+        let parts: Vec<&str> = spec.split(':').collect();
+        if parts.len() != 3 {
+            return Err(bad("three fields needed"));
+        }
+        let lo: f64 = parts[0].trim().parse().map_err(|_| bad("LO is not a number"))?;
+        let hi: f64 = parts[1].trim().parse().map_err(|_| bad("HI is not a number"))?;
+        let n: usize = parts[2].trim().parse().map_err(|_| bad("N is not a count"))?;
+        log_grid(lo, hi, n)?
+    } else {
+        spec.split(',')
+            .map(|s| s.trim().parse::<f64>().map_err(|_| bad("not a number")))
+            .collect::<Result<Vec<_>>>()?
+    };
+    if alphas.is_empty() || alphas.iter().any(|a| !a.is_finite() || *a < 0.0) {
+        return Err(bad("every α must be finite and ≥ 0"));
+    }
+    Ok(alphas)
+}
+
+/// Which rows a [`GroupSweep`] describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct GroupId {
+    /// Partition position in the header (None: the global model).
+    pub partition: Option<usize>,
+    /// Slot within the partition (bin id, or the bin count for rows outside
+    /// every bin); 0 for the global model.
+    pub slot: usize,
+}
+
+/// One α of one group.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct AlphaPoint {
+    /// α.
+    pub alpha: f64,
+    /// Training R² (NaN where the model does not exist, e.g. α = 0 on a
+    /// singular covariance).
+    pub train_r2: f64,
+    /// Effective degrees of freedom Σλ/(λ+α).
+    pub dof: f64,
+    /// GCV.
+    pub gcv: f64,
+    /// Exact K-fold CV MSE, when folds exist.
+    pub cv_mse: Option<f64>,
+    /// Metrics on the group's test rows, when a test shard was given.
+    pub test: Option<Metrics>,
+}
+
+/// The sweep of one group.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupSweep {
+    /// Which rows.
+    pub id: GroupId,
+    /// `global`, or the partition's name.
+    pub partition: String,
+    /// `all`, or the bin id.
+    pub bin: String,
+    /// Human name: `all`, a bin name, or `outside bins`.
+    pub name: String,
+    /// Training rows.
+    pub n_train: u64,
+    /// One entry per α of the grid.
+    pub points: Vec<AlphaPoint>,
+    /// Index of the selected α in `points`, when one could be selected.
+    pub selected: Option<usize>,
+    /// How it was selected.
+    pub selected_by: Option<Select>,
+    /// Why something is missing for this group (too few rows, CV
+    /// unavailable, α = 0 on a singular covariance), empty when nothing is.
+    pub notes: Vec<String>,
+    /// Seconds spent in the eigendecomposition of this group.
+    pub eigh_s: f64,
+    /// Seconds spent in cross-validation.
+    pub cv_s: f64,
+    /// Rows validated by CV (Σ over folds).
+    pub cv_rows: u64,
+    /// Mean of y over the training rows (scale for R²-like plots).
+    pub y_mean: f64,
+    /// Variance of y over the training rows (population).
+    pub y_var: f64,
+    /// Test rows routed to this group.
+    pub n_test: u64,
+}
+
+impl GroupSweep {
+    /// The selected point.
+    pub fn selected_point(&self) -> Option<&AlphaPoint> {
+        self.selected.map(|i| &self.points[i])
+    }
+}
+
+/// The models behind a sweep: weights for every (group, α), for test
+/// evaluation and for saving the selected experts.
+#[derive(Debug, Clone)]
+pub struct GroupModels {
+    /// P × α weights, one column per α of the grid (zero columns where the
+    /// model does not exist).
+    pub w: Mat<f64>,
+    /// Intercept per α.
+    pub intercept: Vec<f64>,
+    /// Whether the model exists per α.
+    pub valid: Vec<bool>,
+}
+
+impl GroupModels {
+    /// The model for α index `a`.
+    pub fn coefficients(&self, alpha: f64, a: usize) -> ridge::Coefficients {
+        ridge::Coefficients {
+            alpha,
+            w: self.w.col(a).iter().copied().collect(),
+            intercept: self.intercept[a],
+        }
+    }
+}
+
+/// A whole sweep.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sweep {
+    /// The α grid.
+    pub alphas: Vec<f64>,
+    /// Selection rule used (groups without CV fall back to GCV, see their notes).
+    pub select: Select,
+    /// Folds in the statistics.
+    pub folds: usize,
+    /// Pixels.
+    pub pixels: usize,
+    /// Training rows in the statistics.
+    pub train_rows: u64,
+    /// Global model first, then each partition's slots in order.
+    pub groups: Vec<GroupSweep>,
+    /// Test-set summary, when a test shard was given.
+    pub test: Option<test_eval::TestSummary>,
+    /// Seconds: reading and summing statistics, eigendecompositions, CV,
+    /// the rest of the solve (weights for every α), test evaluation, total.
+    pub timing: Timing,
+    /// The models (not serialized).
+    #[serde(skip)]
+    pub models: Vec<GroupModels>,
+}
+
+/// Where the sweep's time went, in seconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Timing {
+    /// Reading and summing the statistics.
+    pub read_s: f64,
+    /// Eigendecompositions.
+    pub eigh_s: f64,
+    /// Cross-validation.
+    pub cv_s: f64,
+    /// Everything else of the solve: weights, GCV, R² for every α.
+    pub path_s: f64,
+    /// Scoring on the test shard.
+    pub test_s: f64,
+    /// Wall time.
+    pub total_s: f64,
+}
+
+/// Progress events of [`run`].
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// Starting group `index` of `total` (partition, bin name).
+    Group {
+        /// 0-based.
+        index: usize,
+        /// Groups in all.
+        total: usize,
+        /// What it is.
+        label: &'a str,
+    },
+    /// Test rows scored so far, of the total.
+    TestRows {
+        /// Done.
+        done: u64,
+        /// Total.
+        total: u64,
+    },
+}
+
+/// The slot's display name.
+pub fn slot_name(header: &StatsHeader, partition: usize, slot: usize) -> String {
+    let p = &header.partitions.partitions[partition];
+    p.bin_names
+        .get(slot)
+        .cloned()
+        .unwrap_or_else(|| "outside bins".to_string())
+}
+
+/// Sums a group's accumulators per fold (one SuffStats per fold).
+fn fold_sums(file: &StatsFile, group: Group) -> Result<Vec<SuffStats>> {
+    let h = file.header();
+    (0..h.partitions.folds)
+        .map(|k| {
+            crate::stats::derive::sum(h.pixels, &members(h, group, Some(k))?, |a| {
+                file.accumulator(a)
+            })
+        })
+        .collect()
+}
+
+fn total_of(folds: &[SuffStats], p: usize) -> Result<SuffStats> {
+    let mut t = SuffStats::zeros(p);
+    for f in folds {
+        t.add(f)?;
+    }
+    Ok(t)
+}
+
+/// Solves the α path of one group from its per-fold sums.
+fn solve_group(
+    header: &StatsHeader,
+    folds: &[SuffStats],
+    alphas: &[f64],
+    want_cv: bool,
+    par: Par,
+    out: &mut GroupSweep,
+) -> Result<GroupModels> {
+    let p = header.pixels;
+    let mut models = GroupModels {
+        w: Mat::zeros(p, alphas.len()),
+        intercept: vec![f64::NAN; alphas.len()],
+        valid: vec![false; alphas.len()],
+    };
+    let blank = |alpha| AlphaPoint {
+        alpha,
+        train_r2: f64::NAN,
+        dof: f64::NAN,
+        gcv: f64::NAN,
+        cv_mse: None,
+        test: None,
+    };
+    let total = total_of(folds, p)?;
+    out.n_train = total.n;
+    out.points = alphas.iter().map(|&a| blank(a)).collect();
+    if total.n < 2 {
+        out.notes.push(format!(
+            "{} training row(s): a Ridge model needs at least 2; no model",
+            total.n
+        ));
+        return Ok(models);
+    }
+    let t = Instant::now();
+    let path = RidgePath::new(&total, &header.shift_x, header.shift_y, par)?;
+    out.eigh_s = t.elapsed().as_secs_f64();
+    out.y_mean = path.y_mean();
+    out.y_var = path.syy() / total.n as f64;
+    if (total.n as usize) <= p {
+        out.notes.push(format!(
+            "{} training rows for {p} pixels: the covariance is singular, only α > 0 is defined",
+            total.n
+        ));
+    }
+    let singular = path.is_rank_deficient();
+    let usable: Vec<usize> = (0..alphas.len())
+        .filter(|&a| alphas[a] > 0.0 || !singular)
+        .collect();
+    if usable.len() < alphas.len() {
+        out.notes.push(format!(
+            "α = 0 (least squares) skipped: the covariance is singular ({} rows, {p} pixels)",
+            total.n
+        ));
+    }
+    let ua: Vec<f64> = usable.iter().map(|&a| alphas[a]).collect();
+    let (w, b) = path.weights(&ua, par);
+    for (j, &a) in usable.iter().enumerate() {
+        models.w.col_mut(a).copy_from(w.col(j));
+        models.intercept[a] = b[j];
+        models.valid[a] = true;
+        let pt = &mut out.points[a];
+        pt.train_r2 = path.train_r2(alphas[a]);
+        pt.dof = path.dof(alphas[a]);
+        pt.gcv = path.gcv(alphas[a]);
+    }
+    drop(path);
+    let nonempty = folds.iter().filter(|f| f.n > 0).count();
+    if want_cv {
+        if nonempty < 2 {
+            out.notes.push(format!(
+                "CV unavailable: rows in {nonempty} of {} folds",
+                folds.len()
+            ));
+        } else if folds.iter().any(|f| total.n - f.n < 2) {
+            out.notes
+                .push("CV unavailable: a fold's complement has fewer than 2 rows".into());
+        } else {
+            let t = Instant::now();
+            let (sse, rows) = ridge::cv_sse(&total, folds, &header.shift_x, header.shift_y, &ua, par)?;
+            out.cv_s = t.elapsed().as_secs_f64();
+            out.cv_rows = rows;
+            for (j, &a) in usable.iter().enumerate() {
+                out.points[a].cv_mse = Some(sse[j] / rows as f64);
+            }
+        }
+    }
+    Ok(models)
+}
+
+/// Picks the α with the smallest criterion; ties go to the larger α.
+fn select(points: &[AlphaPoint], by: Select) -> Option<usize> {
+    let crit = |p: &AlphaPoint| match by {
+        Select::Cv => p.cv_mse.unwrap_or(f64::NAN),
+        Select::Gcv => p.gcv,
+    };
+    let mut best: Option<(usize, f64)> = None;
+    for (i, p) in points.iter().enumerate() {
+        let c = crit(p);
+        if !c.is_finite() {
+            continue;
+        }
+        match best {
+            Some((bi, bc)) if c > bc || (c == bc && points[bi].alpha >= p.alpha) => {}
+            _ => best = Some((i, c)),
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+/// Runs the sweep over the statistics in `file` (see the module docs).
+pub fn run(
+    file: &StatsFile,
+    opts: &SweepOptions,
+    mut progress: impl FnMut(Progress<'_>),
+) -> Result<Sweep> {
+    let start = Instant::now();
+    let h = file.header().clone();
+    let p = h.pixels;
+    if opts.alphas.is_empty() || opts.alphas.iter().any(|a| !a.is_finite() || *a < 0.0) {
+        return Err(Error::InvalidParameter {
+            name: "alphas",
+            problem: "every α must be finite and ≥ 0, and at least one is needed".into(),
+        });
+    }
+    let folds = h.partitions.folds;
+    let select_by = match opts.select {
+        Some(Select::Cv) if folds < 2 => {
+            return Err(Error::InvalidParameter {
+                name: "select",
+                problem: format!(
+                    "CV needs statistics accumulated with --folds ≥ 2; {} has {folds} fold: use --select gcv",
+                    file.path().display()
+                ),
+            })
+        }
+        Some(s) => s,
+        None if folds >= 2 => Select::Cv,
+        None => Select::Gcv,
+    };
+    let want_cv = folds >= 2;
+    let parts = &h.partitions.partitions;
+    let mut ids = vec![GroupId {
+        partition: None,
+        slot: 0,
+    }];
+    for (pi, part) in parts.iter().enumerate() {
+        ids.extend((0..part.slots()).map(|slot| GroupId {
+            partition: Some(pi),
+            slot,
+        }));
+    }
+    let mut timing = Timing::default();
+    let mut groups: Vec<GroupSweep> = ids
+        .iter()
+        .map(|id| {
+            let (partition, bin, name) = match id.partition {
+                None => ("global".to_string(), "all".to_string(), "all".to_string()),
+                Some(pi) => (
+                    parts[pi].name.clone(),
+                    id.slot.to_string(),
+                    slot_name(&h, pi, id.slot),
+                ),
+            };
+            GroupSweep {
+                id: *id,
+                partition,
+                bin,
+                name,
+                n_train: 0,
+                points: vec![],
+                selected: None,
+                selected_by: None,
+                notes: vec![],
+                eigh_s: 0.0,
+                cv_s: 0.0,
+                cv_rows: 0,
+                y_mean: f64::NAN,
+                y_var: f64::NAN,
+                n_test: 0,
+            }
+        })
+        .collect();
+    let mut models: Vec<Option<GroupModels>> = vec![None; ids.len()];
+    // Partition 0's slots are solved first while their fold sums build the
+    // global model's (every row is in exactly one slot of each partition),
+    // so the file is read once per partition.
+    let mut global_folds: Vec<SuffStats> = (0..folds).map(|_| SuffStats::zeros(p)).collect();
+    let order: Vec<usize> = (1..ids.len())
+        .filter(|&g| ids[g].partition == Some(0))
+        .chain(std::iter::once(0))
+        .chain((1..ids.len()).filter(|&g| ids[g].partition.is_some_and(|pi| pi > 0)))
+        .collect();
+    for (step, &g) in order.iter().enumerate() {
+        let label = format!("{} {}", groups[g].partition, groups[g].name);
+        progress(Progress::Group {
+            index: step,
+            total: order.len(),
+            label: &label,
+        });
+        let t = Instant::now();
+        let fs = match ids[g].partition {
+            None => std::mem::take(&mut global_folds),
+            Some(pi) => {
+                let fs = fold_sums(
+                    file,
+                    Group::Bin {
+                        partition: pi,
+                        slot: ids[g].slot,
+                    },
+                )?;
+                if pi == 0 {
+                    for (acc, f) in global_folds.iter_mut().zip(&fs) {
+                        acc.add(f)?;
+                    }
+                }
+                fs
+            }
+        };
+        timing.read_s += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let m = solve_group(&h, &fs, &opts.alphas, want_cv, opts.par, &mut groups[g])?;
+        let gs = &groups[g];
+        timing.eigh_s += gs.eigh_s;
+        timing.cv_s += gs.cv_s;
+        timing.path_s += t.elapsed().as_secs_f64() - gs.eigh_s - gs.cv_s;
+        models[g] = Some(m);
+    }
+    let models: Vec<GroupModels> = models.into_iter().map(|m| m.expect("every group solved")).collect();
+    let mut test = None;
+    if let Some(spec) = &opts.test {
+        let t = Instant::now();
+        let summary = test_eval::score(spec, &h, &ids, &models, &opts.alphas, opts.par, &mut groups, &mut progress)?;
+        timing.test_s = t.elapsed().as_secs_f64();
+        test = Some(summary);
+    }
+    for g in &mut groups {
+        let by = if select_by == Select::Cv && g.points.iter().all(|p| p.cv_mse.is_none()) {
+            Select::Gcv
+        } else {
+            select_by
+        };
+        g.selected = select(&g.points, by);
+        g.selected_by = g.selected.map(|_| by);
+    }
+    timing.total_s = start.elapsed().as_secs_f64();
+    Ok(Sweep {
+        alphas: opts.alphas.clone(),
+        select: select_by,
+        folds,
+        pixels: p,
+        train_rows: h.rows,
+        groups,
+        test,
+        timing,
+        models,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alpha_lists_parse() {
+        let g = parse_alphas("1e-2:1e6:9").unwrap();
+        assert_eq!(g.len(), 9);
+        assert!((g[0] - 1e-2).abs() < 1e-15 && (g[8] - 1e6).abs() < 1e-6);
+        assert!((g[1] - 1e-1).abs() < 1e-15);
+        assert_eq!(parse_alphas("0, 1,10").unwrap(), vec![0.0, 1.0, 10.0]);
+        for bad in ["", "1:2", "a:2:3", "1,-1", "1,nan", "0:1:3", "5:1:3"] {
+            assert!(parse_alphas(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn selection_prefers_the_smallest_criterion_then_the_larger_alpha() {
+        let pt = |alpha, gcv, cv| AlphaPoint {
+            alpha,
+            train_r2: 0.0,
+            dof: 0.0,
+            gcv,
+            cv_mse: cv,
+            test: None,
+        };
+        let pts = [
+            pt(1.0, 3.0, Some(2.0)),
+            pt(10.0, 1.0, Some(1.5)),
+            pt(100.0, 2.0, Some(1.5)),
+            pt(1000.0, f64::NAN, None),
+        ];
+        assert_eq!(select(&pts, Select::Gcv), Some(1));
+        assert_eq!(select(&pts, Select::Cv), Some(2));
+        assert_eq!(select(&pts[3..], Select::Cv), None);
+    }
+}
