@@ -48,7 +48,10 @@ fn ensure_font() -> Result<()> {
 }
 
 fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::io(path, std::io::Error::other(format!("drawing the plot: {e}")))
+    Error::io(
+        path,
+        std::io::Error::other(format!("drawing the plot: {e}")),
+    )
 }
 
 /// A line on a panel.
@@ -165,9 +168,15 @@ pub fn log_x_panels(
             .fold((f64::INFINITY, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
         let (y0, y1) = ys
             .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &y| (a.min(y), b.max(y)));
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &y| {
+                (a.min(y), b.max(y))
+            });
         let pad = ((y1 - y0) * 0.06).max(1e-3);
-        let (x0, x1) = if x1 > x0 { (x0 / 1.5, x1 * 1.5) } else { (x0 / 10.0, x0 * 10.0) };
+        let (x0, x1) = if x1 > x0 {
+            (x0 / 1.5, x1 * 1.5)
+        } else {
+            (x0 / 10.0, x0 * 10.0)
+        };
         let mut chart = ChartBuilder::on(area)
             .caption(&panel.title, ("sans-serif", 15))
             .margin(8)
@@ -219,7 +228,9 @@ pub fn log_x_panels(
                 ))
                 .map_err(|e| plot_err(path, e))?
                 .label(label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], red.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], red.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()

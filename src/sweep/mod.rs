@@ -94,9 +94,18 @@ pub fn parse_alphas(spec: &str) -> Result<Vec<f64>> {
         if parts.len() != 3 {
             return Err(bad("three fields needed"));
         }
-        let lo: f64 = parts[0].trim().parse().map_err(|_| bad("LO is not a number"))?;
-        let hi: f64 = parts[1].trim().parse().map_err(|_| bad("HI is not a number"))?;
-        let n: usize = parts[2].trim().parse().map_err(|_| bad("N is not a count"))?;
+        let lo: f64 = parts[0]
+            .trim()
+            .parse()
+            .map_err(|_| bad("LO is not a number"))?;
+        let hi: f64 = parts[1]
+            .trim()
+            .parse()
+            .map_err(|_| bad("HI is not a number"))?;
+        let n: usize = parts[2]
+            .trim()
+            .parse()
+            .map_err(|_| bad("N is not a count"))?;
         log_grid(lo, hi, n)?
     } else {
         spec.split(',')
@@ -374,7 +383,8 @@ fn solve_group(
                 .push("CV unavailable: a fold's complement has fewer than 2 rows".into());
         } else {
             let t = Instant::now();
-            let (sse, rows) = ridge::cv_sse(&total, folds, &header.shift_x, header.shift_y, &ua, par)?;
+            let (sse, rows) =
+                ridge::cv_sse(&total, folds, &header.shift_x, header.shift_y, &ua, par)?;
             out.cv_s = t.elapsed().as_secs_f64();
             out.cv_rows = rows;
             for (j, &a) in usable.iter().enumerate() {
@@ -523,11 +533,23 @@ pub fn run(
         timing.path_s += t.elapsed().as_secs_f64() - gs.eigh_s - gs.cv_s;
         models[g] = Some(m);
     }
-    let models: Vec<GroupModels> = models.into_iter().map(|m| m.expect("every group solved")).collect();
+    let models: Vec<GroupModels> = models
+        .into_iter()
+        .map(|m| m.expect("every group solved"))
+        .collect();
     let mut test = None;
     if let Some(spec) = &opts.test {
         let t = Instant::now();
-        let summary = test_eval::score(spec, &h, &ids, &models, &opts.alphas, opts.par, &mut groups, &mut progress)?;
+        let summary = test_eval::score(
+            spec,
+            &h,
+            &ids,
+            &models,
+            &opts.alphas,
+            opts.par,
+            &mut groups,
+            &mut progress,
+        )?;
         timing.test_s = t.elapsed().as_secs_f64();
         test = Some(summary);
     }

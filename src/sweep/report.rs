@@ -89,21 +89,24 @@ pub fn write_plots(sweep: &Sweep, dir: &std::path::Path) -> crate::Result<Vec<st
             .filter(|g| g.partition == name)
             .map(|g| {
                 let var = g.y_var;
-                let line = |label: &str, rgb, f: &dyn Fn(&super::AlphaPoint) -> Option<f64>| Series {
-                    label: label.to_string(),
-                    rgb,
-                    points: g
-                        .points
-                        .iter()
-                        .map(|p| (p.alpha, f(p).unwrap_or(f64::NAN)))
-                        .collect(),
-                };
+                let line =
+                    |label: &str, rgb, f: &dyn Fn(&super::AlphaPoint) -> Option<f64>| Series {
+                        label: label.to_string(),
+                        rgb,
+                        points: g
+                            .points
+                            .iter()
+                            .map(|p| (p.alpha, f(p).unwrap_or(f64::NAN)))
+                            .collect(),
+                    };
                 let mut series = vec![
                     line("train", colors::GREY, &|p| Some(p.train_r2)),
                     line("GCV", colors::BLUE, &|p| Some(1.0 - p.gcv / var)),
                 ];
                 if g.points.iter().any(|p| p.cv_mse.is_some()) {
-                    series.push(line("CV", colors::ORANGE, &|p| p.cv_mse.map(|m| 1.0 - m / var)));
+                    series.push(line("CV", colors::ORANGE, &|p| {
+                        p.cv_mse.map(|m| 1.0 - m / var)
+                    }));
                 }
                 if g.points.iter().any(|p| p.test.is_some()) {
                     series.push(line("test", colors::GREEN, &|p| p.test.map(|t| t.r2)));
@@ -128,7 +131,13 @@ pub fn write_plots(sweep: &Sweep, dir: &std::path::Path) -> crate::Result<Vec<st
             })
             .collect();
         let path = dir.join(format!("sweep_{name}.png"));
-        let cols = if panels.len() <= 1 { 1 } else if panels.len() <= 4 { 2 } else { 4 };
+        let cols = if panels.len() <= 1 {
+            1
+        } else if panels.len() <= 4 {
+            2
+        } else {
+            4
+        };
         log_x_panels(
             &path,
             &format!("Ridge α sweep — {name}: R² by α (GCV and CV as 1 − MSE/Var y)"),

@@ -56,9 +56,9 @@ pub fn counting_bar(total: u64, label: &str, unit: &'static str) -> Bar {
         return Bar { bar, log };
     }
     let bar = ProgressBar::new(total);
-    let style = ProgressStyle::with_template(
-        &format!("{{prefix:>10}} [{{bar:40}}] {{pos}}/{{len}} {unit}  {{per_sec}}  {{msg}}  ETA {{eta}}"),
-    )
+    let style = ProgressStyle::with_template(&format!(
+        "{{prefix:>10}} [{{bar:40}}] {{pos}}/{{len}} {unit}  {{per_sec}}  {{msg}}  ETA {{eta}}"
+    ))
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
     bar.set_style(style);

@@ -59,13 +59,23 @@ pub fn run(args: &SweepArgs) -> Result<String> {
     }
     let test = match &args.test {
         None => None,
-        Some(path) => Some(TestSpec {
-            path: path.clone(),
-            noise: args
-                .test_noise
-                .map(|l| NoiseModel::new(l, args.test_seed))
-                .transpose()?,
-            chunk_rows: args.chunk_rows.max(1),
+        Some(path) => Some({
+            if args.test_noise.is_none()
+                && !gramstream::source::Shard::open(path, &file.header().layout)?.has_noisy()
+            {
+                anyhow::bail!(
+                    "{}: no stored noisy array to score on; draw the test noise with --test-noise L [--test-seed S]",
+                    path.display()
+                );
+            }
+            TestSpec {
+                path: path.clone(),
+                noise: args
+                    .test_noise
+                    .map(|l| NoiseModel::new(l, args.test_seed))
+                    .transpose()?,
+                chunk_rows: args.chunk_rows.max(1),
+            }
         }),
     };
     let opts = SweepOptions {
@@ -187,7 +197,17 @@ pub fn table(r: &Sweep) -> String {
     let _ = writeln!(
         s,
         "\n{:<8} {:>3}  {:<13} {:>8} {:>8} {:>4} {:>8} {:>9} {:>9} {:>7} {:>8}",
-        "part", "bin", "name", "n_train", "alpha", "by", "train R²", "CV MSE", "GCV", "n_test", "test R²"
+        "part",
+        "bin",
+        "name",
+        "n_train",
+        "alpha",
+        "by",
+        "train R²",
+        "CV MSE",
+        "GCV",
+        "n_test",
+        "test R²"
     );
     for g in &r.groups {
         let pt = g.selected_point();
@@ -207,7 +227,11 @@ pub fn table(r: &Sweep) -> String {
             fmt(pt.map(|p| p.train_r2), 4),
             fmt(pt.and_then(|p| p.cv_mse), 5),
             fmt(pt.map(|p| p.gcv), 5),
-            if r.test.is_some() { g.n_test.to_string() } else { "—".into() },
+            if r.test.is_some() {
+                g.n_test.to_string()
+            } else {
+                "—".into()
+            },
             fmt(pt.and_then(|p| p.test.map(|t| t.r2)), 4),
         );
     }

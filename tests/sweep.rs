@@ -1,0 +1,207 @@
+//! `gramstream sweep` end to end: the CSV contract, selection, plots, the
+//! failure paths (exit status, one line, no complete-looking output).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use gramstream::synth::{write_shard, ShardSpec, TEST_SHARD};
+
+const P: usize = 32;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gramstream"))
+}
+
+/// Two training shards, a test shard with stored noisy flux, and statistics
+/// with `folds` folds.
+fn setup(dir: &Path, folds: usize) -> (PathBuf, PathBuf) {
+    let mut shards = vec![];
+    for i in 0..2u64 {
+        let path = dir.join(format!("train_{i}.h5"));
+        write_shard(&path, &ShardSpec::new(1500, P, 5, i), &|_| {}).unwrap();
+        shards.push(path);
+    }
+    let test = dir.join("test.h5");
+    let mut spec = ShardSpec::new(600, P, 5, TEST_SHARD);
+    spec.noisy = Some(1.0);
+    write_shard(&test, &spec, &|_| {}).unwrap();
+    let stats = dir.join(format!("stats_{folds}.h5"));
+    let out = bin()
+        .args(["accumulate", "--folds", &folds.to_string(), "--out"])
+        .arg(&stats)
+        .args(&shards)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (stats, test)
+}
+
+fn parse_csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().split(',').map(String::from).collect();
+    let rows = lines
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    (header, rows)
+}
+
+#[test]
+fn sweep_writes_the_contract_table_plots_and_selects_by_cv() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stats, test) = setup(dir.path(), 3);
+    let out_dir = dir.path().join("sweep");
+    let out = bin()
+        .args(["sweep", "--alphas", "1e-1:1e5:7", "--test"])
+        .arg(&test)
+        .arg("--out")
+        .arg(&out_dir)
+        .arg(&stats)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Cool Poor") && stdout.contains("exact K-fold CV"),
+        "{stdout}"
+    );
+    let (header, rows) = parse_csv(&std::fs::read_to_string(out_dir.join("sweep.csv")).unwrap());
+    let contract =
+        "partition,bin,alpha,n_train,train_r2,dof,gcv,cv_mse,n_test,test_r2,test_mae,test_rmse";
+    assert_eq!(header[..12].join(","), contract);
+    // global + 10 teff_mh slots + 4 SNR bins, 7 α each
+    assert_eq!(rows.len(), 15 * 7);
+    assert_eq!(
+        (rows[0][0].as_str(), rows[0][1].as_str()),
+        ("global", "all")
+    );
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let n_train_global: u64 = rows[0][col("n_train")].parse().unwrap();
+    assert_eq!(n_train_global, 3000);
+    let n_test_global: u64 = rows[0][col("n_test")].parse().unwrap();
+    assert_eq!(n_test_global, 600);
+    // Per group: one selected row, at the smallest CV MSE; bins' rows sum to the total.
+    let mut teff_rows = 0u64;
+    for g in rows.chunks(7) {
+        let sel: Vec<&Vec<String>> = g.iter().filter(|r| r[col("selected")] == "1").collect();
+        assert_eq!(sel.len(), 1, "{:?}", g[0]);
+        let cv = |r: &Vec<String>| r[col("cv_mse")].parse::<f64>().unwrap();
+        let best = g.iter().map(cv).fold(f64::INFINITY, f64::min);
+        assert_eq!(cv(sel[0]), best);
+        for r in g {
+            let r2: f64 = r[col("test_r2")].parse().unwrap();
+            assert!(r2.is_finite() && r2 < 1.0);
+            let dof: f64 = r[col("dof")].parse().unwrap();
+            assert!(dof > 0.0 && dof <= P as f64);
+        }
+        if g[0][0] == "teff_mh" {
+            teff_rows += g[0][col("n_train")].parse::<u64>().unwrap();
+        }
+    }
+    assert_eq!(teff_rows, 3000);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("sweep.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["schema"], "gramstream.sweep/1");
+    assert_eq!(json["groups"].as_array().unwrap().len(), 15);
+    for name in ["global", "teff_mh", "snr"] {
+        let png = std::fs::read(out_dir.join(format!("plots/sweep_{name}.png"))).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{name}");
+        assert!(png.len() > 10_000, "{name}: {} bytes", png.len());
+    }
+    // No scratch left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn gcv_without_folds_and_clear_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stats, _) = setup(dir.path(), 1);
+    // One fold: GCV by default, CV refused with a reason.
+    let out_dir = dir.path().join("gcv");
+    let out = bin()
+        .args(["sweep", "--no-plots", "--alphas", "1,10,100", "--out"])
+        .arg(&out_dir)
+        .arg(&stats)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (header, rows) = parse_csv(&std::fs::read_to_string(out_dir.join("sweep.csv")).unwrap());
+    let cv = header.iter().position(|h| h == "cv_mse").unwrap();
+    let n_test = header.iter().position(|h| h == "n_test").unwrap();
+    assert!(rows
+        .iter()
+        .all(|r| r[cv].is_empty() && r[n_test].is_empty()));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("α chosen by GCV"));
+
+    let fail = |args: &[&str], dest: &Path| {
+        let out = bin()
+            .args(args)
+            .arg("--out")
+            .arg(dest)
+            .arg(&stats)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        (out.status.code(), err)
+    };
+    let (code, err) = fail(&["sweep", "--select", "cv"], &dir.path().join("a"));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--folds") && err.lines().count() == 1, "{err}");
+    assert!(!dir.path().join("a/sweep.csv").exists());
+    let (code, err) = fail(&["sweep", "--alphas", "1:2"], &dir.path().join("b"));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("LO:HI:N"), "{err}");
+    let (code, _) = fail(&["sweep", "--select", "best"], &dir.path().join("c"));
+    assert_eq!(code, Some(2));
+
+    // A test shard with other pixels: exit 1 naming the file, no sweep.csv.
+    let other = dir.path().join("other.h5");
+    let mut spec = ShardSpec::new(50, P + 8, 5, TEST_SHARD);
+    spec.noisy = Some(1.0);
+    write_shard(&other, &spec, &|_| {}).unwrap();
+    let dest = dir.path().join("d");
+    let out = bin()
+        .args(["sweep", "--test"])
+        .arg(&other)
+        .arg("--out")
+        .arg(&dest)
+        .arg(&stats)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("other.h5") && err.contains("pixels"), "{err}");
+    assert!(!dest.join("sweep.csv").exists() && !dest.join("sweep.json").exists());
+    // A training shard as test set without --test-noise: no stored noisy array.
+    let out = bin()
+        .args(["sweep", "--test"])
+        .arg(dir.path().join("train_0.h5"))
+        .arg("--out")
+        .arg(dir.path().join("e"))
+        .arg(&stats)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("noisy") && err.contains("--test-noise"),
+        "{err}"
+    );
+}
