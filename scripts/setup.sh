@@ -1,5 +1,6 @@
 # Shared by scripts/demo and scripts/test: install what is missing
-# (Debian packages: pkg-config, libhdf5-dev, libopenblas-dev; python3-venv for tests).
+# (Debian packages: pkg-config, libhdf5-dev, libopenblas-dev, fonts-dejavu-core;
+# python3-venv for tests).
 # Sourced, not run. Needs: a Rust toolchain (cargo) on a Debian machine.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,6 +20,10 @@ ensure_system_packages() {
   # The Gram kernel links the system OpenBLAS (feature `openblas`, default).
   if ! ls /usr/lib/*/libopenblas.so >/dev/null 2>&1 && ! ls /usr/lib/libopenblas.so >/dev/null 2>&1; then
     missing+=(libopenblas-dev)
+  fi
+  # Plots render text with a TrueType font (src/plot.rs).
+  if [ ! -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] && [ -z "${GRAMSTREAM_FONT:-}" ]; then
+    missing+=(fonts-dejavu-core)
   fi
   if [ "${1:-}" = "python" ] && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     missing+=(python3-venv)
