@@ -49,25 +49,38 @@ use gramstream::ridge::RidgePath;
 use gramstream::stats::pass::SHIFT_ROWS;
 use gramstream::stats::Accumulator;
 
-/// Where the StRD `.dat` files are: `GRAMSTREAM_NIST_DIR`, else
-/// `../shared/reference/nist` beside the repository (they are not committed
-/// here: see tests/data/nist/SOURCE.md). `None` when absent: the tests then
-/// say so and return.
+/// Where the StRD `.dat` files are (tests/data/nist/SOURCE.md): the first
+/// of `GRAMSTREAM_NIST_DIR`; `target/nist-strd`, where `scripts/test`
+/// unpacks them from Debian's `gretl-data` package; that package's install
+/// location `/usr/share/gretl/data/nist`; `../shared/reference/nist` beside
+/// the repository. `None` when absent: the tests then say so and return —
+/// except under CI (`CI` set, as `.ci/run` does), where missing data fail.
 fn data_dir() -> Option<std::path::PathBuf> {
-    let dir = std::env::var_os("GRAMSTREAM_NIST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/nist")
-        });
-    if dir.join("Norris.dat").exists() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping NIST StRD checks: no data in {} (set GRAMSTREAM_NIST_DIR; tests/data/nist/SOURCE.md)",
-            dir.display()
-        );
-        None
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let candidates: Vec<std::path::PathBuf> = match std::env::var_os("GRAMSTREAM_NIST_DIR") {
+        Some(d) => vec![d.into()],
+        None => vec![
+            root.join("target/nist-strd"),
+            "/usr/share/gretl/data/nist".into(),
+            root.join("../shared/reference/nist"),
+        ],
+    };
+    if let Some(dir) = candidates.iter().find(|d| d.join("Norris.dat").exists()) {
+        return Some(dir.clone());
     }
+    let msg = format!(
+        "no NIST StRD data in {candidates:?} (run scripts/test, which unpacks Debian's gretl-data, or set GRAMSTREAM_NIST_DIR; tests/data/nist/SOURCE.md)"
+    );
+    if under_ci() {
+        panic!("{msg}");
+    }
+    eprintln!("skipping NIST StRD checks: {msg}");
+    None
+}
+
+/// Whether this is a CI run (`CI` set to anything but empty, `0`, `false`).
+fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
 }
 
 /// One parsed StRD file.
@@ -403,4 +416,33 @@ fn parser_reads_the_certified_values() {
     let d = parse("NoInt2");
     assert_eq!((d.y.len(), d.cert.len()), (3, 1));
     assert_eq!(d.x.len(), 3);
+}
+
+/// The files found are the ones SOURCE.md lists: `md5sum -c` against
+/// tests/data/nist/MD5SUMS (coreutils).
+#[test]
+fn data_files_match_their_md5sums() {
+    let Some(dir) = data_dir() else { return };
+    let sums = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/nist/MD5SUMS");
+    let listed = std::fs::read_to_string(&sums).unwrap();
+    assert_eq!(listed.lines().count(), NAMES.len());
+    for name in NAMES {
+        assert!(
+            listed.contains(&format!("  {name}.dat")),
+            "{name} not in MD5SUMS"
+        );
+    }
+    let out = std::process::Command::new("md5sum")
+        .arg("-c")
+        .arg(&sums)
+        .current_dir(&dir)
+        .output()
+        .expect("md5sum (coreutils)");
+    assert!(
+        out.status.success(),
+        "{}: {}{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
