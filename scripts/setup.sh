@@ -1,6 +1,7 @@
 # Shared by scripts/demo and scripts/test: install what is missing
 # (Debian packages: pkg-config, libhdf5-dev, libopenblas-dev, fonts-dejavu-core;
-# python3-venv for tests).
+# python3-venv for tests; the NIST StRD files unpacked from the gretl-data .deb
+# for tests/nist.rs).
 # Sourced, not run. Needs: a Rust toolchain (cargo) on a Debian machine.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,4 +47,36 @@ ensure_python_venv() {
     "$venv/bin/pip" install -q numpy h5py pandas tables scikit-learn >&2
   fi
   export GRAMSTREAM_PYTHON="$venv/bin/python"
+}
+
+ensure_nist_data() {
+  # The NIST StRD linear-regression files for tests/nist.rs. Debian's gretl-data
+  # package ships them unchanged in /usr/share/gretl/data/nist/; its .deb is
+  # downloaded with apt-get and unpacked into target/nist-strd (not installed:
+  # gretl-data depends on the gretl GUI and ~80 packages). Checked against
+  # tests/data/nist/MD5SUMS. GRAMSTREAM_NIST_DIR, when set, is used as it is.
+  [ -n "${GRAMSTREAM_NIST_DIR:-}" ] && return 0
+  local sums="$repo/tests/data/nist/MD5SUMS" dest="$repo/target/nist-strd"
+  if ! (cd "$dest" 2>/dev/null && md5sum --quiet -c "$sums" >/dev/null 2>&1); then
+    echo "== unpacking the NIST StRD data from Debian's gretl-data into $dest" >&2
+    local tmp
+    tmp="$(mktemp -d)"
+    chmod 755 "$tmp"
+    if ! (cd "$tmp" && apt-get download -qq gretl-data >&2 2>/dev/null); then
+      as_root apt-get update -qq || true
+      (cd "$tmp" && apt-get download -qq gretl-data >&2) || true
+    fi
+    if ls "$tmp"/gretl-data_*.deb >/dev/null 2>&1; then
+      dpkg-deb -x "$tmp"/gretl-data_*.deb "$tmp/x"
+      mkdir -p "$dest"
+      cp "$tmp"/x/usr/share/gretl/data/nist/*.dat "$dest"/
+    fi
+    rm -rf "$tmp"
+    if ! (cd "$dest" 2>/dev/null && md5sum --quiet -c "$sums" >&2); then
+      # tests/nist.rs skips without the data, and fails under CI.
+      echo "warning: no verified NIST StRD data in $dest" >&2
+      return 0
+    fi
+  fi
+  export GRAMSTREAM_NIST_DIR="$dest"
 }

@@ -21,6 +21,7 @@
 //! | [`partition`] | bins, folds, the common refinement |
 //! | [`stats`] | sufficient statistics: the pass, the file, merge |
 //! | [`ridge`] | every Ridge α from the statistics, GCV, exact K-fold CV |
+//! | [`tsqr`] | streaming QR of the rows, merged like the statistics: α = 0 and Ridge from R, better conditioned (an option beside the pass) |
 //! | [`eval`] | R², MAE, RMSE of a model on a test shard |
 //! | [`scan`] | one read with noise, and what it saw |
 //! | [`plot`] | PNG figures (plotters) |
@@ -45,3 +46,4 @@ pub mod scan;
 pub mod source;
 pub mod stats;
 pub mod sweep;
+pub mod tsqr;
