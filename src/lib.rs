@@ -22,6 +22,7 @@
 //! | [`stats`] | sufficient statistics: the pass, the file, merge |
 //! | [`ridge`] | every Ridge α from the statistics, GCV, exact K-fold CV |
 //! | [`eval`] | R², MAE, RMSE of a model on a test shard |
+//! | [`models`] | saved Ridge experts (`models.h5`) |
 //! | [`scan`] | one read with noise, and what it saw |
 #![deny(missing_docs)]
 
@@ -29,6 +30,7 @@ pub mod error;
 pub mod eval;
 mod h5raw;
 pub mod layout;
+pub mod models;
 pub mod params;
 pub mod synth;
 
