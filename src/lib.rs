@@ -22,7 +22,7 @@
 //! | [`stats`] | sufficient statistics: the pass, the file, merge |
 //! | [`ridge`] | every Ridge α from the statistics, GCV, exact K-fold CV |
 //! | [`eval`] | R², MAE, RMSE of a model on a test shard |
-//! | [`models`] | saved Ridge experts (`models.h5`) |
+//! | [`models`], [`predict`] | saved Ridge experts (`models.h5`); streaming prediction with them |
 //! | [`scan`] | one read with noise, and what it saw |
 #![deny(missing_docs)]
 
@@ -39,6 +39,7 @@ pub use layout::Layout;
 pub mod inspect;
 pub mod noise;
 pub mod partition;
+pub mod predict;
 pub mod ridge;
 pub mod scan;
 pub mod source;
