@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 mod accumulate;
+mod predict;
 mod progress;
 
 #[derive(Parser)]
@@ -66,6 +67,8 @@ enum Command {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
+    /// Predict log g of every row of shards with saved experts (models.h5) → CSV.
+    Predict(predict::PredictArgs),
     /// Generate synthetic BOSZ-like shards in the pfsspec layout.
     Generate(generate::GenerateArgs),
     /// Generate a small data set and run the pipeline on it.
@@ -211,6 +214,7 @@ fn run(cli: Cli) -> Result<()> {
                 out.display()
             );
         }
+        Command::Predict(args) => println!("{}", predict::run(&args)?),
         Command::Generate(args) => {
             let summary = generate::run(&args)?;
             println!("{summary}");
