@@ -23,6 +23,7 @@
 //! | [`ridge`] | every Ridge α from the statistics, GCV, exact K-fold CV |
 //! | [`tsqr`] | streaming QR of the rows, merged like the statistics: α = 0 and Ridge from R, better conditioned (an option beside the pass) |
 //! | [`eval`] | R², MAE, RMSE of a model on a test shard |
+//! | [`models`], [`predict`] | saved Ridge experts (`models.h5`); streaming prediction with them |
 //! | [`scan`] | one read with noise, and what it saw |
 //! | [`plot`] | PNG figures (plotters) |
 //! | [`sweep`] | every α of every bin: CV/GCV selection, test scores |
@@ -32,6 +33,7 @@ pub mod error;
 pub mod eval;
 mod h5raw;
 pub mod layout;
+pub mod models;
 pub mod params;
 pub mod synth;
 
@@ -41,6 +43,7 @@ pub mod inspect;
 pub mod noise;
 pub mod partition;
 pub mod plot;
+pub mod predict;
 pub mod ridge;
 pub mod scan;
 pub mod source;

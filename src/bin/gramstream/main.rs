@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 mod accumulate;
+mod predict;
 mod progress;
 mod sweep;
 
@@ -70,6 +71,8 @@ enum Command {
     /// Every Ridge α of every bin from a statistics file: GCV, exact K-fold CV,
     /// test scores; writes sweep.csv, sweep.json and plots.
     Sweep(sweep::SweepArgs),
+    /// Predict log g of every row of shards with saved experts (models.h5) → CSV.
+    Predict(predict::PredictArgs),
     /// Generate synthetic BOSZ-like shards in the pfsspec layout.
     Generate(generate::GenerateArgs),
     /// Generate a small data set and run the pipeline on it.
@@ -216,6 +219,7 @@ fn run(cli: Cli) -> Result<()> {
                 out.display()
             );
         }
+        Command::Predict(args) => println!("{}", predict::run(&args)?),
         Command::Generate(args) => {
             let summary = generate::run(&args)?;
             println!("{summary}");

@@ -1,0 +1,900 @@
+//! Saved Ridge experts: the [`ModelSet`] and its HDF5 file, `models.h5`.
+//!
+//! A model set is what `sweep`/`experiment` leave behind for `predict`: one
+//! global expert and, per partition, one expert per slot (its bins, plus the
+//! unbinned slot when the partition has one); a slot whose bin had too few
+//! rows has no expert (`None`). Each expert is a
+//! [`Coefficients`](crate::ridge::Coefficients) (α, w, intercept) with the
+//! rows it was fitted on and how α was chosen. The set also records what the
+//! experts were fitted on: pixels, the layout of the shards, the noise model
+//! of the statistics (SNR routing uses its level) and the provenance.
+//!
+//! The file follows the statistics file's habits ([`crate::stats::file`]):
+//! written to `<path>.tmp` and renamed at the end (a failed write never
+//! leaves a complete-looking file), 1.10 object formats (checksummed object
+//! headers, so attributes are checked), every numeric or string dataset
+//! chunked with Fletcher32, strings fixed-length UTF-8.
+//! [`ModelSet::open`] validates the schema, every type, shape and checksum
+//! filter, that the weights are finite, and that the expert table matches the
+//! partitions; every error names the file and the object.
+//!
+//! # Format (version [`FORMAT_VERSION`])
+//!
+//! E = experts stored (the global one first, then each partition's present
+//! experts in slot order), P = pixels.
+//!
+//! | object | type, shape | content |
+//! |---|---|---|
+//! | `/` attr `format` | string | `"gramstream.models"` |
+//! | `/` attr `format_version` | u32 | [`FORMAT_VERSION`]; a larger one is refused |
+//! | `/` attr `pixels`, `experts` | u64 | P, E |
+//! | `/` attr `noise_level`, `seed` | f64, u64 | noise model of the statistics the experts were fitted on |
+//! | `/` attr `layout` | string | the shards' [`Layout`] as JSON |
+//! | `/` attr `partitions` | string | the partitions (`[Partition]`) as JSON |
+//! | `/` attr `provenance` | string | [`Provenance`] as JSON (statistics file, rows, shard fingerprints, version, note) |
+//! | `/experts/partition` | i64 (E,) | partition index, −1 for the global expert |
+//! | `/experts/slot` | u64 (E,) | bin id, or the partition's bin count for its unbinned slot (0 for global) |
+//! | `/experts/alpha`, `intercept` | f64 (E,) | α, intercept |
+//! | `/experts/n_train` | u64 (E,) | training rows |
+//! | `/experts/selected_by` | string (E,) | how α was chosen (`cv`, `gcv`, `fixed`, …) |
+//! | `/experts/w` | f64 (E, P) | weights; chunks (1, P) |
+//!
+//! In Python: `w = f["experts/w"][e]; y = f["experts/intercept"][e] + x @ w`.
+//!
+//! # Building a model set from statistics
+//!
+//! ```no_run
+//! use gramstream::models::{write_models, Expert, ModelSet, PartitionModels, Provenance};
+//! use gramstream::ridge::RidgePath;
+//! use gramstream::stats::derive::{members, sum, Group};
+//! use gramstream::stats::StatsFile;
+//!
+//! # fn main() -> gramstream::Result<()> {
+//! let file = StatsFile::open("stats.h5".as_ref())?;
+//! let h = file.header().clone();
+//! let par = faer::Par::Seq;
+//! let fit = |group: Group| -> gramstream::Result<Option<Expert>> {
+//!     let stats = sum(h.pixels, &members(&h, group, None)?, |a| file.accumulator(a))?;
+//!     if stats.n < 10 {
+//!         return Ok(None); // too few rows: no expert, reported
+//!     }
+//!     let path = RidgePath::new(&stats, &h.shift_x, h.shift_y, par)?;
+//!     Ok(Some(Expert {
+//!         coefficients: path.coefficients(1e3)?,
+//!         n_train: stats.n,
+//!         selected_by: "fixed".into(),
+//!     }))
+//! };
+//! let global = fit(Group::Global)?.expect("rows");
+//! let partitions = h
+//!     .partitions
+//!     .partitions
+//!     .iter()
+//!     .enumerate()
+//!     .map(|(i, p)| {
+//!         let experts = (0..p.slots())
+//!             .map(|slot| fit(Group::Bin { partition: i, slot }))
+//!             .collect::<gramstream::Result<_>>()?;
+//!         Ok(PartitionModels { partition: p.clone(), experts })
+//!     })
+//!     .collect::<gramstream::Result<_>>()?;
+//! let models = ModelSet {
+//!     pixels: h.pixels,
+//!     layout: h.layout.clone(),
+//!     noise_level: h.noise.level,
+//!     seed: h.noise.seed,
+//!     global,
+//!     partitions,
+//!     provenance: Provenance::new("stats.h5", h.rows, h.shards.clone(), "α = 1e3 everywhere"),
+//! };
+//! write_models("models.h5".as_ref(), &models)?;
+//! assert_eq!(ModelSet::open("models.h5".as_ref())?, models);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
+use hdf5::{Dataset, Datatype, Group, H5Type};
+use serde::{Deserialize, Serialize};
+
+use crate::partition::Partition;
+use crate::ridge::Coefficients;
+use crate::stats::ShardFingerprint;
+use crate::{Error, Layout, Result};
+
+/// The value of the root attribute `format`.
+pub const FORMAT_NAME: &str = "gramstream.models";
+/// The format version written; files of a larger version are refused.
+pub const FORMAT_VERSION: u32 = 1;
+/// `gramstream <version>`, what [`Provenance::new`] records.
+pub const CREATED_BY: &str = concat!("gramstream ", env!("CARGO_PKG_VERSION"));
+
+/// A set of Ridge experts: the global one and one per slot of each partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSet {
+    /// Pixels per spectrum (P); every expert has P weights.
+    pub pixels: usize,
+    /// The layout of the shards the statistics were accumulated from (column names).
+    pub layout: Layout,
+    /// Noise level L of the statistics. SNR routing computes
+    /// SNR = ‖flux‖₂ / (L‖error‖₂) of the noiseless flux with it (L = 1 when 0).
+    pub noise_level: f64,
+    /// Noise seed of the statistics.
+    pub seed: u64,
+    /// The expert fitted on every row.
+    pub global: Expert,
+    /// Per partition, its experts.
+    pub partitions: Vec<PartitionModels>,
+    /// Where the experts come from.
+    pub provenance: Provenance,
+}
+
+/// The experts of one partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionModels {
+    /// The partition's definition (name, edges, bin names).
+    pub partition: Partition,
+    /// One entry per slot ([`Partition::slots`]): bin `b` at index `b`, the
+    /// unbinned slot last when the partition has one. `None`: no expert (the
+    /// bin had too few rows); such rows are predicted by the global expert.
+    pub experts: Vec<Option<Expert>>,
+}
+
+/// One Ridge expert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expert {
+    /// α, weights, intercept.
+    pub coefficients: Coefficients,
+    /// Rows it was fitted on.
+    pub n_train: u64,
+    /// How α was chosen: `"cv"`, `"gcv"`, `"fixed"` (any non-empty text without NUL).
+    pub selected_by: String,
+}
+
+/// What a model set was fitted on.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The statistics file's path.
+    pub statistics: String,
+    /// Rows accumulated in it.
+    pub rows: u64,
+    /// Its shards.
+    pub shards: Vec<ShardFingerprint>,
+    /// The gramstream that made the models, e.g. `gramstream 0.1.0`.
+    pub created_by: String,
+    /// Free text: how the experts were chosen, the command line, …
+    pub note: String,
+}
+
+impl Provenance {
+    /// Provenance recorded by this gramstream ([`CREATED_BY`]).
+    pub fn new(
+        statistics: impl Into<String>,
+        rows: u64,
+        shards: Vec<ShardFingerprint>,
+        note: impl Into<String>,
+    ) -> Self {
+        Provenance {
+            statistics: statistics.into(),
+            rows,
+            shards,
+            created_by: CREATED_BY.to_string(),
+            note: note.into(),
+        }
+    }
+}
+
+/// Where an expert sits in a [`ModelSet`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpertId {
+    /// The global expert.
+    Global,
+    /// Slot `slot` of partition `partition` (by position).
+    Bin {
+        /// Partition position.
+        partition: usize,
+        /// Bin id, or the bin count for the unbinned slot.
+        slot: usize,
+    },
+}
+
+impl ModelSet {
+    /// The experts in file order: global first, then each partition's present
+    /// experts in slot order.
+    pub fn experts(&self) -> impl Iterator<Item = (ExpertId, &Expert)> + '_ {
+        std::iter::once((ExpertId::Global, &self.global)).chain(
+            self.partitions.iter().enumerate().flat_map(|(i, pm)| {
+                pm.experts.iter().enumerate().filter_map(move |(slot, e)| {
+                    e.as_ref()
+                        .map(|e| (ExpertId::Bin { partition: i, slot }, e))
+                })
+            }),
+        )
+    }
+
+    /// The position of the partition called `name` (`teff-mh` and `teff_mh` are the same).
+    pub fn partition_index(&self, name: &str) -> Result<usize> {
+        let norm = |s: &str| s.replace('-', "_");
+        self.partitions
+            .iter()
+            .position(|p| norm(&p.partition.name) == norm(name))
+            .ok_or_else(|| Error::InvalidParameter {
+                name: "partition",
+                problem: format!(
+                    "no partition {name:?} in the models; they have: {}",
+                    self.partitions
+                        .iter()
+                        .map(|p| p.partition.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
+    }
+
+    /// Checks the set is consistent: P ≥ 1, valid and uniquely named
+    /// partitions with one entry per slot, and every expert with P finite
+    /// weights, a finite α ≥ 0, a finite intercept and a `selected_by`.
+    /// Returns the problem and the object it concerns.
+    fn problems(&self) -> std::result::Result<(), (String, String)> {
+        let p = self.pixels;
+        if p == 0 {
+            return Err(("/ attribute pixels".into(), "0 pixels".into()));
+        }
+        if !(self.noise_level.is_finite() && self.noise_level >= 0.0) {
+            return Err((
+                "/ attribute noise_level".into(),
+                format!("noise level {} (must be finite and ≥ 0)", self.noise_level),
+            ));
+        }
+        for (i, pm) in self.partitions.iter().enumerate() {
+            let name = &pm.partition.name;
+            pm.partition
+                .check()
+                .map_err(|e| ("/ attribute partitions".to_string(), e.to_string()))?;
+            if self.partitions[..i]
+                .iter()
+                .any(|q| &q.partition.name == name)
+            {
+                return Err((
+                    "/ attribute partitions".into(),
+                    format!("partition {name} given twice"),
+                ));
+            }
+            if pm.experts.len() != pm.partition.slots() {
+                return Err((
+                    "/experts/slot".into(),
+                    format!(
+                        "partition {name}: {} expert entries for {} slots",
+                        pm.experts.len(),
+                        pm.partition.slots()
+                    ),
+                ));
+            }
+        }
+        for (e, (id, x)) in self.experts().enumerate() {
+            let c = &x.coefficients;
+            let at = || match id {
+                ExpertId::Global => "the global expert".to_string(),
+                ExpertId::Bin { partition, slot } => {
+                    format!(
+                        "expert {e} ({} slot {slot})",
+                        self.partitions[partition].partition.name
+                    )
+                }
+            };
+            if c.w.len() != p {
+                return Err((
+                    "/experts/w".into(),
+                    format!("{}: {} weights for {p} pixels", at(), c.w.len()),
+                ));
+            }
+            if let Some(j) = c.w.iter().position(|v| !v.is_finite()) {
+                return Err((
+                    "/experts/w".into(),
+                    format!("{}: non-finite weight {} at pixel {j}", at(), c.w[j]),
+                ));
+            }
+            if !(c.alpha.is_finite() && c.alpha >= 0.0) {
+                return Err((
+                    "/experts/alpha".into(),
+                    format!("{}: α = {} (must be finite and ≥ 0)", at(), c.alpha),
+                ));
+            }
+            if !c.intercept.is_finite() {
+                return Err((
+                    "/experts/intercept".into(),
+                    format!("{}: non-finite intercept {}", at(), c.intercept),
+                ));
+            }
+            if x.selected_by.is_empty() || x.selected_by.contains('\0') {
+                return Err((
+                    "/experts/selected_by".into(),
+                    format!(
+                        "{}: selected_by {:?} (non-empty, no NUL)",
+                        at(),
+                        x.selected_by
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens and validates a models file (see the module docs).
+    pub fn open(path: &Path) -> Result<ModelSet> {
+        read_file(path)
+    }
+}
+
+const F64: TypeDescriptor = TypeDescriptor::Float(FloatSize::U8);
+const U64: TypeDescriptor = TypeDescriptor::Unsigned(IntSize::U8);
+const I64: TypeDescriptor = TypeDescriptor::Integer(IntSize::U8);
+
+/// Writes `models` to `path` atomically: to `<path>.tmp` in the same
+/// directory, fsync, rename over `path`, fsync the directory. The set is
+/// validated first; on any error the temporary file is removed and `path`
+/// is untouched.
+pub fn write_models(path: &Path, models: &ModelSet) -> Result<()> {
+    models.problems().map_err(|(object, problem)| {
+        Error::Shape(format!("writing {}: {object}: {problem}", path.display()))
+    })?;
+    let tmp = temp_path(path)?;
+    let result = write_file(&tmp, path, models)
+        .and_then(|()| sync_file(&tmp))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
+    if let Err(e) = result {
+        // Best effort: the error that matters is the one being returned.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(path)
+}
+
+/// `<path>.tmp`.
+pub(crate) fn temp_path(path: &Path) -> Result<PathBuf> {
+    let name = path.file_name().ok_or_else(|| Error::InvalidParameter {
+        name: "output",
+        problem: format!("{} is not a file path", path.display()),
+    })?;
+    let mut tmp = name.to_os_string();
+    tmp.push(".tmp");
+    Ok(path.with_file_name(tmp))
+}
+
+pub(crate) fn sync_file(path: &Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(path, e))
+}
+
+pub(crate) fn sync_dir(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// The fixed-length, NUL-padded UTF-8 string type of `len` bytes (at least 1).
+fn fixed_str_type(len: usize) -> hdf5::Result<Datatype> {
+    Datatype::from_descriptor(&TypeDescriptor::FixedUnicode(len.max(1)))
+}
+
+/// `strings` NUL-padded to `width` bytes each, back to back.
+fn padded(strings: &[&str], width: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; strings.len() * width];
+    for (dst, s) in buf.chunks_exact_mut(width.max(1)).zip(strings) {
+        dst[..s.len()].copy_from_slice(s.as_bytes());
+    }
+    buf
+}
+
+/// Writes a scalar fixed-length string attribute holding exactly `value`.
+fn write_str_attr(loc: &hdf5::Location, path: &Path, name: &str, value: &str) -> Result<()> {
+    let wrap = |e| Error::hdf5(path, format!("writing attribute {name}"), e);
+    let dtype = fixed_str_type(value.len()).map_err(wrap)?;
+    let attr = loc
+        .new_attr_builder()
+        .empty_as(&dtype)
+        .shape(())
+        .create(name)
+        .map_err(wrap)?;
+    let buf = padded(&[value], dtype.size());
+    let status = hdf5::sync::sync(|| {
+        // SAFETY: `buf` holds one value of `dtype` (dtype.size() bytes) for the
+        // scalar attribute; both ids are alive; libhdf5 is serialised by `sync`.
+        unsafe { hdf5_sys::h5a::H5Awrite(attr.id(), dtype.id(), buf.as_ptr().cast()) }
+    });
+    if status < 0 {
+        return Err(wrap(hdf5::Error::from("H5Awrite failed".to_string())));
+    }
+    Ok(())
+}
+
+fn write_attr<T: H5Type>(loc: &hdf5::Location, path: &Path, name: &str, value: T) -> Result<()> {
+    loc.new_attr::<T>()
+        .create(name)
+        .and_then(|a| a.write_scalar(&value))
+        .map_err(|e| Error::hdf5(path, format!("writing attribute {name}"), e))
+}
+
+/// Creates and fills `/experts/<name>`: chunked (one row per chunk) with Fletcher32.
+fn write_array<T: H5Type>(
+    group: &Group,
+    path: &Path,
+    name: &str,
+    shape: &[usize],
+    data: &[T],
+) -> Result<()> {
+    let wrap = |e| Error::hdf5(path, format!("writing /experts/{name}"), e);
+    let mut chunk = shape.to_vec();
+    if shape.len() == 2 {
+        chunk[0] = 1;
+    }
+    let ds = group
+        .new_dataset::<T>()
+        .chunk(chunk)
+        .fletcher32()
+        .shape(shape.to_vec())
+        .create(name)
+        .map_err(wrap)?;
+    ds.write_raw(data).map_err(wrap)
+}
+
+/// `/experts/selected_by`: fixed-length strings as wide as the longest.
+fn write_strings(group: &Group, path: &Path, name: &str, strings: &[&str]) -> Result<()> {
+    let wrap = |e| Error::hdf5(path, format!("writing /experts/{name}"), e);
+    let width = strings.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
+    let dtype = fixed_str_type(width).map_err(wrap)?;
+    let ds = group
+        .new_dataset_builder()
+        .empty_as(&dtype)
+        .chunk(vec![strings.len()])
+        .fletcher32()
+        .shape(vec![strings.len()])
+        .create(name)
+        .map_err(wrap)?;
+    let buf = padded(strings, width);
+    crate::h5raw::transfer_rows(
+        &ds,
+        0..strings.len(),
+        None,
+        &dtype,
+        crate::h5raw::Buffer::Write(&buf),
+    )
+    .map_err(wrap)
+}
+
+fn json<T: Serialize>(what: &str, v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::Shape(format!("{what} to JSON: {e}")))
+}
+
+fn write_file(tmp: &Path, path: &Path, m: &ModelSet) -> Result<()> {
+    let file = hdf5::File::with_options()
+        .with_fapl(|f| f.libver_v110())
+        .create(tmp)
+        .map_err(|e| Error::hdf5(tmp, "creating", e))?;
+    let root: &Group = &file;
+    let experts: Vec<(ExpertId, &Expert)> = m.experts().collect();
+    let e_count = experts.len();
+    let p = m.pixels;
+    {
+        let loc: &hdf5::Location = root;
+        write_str_attr(loc, path, "format", FORMAT_NAME)?;
+        write_attr(loc, path, "format_version", FORMAT_VERSION)?;
+        write_attr(loc, path, "pixels", p as u64)?;
+        write_attr(loc, path, "experts", e_count as u64)?;
+        write_attr(loc, path, "noise_level", m.noise_level)?;
+        write_attr(loc, path, "seed", m.seed)?;
+        write_str_attr(loc, path, "layout", &json("layout", &m.layout)?)?;
+        let parts: Vec<&Partition> = m.partitions.iter().map(|p| &p.partition).collect();
+        write_str_attr(loc, path, "partitions", &json("partitions", &parts)?)?;
+        write_str_attr(loc, path, "provenance", &json("provenance", &m.provenance)?)?;
+    }
+    let g = root
+        .create_group("experts")
+        .map_err(|e| Error::hdf5(path, "creating /experts", e))?;
+    let (partition, slot): (Vec<i64>, Vec<u64>) = experts
+        .iter()
+        .map(|(id, _)| match *id {
+            ExpertId::Global => (-1, 0),
+            ExpertId::Bin { partition, slot } => (partition as i64, slot as u64),
+        })
+        .unzip();
+    let col = |f: fn(&Expert) -> f64| experts.iter().map(|(_, e)| f(e)).collect::<Vec<f64>>();
+    write_array(&g, path, "partition", &[e_count], &partition)?;
+    write_array(&g, path, "slot", &[e_count], &slot)?;
+    write_array(
+        &g,
+        path,
+        "alpha",
+        &[e_count],
+        &col(|e| e.coefficients.alpha),
+    )?;
+    write_array(
+        &g,
+        path,
+        "intercept",
+        &[e_count],
+        &col(|e| e.coefficients.intercept),
+    )?;
+    let n: Vec<u64> = experts.iter().map(|(_, e)| e.n_train).collect();
+    write_array(&g, path, "n_train", &[e_count], &n)?;
+    let sel: Vec<&str> = experts
+        .iter()
+        .map(|(_, e)| e.selected_by.as_str())
+        .collect();
+    write_strings(&g, path, "selected_by", &sel)?;
+    let w: Vec<f64> = experts
+        .iter()
+        .flat_map(|(_, e)| e.coefficients.w.iter().copied())
+        .collect();
+    write_array(&g, path, "w", &[e_count, p], &w)?;
+    drop(g);
+    file.close().map_err(|e| Error::hdf5(tmp, "closing", e))
+}
+
+/// Errors of [`ModelSet::open`]: all name the file and the object.
+struct Check<'a> {
+    path: &'a Path,
+}
+
+impl Check<'_> {
+    fn bad(&self, object: &str, expected: impl Into<String>, found: impl Into<String>) -> Error {
+        Error::Layout {
+            path: self.path.to_path_buf(),
+            dataset: object.to_string(),
+            expected: expected.into(),
+            found: found.into(),
+        }
+    }
+
+    fn attr(&self, root: &Group, name: &str) -> Result<hdf5::Attribute> {
+        root.attr(name).map_err(|_| {
+            self.bad(
+                &format!("/ attribute {name}"),
+                "the attribute",
+                "nothing (missing)",
+            )
+        })
+    }
+
+    fn str_attr(&self, root: &Group, name: &str) -> Result<String> {
+        let a = self.attr(root, name)?;
+        let object = format!("/ attribute {name}");
+        let bytes = crate::h5raw::read_fixed_string_attr(&a)
+            .map_err(|e| self.bad(&object, "a string", e.to_string()))?;
+        String::from_utf8(bytes).map_err(|_| self.bad(&object, "UTF-8 text", "invalid UTF-8"))
+    }
+
+    fn num_attr<T: H5Type>(&self, root: &Group, name: &str) -> Result<T> {
+        self.attr(root, name)?.read_scalar::<T>().map_err(|e| {
+            self.bad(
+                &format!("/ attribute {name}"),
+                format!("a scalar {}", std::any::type_name::<T>()),
+                e.to_string(),
+            )
+        })
+    }
+
+    fn json_attr<T: serde::de::DeserializeOwned>(
+        &self,
+        root: &Group,
+        name: &str,
+        what: &str,
+    ) -> Result<T> {
+        let s = self.str_attr(root, name)?;
+        serde_json::from_str(&s)
+            .map_err(|e| self.bad(&format!("/ attribute {name}"), what, e.to_string()))
+    }
+
+    /// Opens a dataset and checks its type, shape and Fletcher32 filter.
+    fn dataset(
+        &self,
+        root: &Group,
+        name: &str,
+        dtype: &TypeDescriptor,
+        shape: &[usize],
+    ) -> Result<Dataset> {
+        let ds = root.dataset(name).map_err(|_| Error::MissingDataset {
+            path: self.path.to_path_buf(),
+            dataset: name.to_string(),
+            found: String::new(),
+        })?;
+        let found = ds
+            .dtype()
+            .and_then(|t| t.to_descriptor())
+            .map_err(|e| self.bad(name, format!("{dtype}"), e.to_string()))?;
+        let same = match (dtype, &found) {
+            (TypeDescriptor::FixedUnicode(_), TypeDescriptor::FixedUnicode(_)) => true,
+            (a, b) => a == b,
+        };
+        if !same {
+            return Err(self.bad(name, format!("{dtype}"), format!("{found}")));
+        }
+        let got = ds.shape();
+        if got != shape {
+            return Err(self.bad(name, format!("shape {shape:?}"), format!("shape {got:?}")));
+        }
+        if !ds.filters().contains(&hdf5::filters::Filter::Fletcher32) {
+            return Err(self.bad(name, "a Fletcher32 checksum filter", "no checksum"));
+        }
+        Ok(ds)
+    }
+
+    fn read<T: H5Type>(
+        &self,
+        root: &Group,
+        name: &str,
+        dtype: &TypeDescriptor,
+        shape: &[usize],
+    ) -> Result<Vec<T>> {
+        self.dataset(root, name, dtype, shape)?
+            .read_raw::<T>()
+            .map_err(|e| Error::hdf5(self.path, format!("reading {name}"), e))
+    }
+
+    /// A 1-D dataset of fixed-length UTF-8 strings (trailing NULs removed).
+    fn strings(&self, root: &Group, name: &str, n: usize) -> Result<Vec<String>> {
+        let ds = self.dataset(root, name, &TypeDescriptor::FixedUnicode(1), &[n])?;
+        let dtype = ds
+            .dtype()
+            .map_err(|e| Error::hdf5(self.path, format!("reading {name}"), e))?;
+        let width = dtype.size();
+        let mut buf = vec![0u8; n * width];
+        crate::h5raw::transfer_rows(
+            &ds,
+            0..n,
+            None,
+            &dtype,
+            crate::h5raw::Buffer::Read(&mut buf),
+        )
+        .map_err(|e| Error::hdf5(self.path, format!("reading {name}"), e))?;
+        buf.chunks_exact(width.max(1))
+            .map(|c| {
+                let end = c.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+                String::from_utf8(c[..end].to_vec())
+                    .map_err(|_| self.bad(name, "UTF-8 text", "invalid UTF-8"))
+            })
+            .collect()
+    }
+}
+
+fn read_file(path: &Path) -> Result<ModelSet> {
+    std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let file = hdf5::File::open(path).map_err(|e| Error::hdf5(path, "opening as HDF5", e))?;
+    let ck = Check { path };
+    let root: &Group = &file;
+
+    let format = root
+        .attr("format")
+        .ok()
+        .and_then(|a| crate::h5raw::read_fixed_string_attr(&a).ok());
+    if format.as_deref() != Some(FORMAT_NAME.as_bytes()) {
+        return Err(ck.bad(
+            "/ attribute format",
+            format!("{FORMAT_NAME:?} (a gramstream models file)"),
+            match format {
+                None => "no such attribute".to_string(),
+                Some(b) => format!("{:?}", String::from_utf8_lossy(&b)),
+            },
+        ));
+    }
+    let version = ck.num_attr::<u64>(root, "format_version")?;
+    if version == 0 || version > u64::from(FORMAT_VERSION) {
+        return Err(ck.bad(
+            "/ attribute format_version",
+            format!("1…{FORMAT_VERSION}"),
+            if version == 0 {
+                "0".to_string()
+            } else {
+                format!("version {version}: written by a newer gramstream; upgrade to read it")
+            },
+        ));
+    }
+    let size = |name: &str| -> Result<usize> {
+        let v = ck.num_attr::<u64>(root, name)?;
+        usize::try_from(v)
+            .map_err(|_| ck.bad(&format!("/ attribute {name}"), "a size", v.to_string()))
+    };
+    let p = size("pixels")?;
+    if p == 0 {
+        return Err(ck.bad("/ attribute pixels", "at least 1", "0"));
+    }
+    let e_count = size("experts")?;
+    if e_count == 0 {
+        return Err(ck.bad("/ attribute experts", "at least 1 (the global expert)", "0"));
+    }
+    let noise_level = ck.num_attr::<f64>(root, "noise_level")?;
+    let seed = ck.num_attr::<u64>(root, "seed")?;
+    let layout: Layout = ck.json_attr(root, "layout", "a layout as JSON")?;
+    let parts: Vec<Partition> = ck.json_attr(root, "partitions", "a list of partitions as JSON")?;
+    let provenance: Provenance = ck.json_attr(root, "provenance", "provenance as JSON")?;
+
+    // Shapes before reading: a damaged header may declare 2^40 experts.
+    let w_ds = ck.dataset(root, "/experts/w", &F64, &[e_count, p])?;
+    let partition: Vec<i64> = ck.read(root, "/experts/partition", &I64, &[e_count])?;
+    let slot: Vec<u64> = ck.read(root, "/experts/slot", &U64, &[e_count])?;
+    let alpha: Vec<f64> = ck.read(root, "/experts/alpha", &F64, &[e_count])?;
+    let intercept: Vec<f64> = ck.read(root, "/experts/intercept", &F64, &[e_count])?;
+    let n_train: Vec<u64> = ck.read(root, "/experts/n_train", &U64, &[e_count])?;
+    let selected_by = ck.strings(root, "/experts/selected_by", e_count)?;
+    let w: Vec<f64> = w_ds
+        .read_raw::<f64>()
+        .map_err(|e| Error::hdf5(path, "reading /experts/w", e))?;
+    if let Some(i) = w.iter().position(|v| !v.is_finite()) {
+        return Err(Error::BadValue {
+            path: path.to_path_buf(),
+            dataset: "/experts/w".into(),
+            row: i / p,
+            column: format!("pixel {}", i % p),
+            problem: format!("non-finite weight {}", w[i]),
+        });
+    }
+
+    let mut global = None;
+    let mut partitions: Vec<PartitionModels> = parts
+        .into_iter()
+        .map(|partition| PartitionModels {
+            experts: vec![None; partition.slots()],
+            partition,
+        })
+        .collect();
+    for e in 0..e_count {
+        let expert = Expert {
+            coefficients: Coefficients {
+                alpha: alpha[e],
+                w: w[e * p..(e + 1) * p].to_vec(),
+                intercept: intercept[e],
+            },
+            n_train: n_train[e],
+            selected_by: selected_by[e].clone(),
+        };
+        let target = match partition[e] {
+            -1 if slot[e] == 0 => &mut global,
+            -1 => {
+                return Err(ck.bad(
+                    "/experts/slot",
+                    "slot 0 for the global expert",
+                    format!("expert {e}: slot {}", slot[e]),
+                ))
+            }
+            k => {
+                let slots = usize::try_from(k)
+                    .ok()
+                    .and_then(|k| partitions.get_mut(k))
+                    .map(|pm| &mut pm.experts)
+                    .ok_or_else(|| {
+                        ck.bad(
+                            "/experts/partition",
+                            "−1 (global) or the index of a partition in / attribute partitions",
+                            format!("expert {e}: {k}"),
+                        )
+                    })?;
+                let count = slots.len();
+                usize::try_from(slot[e])
+                    .ok()
+                    .and_then(|s| slots.get_mut(s))
+                    .ok_or_else(|| {
+                        ck.bad(
+                            "/experts/slot",
+                            format!("a slot < {count} of partition {k}"),
+                            format!("expert {e}: slot {}", slot[e]),
+                        )
+                    })?
+            }
+        };
+        if target.is_some() {
+            return Err(ck.bad(
+                "/experts/slot",
+                "one expert per (partition, slot)",
+                format!(
+                    "expert {e} repeats partition {} slot {}",
+                    partition[e], slot[e]
+                ),
+            ));
+        }
+        *target = Some(expert);
+    }
+    let global = global.ok_or_else(|| {
+        ck.bad(
+            "/experts/partition",
+            "one global expert (partition −1)",
+            "none",
+        )
+    })?;
+    let models = ModelSet {
+        pixels: p,
+        layout,
+        noise_level,
+        seed,
+        global,
+        partitions,
+        provenance,
+    };
+    models
+        .problems()
+        .map_err(|(object, problem)| ck.bad(&object, "a valid model set", problem))?;
+    Ok(models)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expert(p: usize) -> Expert {
+        Expert {
+            coefficients: Coefficients {
+                alpha: 1.0,
+                w: vec![0.5; p],
+                intercept: 2.0,
+            },
+            n_train: 10,
+            selected_by: "gcv".into(),
+        }
+    }
+
+    fn set() -> ModelSet {
+        ModelSet {
+            pixels: 3,
+            layout: Layout::default(),
+            noise_level: 1.0,
+            seed: 1,
+            global: expert(3),
+            partitions: vec![PartitionModels {
+                partition: Partition::snr(),
+                experts: vec![Some(expert(3)), None, None, Some(expert(3))],
+            }],
+            provenance: Provenance::default(),
+        }
+    }
+
+    #[test]
+    fn experts_are_listed_global_first_in_slot_order() {
+        let ids: Vec<ExpertId> = set().experts().map(|(id, _)| id).collect();
+        assert_eq!(
+            ids,
+            [
+                ExpertId::Global,
+                ExpertId::Bin {
+                    partition: 0,
+                    slot: 0
+                },
+                ExpertId::Bin {
+                    partition: 0,
+                    slot: 3
+                }
+            ]
+        );
+        assert_eq!(set().partition_index("snr").unwrap(), 0);
+        assert!(set().partition_index("teff_mh").is_err());
+    }
+
+    #[test]
+    fn inconsistent_sets_are_named() {
+        assert!(set().problems().is_ok());
+        let mut m = set();
+        m.partitions[0].experts.push(None);
+        assert_eq!(m.problems().unwrap_err().0, "/experts/slot");
+        let mut m = set();
+        m.global.coefficients.w.pop();
+        assert_eq!(m.problems().unwrap_err().0, "/experts/w");
+        let mut m = set();
+        m.global.coefficients.alpha = -1.0;
+        assert_eq!(m.problems().unwrap_err().0, "/experts/alpha");
+        let mut m = set();
+        m.global.selected_by.clear();
+        assert_eq!(m.problems().unwrap_err().0, "/experts/selected_by");
+        let mut m = set();
+        m.partitions.push(m.partitions[0].clone());
+        assert_eq!(m.problems().unwrap_err().0, "/ attribute partitions");
+        assert_eq!(
+            temp_path(Path::new("out/models.h5")).unwrap(),
+            Path::new("out/models.h5.tmp")
+        );
+    }
+}

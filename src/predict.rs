@@ -1,0 +1,663 @@
+//! Streaming prediction with a [`ModelSet`]: shards in, one prediction per row out.
+//!
+//! Each shard is read chunk by chunk ([`crate::source`]), so memory is
+//! bounded by the chunk (one or two `chunk_rows × P` buffers), never the
+//! shard. The spectra are, by default, the stored `noisy` array when the
+//! shard has one and the flux as stored otherwise (real observed spectra);
+//! [`SpectraChoice::Noise`] adds the deterministic noise of
+//! [`crate::noise`] instead (shard index = first index + position, as in the
+//! pass), so the same rows are predicted whatever the chunk size.
+//!
+//! Routing ([`Routing`]):
+//!
+//! * `Global`: every row goes to the global expert.
+//! * `Oracle`: a row goes to the expert of its bin in one partition, found
+//!   from its true keys ([`Partition::bin`]): T_eff and [M/H] from the
+//!   params table, or the SNR = ‖flux‖₂ / (L‖error‖₂) of the noiseless flux
+//!   (a second reader over the same rows when the spectra come from the
+//!   stored `noisy` array). L is the level of [`SpectraChoice::Noise`] when
+//!   given, else the models' [`ModelSet::noise_level`]; 1 when 0, as in the
+//!   pass. A row outside every bin, or whose bin has no expert, is
+//!   predicted by the global expert and counted.
+//!
+//! Hard and soft gate routing need the gate (a later issue).
+//!
+//! Params are read straight from the table, not through the reader's
+//! validation: a row with an unknown (NaN) log g is predicted and left out
+//! of the metrics; NaN T_eff or [M/H] routes it to the global expert.
+//! Non-finite flux (or error, when read) is still an error naming the row.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::eval::Metrics;
+use crate::models::{Expert, ModelSet};
+use crate::noise::NoiseModel;
+use crate::partition::{Partition, PartitionKind, RowKeys};
+use crate::source::{Chunk, ChunkSource, ReadOptions, ReadPath, Shard, Spectra};
+use crate::{Error, Layout, Result};
+
+/// The params column whose value identifies a row in the output (when present).
+pub const ID_COLUMN: &str = "id";
+
+/// Which expert predicts a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routing {
+    /// The global expert, for every row.
+    Global,
+    /// The expert of the row's true bin in partition `partition` (its
+    /// position in [`ModelSet::partitions`]).
+    Oracle {
+        /// Partition position.
+        partition: usize,
+    },
+}
+
+/// Which spectra are predicted.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum SpectraChoice {
+    /// The stored `noisy` array if the shard has one, else the flux as stored.
+    #[default]
+    Auto,
+    /// The stored `noisy` array; a shard without one is an error.
+    StoredNoisy,
+    /// Flux + error with this deterministic noise.
+    Noise(NoiseModel),
+}
+
+/// Options of [`predict`].
+#[derive(Debug, Clone)]
+pub struct PredictOptions {
+    /// Where things are in the shards (default: the models' layout).
+    pub layout: Layout,
+    /// Routing.
+    pub routing: Routing,
+    /// Spectra.
+    pub spectra: SpectraChoice,
+    /// Rows per chunk read (≥ 1).
+    pub chunk_rows: usize,
+    /// Shard index of the first shard (noise streams); the others follow.
+    pub first_shard_index: u64,
+    /// Read path.
+    pub read_path: ReadPath,
+}
+
+impl PredictOptions {
+    /// Global routing, automatic spectra, 256 rows per chunk, the models' layout.
+    pub fn new(models: &ModelSet) -> Self {
+        PredictOptions {
+            layout: models.layout.clone(),
+            routing: Routing::Global,
+            spectra: SpectraChoice::Auto,
+            chunk_rows: 256,
+            first_shard_index: 0,
+            read_path: ReadPath::Auto,
+        }
+    }
+}
+
+/// Where a row was routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Global routing: the global expert.
+    Global,
+    /// Oracle routing: the expert of bin `b`.
+    Bin(usize),
+    /// Oracle routing, the row is outside every bin: the global expert.
+    Unbinned,
+    /// Oracle routing, the row's bin `b` has no expert: the global expert.
+    NoExpert(usize),
+}
+
+impl Route {
+    /// The bin whose expert predicted the row (None: the global expert).
+    pub fn expert_bin(self) -> Option<usize> {
+        match self {
+            Route::Bin(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+/// One predicted row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PredictedRow {
+    /// Position of the shard in the list given.
+    pub shard: usize,
+    /// Row within the shard.
+    pub row: usize,
+    /// The params `id` column, if the shard has one.
+    pub id: Option<f64>,
+    /// The true log g, if the shard has the column.
+    pub log_g: Option<f64>,
+    /// The prediction.
+    pub prediction: f64,
+    /// Which expert made it.
+    pub route: Route,
+}
+
+/// Rows and scores of one bin's expert.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BinSummary {
+    /// Bin name.
+    pub name: String,
+    /// Rows predicted by this bin's expert.
+    pub rows: u64,
+    /// Scores on those of them with a finite log g (None: none).
+    pub metrics: Option<Metrics>,
+}
+
+/// What a prediction run did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PredictSummary {
+    /// Rows predicted.
+    pub rows: u64,
+    /// Shards read.
+    pub shards: usize,
+    /// `global` or `oracle`.
+    pub routing: String,
+    /// The partition of oracle routing.
+    pub partition: Option<String>,
+    /// Oracle routing: one entry per bin of the partition.
+    pub bins: Vec<BinSummary>,
+    /// Rows predicted by the global expert (all of them under global routing).
+    pub global_rows: u64,
+    /// Oracle routing: rows outside every bin (predicted by the global expert).
+    pub unbinned: u64,
+    /// Oracle routing: rows whose bin has no expert (predicted by the global expert).
+    pub no_expert: u64,
+    /// Scores over every row with a finite log g (None: no log g column, or none finite).
+    pub metrics: Option<Metrics>,
+    /// Wall time (s).
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for PredictSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "predicted {} rows from {} shard(s), {} routing",
+            self.rows, self.shards, self.routing
+        )?;
+        if let Some(p) = &self.partition {
+            write!(f, " on {p}")?;
+        }
+        writeln!(
+            f,
+            " in {:.2} s ({:.0} rows/s)",
+            self.seconds,
+            self.rows as f64 / self.seconds.max(1e-9)
+        )?;
+        if !self.bins.is_empty() {
+            let per: Vec<String> = self
+                .bins
+                .iter()
+                .map(|b| format!("{} {}", b.name, b.rows))
+                .collect();
+            writeln!(f, "rows per bin: {}", per.join(", "))?;
+            writeln!(
+                f,
+                "routed to the global expert: {} ({} outside every bin, {} in bins without an expert)",
+                self.global_rows, self.unbinned, self.no_expert
+            )?;
+        }
+        match &self.metrics {
+            Some(m) => write!(
+                f,
+                "log g on {} rows: R² {:.4}, MAE {:.4} dex, RMSE {:.4} dex",
+                m.n, m.r2, m.mae, m.rmse
+            ),
+            None => write!(f, "no true log g: no scores"),
+        }
+    }
+}
+
+/// Running sums for [`Metrics`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Scores {
+    n: u64,
+    sum_y: f64,
+    sum_yy: f64,
+    sse: f64,
+    sae: f64,
+}
+
+impl Scores {
+    fn add(&mut self, y: f64, prediction: f64) {
+        let e = y - prediction;
+        self.n += 1;
+        self.sum_y += y;
+        self.sum_yy += y * y;
+        self.sse += e * e;
+        self.sae += e.abs();
+    }
+
+    fn metrics(&self) -> Option<Metrics> {
+        (self.n > 0).then(|| {
+            let n = self.n as f64;
+            let syy = self.sum_yy - self.sum_y * self.sum_y / n;
+            Metrics {
+                n: self.n,
+                r2: 1.0 - self.sse / syy,
+                mae: self.sae / n,
+                rmse: (self.sse / n).sqrt(),
+            }
+        })
+    }
+}
+
+/// Per shard: which params columns are read, and where each lands.
+struct Columns {
+    indices: Vec<usize>,
+    id: Option<usize>,
+    log_g: Option<usize>,
+    teff_mh: Option<(usize, usize)>,
+}
+
+fn columns(shard: &Shard, layout: &Layout, need_teff_mh: bool) -> Result<Columns> {
+    let table = shard.params();
+    let mut indices = Vec::new();
+    let mut add = |i: usize| {
+        indices.push(i);
+        indices.len() - 1
+    };
+    let id = table.column_index(ID_COLUMN).ok().map(&mut add);
+    let log_g = table.column_index(&layout.columns.log_g).ok().map(&mut add);
+    let teff_mh = if need_teff_mh {
+        let t = table.column_index(&layout.columns.teff)?;
+        let m = table.column_index(&layout.columns.mh)?;
+        Some((add(t), add(m)))
+    } else {
+        None
+    };
+    Ok(Columns {
+        indices,
+        id,
+        log_g,
+        teff_mh,
+    })
+}
+
+/// ‖flux‖₂ / (L‖error‖₂) of each row of `chunk` (flux and error read).
+fn snr_of(chunk: &Chunk, level: f64, out: &mut Vec<f64>) {
+    let p = chunk.pixels;
+    out.clear();
+    for r in 0..chunk.rows {
+        let f = chunk.flux_row(r);
+        let e = &chunk.error[r * p..(r + 1) * p];
+        let nf = f.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let ne = e.iter().map(|v| v * v).sum::<f64>().sqrt();
+        out.push(nf / (level * ne));
+    }
+}
+
+/// Predicts every row of `shards` with `models`, calling `on_row` for each
+/// in order (shard after shard, row after row) and `progress` with the rows
+/// of each chunk done. Returns counts and scores.
+pub fn predict(
+    models: &ModelSet,
+    shards: &[PathBuf],
+    opts: &PredictOptions,
+    on_row: &mut dyn FnMut(&PredictedRow) -> Result<()>,
+    progress: &dyn Fn(u64),
+) -> Result<PredictSummary> {
+    let start = Instant::now();
+    if shards.is_empty() {
+        return Err(Error::InvalidParameter {
+            name: "shards",
+            problem: "no shard given".into(),
+        });
+    }
+    if opts.chunk_rows == 0 {
+        return Err(Error::InvalidParameter {
+            name: "chunk_rows",
+            problem: "must be at least 1".into(),
+        });
+    }
+    let partition: Option<&Partition> = match opts.routing {
+        Routing::Global => None,
+        Routing::Oracle { partition } => Some(
+            &models
+                .partitions
+                .get(partition)
+                .ok_or_else(|| Error::InvalidParameter {
+                    name: "partition",
+                    problem: format!(
+                        "partition {partition} of {} in the models",
+                        models.partitions.len()
+                    ),
+                })?
+                .partition,
+        ),
+    };
+    let experts: &[Option<Expert>] = match opts.routing {
+        Routing::Global => &[],
+        Routing::Oracle { partition } => &models.partitions[partition].experts,
+    };
+    let need_snr = matches!(partition.map(|p| &p.kind), Some(PartitionKind::Snr { .. }));
+    let need_teff_mh = matches!(
+        partition.map(|p| &p.kind),
+        Some(PartitionKind::TeffMh { .. })
+    );
+    let level = match opts.spectra {
+        SpectraChoice::Noise(m) => m.level,
+        _ => models.noise_level,
+    };
+    let level = if level > 0.0 { level } else { 1.0 };
+
+    // Open and check every shard before predicting anything.
+    let opened = shards
+        .iter()
+        .map(|path| {
+            let shard = Shard::open(path, &opts.layout)?;
+            if shard.pixels() != models.pixels {
+                return Err(Error::Layout {
+                    path: path.clone(),
+                    dataset: opts.layout.flux.clone(),
+                    expected: format!("{} pixels (the models')", models.pixels),
+                    found: format!("{} pixels", shard.pixels()),
+                });
+            }
+            let cols = columns(&shard, &opts.layout, need_teff_mh)?;
+            Ok((shard, cols))
+        })
+        .collect::<Result<Vec<_>>>()?;
+
+    let bins = partition.map_or(0, Partition::bins);
+    let mut bin_rows = vec![0u64; bins];
+    let mut bin_scores = vec![Scores::default(); bins];
+    let (mut rows, mut global_rows, mut unbinned, mut no_expert) = (0u64, 0u64, 0u64, 0u64);
+    let mut scores = Scores::default();
+    let (mut chunk, mut flux_error, mut snr) = (Chunk::default(), Chunk::default(), Vec::new());
+    let (mut params, mut scratch) = (Vec::new(), Vec::new());
+
+    for (position, (shard, cols)) in opened.iter().enumerate() {
+        let index = opts.first_shard_index + position as u64;
+        let missing = |dataset: &str, why: &str| Error::MissingDataset {
+            path: shard.path().to_path_buf(),
+            dataset: dataset.to_string(),
+            found: format!(" ({why})"),
+        };
+        let spectra = match opts.spectra {
+            SpectraChoice::Auto if shard.has_noisy() => Spectra::Noisy,
+            SpectraChoice::Auto | SpectraChoice::Noise(_) => Spectra::FluxError,
+            SpectraChoice::StoredNoisy if shard.has_noisy() => Spectra::Noisy,
+            SpectraChoice::StoredNoisy => {
+                return Err(missing(
+                    &opts.layout.noisy,
+                    "the stored noisy spectra were asked for",
+                ))
+            }
+        };
+        let read = |spectra| ReadOptions {
+            spectra,
+            columns: vec![],
+            path: opts.read_path,
+            ..Default::default()
+        };
+        let flux_error_missing = |e: Error| match e {
+            Error::MissingDataset { dataset, .. } => missing(
+                &dataset,
+                "oracle routing on an SNR partition needs flux and error",
+            ),
+            other => other,
+        };
+        let mut reader = shard.reader(index, &read(spectra)).map_err(|e| {
+            if need_snr {
+                flux_error_missing(e)
+            } else {
+                e
+            }
+        })?;
+        let mut snr_reader = match (need_snr, spectra) {
+            (true, Spectra::Noisy) => Some(
+                shard
+                    .reader(index, &read(Spectra::FluxError))
+                    .map_err(flux_error_missing)?,
+            ),
+            _ => None,
+        };
+        let ncols = cols.indices.len();
+        for task in crate::source::plan_iter(vec![shard.rows()], opts.chunk_rows)? {
+            reader.read_chunk(task.rows.clone(), &mut chunk)?;
+            if need_snr {
+                match &mut snr_reader {
+                    Some(r) => {
+                        r.read_chunk(task.rows.clone(), &mut flux_error)?;
+                        snr_of(&flux_error, level, &mut snr);
+                    }
+                    None => snr_of(&chunk, level, &mut snr),
+                }
+            }
+            if let SpectraChoice::Noise(noise) = opts.spectra {
+                noise.apply_rows(
+                    index,
+                    chunk.start as u64,
+                    chunk.pixels,
+                    &mut chunk.flux,
+                    &chunk.error,
+                    false,
+                );
+            }
+            params.resize(chunk.rows * ncols, 0.0);
+            if ncols > 0 {
+                shard
+                    .params()
+                    .read(task.rows.clone(), &cols.indices, &mut params, &mut scratch)?;
+            }
+            for r in 0..chunk.rows {
+                let prm = &params[r * ncols..(r + 1) * ncols];
+                let route = match partition {
+                    None => Route::Global,
+                    Some(p) => {
+                        let (teff, mh) = cols
+                            .teff_mh
+                            .map_or((f64::NAN, f64::NAN), |(t, m)| (prm[t], prm[m]));
+                        let keys = RowKeys {
+                            teff,
+                            mh,
+                            snr: if need_snr { snr[r] } else { f64::NAN },
+                        };
+                        match p.bin(&keys) {
+                            None => Route::Unbinned,
+                            Some(b) if experts[b].is_some() => Route::Bin(b),
+                            Some(b) => Route::NoExpert(b),
+                        }
+                    }
+                };
+                let expert = match route {
+                    Route::Bin(b) => experts[b].as_ref().unwrap_or(&models.global),
+                    _ => &models.global,
+                };
+                let prediction = expert.coefficients.predict(chunk.flux_row(r));
+                let log_g = cols.log_g.map(|i| prm[i]);
+                if let Some(y) = log_g.filter(|y| y.is_finite()) {
+                    scores.add(y, prediction);
+                    if let Route::Bin(b) = route {
+                        bin_scores[b].add(y, prediction);
+                    }
+                }
+                match route {
+                    Route::Bin(b) => bin_rows[b] += 1,
+                    Route::Global => global_rows += 1,
+                    Route::Unbinned => {
+                        global_rows += 1;
+                        unbinned += 1;
+                    }
+                    Route::NoExpert(_) => {
+                        global_rows += 1;
+                        no_expert += 1;
+                    }
+                }
+                rows += 1;
+                on_row(&PredictedRow {
+                    shard: position,
+                    row: chunk.start + r,
+                    id: cols.id.map(|i| prm[i]),
+                    log_g,
+                    prediction,
+                    route,
+                })?;
+            }
+            progress(chunk.rows as u64);
+        }
+    }
+    Ok(PredictSummary {
+        rows,
+        shards: shards.len(),
+        routing: match opts.routing {
+            Routing::Global => "global",
+            Routing::Oracle { .. } => "oracle",
+        }
+        .into(),
+        partition: partition.map(|p| p.name.clone()),
+        bins: (0..bins)
+            .map(|b| BinSummary {
+                name: partition.map_or_else(String::new, |p| p.bin_names[b].clone()),
+                rows: bin_rows[b],
+                metrics: bin_scores[b].metrics(),
+            })
+            .collect(),
+        global_rows,
+        unbinned,
+        no_expert,
+        metrics: scores.metrics(),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// A CSV field: quoted when it holds a comma, quote or line break.
+fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
+    } else {
+        s.into()
+    }
+}
+
+/// The CSV line of a row (without the line break): `id,log_g,prediction,bin`.
+/// `bin_names` are the routing partition's (empty under global routing).
+/// Numbers are written in Rust's shortest round-trip form.
+pub fn csv_line(row: &PredictedRow, bin_names: &[String]) -> String {
+    let id = match row.id {
+        None => format!("{}:{}", row.shard, row.row),
+        Some(v) if v.is_finite() && v.fract() == 0.0 && v.abs() < 9.0e15 => {
+            format!("{}", v as i64)
+        }
+        Some(v) if v.is_finite() => format!("{v}"),
+        Some(_) => String::new(),
+    };
+    let log_g = match row.log_g {
+        Some(v) if v.is_finite() => format!("{v}"),
+        _ => String::new(),
+    };
+    let bin = match row.route.expert_bin() {
+        Some(b) => bin_names.get(b).map_or("global", String::as_str),
+        None => "global",
+    };
+    format!("{id},{log_g},{},{}", row.prediction, csv_field(bin))
+}
+
+/// [`predict`] into a CSV file `out` with the header `id,log_g,prediction,bin`
+/// (id = the params `id` column, or `shard:row` with the shard's position;
+/// log_g empty when unknown; bin = the bin name, or `global`). Written to
+/// `<out>.tmp` and renamed at the end: a failed run leaves no `out` (and
+/// removes the temporary file).
+pub fn predict_csv(
+    models: &ModelSet,
+    shards: &[PathBuf],
+    opts: &PredictOptions,
+    out: &Path,
+    progress: &dyn Fn(u64),
+) -> Result<PredictSummary> {
+    let tmp = crate::models::temp_path(out)?;
+    let names: Vec<String> = match opts.routing {
+        Routing::Global => Vec::new(),
+        Routing::Oracle { partition } => models
+            .partitions
+            .get(partition)
+            .map(|p| p.partition.bin_names.clone())
+            .unwrap_or_default(),
+    };
+    let run = || -> Result<PredictSummary> {
+        let io = |e| Error::io(&tmp, e);
+        let file = std::fs::File::create(&tmp).map_err(io)?;
+        let mut w = std::io::BufWriter::new(file);
+        writeln!(w, "id,log_g,prediction,bin").map_err(io)?;
+        let summary = predict(
+            models,
+            shards,
+            opts,
+            &mut |row: &PredictedRow| writeln!(w, "{}", csv_line(row, &names)).map_err(io),
+            progress,
+        )?;
+        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        drop(file);
+        std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
+        Ok(summary)
+    };
+    match run() {
+        Ok(summary) => {
+            crate::models::sync_dir(out)?;
+            Ok(summary)
+        }
+        Err(e) => {
+            // Best effort: the error that matters is the one being returned.
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: Option<f64>, log_g: Option<f64>, route: Route) -> PredictedRow {
+        PredictedRow {
+            shard: 2,
+            row: 17,
+            id,
+            log_g,
+            prediction: 0.1 + 0.2,
+            route,
+        }
+    }
+
+    #[test]
+    fn csv_lines() {
+        let names = vec!["Cool Poor".to_string(), "a, \"b\"".to_string()];
+        assert_eq!(
+            csv_line(&row(Some(5000.0), Some(4.25), Route::Bin(0)), &names),
+            "5000,4.25,0.30000000000000004,Cool Poor"
+        );
+        assert_eq!(
+            csv_line(&row(None, None, Route::Unbinned), &names),
+            "2:17,,0.30000000000000004,global"
+        );
+        assert_eq!(
+            csv_line(&row(Some(f64::NAN), Some(f64::NAN), Route::Bin(1)), &names),
+            ",,0.30000000000000004,\"a, \"\"b\"\"\""
+        );
+        assert_eq!(
+            csv_line(&row(Some(2.5), Some(1.0), Route::NoExpert(0)), &names),
+            "2.5,1,0.30000000000000004,global"
+        );
+    }
+
+    #[test]
+    fn scores_match_the_definitions() {
+        let mut s = Scores::default();
+        assert!(s.metrics().is_none());
+        for (y, p) in [(1.0, 1.5), (2.0, 2.0), (3.0, 2.0)] {
+            s.add(y, p);
+        }
+        let m = s.metrics().unwrap();
+        assert_eq!(m.n, 3);
+        assert!((m.r2 - (1.0 - 1.25 / 2.0)).abs() < 1e-15);
+        assert!((m.mae - 0.5).abs() < 1e-15);
+        assert!((m.rmse - (1.25f64 / 3.0).sqrt()).abs() < 1e-15);
+    }
+}
