@@ -116,6 +116,51 @@ fn sweep_writes_the_contract_table_plots_and_selects_by_cv() {
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{name}");
         assert!(png.len() > 10_000, "{name}: {} bytes", png.len());
     }
+    // The selected experts are saved; predicting the test shard with the
+    // global expert reproduces the sweep's global test R² at the selected α.
+    let models = gramstream::models::ModelSet::open(&out_dir.join("models.h5")).unwrap();
+    let sel_global = rows[..7]
+        .iter()
+        .find(|r| r[col("selected")] == "1")
+        .unwrap();
+    assert_eq!(
+        models.global.coefficients.alpha,
+        sel_global[col("alpha")].parse::<f64>().unwrap()
+    );
+    assert_eq!(models.partitions.len(), 2);
+    assert_eq!(models.partitions[0].experts.len(), 10);
+    let pred = dir.path().join("pred.csv");
+    let out = bin()
+        .args(["predict", "--routing", "global", "--model"])
+        .arg(out_dir.join("models.h5"))
+        .arg("--out")
+        .arg(&pred)
+        .arg(&test)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ph, prow) = parse_csv(&std::fs::read_to_string(&pred).unwrap());
+    let (iy, ip) = (
+        ph.iter().position(|h| h == "log_g").unwrap(),
+        ph.iter().position(|h| h == "prediction").unwrap(),
+    );
+    let yp: Vec<(f64, f64)> = prow
+        .iter()
+        .map(|r| (r[iy].parse().unwrap(), r[ip].parse().unwrap()))
+        .collect();
+    let mean = yp.iter().map(|p| p.0).sum::<f64>() / yp.len() as f64;
+    let sst: f64 = yp.iter().map(|p| (p.0 - mean).powi(2)).sum();
+    let sse: f64 = yp.iter().map(|p| (p.0 - p.1).powi(2)).sum();
+    let want: f64 = sel_global[col("test_r2")].parse().unwrap();
+    assert!(
+        ((1.0 - sse / sst) - want).abs() < 1e-9,
+        "{} vs {want}",
+        1.0 - sse / sst
+    );
     // No scratch left behind.
     let leftovers: Vec<_> = std::fs::read_dir(&out_dir)
         .unwrap()

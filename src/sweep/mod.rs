@@ -25,6 +25,7 @@ use faer::{Mat, Par};
 use serde::Serialize;
 
 use crate::eval::Metrics;
+use crate::models::{Expert, ModelSet, PartitionModels, Provenance};
 use crate::ridge::{self, RidgePath};
 use crate::stats::derive::{members, Group};
 use crate::stats::{StatsFile, StatsHeader, SuffStats};
@@ -574,6 +575,76 @@ pub fn run(
         timing,
         models,
     })
+}
+
+impl Sweep {
+    /// The selected expert of every group as a [`ModelSet`] for `models.h5`
+    /// and `predict`. A group without a selected α (too few rows) has no
+    /// expert; the global model must have one.
+    pub fn model_set(&self, header: &StatsHeader, statistics: &str) -> Result<ModelSet> {
+        let expert = |g: usize| -> Option<Expert> {
+            let grp = &self.groups[g];
+            let a = grp.selected?;
+            Some(Expert {
+                coefficients: self.models[g].coefficients(self.alphas[a], a),
+                n_train: grp.n_train,
+                selected_by: match grp.selected_by? {
+                    Select::Cv => "cv",
+                    Select::Gcv => "gcv",
+                }
+                .to_string(),
+            })
+        };
+        let global = expert(0).ok_or_else(|| Error::InvalidParameter {
+            name: "statistics",
+            problem: format!("no global model: {}", self.groups[0].notes.join("; ")),
+        })?;
+        let partitions = header
+            .partitions
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(pi, part)| PartitionModels {
+                partition: part.clone(),
+                experts: (0..part.slots())
+                    .map(|slot| {
+                        self.groups
+                            .iter()
+                            .position(|g| {
+                                g.id == GroupId {
+                                    partition: Some(pi),
+                                    slot,
+                                }
+                            })
+                            .and_then(expert)
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(ModelSet {
+            pixels: header.pixels,
+            layout: header.layout.clone(),
+            noise_level: header.noise.level,
+            seed: header.noise.seed,
+            global,
+            partitions,
+            provenance: Provenance::new(
+                statistics,
+                header.rows,
+                header.shards.clone(),
+                format!(
+                    "gramstream sweep: α per group by {} over {} values from {:e} to {:e}",
+                    match self.select {
+                        Select::Cv => "exact K-fold CV",
+                        Select::Gcv => "GCV",
+                    },
+                    self.alphas.len(),
+                    self.alphas.iter().cloned().fold(f64::INFINITY, f64::min),
+                    self.alphas.iter().cloned().fold(0.0, f64::max),
+                ),
+            ),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -114,7 +114,13 @@ pub fn run(args: &SweepArgs) -> Result<String> {
         b.finish_and_clear();
     }
     let result = result?;
-    let files = write_outputs(&result, &args.stats, &args.out, !args.no_plots)?;
+    let files = write_outputs(
+        &result,
+        file.header(),
+        &args.stats,
+        &args.out,
+        !args.no_plots,
+    )?;
     let mut s = table(&result);
     writeln!(s, "\nwrote:")?;
     for f in files {
@@ -125,14 +131,26 @@ pub fn run(args: &SweepArgs) -> Result<String> {
 
 /// Writes everything into a scratch directory inside `out`, then moves the
 /// files into place, so a failed run leaves no complete-looking output.
-fn write_outputs(result: &Sweep, stats: &Path, out: &Path, plots: bool) -> Result<Vec<PathBuf>> {
+fn write_outputs(
+    result: &Sweep,
+    header: &gramstream::stats::StatsHeader,
+    stats: &Path,
+    out: &Path,
+    plots: bool,
+) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let scratch = out.join(format!(".sweep-partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(scratch.join("plots"))
         .with_context(|| format!("creating {}", scratch.display()))?;
     let written = (|| -> Result<Vec<PathBuf>> {
-        let mut names = vec![PathBuf::from("sweep.csv"), PathBuf::from("sweep.json")];
+        let mut names = vec![
+            PathBuf::from("sweep.csv"),
+            PathBuf::from("sweep.json"),
+            PathBuf::from("models.h5"),
+        ];
+        let models = result.model_set(header, &stats.display().to_string())?;
+        gramstream::models::write_models(&scratch.join("models.h5"), &models)?;
         let csv = scratch.join("sweep.csv");
         let f = std::fs::File::create(&csv).with_context(|| csv.display().to_string())?;
         let mut w = std::io::BufWriter::new(f);
