@@ -232,7 +232,7 @@ fn run(cli: Cli) -> Result<()> {
 fn demo(out: &std::path::Path, rows: usize, pixels: usize) -> Result<()> {
     let data = out.join("data");
     println!(
-        "== 1/5 generate: 2 training shards × {rows} rows + 1 test shard, {pixels} pixels → {}",
+        "== 1/6 generate: 2 training shards × {rows} rows + 1 test shard, {pixels} pixels → {}",
         data.display()
     );
     let args = generate::GenerateArgs::demo(&data, rows, pixels);
@@ -242,10 +242,10 @@ fn demo(out: &std::path::Path, rows: usize, pixels: usize) -> Result<()> {
         .map(|i| data.join(format!("train_{i}/dataset.h5")))
         .collect();
     let test = data.join("test/dataset.h5");
-    println!("\n== 2/5 inspect");
+    println!("\n== 2/6 inspect");
     let layout = gramstream::Layout::default();
     println!("{}", gramstream::inspect::inspect(&train[0], &layout)?);
-    println!("\n== 3/5 scan the training shards with noise level 1, and the test shard's stored noisy flux");
+    println!("\n== 3/6 scan the training shards with noise level 1, and the test shard's stored noisy flux");
     let base = ScanArgs {
         files: train.clone(),
         noise: 1.0,
@@ -267,7 +267,7 @@ fn demo(out: &std::path::Path, rows: usize, pixels: usize) -> Result<()> {
 
     let stats = out.join("stats.h5");
     println!(
-        "\n== 4/5 accumulate: one pass, partitions teff_mh + snr, 3 folds, noise level 1 → {}",
+        "\n== 4/6 accumulate: one pass, partitions teff_mh + snr, 3 folds, noise level 1 → {}",
         stats.display()
     );
     let cli = Cli::try_parse_from(
@@ -289,63 +289,40 @@ fn demo(out: &std::path::Path, rows: usize, pixels: usize) -> Result<()> {
         println!("{}", accumulate::run(&args)?);
     }
 
-    println!("\n== 5/5 a global Ridge from the statistics alone: α by exact 3-fold CV, then the test shard");
-    demo_ridge(&stats, &test)?;
-    println!("\nNext in the pipeline (not yet here): per-bin sweeps, experts and the gate, reports (see README, Status).");
-    Ok(())
-}
-
-fn demo_ridge(stats: &std::path::Path, test: &std::path::Path) -> Result<()> {
-    use gramstream::stats::derive::{members, sum, Group};
-    let file = gramstream::stats::StatsFile::open(stats)?;
-    let h = file.header().clone();
-    let p = h.pixels;
-    let total = sum(p, &members(&h, Group::Global, None)?, |a| {
-        file.accumulator(a)
-    })?;
-    let folds = (0..h.partitions.folds)
-        .map(|k| {
-            sum(p, &members(&h, Group::Global, Some(k))?, |a| {
-                file.accumulator(a)
-            })
-        })
-        .collect::<gramstream::Result<Vec<_>>>()?;
-    let alphas = [1e1, 1e2, 1e3, 1e4, 1e5];
-    let start = std::time::Instant::now();
-    let par = faer::Par::rayon(0);
-    let (cv, rows) =
-        gramstream::ridge::cv_sse(&total, &folds, &h.shift_x, h.shift_y, &alphas, par)?;
-    let path = gramstream::ridge::RidgePath::new(&total, &h.shift_x, h.shift_y, par)?;
+    let sweep_dir = out.join("sweep");
     println!(
-        "{:>8}  {:>8}  {:>7}  {:>9}  {:>9}",
-        "alpha", "train R²", "dof", "GCV", "CV MSE"
+        "\n== 5/6 sweep: 25 α per bin from the statistics alone (exact 3-fold CV), scored on the test shard → {}",
+        sweep_dir.display()
     );
-    let mut best = (f64::INFINITY, alphas[0]);
-    for (a, &alpha) in alphas.iter().enumerate() {
-        let mse = cv[a] / rows as f64;
-        println!(
-            "{alpha:>8.0e}  {:>8.4}  {:>7.1}  {:>9.5}  {:>9.5}",
-            path.train_r2(alpha),
-            path.dof(alpha),
-            path.gcv(alpha),
-            mse
-        );
-        if mse < best.0 {
-            best = (mse, alpha);
-        }
+    let cli = Cli::try_parse_from(
+        ["gramstream", "sweep", "--alphas", "1e-1:1e5:25", "--out"]
+            .into_iter()
+            .map(String::from)
+            .chain([sweep_dir.display().to_string()])
+            .chain(["--test".to_string(), test.display().to_string()])
+            .chain([stats.display().to_string()]),
+    )?;
+    if let Command::Sweep(args) = cli.command {
+        print!("{}", sweep::run(&args)?);
     }
-    let model = path.coefficients(best.1)?;
-    let m = gramstream::eval::evaluate(&model, test, u64::MAX, &h.layout, None)?;
+
+    let pred = out.join("predictions.csv");
     println!(
-        "chosen α = {:.0e} (CV); test shard (stored noisy flux, {} rows): R² {:.4}, MAE {:.3} dex, RMSE {:.3} dex  [{} eigendecompositions in {:.1} s]",
-        best.1,
-        m.n,
-        m.r2,
-        m.mae,
-        m.rmse,
-        1 + folds.len(),
-        start.elapsed().as_secs_f64()
+        "\n== 6/6 predict: the test shard with the saved experts, each row routed to its true T_eff × [M/H] bin → {}",
+        pred.display()
     );
+    let cli = Cli::try_parse_from(
+        ["gramstream", "predict", "--routing", "oracle", "--model"]
+            .into_iter()
+            .map(String::from)
+            .chain([sweep_dir.join("models.h5").display().to_string()])
+            .chain(["--out".to_string(), pred.display().to_string()])
+            .chain([test.display().to_string()]),
+    )?;
+    if let Command::Predict(args) = cli.command {
+        println!("{}", predict::run(&args)?);
+    }
+    println!("\nNext in the pipeline (not yet here): the learned gate and the experiment reports (see README, Status).");
     Ok(())
 }
 
