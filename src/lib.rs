@@ -20,6 +20,7 @@
 //! | [`inspect`] | a human-readable report on a shard |
 //! | [`partition`] | bins, folds, the common refinement |
 //! | [`stats`] | sufficient statistics: the pass, the file, merge |
+//! | [`linalg`] | the symmetric eigendecomposition: faer or LAPACK (OpenBLAS) |
 //! | [`ridge`] | every Ridge α from the statistics, GCV, exact K-fold CV |
 //! | [`eval`] | R², MAE, RMSE of a model on a test shard |
 //! | [`scan`] | one read with noise, and what it saw |
@@ -35,6 +36,7 @@ pub mod synth;
 pub use error::{Error, Result};
 pub use layout::Layout;
 pub mod inspect;
+pub mod linalg;
 pub mod noise;
 pub mod partition;
 pub mod ridge;

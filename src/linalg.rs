@@ -1,0 +1,451 @@
+//! Dense symmetric eigendecomposition, the one expensive step of every Ridge
+//! path (DESIGN §6), with two backends:
+//!
+//! * [`Backend::Faer`]: faer 0.22's `self_adjoint_evd` (pure Rust); its
+//!   result does not depend on the thread count (pinned by a test here).
+//! * [`Backend::Lapack`] (feature `openblas`): LAPACK `dsyevd` (divide and
+//!   conquer) or `dsyevr` (MRRR) from the system OpenBLAS, which ships
+//!   LAPACK. OpenBLAS's thread count is process-global state, so these calls
+//!   set it for their duration and put it back to 1 (the value the Gram
+//!   kernel relies on, [`crate::stats::gram::init`]); do not run them
+//!   concurrently with other multi-threaded OpenBLAS work.
+//!
+//! [`eigh`] uses [`DEFAULT_BACKEND`], chosen by measurement
+//! (`benches/eigh.rs`; the table is in the README, "Performance").
+//!
+//! All backends return eigenvalues ascending and eigenvectors as the columns
+//! of a P × P column-major matrix.
+
+use faer::{Mat, Par};
+
+use crate::{Error, Result};
+
+/// Which implementation computes the eigendecomposition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// faer's `self_adjoint_evd`, parallel on the current rayon pool as
+    /// `par` says.
+    Faer,
+    /// LAPACK `dsyevd` from the system OpenBLAS, `threads` OpenBLAS threads
+    /// (feature `openblas`; an error without it).
+    Lapack {
+        /// OpenBLAS threads for the call (≥ 1).
+        threads: usize,
+    },
+    /// LAPACK `dsyevr` (MRRR, all eigenpairs) from the system OpenBLAS,
+    /// `threads` OpenBLAS threads (feature `openblas`; an error without it).
+    LapackMrrr {
+        /// OpenBLAS threads for the call (≥ 1).
+        threads: usize,
+    },
+}
+
+/// The backend [`eigh`] uses (see the module docs for why).
+#[cfg(feature = "openblas")]
+pub const DEFAULT_BACKEND: Backend = Backend::Lapack { threads: 1 };
+/// The backend [`eigh`] uses (see the module docs for why).
+#[cfg(not(feature = "openblas"))]
+pub const DEFAULT_BACKEND: Backend = Backend::Faer;
+
+/// Eigenvalues (ascending) and eigenvectors (columns) of the symmetric matrix
+/// `a` (only its lower triangle is read), with [`DEFAULT_BACKEND`]. `par` is
+/// passed to faer; the LAPACK default ignores it (see the module docs).
+pub fn eigh(a: &Mat<f64>, par: Par) -> Result<(Vec<f64>, Mat<f64>)> {
+    eigh_with(a, DEFAULT_BACKEND, par)
+}
+
+/// [`eigh`] with an explicit backend (`par` matters to [`Backend::Faer`]
+/// only).
+pub fn eigh_with(a: &Mat<f64>, backend: Backend, par: Par) -> Result<(Vec<f64>, Mat<f64>)> {
+    if a.nrows() != a.ncols() {
+        return Err(Error::Shape(format!(
+            "eigendecomposition of a {} × {} matrix",
+            a.nrows(),
+            a.ncols()
+        )));
+    }
+    match backend {
+        Backend::Faer => eigh_faer(a, par),
+        Backend::Lapack { threads } => lapack::eigh(a, threads, false),
+        Backend::LapackMrrr { threads } => lapack::eigh(a, threads, true),
+    }
+}
+
+fn not_converged(detail: String) -> Error {
+    Error::InvalidParameter {
+        name: "statistics",
+        problem: format!("the eigendecomposition did not converge: {detail}"),
+    }
+}
+
+fn eigh_faer(a: &Mat<f64>, par: Par) -> Result<(Vec<f64>, Mat<f64>)> {
+    let p = a.nrows();
+    let mut lambda = faer::diag::Diag::<f64>::zeros(p);
+    let mut v = Mat::<f64>::zeros(p, p);
+    let scratch = faer::linalg::evd::self_adjoint_evd_scratch::<f64>(
+        p,
+        faer::linalg::evd::ComputeEigenvectors::Yes,
+        par,
+        Default::default(),
+    );
+    let mut mem = faer::dyn_stack::MemBuffer::new(scratch);
+    faer::linalg::evd::self_adjoint_evd(
+        a.as_ref(),
+        lambda.as_mut(),
+        Some(v.as_mut()),
+        par,
+        faer::dyn_stack::MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .map_err(|e| not_converged(format!("{e:?}")))?;
+    Ok(((0..p).map(|i| lambda[i]).collect(), v))
+}
+
+#[cfg(feature = "openblas")]
+mod lapack {
+    use std::os::raw::{c_char, c_int};
+
+    use faer::Mat;
+
+    use super::not_converged;
+    use crate::{Error, Result};
+
+    // LP64 Fortran LAPACK of the system OpenBLAS (Debian builds it with
+    // gfortran): every argument by reference, and the hidden lengths of the
+    // character arguments appended at the end.
+    extern "C" {
+        fn dsyevd_(
+            jobz: *const c_char,
+            uplo: *const c_char,
+            n: *const c_int,
+            a: *mut f64,
+            lda: *const c_int,
+            w: *mut f64,
+            work: *mut f64,
+            lwork: *const c_int,
+            iwork: *mut c_int,
+            liwork: *const c_int,
+            info: *mut c_int,
+            jobz_len: usize,
+            uplo_len: usize,
+        );
+        fn dsyevr_(
+            jobz: *const c_char,
+            range: *const c_char,
+            uplo: *const c_char,
+            n: *const c_int,
+            a: *mut f64,
+            lda: *const c_int,
+            vl: *const f64,
+            vu: *const f64,
+            il: *const c_int,
+            iu: *const c_int,
+            abstol: *const f64,
+            m: *mut c_int,
+            w: *mut f64,
+            z: *mut f64,
+            ldz: *const c_int,
+            isuppz: *mut c_int,
+            work: *mut f64,
+            lwork: *const c_int,
+            iwork: *mut c_int,
+            liwork: *const c_int,
+            info: *mut c_int,
+            jobz_len: usize,
+            range_len: usize,
+            uplo_len: usize,
+        );
+        fn openblas_set_num_threads(n: c_int);
+    }
+
+    /// Sets OpenBLAS's thread count and puts it back to 1 when dropped.
+    struct Threads;
+    impl Threads {
+        fn set(n: usize) -> Threads {
+            // SAFETY: a plain setter of OpenBLAS's internal thread count.
+            unsafe { openblas_set_num_threads(n.clamp(1, 256) as c_int) };
+            Threads
+        }
+    }
+    impl Drop for Threads {
+        fn drop(&mut self) {
+            // SAFETY: as above.
+            unsafe { openblas_set_num_threads(1) };
+        }
+    }
+
+    pub(super) fn eigh(a: &Mat<f64>, threads: usize, mrrr: bool) -> Result<(Vec<f64>, Mat<f64>)> {
+        let p = a.nrows();
+        if p == 0 {
+            return Ok((Vec::new(), Mat::zeros(0, 0)));
+        }
+        let n = c_int::try_from(p)
+            .map_err(|_| Error::Shape(format!("order {p} too large for LAPACK")))?;
+        // Column-major copy (LAPACK overwrites it); 'L' reads the lower triangle.
+        let mut buf: Vec<f64> = Vec::with_capacity(p * p);
+        for j in 0..p {
+            buf.extend((0..p).map(|i| a[(i, j)]));
+        }
+        let mut w = vec![0.0f64; p];
+        let _threads = Threads::set(threads);
+        let (jobz, uplo, range) = (b'V' as c_char, b'L' as c_char, b'A' as c_char);
+        let mut info: c_int = 0;
+        let vectors = if !mrrr {
+            // Workspace query, then the call.
+            let (mut wq, mut iwq) = (0.0f64, 0 as c_int);
+            let q: c_int = -1;
+            // SAFETY: all pointers are valid for the sizes LAPACK reads or
+            // writes: `buf` is n × n (lda = n), `w` has n values, and the
+            // query call writes one value to each workspace argument.
+            unsafe {
+                dsyevd_(
+                    &jobz,
+                    &uplo,
+                    &n,
+                    buf.as_mut_ptr(),
+                    &n,
+                    w.as_mut_ptr(),
+                    &mut wq,
+                    &q,
+                    &mut iwq,
+                    &q,
+                    &mut info,
+                    1,
+                    1,
+                )
+            };
+            if info != 0 {
+                return Err(not_converged(format!(
+                    "dsyevd workspace query: info = {info}"
+                )));
+            }
+            let lwork = wq as c_int;
+            let liwork = iwq;
+            let mut work = vec![0.0f64; lwork.max(1) as usize];
+            let mut iwork = vec![0 as c_int; liwork.max(1) as usize];
+            // SAFETY: as above, with workspaces of the queried sizes.
+            unsafe {
+                dsyevd_(
+                    &jobz,
+                    &uplo,
+                    &n,
+                    buf.as_mut_ptr(),
+                    &n,
+                    w.as_mut_ptr(),
+                    work.as_mut_ptr(),
+                    &lwork,
+                    iwork.as_mut_ptr(),
+                    &liwork,
+                    &mut info,
+                    1,
+                    1,
+                )
+            };
+            if info != 0 {
+                return Err(not_converged(format!("dsyevd: info = {info}")));
+            }
+            buf
+        } else {
+            let mut z = vec![0.0f64; p * p];
+            let mut isuppz = vec![0 as c_int; 2 * p];
+            let (vl, vu, il, iu, abstol) = (0.0f64, 0.0f64, 1 as c_int, n, 0.0f64);
+            let mut m: c_int = 0;
+            let (mut wq, mut iwq) = (0.0f64, 0 as c_int);
+            let q: c_int = -1;
+            // SAFETY: `buf` and `z` are n × n (lda = ldz = n), `w` has n values,
+            // `isuppz` 2n; the query writes one value to each workspace.
+            unsafe {
+                dsyevr_(
+                    &jobz,
+                    &range,
+                    &uplo,
+                    &n,
+                    buf.as_mut_ptr(),
+                    &n,
+                    &vl,
+                    &vu,
+                    &il,
+                    &iu,
+                    &abstol,
+                    &mut m,
+                    w.as_mut_ptr(),
+                    z.as_mut_ptr(),
+                    &n,
+                    isuppz.as_mut_ptr(),
+                    &mut wq,
+                    &q,
+                    &mut iwq,
+                    &q,
+                    &mut info,
+                    1,
+                    1,
+                    1,
+                )
+            };
+            if info != 0 {
+                return Err(not_converged(format!(
+                    "dsyevr workspace query: info = {info}"
+                )));
+            }
+            let lwork = wq as c_int;
+            let liwork = iwq;
+            let mut work = vec![0.0f64; lwork.max(1) as usize];
+            let mut iwork = vec![0 as c_int; liwork.max(1) as usize];
+            // SAFETY: as above, with workspaces of the queried sizes.
+            unsafe {
+                dsyevr_(
+                    &jobz,
+                    &range,
+                    &uplo,
+                    &n,
+                    buf.as_mut_ptr(),
+                    &n,
+                    &vl,
+                    &vu,
+                    &il,
+                    &iu,
+                    &abstol,
+                    &mut m,
+                    w.as_mut_ptr(),
+                    z.as_mut_ptr(),
+                    &n,
+                    isuppz.as_mut_ptr(),
+                    work.as_mut_ptr(),
+                    &lwork,
+                    iwork.as_mut_ptr(),
+                    &liwork,
+                    &mut info,
+                    1,
+                    1,
+                    1,
+                )
+            };
+            if info != 0 || m != n {
+                return Err(not_converged(format!(
+                    "dsyevr: info = {info}, {m} of {n} eigenpairs"
+                )));
+            }
+            z
+        };
+        let v = Mat::from_fn(p, p, |i, j| vectors[i + j * p]);
+        Ok((w, v))
+    }
+}
+
+#[cfg(not(feature = "openblas"))]
+mod lapack {
+    use faer::Mat;
+
+    use crate::{Error, Result};
+
+    pub(super) fn eigh(_: &Mat<f64>, _: usize, _: bool) -> Result<(Vec<f64>, Mat<f64>)> {
+        Err(Error::InvalidParameter {
+            name: "backend",
+            problem: "the LAPACK eigendecomposition needs the `openblas` feature".into(),
+        })
+    }
+}
+
+/// Accuracy of an eigendecomposition of `a`: (‖AV − VΛ‖_F / ‖A‖_F,
+/// ‖VᵀV − I‖_F), both O(P·ε) for a backward-stable method.
+pub fn eigh_residuals(a: &Mat<f64>, lambda: &[f64], v: &Mat<f64>) -> (f64, f64) {
+    let p = a.nrows();
+    let sym = Mat::from_fn(p, p, |i, j| if i >= j { a[(i, j)] } else { a[(j, i)] });
+    let mut av = &sym * v;
+    for j in 0..p {
+        for i in 0..p {
+            av[(i, j)] -= v[(i, j)] * lambda[j];
+        }
+    }
+    let mut vtv = v.transpose() * v;
+    for i in 0..p {
+        vtv[(i, i)] -= 1.0;
+    }
+    (
+        av.norm_l2() / sym.norm_l2().max(f64::MIN_POSITIVE),
+        vtv.norm_l2(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// A covariance-like matrix: XᵀX of n noisy rows with a decaying spectrum.
+    fn covariance(p: usize, n: usize, seed: u64) -> Mat<f64> {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let x = Mat::from_fn(n, p, |_, j| {
+            (rng.random::<f64>() - 0.5) * (1.0 + j as f64).powf(-1.5) + 1e-3 * rng.random::<f64>()
+        });
+        x.transpose() * &x
+    }
+
+    fn backends() -> Vec<Backend> {
+        let mut b = vec![Backend::Faer];
+        if cfg!(feature = "openblas") {
+            b.extend([
+                Backend::Lapack { threads: 1 },
+                Backend::Lapack { threads: 2 },
+                Backend::LapackMrrr { threads: 1 },
+            ]);
+        }
+        b
+    }
+
+    #[test]
+    fn every_backend_is_accurate() {
+        for &(p, n) in &[(1, 3), (7, 20), (150, 400), (300, 120)] {
+            let a = covariance(p, n, p as u64);
+            let scale = (p as f64) * f64::EPSILON;
+            for b in backends() {
+                let (lambda, v) = eigh_with(&a, b, Par::Seq).unwrap();
+                assert!(lambda.windows(2).all(|w| w[0] <= w[1]), "{b:?} ascending");
+                let (res, orth) = eigh_residuals(&a, &lambda, &v);
+                assert!(res <= 10.0 * scale, "{b:?} p={p}: ‖AV − VΛ‖/‖A‖ = {res:e}");
+                assert!(orth <= 10.0 * scale, "{b:?} p={p}: ‖VᵀV − I‖ = {orth:e}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_lower_triangle_is_read() {
+        let mut a = covariance(40, 80, 9);
+        let (want, _) = eigh_with(&a, Backend::Faer, Par::Seq).unwrap();
+        for j in 1..40 {
+            for i in 0..j {
+                a[(i, j)] = f64::NAN;
+            }
+        }
+        for b in backends() {
+            let (got, _) = eigh_with(&a, b, Par::Seq).unwrap();
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-12 * want[39], "{b:?}: {g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn faer_is_bitwise_identical_across_threads() {
+        let a = covariance(200, 300, 4);
+        let (l1, v1) = eigh_with(&a, Backend::Faer, Par::Seq).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let (l2, v2) = pool.install(|| eigh_with(&a, Backend::Faer, Par::rayon(2)).unwrap());
+        assert!(l1.iter().zip(&l2).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!((0..200).all(|j| (0..200).all(|i| v1[(i, j)].to_bits() == v2[(i, j)].to_bits())));
+    }
+
+    #[test]
+    fn the_default_backend_matches_faer() {
+        let a = covariance(64, 100, 5);
+        let (l1, _) = eigh(&a, Par::Seq).unwrap();
+        let (l2, _) = eigh_with(&a, Backend::Faer, Par::Seq).unwrap();
+        for (x, y) in l1.iter().zip(&l2) {
+            assert!((x - y).abs() <= 1e-12 * l2[63]);
+        }
+        assert!(eigh_with(&Mat::zeros(2, 3), Backend::Faer, Par::Seq).is_err());
+    }
+}
