@@ -22,6 +22,7 @@
 //! | [`stats`] | sufficient statistics: the pass, the file, merge |
 //! | [`linalg`] | the symmetric eigendecomposition: faer or LAPACK (OpenBLAS) |
 //! | [`ridge`] | every Ridge α from the statistics, GCV, exact K-fold CV |
+//! | [`cv`] | exact K-fold CV for many α by block PCG, the full eigendecomposition as preconditioner |
 //! | [`eval`] | R², MAE, RMSE of a model on a test shard |
 //! | [`scan`] | one read with noise, and what it saw |
 #![deny(missing_docs)]
@@ -35,6 +36,7 @@ pub mod synth;
 
 pub use error::{Error, Result};
 pub use layout::Layout;
+pub mod cv;
 pub mod inspect;
 pub mod linalg;
 pub mod noise;

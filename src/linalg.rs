@@ -346,6 +346,113 @@ mod lapack {
     }
 }
 
+/// Row panels of a product with `rows` output rows: boundaries fixed by
+/// `rows` alone (≈ 256 rows each, at most 16), so every output element is
+/// computed by the same single-threaded call whatever the thread count.
+fn row_panels(rows: usize) -> Vec<usize> {
+    let count = rows.div_ceil(256).clamp(1, 16);
+    (0..=count).map(|i| i * rows / count).collect()
+}
+
+/// `dst = lhs · rhs`, bitwise identical for every `par`: the rows of `dst`
+/// are split into panels fixed by their number ([`Par::Seq`] runs them in
+/// order, otherwise they run on the current rayon pool), each a
+/// single-threaded product — OpenBLAS `dgemm` with the `openblas` feature,
+/// faer's `matmul` without. `lhs` may be a transposed view (either of its
+/// strides 1); `rhs` and `dst` must be column-major.
+pub fn matmul_det(
+    dst: faer::MatMut<'_, f64>,
+    lhs: faer::MatRef<'_, f64>,
+    rhs: faer::MatRef<'_, f64>,
+    par: Par,
+) {
+    use rayon::prelude::*;
+    assert!(
+        dst.nrows() == lhs.nrows() && dst.ncols() == rhs.ncols() && lhs.ncols() == rhs.nrows(),
+        "product shapes"
+    );
+    if dst.nrows() == 0 || dst.ncols() == 0 {
+        return;
+    }
+    let bounds = row_panels(dst.nrows());
+    let mut parts = Vec::with_capacity(bounds.len() - 1);
+    let mut rest = dst;
+    for w in bounds.windows(2) {
+        let (top, bottom) = rest.split_at_row_mut(w[1] - w[0]);
+        parts.push((w[0], top));
+        rest = bottom;
+    }
+    let work = |(r0, part): (usize, faer::MatMut<'_, f64>)| {
+        let rows = part.nrows();
+        panel_product(part, lhs.subrows(r0, rows), rhs);
+    };
+    match par {
+        Par::Seq => parts.into_iter().for_each(work),
+        _ => parts.into_par_iter().for_each(work),
+    }
+}
+
+#[cfg(not(feature = "openblas"))]
+fn panel_product(
+    dst: faer::MatMut<'_, f64>,
+    lhs: faer::MatRef<'_, f64>,
+    rhs: faer::MatRef<'_, f64>,
+) {
+    faer::linalg::matmul::matmul(dst, faer::Accum::Replace, lhs, rhs, 1.0, Par::Seq);
+}
+
+#[cfg(feature = "openblas")]
+fn panel_product(
+    dst: faer::MatMut<'_, f64>,
+    lhs: faer::MatRef<'_, f64>,
+    rhs: faer::MatRef<'_, f64>,
+) {
+    use cblas_sys::{cblas_dgemm, CBLAS_LAYOUT::CblasColMajor, CBLAS_TRANSPOSE::*};
+    let int = |v: isize| i32::try_from(v).expect("matrix dimension exceeds i32");
+    let (m, n, k) = (dst.nrows(), dst.ncols(), lhs.ncols());
+    if k == 0 {
+        let mut dst = dst;
+        dst.fill(0.0);
+        return;
+    }
+    assert!(
+        dst.row_stride() == 1 && rhs.row_stride() == 1,
+        "column-major operands"
+    );
+    let (trans, lda) = if lhs.row_stride() == 1 {
+        (CblasNoTrans, lhs.col_stride().max(m as isize))
+    } else {
+        assert!(lhs.col_stride() == 1, "lhs with a unit stride");
+        (CblasTrans, lhs.row_stride().max(k as isize))
+    };
+    let (ldb, ldc) = (
+        rhs.col_stride().max(k as isize),
+        dst.col_stride().max(m as isize),
+    );
+    // SAFETY: the pointers and strides come from valid faer views of the
+    // stated shapes: `lhs` is m × k (column-major with ld = lda, or its
+    // transpose stored k × m with ld = lda), `rhs` k × n with ld = ldb and
+    // `dst` m × n with ld = ldc, all column-major with unit row stride.
+    unsafe {
+        cblas_dgemm(
+            CblasColMajor,
+            trans,
+            CblasNoTrans,
+            int(m as isize),
+            int(n as isize),
+            int(k as isize),
+            1.0,
+            lhs.as_ptr(),
+            int(lda),
+            rhs.as_ptr(),
+            int(ldb),
+            0.0,
+            dst.as_ptr_mut(),
+            int(ldc),
+        );
+    }
+}
+
 /// Accuracy of an eigendecomposition of `a`: (‖AV − VΛ‖_F / ‖A‖_F,
 /// ‖VᵀV − I‖_F), both O(P·ε) for a backward-stable method.
 pub fn eigh_residuals(a: &Mat<f64>, lambda: &[f64], v: &Mat<f64>) -> (f64, f64) {
@@ -447,5 +554,41 @@ mod tests {
             assert!((x - y).abs() <= 1e-12 * l2[63]);
         }
         assert!(eigh_with(&Mat::zeros(2, 3), Backend::Faer, Par::Seq).is_err());
+    }
+
+    #[test]
+    fn matmul_det_matches_faer_and_is_bitwise_identical_across_threads() {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
+        for &(m, k, n) in &[(1, 1, 1), (5, 3, 2), (300, 257, 7), (600, 600, 33)] {
+            let a = Mat::from_fn(k, m, |_, _| rng.random::<f64>() - 0.5);
+            let b = Mat::from_fn(k, n, |_, _| rng.random::<f64>() - 0.5);
+            let want = a.transpose() * &b;
+            let mut seq = Mat::zeros(m, n);
+            matmul_det(seq.as_mut(), a.transpose(), b.as_ref(), Par::Seq);
+            let mut par = Mat::zeros(m, n);
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            pool.install(|| matmul_det(par.as_mut(), a.transpose(), b.as_ref(), Par::rayon(2)));
+            for j in 0..n {
+                for i in 0..m {
+                    assert!(
+                        (seq[(i, j)] - want[(i, j)]).abs() <= 1e-12 * k as f64,
+                        "{m}×{k}×{n}"
+                    );
+                    assert_eq!(seq[(i, j)].to_bits(), par[(i, j)].to_bits());
+                }
+            }
+            // A column-major left operand too.
+            let at = a.transpose().to_owned();
+            let mut again = Mat::zeros(m, n);
+            matmul_det(again.as_mut(), at.as_ref(), b.as_ref(), Par::rayon(2));
+            for j in 0..n {
+                for i in 0..m {
+                    assert!((again[(i, j)] - want[(i, j)]).abs() <= 1e-12 * k as f64);
+                }
+            }
+        }
     }
 }

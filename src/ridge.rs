@@ -56,7 +56,7 @@ pub struct RidgePath {
 
 /// The centred covariance (full P × P, column-major), c, S_yy and the means
 /// relative to the shift, from shifted sums.
-fn centred(stats: &SuffStats) -> (Mat<f64>, Vec<f64>, f64, Vec<f64>, f64) {
+pub(crate) fn centred(stats: &SuffStats) -> (Mat<f64>, Vec<f64>, f64, Vec<f64>, f64) {
     let p = stats.p;
     let n = stats.n as f64;
     let m: Vec<f64> = stats.sum_x.iter().map(|s| s / n).collect();
