@@ -10,15 +10,18 @@
 //! M⁻¹ = V (sΛ + αI)⁻¹ Vᵀ. Each iteration costs three P × P × m products
 //! (C_k·P, Vᵀ·R, V·T; m = columns still running), done by
 //! [`crate::linalg::matmul_det`] in row panels fixed by P, so the results
-//! are **bitwise identical for every thread count**. Converged columns
-//! leave the block.
+//! are **bitwise identical for every thread count** (a test pins it; a
+//! fold that falls back to a direct solve is only as reproducible as
+//! [`crate::linalg::eigh`]: same bits for the same thread count). Converged
+//! columns leave the block.
 //!
 //! A column counts as converged when its *true* relative residual
 //! ‖c_k − (C_k + αI)w‖₂ / ‖c_k‖₂ is at most [`PcgOptions::tol`] (the
 //! recurrence's residual is checked first, then recomputed; a column whose
 //! recurrence drifted restarts from its iterate). A fold with a column still
-//! running after [`PcgOptions::max_iter`] iterations is solved directly
-//! instead (its own eigendecomposition, as `cv_sse` does) and reported in
+//! running after [`PcgOptions::max_iter`] iterations, or whose slowest
+//! column, extrapolated at its mean reduction rate after 20 iterations,
+//! would need more than twice that, is solved directly instead (its own eigendecomposition, as `cv_sse` does) and reported in
 //! [`CvResult::fallback_folds`].
 //!
 //! Validation uses each fold's own sums, the same formula as
@@ -328,6 +331,18 @@ fn block_pcg(
             .filter(|&j| dot(col(&r, j), col(&r, j)).sqrt() <= goal)
             .collect();
         if cand.is_empty() {
+            // Stagnation: when the slowest column's residual, reduced at its
+            // mean rate so far, would need more than twice the cap, stop now
+            // (the fold falls back) instead of paying for the cap first.
+            if it >= 20 {
+                let worst = (0..ma)
+                    .map(|j| dot(col(&r, j), col(&r, j)).sqrt())
+                    .fold(0.0f64, f64::max);
+                let rate = (worst / bnorm).powf(1.0 / it as f64);
+                if rate >= 1.0 || opts.tol.ln() / rate.ln() > 2.0 * opts.max_iter as f64 {
+                    return None;
+                }
+            }
             continue;
         }
         let xc = select(&x, &cand);

@@ -1,17 +1,20 @@
 //! Dense symmetric eigendecomposition, the one expensive step of every Ridge
 //! path (DESIGN §6), with two backends:
 //!
-//! * [`Backend::Faer`]: faer 0.22's `self_adjoint_evd` (pure Rust); its
-//!   result does not depend on the thread count (pinned by a test here).
+//! * [`Backend::Faer`]: faer 0.22's `self_adjoint_evd` (pure Rust). Its bits
+//!   depend on the thread count at P ≥ 1024 (benches/eigh.rs: `Par::Seq` and
+//!   `Par::rayon(2)` differ at P = 1024), though not at P = 200.
 //! * [`Backend::Lapack`] (feature `openblas`): LAPACK `dsyevd` (divide and
 //!   conquer) or `dsyevr` (MRRR) from the system OpenBLAS, which ships
-//!   LAPACK. OpenBLAS's thread count is process-global state, so these calls
+//!   LAPACK. With more than one OpenBLAS thread the bits change with the
+//!   thread count (measured: 1 vs 2 threads differ at P = 1024); with one
+//!   they are reproducible. OpenBLAS's thread count is process-global state, so these calls
 //!   set it for their duration and put it back to 1 (the value the Gram
 //!   kernel relies on, [`crate::stats::gram::init`]); do not run them
 //!   concurrently with other multi-threaded OpenBLAS work.
 //!
 //! [`eigh`] uses [`DEFAULT_BACKEND`], chosen by measurement
-//! (`benches/eigh.rs`; the table is in the README, "Performance").
+//! (`cargo bench --bench eigh`, which also times numpy on the same matrix).
 //!
 //! All backends return eigenvalues ascending and eigenvectors as the columns
 //! of a P × P column-major matrix.
@@ -40,16 +43,17 @@ pub enum Backend {
     },
 }
 
-/// The backend [`eigh`] uses (see the module docs for why).
-#[cfg(feature = "openblas")]
-pub const DEFAULT_BACKEND: Backend = Backend::Lapack { threads: 1 };
-/// The backend [`eigh`] uses (see the module docs for why).
-#[cfg(not(feature = "openblas"))]
+/// The backend [`eigh`] uses: faer, the fastest measured at P ≥ 2048 on
+/// this 2-core machine (contended; P = 4096: faer `Par::rayon(2)` 5.5 s,
+/// LAPACK `dsyevd` 8.6 s with 1 OpenBLAS thread and 10.1 s with 2, numpy
+/// 5.2 s; P = 2048: 0.81, 1.34, 0.86, 0.99 s), with no process-global state.
+/// Its bits depend on the thread count; [`Backend::Lapack`] with one thread
+/// is the thread-count-independent choice, at ~1.6× the time.
 pub const DEFAULT_BACKEND: Backend = Backend::Faer;
 
 /// Eigenvalues (ascending) and eigenvectors (columns) of the symmetric matrix
-/// `a` (only its lower triangle is read), with [`DEFAULT_BACKEND`]. `par` is
-/// passed to faer; the LAPACK default ignores it (see the module docs).
+/// `a` (only its lower triangle is read), with [`DEFAULT_BACKEND`], parallel
+/// on the current rayon pool as `par` says.
 pub fn eigh(a: &Mat<f64>, par: Par) -> Result<(Vec<f64>, Mat<f64>)> {
     eigh_with(a, DEFAULT_BACKEND, par)
 }
@@ -533,16 +537,25 @@ mod tests {
     }
 
     #[test]
-    fn faer_is_bitwise_identical_across_threads() {
-        let a = covariance(200, 300, 4);
-        let (l1, v1) = eigh_with(&a, Backend::Faer, Par::Seq).unwrap();
+    fn backends_are_reproducible_for_a_fixed_thread_count() {
+        let a = covariance(300, 400, 4);
+        let mut b = vec![(Backend::Faer, Par::Seq), (Backend::Faer, Par::rayon(2))];
+        if cfg!(feature = "openblas") {
+            b.push((Backend::Lapack { threads: 1 }, Par::Seq));
+        }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
             .build()
             .unwrap();
-        let (l2, v2) = pool.install(|| eigh_with(&a, Backend::Faer, Par::rayon(2)).unwrap());
-        assert!(l1.iter().zip(&l2).all(|(a, b)| a.to_bits() == b.to_bits()));
-        assert!((0..200).all(|j| (0..200).all(|i| v1[(i, j)].to_bits() == v2[(i, j)].to_bits())));
+        for (backend, par) in b {
+            let (l1, v1) = pool.install(|| eigh_with(&a, backend, par).unwrap());
+            let (l2, v2) = pool.install(|| eigh_with(&a, backend, par).unwrap());
+            assert!(l1.iter().zip(&l2).all(|(a, b)| a.to_bits() == b.to_bits()));
+            assert!(
+                (0..300).all(|j| (0..300).all(|i| v1[(i, j)].to_bits() == v2[(i, j)].to_bits())),
+                "{backend:?}"
+            );
+        }
     }
 
     #[test]
