@@ -11,8 +11,8 @@
 //! (C_k·P, Vᵀ·R, V·T; m = columns still running), done by
 //! [`crate::linalg::matmul_det`] in row panels fixed by P, so the results
 //! are **bitwise identical for every thread count** (a test pins it; a
-//! fold that falls back to a direct solve is only as reproducible as
-//! [`crate::linalg::eigh`]: same bits for the same thread count). Converged
+//! fold that falls back to a direct solve is as reproducible as
+//! [`crate::linalg::eigh`]'s default backend). Converged
 //! columns leave the block.
 //!
 //! A column counts as converged when its *true* relative residual

@@ -3,7 +3,8 @@
 //!
 //! * [`Backend::Faer`]: faer 0.22's `self_adjoint_evd` (pure Rust). Its bits
 //!   depend on the thread count at P ≥ 1024 (benches/eigh.rs: `Par::Seq` and
-//!   `Par::rayon(2)` differ at P = 1024), though not at P = 200.
+//!   `Par::rayon(2)` differ at P = 1024), and with more than one thread even
+//!   from run to run when the machine is loaded; `Par::Seq` is reproducible.
 //! * [`Backend::Lapack`] (feature `openblas`): LAPACK `dsyevd` (divide and
 //!   conquer) or `dsyevr` (MRRR) from the system OpenBLAS, which ships
 //!   LAPACK. With more than one OpenBLAS thread the bits change with the
@@ -43,17 +44,24 @@ pub enum Backend {
     },
 }
 
-/// The backend [`eigh`] uses: faer, the fastest measured at P ≥ 2048 on
-/// this 2-core machine (contended; P = 4096: faer `Par::rayon(2)` 5.5 s,
-/// LAPACK `dsyevd` 8.6 s with 1 OpenBLAS thread and 10.1 s with 2, numpy
-/// 5.2 s; P = 2048: 0.81, 1.34, 0.86, 0.99 s), with no process-global state.
-/// Its bits depend on the thread count; [`Backend::Lapack`] with one thread
-/// is the thread-count-independent choice, at ~1.6× the time.
+/// The backend [`eigh`] uses: LAPACK `dsyevd` with one OpenBLAS thread.
+/// Measured on this 2-core machine (contended): P = 4096: faer
+/// `Par::rayon(2)` 5.5 s, faer sequential 11.1 s, `dsyevd` 8.6 s with 1
+/// OpenBLAS thread and 10.1 s with 2, numpy 5.2 s; P = 2048: 0.81, 1.59,
+/// 1.34, 0.86, 0.99 s. faer on two threads is fastest per call but its bits
+/// change with the thread count and even from run to run under load (a test
+/// here caught it), and OpenBLAS's multi-threaded `dsyevd` differs between 1
+/// and 2 threads; single-threaded `dsyevd` is reproducible, beats
+/// sequential faer, and independent bins can run two at a time.
+#[cfg(feature = "openblas")]
+pub const DEFAULT_BACKEND: Backend = Backend::Lapack { threads: 1 };
+/// The backend [`eigh`] uses: faer (without the `openblas` feature).
+#[cfg(not(feature = "openblas"))]
 pub const DEFAULT_BACKEND: Backend = Backend::Faer;
 
 /// Eigenvalues (ascending) and eigenvectors (columns) of the symmetric matrix
-/// `a` (only its lower triangle is read), with [`DEFAULT_BACKEND`], parallel
-/// on the current rayon pool as `par` says.
+/// `a` (only its lower triangle is read), with [`DEFAULT_BACKEND`]; `par`
+/// matters to faer only.
 pub fn eigh(a: &Mat<f64>, par: Par) -> Result<(Vec<f64>, Mat<f64>)> {
     eigh_with(a, DEFAULT_BACKEND, par)
 }
@@ -537,9 +545,9 @@ mod tests {
     }
 
     #[test]
-    fn backends_are_reproducible_for_a_fixed_thread_count() {
+    fn single_threaded_backends_are_reproducible() {
         let a = covariance(300, 400, 4);
-        let mut b = vec![(Backend::Faer, Par::Seq), (Backend::Faer, Par::rayon(2))];
+        let mut b = vec![(Backend::Faer, Par::Seq)];
         if cfg!(feature = "openblas") {
             b.push((Backend::Lapack { threads: 1 }, Par::Seq));
         }
