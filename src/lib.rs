@@ -20,8 +20,10 @@
 //! | [`inspect`] | a human-readable report on a shard |
 //! | [`partition`] | bins, folds, the common refinement |
 //! | [`stats`] | sufficient statistics: the pass, the file, merge |
+//! | [`linalg`] | the symmetric eigendecomposition: faer or LAPACK (OpenBLAS) |
 //! | [`ridge`] | every Ridge α from the statistics, GCV, exact K-fold CV |
 //! | [`tsqr`] | streaming QR of the rows, merged like the statistics: α = 0 and Ridge from R, better conditioned (an option beside the pass) |
+//! | [`cv`] | exact K-fold CV for many α by block PCG, the full eigendecomposition as preconditioner |
 //! | [`eval`] | R², MAE, RMSE of a model on a test shard |
 //! | [`models`], [`predict`] | saved Ridge experts (`models.h5`); streaming prediction with them |
 //! | [`scan`] | one read with noise, and what it saw |
@@ -39,7 +41,9 @@ pub mod synth;
 
 pub use error::{Error, Result};
 pub use layout::Layout;
+pub mod cv;
 pub mod inspect;
+pub mod linalg;
 pub mod noise;
 pub mod partition;
 pub mod plot;

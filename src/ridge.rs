@@ -20,6 +20,7 @@
 
 use faer::{Mat, Par};
 
+use crate::linalg::eigh;
 use crate::stats::{packed_index, SuffStats};
 use crate::{Error, Result};
 
@@ -55,7 +56,7 @@ pub struct RidgePath {
 
 /// The centred covariance (full P × P, column-major), c, S_yy and the means
 /// relative to the shift, from shifted sums.
-fn centred(stats: &SuffStats) -> (Mat<f64>, Vec<f64>, f64, Vec<f64>, f64) {
+pub(crate) fn centred(stats: &SuffStats) -> (Mat<f64>, Vec<f64>, f64, Vec<f64>, f64) {
     let p = stats.p;
     let n = stats.n as f64;
     let m: Vec<f64> = stats.sum_x.iter().map(|s| s / n).collect();
@@ -72,33 +73,6 @@ fn centred(stats: &SuffStats) -> (Mat<f64>, Vec<f64>, f64, Vec<f64>, f64) {
         .collect();
     let syy = stats.sum_yy - n * my * my;
     (cov, c, syy, m, my)
-}
-
-/// Eigenvalues (ascending) and eigenvectors of a symmetric matrix.
-fn eigh(a: &Mat<f64>, par: Par) -> Result<(Vec<f64>, Mat<f64>)> {
-    let p = a.nrows();
-    let mut lambda = faer::diag::Diag::<f64>::zeros(p);
-    let mut v = Mat::<f64>::zeros(p, p);
-    let scratch = faer::linalg::evd::self_adjoint_evd_scratch::<f64>(
-        p,
-        faer::linalg::evd::ComputeEigenvectors::Yes,
-        par,
-        Default::default(),
-    );
-    let mut mem = faer::dyn_stack::MemBuffer::new(scratch);
-    faer::linalg::evd::self_adjoint_evd(
-        a.as_ref(),
-        lambda.as_mut(),
-        Some(v.as_mut()),
-        par,
-        faer::dyn_stack::MemStack::new(&mut mem),
-        Default::default(),
-    )
-    .map_err(|e| Error::InvalidParameter {
-        name: "statistics",
-        problem: format!("the eigendecomposition did not converge: {e:?}"),
-    })?;
-    Ok(((0..p).map(|i| lambda[i]).collect(), v))
 }
 
 impl RidgePath {

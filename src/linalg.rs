@@ -1,0 +1,615 @@
+//! Dense symmetric eigendecomposition, the one expensive step of every Ridge
+//! path (DESIGN §6), with two backends:
+//!
+//! * [`Backend::Faer`]: faer 0.22's `self_adjoint_evd` (pure Rust). Its bits
+//!   depend on the thread count at P ≥ 1024 (benches/eigh.rs: `Par::Seq` and
+//!   `Par::rayon(2)` differ at P = 1024), and with more than one thread even
+//!   from run to run when the machine is loaded; `Par::Seq` is reproducible.
+//! * [`Backend::Lapack`] (feature `openblas`): LAPACK `dsyevd` (divide and
+//!   conquer) or `dsyevr` (MRRR) from the system OpenBLAS, which ships
+//!   LAPACK. With more than one OpenBLAS thread the bits change with the
+//!   thread count (measured: 1 vs 2 threads differ at P = 1024); with one
+//!   they are reproducible. OpenBLAS's thread count is process-global state, so these calls
+//!   set it for their duration and put it back to 1 (the value the Gram
+//!   kernel relies on, [`crate::stats::gram::init`]); do not run them
+//!   concurrently with other multi-threaded OpenBLAS work.
+//!
+//! [`eigh`] uses [`DEFAULT_BACKEND`], chosen by measurement
+//! (`cargo bench --bench eigh`, which also times numpy on the same matrix).
+//!
+//! All backends return eigenvalues ascending and eigenvectors as the columns
+//! of a P × P column-major matrix.
+
+use faer::{Mat, Par};
+
+use crate::{Error, Result};
+
+/// Which implementation computes the eigendecomposition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// faer's `self_adjoint_evd`, parallel on the current rayon pool as
+    /// `par` says.
+    Faer,
+    /// LAPACK `dsyevd` from the system OpenBLAS, `threads` OpenBLAS threads
+    /// (feature `openblas`; an error without it).
+    Lapack {
+        /// OpenBLAS threads for the call (≥ 1).
+        threads: usize,
+    },
+    /// LAPACK `dsyevr` (MRRR, all eigenpairs) from the system OpenBLAS,
+    /// `threads` OpenBLAS threads (feature `openblas`; an error without it).
+    LapackMrrr {
+        /// OpenBLAS threads for the call (≥ 1).
+        threads: usize,
+    },
+}
+
+/// The backend [`eigh`] uses: LAPACK `dsyevd` with one OpenBLAS thread.
+/// Measured on this 2-core machine (contended): P = 4096: faer
+/// `Par::rayon(2)` 5.5 s, faer sequential 11.1 s, `dsyevd` 8.6 s with 1
+/// OpenBLAS thread and 10.1 s with 2, numpy 5.2 s; P = 2048: 0.81, 1.59,
+/// 1.34, 0.86, 0.99 s. faer on two threads is fastest per call but its bits
+/// change with the thread count and even from run to run under load (a test
+/// here caught it), and OpenBLAS's multi-threaded `dsyevd` differs between 1
+/// and 2 threads; single-threaded `dsyevd` is reproducible, beats
+/// sequential faer, and independent bins can run two at a time.
+#[cfg(feature = "openblas")]
+pub const DEFAULT_BACKEND: Backend = Backend::Lapack { threads: 1 };
+/// The backend [`eigh`] uses: faer (without the `openblas` feature).
+#[cfg(not(feature = "openblas"))]
+pub const DEFAULT_BACKEND: Backend = Backend::Faer;
+
+/// Eigenvalues (ascending) and eigenvectors (columns) of the symmetric matrix
+/// `a` (only its lower triangle is read), with [`DEFAULT_BACKEND`]; `par`
+/// matters to faer only.
+pub fn eigh(a: &Mat<f64>, par: Par) -> Result<(Vec<f64>, Mat<f64>)> {
+    eigh_with(a, DEFAULT_BACKEND, par)
+}
+
+/// [`eigh`] with an explicit backend (`par` matters to [`Backend::Faer`]
+/// only).
+pub fn eigh_with(a: &Mat<f64>, backend: Backend, par: Par) -> Result<(Vec<f64>, Mat<f64>)> {
+    if a.nrows() != a.ncols() {
+        return Err(Error::Shape(format!(
+            "eigendecomposition of a {} × {} matrix",
+            a.nrows(),
+            a.ncols()
+        )));
+    }
+    match backend {
+        Backend::Faer => eigh_faer(a, par),
+        Backend::Lapack { threads } => lapack::eigh(a, threads, false),
+        Backend::LapackMrrr { threads } => lapack::eigh(a, threads, true),
+    }
+}
+
+fn not_converged(detail: String) -> Error {
+    Error::InvalidParameter {
+        name: "statistics",
+        problem: format!("the eigendecomposition did not converge: {detail}"),
+    }
+}
+
+fn eigh_faer(a: &Mat<f64>, par: Par) -> Result<(Vec<f64>, Mat<f64>)> {
+    let p = a.nrows();
+    let mut lambda = faer::diag::Diag::<f64>::zeros(p);
+    let mut v = Mat::<f64>::zeros(p, p);
+    let scratch = faer::linalg::evd::self_adjoint_evd_scratch::<f64>(
+        p,
+        faer::linalg::evd::ComputeEigenvectors::Yes,
+        par,
+        Default::default(),
+    );
+    let mut mem = faer::dyn_stack::MemBuffer::new(scratch);
+    faer::linalg::evd::self_adjoint_evd(
+        a.as_ref(),
+        lambda.as_mut(),
+        Some(v.as_mut()),
+        par,
+        faer::dyn_stack::MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .map_err(|e| not_converged(format!("{e:?}")))?;
+    Ok(((0..p).map(|i| lambda[i]).collect(), v))
+}
+
+#[cfg(feature = "openblas")]
+mod lapack {
+    use std::os::raw::{c_char, c_int};
+
+    use faer::Mat;
+
+    use super::not_converged;
+    use crate::{Error, Result};
+
+    // LP64 Fortran LAPACK of the system OpenBLAS (Debian builds it with
+    // gfortran): every argument by reference, and the hidden lengths of the
+    // character arguments appended at the end.
+    extern "C" {
+        fn dsyevd_(
+            jobz: *const c_char,
+            uplo: *const c_char,
+            n: *const c_int,
+            a: *mut f64,
+            lda: *const c_int,
+            w: *mut f64,
+            work: *mut f64,
+            lwork: *const c_int,
+            iwork: *mut c_int,
+            liwork: *const c_int,
+            info: *mut c_int,
+            jobz_len: usize,
+            uplo_len: usize,
+        );
+        fn dsyevr_(
+            jobz: *const c_char,
+            range: *const c_char,
+            uplo: *const c_char,
+            n: *const c_int,
+            a: *mut f64,
+            lda: *const c_int,
+            vl: *const f64,
+            vu: *const f64,
+            il: *const c_int,
+            iu: *const c_int,
+            abstol: *const f64,
+            m: *mut c_int,
+            w: *mut f64,
+            z: *mut f64,
+            ldz: *const c_int,
+            isuppz: *mut c_int,
+            work: *mut f64,
+            lwork: *const c_int,
+            iwork: *mut c_int,
+            liwork: *const c_int,
+            info: *mut c_int,
+            jobz_len: usize,
+            range_len: usize,
+            uplo_len: usize,
+        );
+        fn openblas_set_num_threads(n: c_int);
+    }
+
+    /// Sets OpenBLAS's thread count and puts it back to 1 when dropped.
+    struct Threads;
+    impl Threads {
+        fn set(n: usize) -> Threads {
+            // SAFETY: a plain setter of OpenBLAS's internal thread count.
+            unsafe { openblas_set_num_threads(n.clamp(1, 256) as c_int) };
+            Threads
+        }
+    }
+    impl Drop for Threads {
+        fn drop(&mut self) {
+            // SAFETY: as above.
+            unsafe { openblas_set_num_threads(1) };
+        }
+    }
+
+    pub(super) fn eigh(a: &Mat<f64>, threads: usize, mrrr: bool) -> Result<(Vec<f64>, Mat<f64>)> {
+        let p = a.nrows();
+        if p == 0 {
+            return Ok((Vec::new(), Mat::zeros(0, 0)));
+        }
+        let n = c_int::try_from(p)
+            .map_err(|_| Error::Shape(format!("order {p} too large for LAPACK")))?;
+        // Column-major copy (LAPACK overwrites it); 'L' reads the lower triangle.
+        let mut buf: Vec<f64> = Vec::with_capacity(p * p);
+        for j in 0..p {
+            buf.extend((0..p).map(|i| a[(i, j)]));
+        }
+        let mut w = vec![0.0f64; p];
+        let _threads = Threads::set(threads);
+        let (jobz, uplo, range) = (b'V' as c_char, b'L' as c_char, b'A' as c_char);
+        let mut info: c_int = 0;
+        let vectors = if !mrrr {
+            // Workspace query, then the call.
+            let (mut wq, mut iwq) = (0.0f64, 0 as c_int);
+            let q: c_int = -1;
+            // SAFETY: all pointers are valid for the sizes LAPACK reads or
+            // writes: `buf` is n × n (lda = n), `w` has n values, and the
+            // query call writes one value to each workspace argument.
+            unsafe {
+                dsyevd_(
+                    &jobz,
+                    &uplo,
+                    &n,
+                    buf.as_mut_ptr(),
+                    &n,
+                    w.as_mut_ptr(),
+                    &mut wq,
+                    &q,
+                    &mut iwq,
+                    &q,
+                    &mut info,
+                    1,
+                    1,
+                )
+            };
+            if info != 0 {
+                return Err(not_converged(format!(
+                    "dsyevd workspace query: info = {info}"
+                )));
+            }
+            let lwork = wq as c_int;
+            let liwork = iwq;
+            let mut work = vec![0.0f64; lwork.max(1) as usize];
+            let mut iwork = vec![0 as c_int; liwork.max(1) as usize];
+            // SAFETY: as above, with workspaces of the queried sizes.
+            unsafe {
+                dsyevd_(
+                    &jobz,
+                    &uplo,
+                    &n,
+                    buf.as_mut_ptr(),
+                    &n,
+                    w.as_mut_ptr(),
+                    work.as_mut_ptr(),
+                    &lwork,
+                    iwork.as_mut_ptr(),
+                    &liwork,
+                    &mut info,
+                    1,
+                    1,
+                )
+            };
+            if info != 0 {
+                return Err(not_converged(format!("dsyevd: info = {info}")));
+            }
+            buf
+        } else {
+            let mut z = vec![0.0f64; p * p];
+            let mut isuppz = vec![0 as c_int; 2 * p];
+            let (vl, vu, il, iu, abstol) = (0.0f64, 0.0f64, 1 as c_int, n, 0.0f64);
+            let mut m: c_int = 0;
+            let (mut wq, mut iwq) = (0.0f64, 0 as c_int);
+            let q: c_int = -1;
+            // SAFETY: `buf` and `z` are n × n (lda = ldz = n), `w` has n values,
+            // `isuppz` 2n; the query writes one value to each workspace.
+            unsafe {
+                dsyevr_(
+                    &jobz,
+                    &range,
+                    &uplo,
+                    &n,
+                    buf.as_mut_ptr(),
+                    &n,
+                    &vl,
+                    &vu,
+                    &il,
+                    &iu,
+                    &abstol,
+                    &mut m,
+                    w.as_mut_ptr(),
+                    z.as_mut_ptr(),
+                    &n,
+                    isuppz.as_mut_ptr(),
+                    &mut wq,
+                    &q,
+                    &mut iwq,
+                    &q,
+                    &mut info,
+                    1,
+                    1,
+                    1,
+                )
+            };
+            if info != 0 {
+                return Err(not_converged(format!(
+                    "dsyevr workspace query: info = {info}"
+                )));
+            }
+            let lwork = wq as c_int;
+            let liwork = iwq;
+            let mut work = vec![0.0f64; lwork.max(1) as usize];
+            let mut iwork = vec![0 as c_int; liwork.max(1) as usize];
+            // SAFETY: as above, with workspaces of the queried sizes.
+            unsafe {
+                dsyevr_(
+                    &jobz,
+                    &range,
+                    &uplo,
+                    &n,
+                    buf.as_mut_ptr(),
+                    &n,
+                    &vl,
+                    &vu,
+                    &il,
+                    &iu,
+                    &abstol,
+                    &mut m,
+                    w.as_mut_ptr(),
+                    z.as_mut_ptr(),
+                    &n,
+                    isuppz.as_mut_ptr(),
+                    work.as_mut_ptr(),
+                    &lwork,
+                    iwork.as_mut_ptr(),
+                    &liwork,
+                    &mut info,
+                    1,
+                    1,
+                    1,
+                )
+            };
+            if info != 0 || m != n {
+                return Err(not_converged(format!(
+                    "dsyevr: info = {info}, {m} of {n} eigenpairs"
+                )));
+            }
+            z
+        };
+        let v = Mat::from_fn(p, p, |i, j| vectors[i + j * p]);
+        Ok((w, v))
+    }
+}
+
+#[cfg(not(feature = "openblas"))]
+mod lapack {
+    use faer::Mat;
+
+    use crate::{Error, Result};
+
+    pub(super) fn eigh(_: &Mat<f64>, _: usize, _: bool) -> Result<(Vec<f64>, Mat<f64>)> {
+        Err(Error::InvalidParameter {
+            name: "backend",
+            problem: "the LAPACK eigendecomposition needs the `openblas` feature".into(),
+        })
+    }
+}
+
+/// Row panels of a product with `rows` output rows: boundaries fixed by
+/// `rows` alone (≈ 256 rows each, at most 16), so every output element is
+/// computed by the same single-threaded call whatever the thread count.
+fn row_panels(rows: usize) -> Vec<usize> {
+    let count = rows.div_ceil(256).clamp(1, 16);
+    (0..=count).map(|i| i * rows / count).collect()
+}
+
+/// `dst = lhs · rhs`, bitwise identical for every `par`: the rows of `dst`
+/// are split into panels fixed by their number ([`Par::Seq`] runs them in
+/// order, otherwise they run on the current rayon pool), each a
+/// single-threaded product — OpenBLAS `dgemm` with the `openblas` feature,
+/// faer's `matmul` without. `lhs` may be a transposed view (either of its
+/// strides 1); `rhs` and `dst` must be column-major.
+pub fn matmul_det(
+    dst: faer::MatMut<'_, f64>,
+    lhs: faer::MatRef<'_, f64>,
+    rhs: faer::MatRef<'_, f64>,
+    par: Par,
+) {
+    use rayon::prelude::*;
+    assert!(
+        dst.nrows() == lhs.nrows() && dst.ncols() == rhs.ncols() && lhs.ncols() == rhs.nrows(),
+        "product shapes"
+    );
+    if dst.nrows() == 0 || dst.ncols() == 0 {
+        return;
+    }
+    let bounds = row_panels(dst.nrows());
+    let mut parts = Vec::with_capacity(bounds.len() - 1);
+    let mut rest = dst;
+    for w in bounds.windows(2) {
+        let (top, bottom) = rest.split_at_row_mut(w[1] - w[0]);
+        parts.push((w[0], top));
+        rest = bottom;
+    }
+    let work = |(r0, part): (usize, faer::MatMut<'_, f64>)| {
+        let rows = part.nrows();
+        panel_product(part, lhs.subrows(r0, rows), rhs);
+    };
+    match par {
+        Par::Seq => parts.into_iter().for_each(work),
+        _ => parts.into_par_iter().for_each(work),
+    }
+}
+
+#[cfg(not(feature = "openblas"))]
+fn panel_product(
+    dst: faer::MatMut<'_, f64>,
+    lhs: faer::MatRef<'_, f64>,
+    rhs: faer::MatRef<'_, f64>,
+) {
+    faer::linalg::matmul::matmul(dst, faer::Accum::Replace, lhs, rhs, 1.0, Par::Seq);
+}
+
+#[cfg(feature = "openblas")]
+fn panel_product(
+    dst: faer::MatMut<'_, f64>,
+    lhs: faer::MatRef<'_, f64>,
+    rhs: faer::MatRef<'_, f64>,
+) {
+    use cblas_sys::{cblas_dgemm, CBLAS_LAYOUT::CblasColMajor, CBLAS_TRANSPOSE::*};
+    let int = |v: isize| i32::try_from(v).expect("matrix dimension exceeds i32");
+    let (m, n, k) = (dst.nrows(), dst.ncols(), lhs.ncols());
+    if k == 0 {
+        let mut dst = dst;
+        dst.fill(0.0);
+        return;
+    }
+    assert!(
+        dst.row_stride() == 1 && rhs.row_stride() == 1,
+        "column-major operands"
+    );
+    let (trans, lda) = if lhs.row_stride() == 1 {
+        (CblasNoTrans, lhs.col_stride().max(m as isize))
+    } else {
+        assert!(lhs.col_stride() == 1, "lhs with a unit stride");
+        (CblasTrans, lhs.row_stride().max(k as isize))
+    };
+    let (ldb, ldc) = (
+        rhs.col_stride().max(k as isize),
+        dst.col_stride().max(m as isize),
+    );
+    // SAFETY: the pointers and strides come from valid faer views of the
+    // stated shapes: `lhs` is m × k (column-major with ld = lda, or its
+    // transpose stored k × m with ld = lda), `rhs` k × n with ld = ldb and
+    // `dst` m × n with ld = ldc, all column-major with unit row stride.
+    unsafe {
+        cblas_dgemm(
+            CblasColMajor,
+            trans,
+            CblasNoTrans,
+            int(m as isize),
+            int(n as isize),
+            int(k as isize),
+            1.0,
+            lhs.as_ptr(),
+            int(lda),
+            rhs.as_ptr(),
+            int(ldb),
+            0.0,
+            dst.as_ptr_mut(),
+            int(ldc),
+        );
+    }
+}
+
+/// Accuracy of an eigendecomposition of `a`: (‖AV − VΛ‖_F / ‖A‖_F,
+/// ‖VᵀV − I‖_F), both O(P·ε) for a backward-stable method.
+pub fn eigh_residuals(a: &Mat<f64>, lambda: &[f64], v: &Mat<f64>) -> (f64, f64) {
+    let p = a.nrows();
+    let sym = Mat::from_fn(p, p, |i, j| if i >= j { a[(i, j)] } else { a[(j, i)] });
+    let mut av = &sym * v;
+    for j in 0..p {
+        for i in 0..p {
+            av[(i, j)] -= v[(i, j)] * lambda[j];
+        }
+    }
+    let mut vtv = v.transpose() * v;
+    for i in 0..p {
+        vtv[(i, i)] -= 1.0;
+    }
+    (
+        av.norm_l2() / sym.norm_l2().max(f64::MIN_POSITIVE),
+        vtv.norm_l2(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// A covariance-like matrix: XᵀX of n noisy rows with a decaying spectrum.
+    fn covariance(p: usize, n: usize, seed: u64) -> Mat<f64> {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let x = Mat::from_fn(n, p, |_, j| {
+            (rng.random::<f64>() - 0.5) * (1.0 + j as f64).powf(-1.5) + 1e-3 * rng.random::<f64>()
+        });
+        x.transpose() * &x
+    }
+
+    fn backends() -> Vec<Backend> {
+        let mut b = vec![Backend::Faer];
+        if cfg!(feature = "openblas") {
+            b.extend([
+                Backend::Lapack { threads: 1 },
+                Backend::Lapack { threads: 2 },
+                Backend::LapackMrrr { threads: 1 },
+            ]);
+        }
+        b
+    }
+
+    #[test]
+    fn every_backend_is_accurate() {
+        for &(p, n) in &[(1, 3), (7, 20), (150, 400), (300, 120)] {
+            let a = covariance(p, n, p as u64);
+            let scale = (p as f64) * f64::EPSILON;
+            for b in backends() {
+                let (lambda, v) = eigh_with(&a, b, Par::Seq).unwrap();
+                assert!(lambda.windows(2).all(|w| w[0] <= w[1]), "{b:?} ascending");
+                let (res, orth) = eigh_residuals(&a, &lambda, &v);
+                assert!(res <= 10.0 * scale, "{b:?} p={p}: ‖AV − VΛ‖/‖A‖ = {res:e}");
+                assert!(orth <= 10.0 * scale, "{b:?} p={p}: ‖VᵀV − I‖ = {orth:e}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_lower_triangle_is_read() {
+        let mut a = covariance(40, 80, 9);
+        let (want, _) = eigh_with(&a, Backend::Faer, Par::Seq).unwrap();
+        for j in 1..40 {
+            for i in 0..j {
+                a[(i, j)] = f64::NAN;
+            }
+        }
+        for b in backends() {
+            let (got, _) = eigh_with(&a, b, Par::Seq).unwrap();
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-12 * want[39], "{b:?}: {g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn single_threaded_backends_are_reproducible() {
+        let a = covariance(300, 400, 4);
+        let mut b = vec![(Backend::Faer, Par::Seq)];
+        if cfg!(feature = "openblas") {
+            b.push((Backend::Lapack { threads: 1 }, Par::Seq));
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        for (backend, par) in b {
+            let (l1, v1) = pool.install(|| eigh_with(&a, backend, par).unwrap());
+            let (l2, v2) = pool.install(|| eigh_with(&a, backend, par).unwrap());
+            assert!(l1.iter().zip(&l2).all(|(a, b)| a.to_bits() == b.to_bits()));
+            assert!(
+                (0..300).all(|j| (0..300).all(|i| v1[(i, j)].to_bits() == v2[(i, j)].to_bits())),
+                "{backend:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_default_backend_matches_faer() {
+        let a = covariance(64, 100, 5);
+        let (l1, _) = eigh(&a, Par::Seq).unwrap();
+        let (l2, _) = eigh_with(&a, Backend::Faer, Par::Seq).unwrap();
+        for (x, y) in l1.iter().zip(&l2) {
+            assert!((x - y).abs() <= 1e-12 * l2[63]);
+        }
+        assert!(eigh_with(&Mat::zeros(2, 3), Backend::Faer, Par::Seq).is_err());
+    }
+
+    #[test]
+    fn matmul_det_matches_faer_and_is_bitwise_identical_across_threads() {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
+        for &(m, k, n) in &[(1, 1, 1), (5, 3, 2), (300, 257, 7), (600, 600, 33)] {
+            let a = Mat::from_fn(k, m, |_, _| rng.random::<f64>() - 0.5);
+            let b = Mat::from_fn(k, n, |_, _| rng.random::<f64>() - 0.5);
+            let want = a.transpose() * &b;
+            let mut seq = Mat::zeros(m, n);
+            matmul_det(seq.as_mut(), a.transpose(), b.as_ref(), Par::Seq);
+            let mut par = Mat::zeros(m, n);
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            pool.install(|| matmul_det(par.as_mut(), a.transpose(), b.as_ref(), Par::rayon(2)));
+            for j in 0..n {
+                for i in 0..m {
+                    assert!(
+                        (seq[(i, j)] - want[(i, j)]).abs() <= 1e-12 * k as f64,
+                        "{m}×{k}×{n}"
+                    );
+                    assert_eq!(seq[(i, j)].to_bits(), par[(i, j)].to_bits());
+                }
+            }
+            // A column-major left operand too.
+            let at = a.transpose().to_owned();
+            let mut again = Mat::zeros(m, n);
+            matmul_det(again.as_mut(), at.as_ref(), b.as_ref(), Par::rayon(2));
+            for j in 0..n {
+                for i in 0..m {
+                    assert!((again[(i, j)] - want[(i, j)]).abs() <= 1e-12 * k as f64);
+                }
+            }
+        }
+    }
+}
