@@ -385,7 +385,7 @@ fn block_pcg(
 /// Validation SSE of the models (columns of `w`, intercepts) on the rows of
 /// `fold`, whose Σuuᵀ is `f` (full, symmetric): the formula of
 /// [`crate::ridge::sse_from_stats`] with all quadratic forms from one product.
-fn sse_many(
+pub(crate) fn sse_many(
     fold: &SuffStats,
     f: MatRef<'_, f64>,
     w: &Mat<f64>,

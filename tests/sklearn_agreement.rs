@@ -9,7 +9,7 @@ use gramstream::noise::NoiseModel;
 use gramstream::partition::{fold_of, PartitionSet};
 use gramstream::stats::pass::{accumulate, AccumulateOptions};
 use gramstream::stats::{Mode, StatsFile};
-use gramstream::sweep::{self, SweepOptions, TestSpec};
+use gramstream::sweep::{self, CvMethod, SweepOptions, TestSpec};
 
 const SEED: u64 = 7;
 const FOLDS: usize = 3;
@@ -48,7 +48,8 @@ fn every_bin_and_alpha_agrees_with_scikit_learn() {
         .unwrap();
     assert!(status.success(), "writing the h5py shards");
 
-    for mode in [Mode::Cells, Mode::PerBin] {
+    // Both accumulator layouts; CV by per-fold eigendecompositions and by PCG.
+    for (mode, cv) in [(Mode::Cells, CvMethod::Eigh), (Mode::PerBin, CvMethod::Pcg)] {
         let opts = AccumulateOptions {
             partitions: PartitionSet::new(PartitionSet::default().partitions, FOLDS).unwrap(),
             noise: NoiseModel::new(0.0, SEED).unwrap(),
@@ -69,6 +70,7 @@ fn every_bin_and_alpha_agrees_with_scikit_learn() {
             &SweepOptions {
                 alphas: alphas.clone(),
                 select: None,
+                cv,
                 test: Some(TestSpec {
                     path: test.clone(),
                     noise: None,
@@ -129,7 +131,7 @@ fn every_bin_and_alpha_agrees_with_scikit_learn() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        eprintln!("{mode:?}: {}", text.trim());
+        eprintln!("{mode:?}, CV by {cv:?}: {}", text.trim());
         assert!(
             out.status.success(),
             "{mode:?}: scikit-learn disagrees: {text}"

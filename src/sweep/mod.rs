@@ -63,6 +63,8 @@ pub struct SweepOptions {
     pub select: Option<Select>,
     /// A test shard to score every (group, α) on.
     pub test: Option<TestSpec>,
+    /// How CV solves the folds.
+    pub cv: CvMethod,
     /// Parallelism of the dense kernels.
     pub par: Par,
 }
@@ -306,15 +308,75 @@ fn total_of(folds: &[SuffStats], p: usize) -> Result<SuffStats> {
     Ok(t)
 }
 
+/// How the exact K-fold CV solves each fold's training model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CvMethod {
+    /// One eigendecomposition per fold, all α from it (the default): K more
+    /// decompositions per bin, run concurrently with the bin's own.
+    Eigh,
+    /// Block preconditioned CG per fold for all α, the bin's decomposition
+    /// as preconditioner ([`crate::cv`]); falls back to a decomposition when
+    /// it stagnates.
+    Pcg,
+}
+
+impl std::str::FromStr for CvMethod {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "eigh" => Ok(CvMethod::Eigh),
+            "pcg" => Ok(CvMethod::Pcg),
+            other => Err(format!("unknown CV method {other:?}: eigh or pcg")),
+        }
+    }
+}
+
+/// A fold's symmetric Σuuᵀ as a full matrix.
+fn full_xtx(stats: &SuffStats) -> Mat<f64> {
+    Mat::from_fn(stats.p, stats.p, |i, j| {
+        let (a, b) = if i >= j { (i, j) } else { (j, i) };
+        stats.xtx[crate::stats::packed_index(a, b)]
+    })
+}
+
+/// Validation SSE per α of the model trained on `total − fold`, solved by
+/// its own eigendecomposition (sequential kernels: the caller runs folds
+/// concurrently).
+fn fold_sse_eigh(
+    header: &StatsHeader,
+    total: &SuffStats,
+    fold: &SuffStats,
+    alphas: &[f64],
+) -> Result<Vec<f64>> {
+    let mut train = total.clone();
+    train.sub(fold)?;
+    let path = RidgePath::new(&train, &header.shift_x, header.shift_y, Par::Seq)?;
+    drop(train);
+    let (w, b) = path.weights(alphas, Par::Seq);
+    drop(path);
+    let f = full_xtx(fold);
+    Ok(crate::cv::sse_many(
+        fold,
+        f.as_ref(),
+        &w,
+        &b,
+        &header.shift_x,
+        header.shift_y,
+        Par::Seq,
+    ))
+}
+
 /// Solves the α path of one group from its per-fold sums.
 fn solve_group(
     header: &StatsHeader,
     folds: &[SuffStats],
     alphas: &[f64],
-    want_cv: bool,
+    cv: Option<CvMethod>,
     par: Par,
     out: &mut GroupSweep,
 ) -> Result<GroupModels> {
+    use rayon::prelude::*;
     let p = header.pixels;
     let mut models = GroupModels {
         w: Mat::zeros(p, alphas.len()),
@@ -339,16 +401,127 @@ fn solve_group(
         ));
         return Ok(models);
     }
-    let t = Instant::now();
-    let path = RidgePath::new(&total, &header.shift_x, header.shift_y, par)?;
-    out.eigh_s = t.elapsed().as_secs_f64();
-    out.y_mean = path.y_mean();
-    out.y_var = path.syy() / total.n as f64;
     if (total.n as usize) <= p {
         out.notes.push(format!(
             "{} training rows for {p} pixels: the covariance is singular, only α > 0 is defined",
             total.n
         ));
+    }
+    // CV needs rows in ≥ 2 folds and ≥ 2 training rows in every complement.
+    let nonempty = folds.iter().filter(|f| f.n > 0).count();
+    let cv = match cv {
+        Some(_) if nonempty < 2 => {
+            out.notes.push(format!(
+                "CV unavailable: rows in {nonempty} of {} folds",
+                folds.len()
+            ));
+            None
+        }
+        Some(_) if folds.iter().any(|f| total.n - f.n < 2) => {
+            out.notes
+                .push("CV unavailable: a fold's complement has fewer than 2 rows".into());
+            None
+        }
+        other => other,
+    };
+    // α = 0 is defined only on a full-rank covariance; CV uses α > 0 only
+    // when a fold's complement could be singular.
+    let cv_alphas: Vec<usize> = (0..alphas.len()).filter(|&a| alphas[a] > 0.0).collect();
+    let cv_grid: Vec<f64> = cv_alphas.iter().map(|&a| alphas[a]).collect();
+    let fold_refs: Vec<&SuffStats> = folds.iter().filter(|f| f.n > 0).collect();
+    let t = Instant::now();
+    let (path, fold_sse) = match cv {
+        Some(CvMethod::Eigh) => {
+            // The bin's decomposition and each fold's run concurrently,
+            // each single-threaded: deterministic and both cores busy.
+            let tasks: Vec<Option<&SuffStats>> = std::iter::once(None)
+                .chain(fold_refs.iter().map(|f| Some(*f)))
+                .collect();
+            enum Done {
+                Path(Box<RidgePath>),
+                Fold(Vec<f64>),
+            }
+            let done: Vec<Result<Done>> = tasks
+                .par_iter()
+                .with_max_len(1)
+                .map(|task| match task {
+                    None => RidgePath::new(&total, &header.shift_x, header.shift_y, Par::Seq)
+                        .map(|p| Done::Path(Box::new(p))),
+                    Some(fold) => fold_sse_eigh(header, &total, fold, &cv_grid).map(Done::Fold),
+                })
+                .collect();
+            let mut path = None;
+            let mut sse = vec![0.0; cv_grid.len()];
+            for d in done {
+                match d? {
+                    Done::Path(p) => path = Some(*p),
+                    Done::Fold(s) => sse.iter_mut().zip(&s).for_each(|(a, b)| *a += b),
+                }
+            }
+            (path.expect("the bin's own task"), Some(sse))
+        }
+        _ => (
+            RidgePath::new(&total, &header.shift_x, header.shift_y, par)?,
+            None,
+        ),
+    };
+    let elapsed = t.elapsed().as_secs_f64();
+    out.y_mean = path.y_mean();
+    out.y_var = path.syy() / total.n as f64;
+    let fold_sse = match (cv, fold_sse) {
+        (Some(CvMethod::Pcg), _) => {
+            out.eigh_s = elapsed;
+            let t = Instant::now();
+            let owned: Vec<SuffStats> = fold_refs.iter().map(|f| (*f).clone()).collect();
+            let r = crate::cv::cv_sse_pcg(
+                &path,
+                &total,
+                &owned,
+                &header.shift_x,
+                header.shift_y,
+                &cv_grid,
+                &crate::cv::PcgOptions::default(),
+                par,
+            )?;
+            out.cv_s = t.elapsed().as_secs_f64();
+            if r.fallback_folds > 0 {
+                out.notes.push(format!(
+                    "PCG did not converge on {} of {} folds: solved by eigendecomposition",
+                    r.fallback_folds,
+                    owned.len()
+                ));
+            }
+            let its: Vec<usize> = r
+                .iterations
+                .iter()
+                .filter(|f| !f.fallback)
+                .map(|f| f.max)
+                .collect();
+            if let Some(m) = its.iter().max() {
+                out.notes
+                    .push(format!("PCG: at most {m} iterations per fold"));
+            }
+            Some(r.sse)
+        }
+        (Some(CvMethod::Eigh), s) => {
+            // 1 + K decompositions ran together; count the bin's share as
+            // its decomposition and the rest as CV.
+            let k = fold_refs.len() as f64;
+            out.eigh_s = elapsed / (1.0 + k);
+            out.cv_s = elapsed - out.eigh_s;
+            s
+        }
+        _ => {
+            out.eigh_s = elapsed;
+            None
+        }
+    };
+    if let Some(sse) = fold_sse {
+        let rows: u64 = fold_refs.iter().map(|f| f.n).sum();
+        out.cv_rows = rows;
+        for (j, &a) in cv_alphas.iter().enumerate() {
+            out.points[a].cv_mse = Some(sse[j] / rows as f64);
+        }
     }
     let singular = path.is_rank_deficient();
     let usable: Vec<usize> = (0..alphas.len())
@@ -370,28 +543,6 @@ fn solve_group(
         pt.train_r2 = path.train_r2(alphas[a]);
         pt.dof = path.dof(alphas[a]);
         pt.gcv = path.gcv(alphas[a]);
-    }
-    drop(path);
-    let nonempty = folds.iter().filter(|f| f.n > 0).count();
-    if want_cv {
-        if nonempty < 2 {
-            out.notes.push(format!(
-                "CV unavailable: rows in {nonempty} of {} folds",
-                folds.len()
-            ));
-        } else if folds.iter().any(|f| total.n - f.n < 2) {
-            out.notes
-                .push("CV unavailable: a fold's complement has fewer than 2 rows".into());
-        } else {
-            let t = Instant::now();
-            let (sse, rows) =
-                ridge::cv_sse(&total, folds, &header.shift_x, header.shift_y, &ua, par)?;
-            out.cv_s = t.elapsed().as_secs_f64();
-            out.cv_rows = rows;
-            for (j, &a) in usable.iter().enumerate() {
-                out.points[a].cv_mse = Some(sse[j] / rows as f64);
-            }
-        }
     }
     Ok(models)
 }
@@ -446,7 +597,7 @@ pub fn run(
         None if folds >= 2 => Select::Cv,
         None => Select::Gcv,
     };
-    let want_cv = folds >= 2;
+    let want_cv = (folds >= 2).then_some(opts.cv);
     let parts = &h.partitions.partitions;
     let mut ids = vec![GroupId {
         partition: None,

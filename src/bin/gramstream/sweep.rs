@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use gramstream::noise::NoiseModel;
 use gramstream::stats::StatsFile;
-use gramstream::sweep::{self, report, Progress, Select, Sweep, SweepOptions, TestSpec};
+use gramstream::sweep::{self, report, CvMethod, Progress, Select, Sweep, SweepOptions, TestSpec};
 
 use crate::progress;
 
@@ -33,6 +33,11 @@ pub struct SweepArgs {
     /// folds) or gcv.
     #[arg(long)]
     pub select: Option<Select>,
+    /// How CV solves each fold: eigh (one eigendecomposition per fold, run
+    /// concurrently) or pcg (block preconditioned CG from the bin's own
+    /// decomposition; pays off when bins have many more rows than pixels).
+    #[arg(long, default_value = "eigh")]
+    pub cv: CvMethod,
     /// Output directory (created if needed).
     #[arg(long)]
     pub out: PathBuf,
@@ -81,6 +86,7 @@ pub fn run(args: &SweepArgs) -> Result<String> {
     let opts = SweepOptions {
         alphas,
         select: args.select,
+        cv: args.cv,
         test,
         par: crate::par(args.threads),
     };
