@@ -234,7 +234,7 @@ pub fn log_x_panels(
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
+            .position(SeriesLabelPosition::UpperRight)
             .label_font(("sans-serif", 11))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(180, 180, 180))

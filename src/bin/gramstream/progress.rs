@@ -79,9 +79,14 @@ impl Bar {
                     let rate = done as f64 / s;
                     let eta = (l.total.saturating_sub(done)) as f64 / rate.max(1e-9);
                     eprintln!(
-                        "{}: {done}/{} {u}, {rate:.1} {u}/s, {}, ETA {eta:.0} s",
+                        "{}: {done}/{} {u}, {}, {}, ETA {eta:.0} s",
                         l.label,
                         l.total,
+                        if rate >= 1.0 {
+                            format!("{rate:.1} {}/s", l.unit)
+                        } else {
+                            format!("{:.1} s per {}", 1.0 / rate.max(1e-9), l.unit.trim_end_matches('s'))
+                        },
                         l.message,
                         u = l.unit
                     );
