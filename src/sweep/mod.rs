@@ -319,6 +319,8 @@ pub enum CvMethod {
     /// as preconditioner ([`crate::cv`]); falls back to a decomposition when
     /// it stagnates.
     Pcg,
+    /// No cross-validation (α by GCV): one decomposition per bin.
+    Skip,
 }
 
 impl std::str::FromStr for CvMethod {
@@ -327,7 +329,8 @@ impl std::str::FromStr for CvMethod {
         match s {
             "eigh" => Ok(CvMethod::Eigh),
             "pcg" => Ok(CvMethod::Pcg),
-            other => Err(format!("unknown CV method {other:?}: eigh or pcg")),
+            "none" => Ok(CvMethod::Skip),
+            other => Err(format!("unknown CV method {other:?}: eigh, pcg or none")),
         }
     }
 }
@@ -584,6 +587,12 @@ pub fn run(
     }
     let folds = h.partitions.folds;
     let select_by = match opts.select {
+        Some(Select::Cv) if opts.cv == CvMethod::Skip => {
+            return Err(Error::InvalidParameter {
+                name: "select",
+                problem: "α by CV needs CV: drop `--cv none` or use --select gcv".into(),
+            })
+        }
         Some(Select::Cv) if folds < 2 => {
             return Err(Error::InvalidParameter {
                 name: "select",
@@ -594,10 +603,10 @@ pub fn run(
             })
         }
         Some(s) => s,
-        None if folds >= 2 => Select::Cv,
+        None if folds >= 2 && opts.cv != CvMethod::Skip => Select::Cv,
         None => Select::Gcv,
     };
-    let want_cv = (folds >= 2).then_some(opts.cv);
+    let want_cv = (folds >= 2 && opts.cv != CvMethod::Skip).then_some(opts.cv);
     let parts = &h.partitions.partitions;
     let mut ids = vec![GroupId {
         partition: None,

@@ -85,7 +85,11 @@ impl Bar {
                         if rate >= 1.0 {
                             format!("{rate:.1} {}/s", l.unit)
                         } else {
-                            format!("{:.1} s per {}", 1.0 / rate.max(1e-9), l.unit.trim_end_matches('s'))
+                            format!(
+                                "{:.1} s per {}",
+                                1.0 / rate.max(1e-9),
+                                l.unit.trim_end_matches('s')
+                            )
                         },
                         l.message,
                         u = l.unit

@@ -34,8 +34,8 @@ pub struct SweepArgs {
     #[arg(long)]
     pub select: Option<Select>,
     /// How CV solves each fold: eigh (one eigendecomposition per fold, run
-    /// concurrently) or pcg (block preconditioned CG from the bin's own
-    /// decomposition; pays off when bins have many more rows than pixels).
+    /// concurrently), pcg (block preconditioned CG from the bin's own
+    /// decomposition), or none (no CV; α by GCV).
     #[arg(long, default_value = "eigh")]
     pub cv: CvMethod,
     /// Output directory (created if needed).
