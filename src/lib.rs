@@ -34,6 +34,7 @@
 pub mod error;
 pub mod eval;
 mod h5raw;
+mod h5write;
 pub mod layout;
 pub mod models;
 pub mod params;

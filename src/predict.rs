@@ -571,7 +571,7 @@ pub fn predict_csv(
     out: &Path,
     progress: &dyn Fn(u64),
 ) -> Result<PredictSummary> {
-    let tmp = crate::models::temp_path(out)?;
+    let tmp = crate::h5write::temp_path(out)?;
     let names: Vec<String> = match opts.routing {
         Routing::Global => Vec::new(),
         Routing::Oracle { partition } => models
@@ -600,7 +600,7 @@ pub fn predict_csv(
     };
     match run() {
         Ok(summary) => {
-            crate::models::sync_dir(out)?;
+            crate::h5write::sync_dir(out)?;
             Ok(summary)
         }
         Err(e) => {

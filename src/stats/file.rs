@@ -68,10 +68,13 @@
 use std::path::{Path, PathBuf};
 
 use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
-use hdf5::{Dataset, Datatype, Group, H5Type};
+use hdf5::{Dataset, Group, H5Type};
 
 use super::{
     packed_len, Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, SuffStats, FORMAT_VERSION,
+};
+use crate::h5write::{
+    fixed_str_type, json, padded, sync_dir, sync_file, temp_path, write_attr, write_str_attr,
 };
 use crate::partition::PartitionSet;
 use crate::{Error, Layout, Result};
@@ -112,33 +115,6 @@ pub fn write_stats(
         return Err(e);
     }
     sync_dir(path)
-}
-
-/// `<path>.tmp`.
-fn temp_path(path: &Path) -> Result<PathBuf> {
-    let name = path.file_name().ok_or_else(|| Error::InvalidParameter {
-        name: "output",
-        problem: format!("{} is not a file path", path.display()),
-    })?;
-    let mut tmp = name.to_os_string();
-    tmp.push(".tmp");
-    Ok(path.with_file_name(tmp))
-}
-
-fn sync_file(path: &Path) -> Result<()> {
-    std::fs::File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(path, e))
-}
-
-fn sync_dir(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(dir, e))
 }
 
 /// Consistency of what the caller hands in (before anything is created).
@@ -200,42 +176,6 @@ fn check_for_write(
     Ok(())
 }
 
-/// The fixed-length, NUL-padded UTF-8 string type of `len` bytes (at least 1).
-fn fixed_str_type(len: usize) -> hdf5::Result<Datatype> {
-    Datatype::from_descriptor(&TypeDescriptor::FixedUnicode(len.max(1)))
-}
-
-/// `strings` NUL-padded to `width` bytes each, back to back.
-fn padded(strings: &[&str], width: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; strings.len() * width];
-    for (dst, s) in buf.chunks_exact_mut(width.max(1)).zip(strings) {
-        dst[..s.len()].copy_from_slice(s.as_bytes());
-    }
-    buf
-}
-
-/// Writes a scalar fixed-length string attribute holding exactly `value`.
-fn write_str_attr(loc: &hdf5::Location, path: &Path, name: &str, value: &str) -> Result<()> {
-    let wrap = |e| Error::hdf5(path, format!("writing attribute {name}"), e);
-    let dtype = fixed_str_type(value.len()).map_err(wrap)?;
-    let attr = loc
-        .new_attr_builder()
-        .empty_as(&dtype)
-        .shape(())
-        .create(name)
-        .map_err(wrap)?;
-    let buf = padded(&[value], dtype.size());
-    let status = hdf5::sync::sync(|| {
-        // SAFETY: `buf` holds one value of `dtype` (dtype.size() bytes) for the
-        // scalar attribute; both ids are alive; libhdf5 is serialised by `sync`.
-        unsafe { hdf5_sys::h5a::H5Awrite(attr.id(), dtype.id(), buf.as_ptr().cast()) }
-    });
-    if status < 0 {
-        return Err(wrap(hdf5::Error::from("H5Awrite failed".to_string())));
-    }
-    Ok(())
-}
-
 /// Creates `/shards/path`: fixed-length strings as wide as the longest,
 /// chunked with Fletcher32 like the numeric arrays.
 fn write_paths(group: &Group, path: &Path, paths: &[&str]) -> Result<()> {
@@ -288,13 +228,6 @@ fn read_fixed_strings(ds: &Dataset) -> hdf5::Result<Vec<Vec<u8>>> {
             c[..end].to_vec()
         })
         .collect())
-}
-
-fn write_attr<T: H5Type>(loc: &hdf5::Location, path: &Path, name: &str, value: T) -> Result<()> {
-    loc.new_attr::<T>()
-        .create(name)
-        .and_then(|a| a.write_scalar(&value))
-        .map_err(|e| Error::hdf5(path, format!("writing attribute {name}"), e))
 }
 
 /// Creates a dataset, chunked with Fletcher32 unless it is empty (a chunk
@@ -350,10 +283,6 @@ fn header_json(header: &StatsHeader) -> Result<String> {
         o.remove("shards");
     }
     Ok(v.to_string())
-}
-
-fn json<T: serde::Serialize>(what: &str, v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| Error::Shape(format!("{what} to JSON: {e}")))
 }
 
 fn mode_name(m: Mode) -> &'static str {
