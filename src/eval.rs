@@ -24,6 +24,53 @@ pub struct Metrics {
     pub rmse: f64,
 }
 
+/// Running sums for [`Metrics`], with y taken around a shift `y0` so the
+/// total sum of squares does not cancel when the mean is large.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scores {
+    y0: f64,
+    n: u64,
+    sum_y: f64,
+    sum_yy: f64,
+    sse: f64,
+    sae: f64,
+}
+
+impl Scores {
+    /// Empty sums around `y0` (any value near the mean of y).
+    pub fn around(y0: f64) -> Self {
+        Scores {
+            y0,
+            ..Default::default()
+        }
+    }
+
+    /// Adds one row.
+    pub fn add(&mut self, y: f64, prediction: f64) {
+        let e = y - prediction;
+        let yc = y - self.y0;
+        self.n += 1;
+        self.sum_y += yc;
+        self.sum_yy += yc * yc;
+        self.sse += e * e;
+        self.sae += e.abs();
+    }
+
+    /// R², MAE and RMSE of the rows added (None: no row).
+    pub fn metrics(&self) -> Option<Metrics> {
+        (self.n > 0).then(|| {
+            let n = self.n as f64;
+            let syy = self.sum_yy - self.sum_y * self.sum_y / n;
+            Metrics {
+                n: self.n,
+                r2: 1.0 - self.sse / syy,
+                mae: self.sae / n,
+                rmse: (self.sse / n).sqrt(),
+            }
+        })
+    }
+}
+
 /// Streams `shard` (shard index `index` for noise) and scores `model`
 /// against the log g column. With `noise` = None the stored `noisy` array is
 /// read; otherwise flux + error with that noise.
@@ -34,6 +81,7 @@ pub fn evaluate(
     layout: &Layout,
     noise: Option<NoiseModel>,
 ) -> Result<Metrics> {
+    let shard_path = shard;
     let shard = Shard::open(shard, layout)?;
     let spectra = if noise.is_some() {
         Spectra::FluxError
@@ -47,7 +95,7 @@ pub fn evaluate(
     };
     let mut reader = shard.reader(index, &opts)?;
     let mut chunk = Chunk::default();
-    let (mut n, mut sum_y, mut sum_yy, mut sse, mut sae) = (0u64, 0.0, 0.0, 0.0, 0.0);
+    let mut scores = Scores::default();
     for task in crate::source::plan_iter(vec![shard.rows()], 256)? {
         reader.read_chunk(task.rows, &mut chunk)?;
         if let Some(noise) = noise {
@@ -62,20 +110,13 @@ pub fn evaluate(
         }
         for r in 0..chunk.rows {
             let y = chunk.params_row(r)[0];
-            let e = y - model.predict(chunk.flux_row(r));
-            n += 1;
-            sum_y += y;
-            sum_yy += y * y;
-            sse += e * e;
-            sae += e.abs();
+            scores.add(y, model.predict(chunk.flux_row(r)));
         }
     }
-    let nf = n.max(1) as f64;
-    let syy = sum_yy - sum_y * sum_y / nf;
-    Ok(Metrics {
-        n,
-        r2: 1.0 - sse / syy,
-        mae: sae / nf,
-        rmse: (sse / nf).sqrt(),
-    })
+    scores
+        .metrics()
+        .ok_or_else(|| crate::Error::InvalidParameter {
+            name: "test",
+            problem: format!("{}: no rows to score", shard_path.display()),
+        })
 }

@@ -31,7 +31,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::eval::Metrics;
+use crate::eval::{Metrics, Scores};
 use crate::models::{Expert, ModelSet};
 use crate::noise::NoiseModel;
 use crate::partition::{Partition, PartitionKind, RowKeys};
@@ -210,40 +210,6 @@ impl std::fmt::Display for PredictSummary {
             ),
             None => write!(f, "no true log g: no scores"),
         }
-    }
-}
-
-/// Running sums for [`Metrics`].
-#[derive(Debug, Clone, Copy, Default)]
-struct Scores {
-    n: u64,
-    sum_y: f64,
-    sum_yy: f64,
-    sse: f64,
-    sae: f64,
-}
-
-impl Scores {
-    fn add(&mut self, y: f64, prediction: f64) {
-        let e = y - prediction;
-        self.n += 1;
-        self.sum_y += y;
-        self.sum_yy += y * y;
-        self.sse += e * e;
-        self.sae += e.abs();
-    }
-
-    fn metrics(&self) -> Option<Metrics> {
-        (self.n > 0).then(|| {
-            let n = self.n as f64;
-            let syy = self.sum_yy - self.sum_y * self.sum_y / n;
-            Metrics {
-                n: self.n,
-                r2: 1.0 - self.sse / syy,
-                mae: self.sae / n,
-                rmse: (self.sse / n).sqrt(),
-            }
-        })
     }
 }
 

@@ -13,7 +13,7 @@ use faer::{Mat, Par};
 use serde::Serialize;
 
 use super::{GroupId, GroupModels, GroupSweep, Progress};
-use crate::eval::Metrics;
+use crate::eval::Scores;
 use crate::noise::NoiseModel;
 use crate::partition::RowKeys;
 use crate::source::{plan_iter, Chunk, ChunkSource, ReadOptions, Shard, Spectra};
@@ -48,28 +48,6 @@ pub struct TestSummary {
     /// for the global model; a partition with an "outside bins" slot scores
     /// them with that slot's model.
     pub outside: Vec<(String, u64)>,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Acc {
-    n: u64,
-    sum_y: f64,
-    sum_yy: f64,
-    sse: f64,
-    sae: f64,
-}
-
-impl Acc {
-    fn metrics(&self) -> Metrics {
-        let n = self.n as f64;
-        let syy = self.sum_yy - self.sum_y * self.sum_y / n;
-        Metrics {
-            n: self.n,
-            r2: 1.0 - self.sse / syy,
-            mae: self.sae / n,
-            rmse: (self.sse / n).sqrt(),
-        }
-    }
 }
 
 /// Scores every valid (group, α) model on the test shard and fills each
@@ -145,7 +123,7 @@ pub(crate) fn score(
             slot_group[pi][id.slot] = g;
         }
     }
-    let mut acc = vec![vec![Acc::default(); alphas.len()]; ids.len()];
+    let mut acc = vec![vec![Scores::around(header.shift_y); alphas.len()]; ids.len()];
     let mut outside = vec![0u64; parts.len()];
     let total = shard.rows() as u64;
     let (mut fc, mut nc) = (Chunk::default(), Chunk::default());
@@ -220,14 +198,7 @@ pub(crate) fn score(
                 }
                 let b = models[g].intercept[a];
                 for (i, &r) in rows.iter().enumerate() {
-                    let y = x.params_row(r)[2];
-                    let e = y - (pred[(i, a)] + b);
-                    let yc = y - header.shift_y;
-                    acc.n += 1;
-                    acc.sum_y += yc;
-                    acc.sum_yy += yc * yc;
-                    acc.sse += e * e;
-                    acc.sae += e.abs();
+                    acc.add(x.params_row(r)[2], pred[(i, a)] + b);
                 }
             }
         }
@@ -236,8 +207,8 @@ pub(crate) fn score(
     }
     for (g, grp) in groups.iter_mut().enumerate() {
         for (a, pt) in grp.points.iter_mut().enumerate() {
-            if models[g].valid[a] && acc[g][a].n > 0 {
-                pt.test = Some(acc[g][a].metrics());
+            if models[g].valid[a] {
+                pt.test = acc[g][a].metrics();
             }
         }
     }
