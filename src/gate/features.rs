@@ -6,7 +6,8 @@
 //!   Mg I 8806, 8807, 8808 Å — three features: the mean flux in a core
 //!   window, the depth `1 − core mean / continuum` and the equivalent width
 //!   `Σ (1 − f/continuum)·Δλ` over the core, where the continuum is the mean
-//!   flux of two flanking windows, one on each side;
+//!   flux of two flanking windows, one on each side (floored at
+//!   [`CONTINUUM_FLOOR`] × the spectrum's mean absolute flux, against noise);
 //! * the summed equivalent widths of Ca II, Na I and Mg I.
 //!
 //! Windows are in Å relative to the line centre (see [`CORE_HALF_WIDTH`],
@@ -43,6 +44,14 @@ pub const CONTINUUM_INNER: f64 = 4.0;
 /// continuum is the mean flux over `centre − 8 … centre − 4` and
 /// `centre + 4 … centre + 8` Å together.
 pub const CONTINUUM_OUTER: f64 = 8.0;
+
+/// Floor of the continuum, as a fraction of the spectrum's mean absolute
+/// flux over the whole grid. At high noise the few flank pixels can average
+/// to zero (noisy flux is clipped at 0) or below; depth and EW would then be
+/// infinite or flip sign. A physical continuum near the lines is far above a
+/// tenth of the mean flux, so the floor only acts on such noise. A spectrum
+/// that is zero everywhere gets depth and EW 0.
+pub const CONTINUUM_FLOOR: f64 = 0.1;
 
 /// The species whose equivalent widths are summed, in feature order.
 pub const SPECIES: [&str; 3] = ["CaII", "NaI", "MgI"];
@@ -242,8 +251,8 @@ impl GateFeatures {
     /// The 37 features of one spectrum `x` (length P) into `out` (length 37).
     ///
     /// Panics if the lengths differ (a programming error); [`Self::compute_rows`]
-    /// checks shapes and returns an error instead. A continuum mean of zero
-    /// gives non-finite depth and EW, which [`super::logistic::fit`] rejects.
+    /// checks shapes and returns an error instead. Features are finite when
+    /// `x` is (see [`CONTINUUM_FLOOR`]).
     pub fn compute(&self, x: &[f64], out: &mut [f64]) {
         assert_eq!(x.len(), self.pixels, "gate features: spectrum length");
         assert_eq!(out.len(), N_FEATURES, "gate features: output length");
@@ -256,19 +265,25 @@ impl GateFeatures {
                 .map(|((a, m), v)| (a - m) * v)
                 .sum();
         }
+        let floor = CONTINUUM_FLOOR * x.iter().map(|v| v.abs()).sum::<f64>() / x.len() as f64;
         let mut totals = [0.0; SPECIES.len()];
         for (i, l) in self.lines.iter().enumerate() {
             let core = &x[l.core.clone()];
             let mean = core.iter().sum::<f64>() / core.len() as f64;
             let (blue, red) = (&x[l.blue.clone()], &x[l.red.clone()]);
-            let continuum = (blue.iter().sum::<f64>() + red.iter().sum::<f64>())
-                / (blue.len() + red.len()) as f64;
-            let depth = 1.0 - mean / continuum;
-            let ew: f64 = core
-                .iter()
-                .zip(&l.core_dl)
-                .map(|(f, dl)| (1.0 - f / continuum) * dl)
-                .sum();
+            let continuum = ((blue.iter().sum::<f64>() + red.iter().sum::<f64>())
+                / (blue.len() + red.len()) as f64)
+                .max(floor);
+            let (depth, ew) = if continuum > 0.0 {
+                let ew = core
+                    .iter()
+                    .zip(&l.core_dl)
+                    .map(|(f, dl)| (1.0 - f / continuum) * dl)
+                    .sum();
+                (1.0 - mean / continuum, ew)
+            } else {
+                (0.0, 0.0)
+            };
             let o = &mut out[PCA_COMPONENTS + 3 * i..PCA_COMPONENTS + 3 * i + 3];
             o.copy_from_slice(&[mean, depth, ew]);
             totals[l.species] += ew;
@@ -404,6 +419,27 @@ mod tests {
     }
 
     #[test]
+    fn a_vanishing_continuum_is_floored() {
+        let wave = grid(4096);
+        let (m, c) = zero_pca(wave.len());
+        let g = GateFeatures::new(&wave, m, c).unwrap();
+        let mut x = vec![1.0; wave.len()];
+        let (core, blue, red) = g.line_pixels(1);
+        for j in blue.chain(red) {
+            x[j] = 0.0;
+        }
+        let mut out = vec![0.0; N_FEATURES];
+        g.compute(&x, &mut out);
+        let floor = CONTINUUM_FLOOR * x.iter().sum::<f64>() / x.len() as f64;
+        assert!((out[14] - (1.0 - 1.0 / floor)).abs() < 1e-9, "{}", out[14]);
+        assert!(out.iter().all(|v| v.is_finite()));
+        // All zero: depth and EW 0.
+        g.compute(&vec![0.0; wave.len()], &mut out);
+        assert!(out.iter().all(|&v| v == 0.0), "{out:?}");
+        assert_eq!(core.len(), 7);
+    }
+
+    #[test]
     fn projections_use_the_leading_components_first() {
         let p = 1024;
         let wave = grid(p);
@@ -416,8 +452,8 @@ mod tests {
         let g = GateFeatures::new(&wave, m, c).unwrap();
         let x: Vec<f64> = (0..p).map(|i| 1.0 + i as f64).collect();
         let out = g.compute_rows(&x).unwrap();
-        for k in 0..PCA_COMPONENTS {
-            assert_eq!(out[k], (p - 1 - k) as f64);
+        for (k, v) in out[..PCA_COMPONENTS].iter().enumerate() {
+            assert_eq!(*v, (p - 1 - k) as f64);
         }
         assert!(g.compute_rows(&x[1..]).is_err());
     }

@@ -472,9 +472,10 @@ impl Logistic {
         let k = self.present.len();
         let scores: Vec<f64> = (0..k)
             .map(|c| {
-                let mut s = self.theta[(d, c)];
-                for j in 0..d {
-                    s += self.theta[(j, c)] * (x[j] - self.mean[j]) / self.scale[j];
+                let w = self.theta.col(c);
+                let mut s = w[d];
+                for (j, xj) in x.iter().enumerate() {
+                    s += w[j] * (xj - self.mean[j]) / self.scale[j];
                 }
                 s
             })
