@@ -29,10 +29,12 @@
 //! | [`scan`] | one read with noise, and what it saw |
 //! | [`plot`] | PNG figures (plotters) |
 //! | [`sweep`] | every α of every bin: CV/GCV selection, test scores |
+//! | [`gate`] | the gate: 37 PCA and line features, multinomial L2 logistic regression over the T_eff × [M/H] bins |
 #![deny(missing_docs)]
 
 pub mod error;
 pub mod eval;
+pub mod gate;
 mod h5raw;
 mod h5write;
 pub mod layout;
