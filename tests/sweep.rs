@@ -250,3 +250,75 @@ fn gcv_without_folds_and_clear_failures() {
         "{err}"
     );
 }
+
+#[test]
+fn small_bins_and_least_squares_are_reported_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    // 120 rows over 14 bins at 32 pixels: every bin is singular, some nearly empty.
+    let shard = dir.path().join("small.h5");
+    write_shard(&shard, &ShardSpec::new(120, P, 9, 0), &|_| {}).unwrap();
+    let stats = dir.path().join("small_stats.h5");
+    let out = bin()
+        .args(["accumulate", "--out"])
+        .arg(&stats)
+        .arg(&shard)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out_dir = dir.path().join("s");
+    let out = bin()
+        .args(["sweep", "--no-plots", "--alphas", "0,1,100", "--out"])
+        .arg(&out_dir)
+        .arg(&stats)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Global: 120 rows > 32 pixels, α = 0 is least squares and exists.
+    let (header, rows) = parse_csv(&std::fs::read_to_string(out_dir.join("sweep.csv")).unwrap());
+    assert_eq!(rows.len(), 15 * 3, "every group is listed");
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    assert_eq!(
+        (rows[0][0].as_str(), rows[0][col("alpha")].as_str()),
+        ("global", "0")
+    );
+    assert!(rows[0][col("train_r2")].parse::<f64>().unwrap().is_finite());
+    // A bin with fewer rows than pixels: α = 0 empty, α > 0 solved, and a note naming the bin.
+    let singular = rows
+        .chunks(3)
+        .find(|g| {
+            let n: u64 = g[0][col("n_train")].parse().unwrap();
+            (2..=P as u64).contains(&n)
+        })
+        .expect("a singular bin");
+    assert!(singular[0][col("train_r2")].is_empty());
+    assert!(!singular[1][col("train_r2")].is_empty());
+    let name = &singular[0][col("bin_name")];
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains(name.as_str()) && l.contains("α = 0 (least squares) skipped")),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("sweep.json")).unwrap())
+            .unwrap();
+    let groups = json["groups"].as_array().unwrap();
+    assert!(groups
+        .iter()
+        .all(|g| g["points"].as_array().unwrap().len() == 3));
+    // A bin with < 2 rows has no model and says why (when the draw produced one).
+    for g in groups.iter().filter(|g| g["n_train"].as_u64().unwrap() < 2) {
+        let notes = g["notes"].to_string();
+        assert!(notes.contains("needs at least 2"), "{notes}");
+        assert!(g["selected"].is_null());
+    }
+}
