@@ -28,7 +28,7 @@
 //! [`crate::ridge::sse_from_stats`], with the quadratic forms wᵀ(Σuuᵀ)w of
 //! all α taken from one product.
 
-use faer::{Mat, MatRef, Par};
+use faer::{Mat, MatMut, MatRef, Par};
 
 use crate::linalg::matmul_det;
 use crate::ridge::{centred, sse_from_stats, RidgePath};
@@ -142,13 +142,83 @@ pub fn cv_sse_pcg(
         .map(|l| l.max(0.0))
         .collect();
     let v = total_path.eigenvectors();
+    // Vᵀ stored column-major, so that both V·T and Vᵀ·R read their left
+    // operand through unit-stride columns (OpenBLAS's transposed path packs
+    // a panel about twice as fast as the strided one).
+    let vt = v.transpose().to_owned();
+    let ctx = FoldCtx {
+        total,
+        lambda: &lambda,
+        v,
+        vt: vt.as_ref(),
+        shift_x,
+        shift_y,
+        alphas,
+        opts,
+    };
+    let live: Vec<&SuffStats> = folds.iter().filter(|f| f.n > 0).collect();
+    // Folds run `degree` at a time, each on one thread with sequential
+    // products (no synchronisation per product, and at most `degree` folds'
+    // matrices in memory); a last, incomplete group runs its folds one after
+    // the other with parallel products. Every fold's bits are the same
+    // either way (matmul_det), and the sums below are taken in fold order.
+    let degree = match par {
+        Par::Seq => 1,
+        _ => par.degree().max(1),
+    };
+    let mut results: Vec<Result<(Vec<f64>, FoldIterations, bool)>> = Vec::new();
+    for group in live.chunks(degree) {
+        if group.len() > 1 && group.len() == degree {
+            use rayon::prelude::*;
+            let r: Vec<_> = group
+                .par_iter()
+                .with_max_len(1)
+                .map(|f| ctx.solve(f, Par::Seq))
+                .collect();
+            results.extend(r);
+        } else {
+            for f in group {
+                results.push(ctx.solve(f, par));
+            }
+        }
+    }
     let mut out = CvResult {
         sse: vec![0.0; alphas.len()],
         rows: 0,
         iterations: Vec::new(),
         fallback_folds: 0,
     };
-    for fold in folds.iter().filter(|f| f.n > 0) {
+    for (fold, r) in live.iter().zip(results) {
+        let (sse, iters, fallback) = r?;
+        for (o, e) in out.sse.iter_mut().zip(&sse) {
+            *o += e;
+        }
+        out.iterations.push(iters);
+        out.fallback_folds += usize::from(fallback);
+        out.rows += fold.n;
+    }
+    Ok(out)
+}
+
+/// What every fold of [`cv_sse_pcg`] shares.
+struct FoldCtx<'a> {
+    total: &'a SuffStats,
+    lambda: &'a [f64],
+    v: MatRef<'a, f64>,
+    vt: MatRef<'a, f64>,
+    shift_x: &'a [f64],
+    shift_y: f64,
+    alphas: &'a [f64],
+    opts: &'a PcgOptions,
+}
+
+impl FoldCtx<'_> {
+    /// Validation SSE per α of one fold, how it was solved, and whether it
+    /// fell back to a direct solve.
+    fn solve(&self, fold: &SuffStats, par: Par) -> Result<(Vec<f64>, FoldIterations, bool)> {
+        let (total, alphas, opts) = (self.total, self.alphas, self.opts);
+        let (shift_x, shift_y) = (self.shift_x, self.shift_y);
+        let p = total.p;
         let mut train = total.clone();
         train.sub(fold)?;
         if train.n < 2 {
@@ -161,21 +231,23 @@ pub fn cv_sse_pcg(
             });
         }
         let (mut ck, c, _, m, my) = centred(&train);
-        let s = match opts.scaling {
-            Scaling::RowFraction => train.n as f64 / total.n as f64,
+        let d: Vec<f64> = match opts.scaling {
+            Scaling::RowFraction => {
+                let s = train.n as f64 / total.n as f64;
+                self.lambda.iter().map(|l| s * l).collect()
+            }
             Scaling::Trace => {
                 let tr: f64 = (0..p).map(|i| ck[(i, i)]).sum();
-                let full: f64 = lambda.iter().sum();
-                if full > 0.0 && tr > 0.0 {
+                let full: f64 = self.lambda.iter().sum();
+                let s = if full > 0.0 && tr > 0.0 {
                     tr / full
                 } else {
                     train.n as f64 / total.n as f64
-                }
+                };
+                self.lambda.iter().map(|l| s * l).collect()
             }
         };
-        let d: Vec<f64> = lambda.iter().map(|l| s * l).collect();
-        let solved = block_pcg(ck.as_ref(), &c, &d, v, alphas, opts, par);
-        let report_rows = fold.n;
+        let solved = block_pcg(ck.as_ref(), &c, &d, self.v, self.vt, alphas, opts, par);
         match solved {
             Some((w, iters)) => {
                 let intercepts: Vec<f64> = (0..alphas.len())
@@ -185,48 +257,46 @@ pub fn cv_sse_pcg(
                     .collect();
                 // The fold's Σuuᵀ, in the training covariance's buffer.
                 for j in 0..p {
-                    for i in 0..p {
+                    let cj = col_mut(&mut ck, j);
+                    for (i, e) in cj.iter_mut().enumerate() {
                         let (a, b) = if i >= j { (i, j) } else { (j, i) };
-                        ck[(i, j)] = fold.xtx[packed_index(a, b)];
+                        *e = fold.xtx[packed_index(a, b)];
                     }
                 }
                 let sse = sse_many(fold, ck.as_ref(), &w, &intercepts, shift_x, shift_y, par);
-                for (o, e) in out.sse.iter_mut().zip(&sse) {
-                    *o += e;
-                }
                 let max = iters.iter().copied().max().unwrap_or(0);
                 let mean = if iters.is_empty() {
                     0.0
                 } else {
                     iters.iter().sum::<usize>() as f64 / iters.len() as f64
                 };
-                out.iterations.push(FoldIterations {
-                    rows: report_rows,
+                let it = FoldIterations {
+                    rows: fold.n,
                     per_alpha: iters,
                     max,
                     mean,
                     fallback: false,
-                });
+                };
+                Ok((sse, it, false))
             }
             None => {
                 drop(ck);
                 let path = RidgePath::new(&train, shift_x, shift_y, par)?;
-                for (o, &alpha) in out.sse.iter_mut().zip(alphas) {
-                    *o += sse_from_stats(&path.coefficients(alpha)?, fold, shift_x, shift_y);
+                let mut sse = vec![0.0; alphas.len()];
+                for (o, &alpha) in sse.iter_mut().zip(alphas) {
+                    *o = sse_from_stats(&path.coefficients(alpha)?, fold, shift_x, shift_y);
                 }
-                out.fallback_folds += 1;
-                out.iterations.push(FoldIterations {
-                    rows: report_rows,
+                let it = FoldIterations {
+                    rows: fold.n,
                     per_alpha: vec![0; alphas.len()],
                     max: 0,
                     mean: 0.0,
                     fallback: true,
-                });
+                };
+                Ok((sse, it, true))
             }
         }
-        out.rows += fold.n;
     }
-    Ok(out)
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -247,19 +317,31 @@ fn col_mut(m: &mut Mat<f64>, j: usize) -> &mut [f64] {
         .as_slice_mut()
 }
 
-/// The columns `keep` of `m`.
-fn select(m: &Mat<f64>, keep: &[usize]) -> Mat<f64> {
-    Mat::from_fn(m.nrows(), keep.len(), |i, j| m[(i, keep[j])])
+/// The first `cols` columns of the column-major p-row buffer `buf`.
+fn view(buf: &[f64], p: usize, cols: usize) -> MatRef<'_, f64> {
+    MatRef::from_column_major_slice(&buf[..p * cols], p, cols)
+}
+
+fn view_mut(buf: &mut [f64], p: usize, cols: usize) -> MatMut<'_, f64> {
+    MatMut::from_column_major_slice_mut(&mut buf[..p * cols], p, cols)
 }
 
 /// Solves (A + α_j I) x_j = b for every α_j with the preconditioner
-/// V (diag(d) + α_j I)⁻¹ Vᵀ; the solutions as columns and the iterations
-/// per α, or None when some column did not converge within the cap.
+/// V (diag(d) + α_j I)⁻¹ Vᵀ (`v` = V, `vt` = Vᵀ, both column-major; `a`
+/// full and symmetric); the solutions as columns and the iterations per α,
+/// or None when some column did not converge within the cap.
+///
+/// The block state lives in column-major buffers allocated once; the running
+/// columns are the first `ma` of each, compacted in place (order kept) as
+/// columns converge. Every product reads its left operand through
+/// unit-stride columns (Aᵀ = A, (Vᵀ)ᵀ = V).
+#[allow(clippy::too_many_arguments)]
 fn block_pcg(
     a: MatRef<'_, f64>,
     b: &[f64],
     d: &[f64],
     v: MatRef<'_, f64>,
+    vt: MatRef<'_, f64>,
     alphas: &[f64],
     opts: &PcgOptions,
     par: Par,
@@ -273,71 +355,79 @@ fn block_pcg(
         return Some((x_out, iters));
     }
     let goal = opts.tol * bnorm;
-    // Block state of the running columns, compacted as columns converge.
+    let (a_t, v_t, vt_t) = (a.transpose(), v.transpose(), vt.transpose());
+    // Block state of the running columns (the first `ma`), compacted as
+    // columns converge.
     let mut act: Vec<usize> = (0..m).collect();
-    let mut x = Mat::<f64>::zeros(p, m);
-    let mut r = Mat::from_fn(p, m, |i, _| b[i]);
-    let mut dir = Mat::<f64>::zeros(p, m);
+    let mut x = vec![0.0f64; p * m];
+    let mut r: Vec<f64> = (0..m).flat_map(|_| b.iter().copied()).collect();
+    let mut dir = vec![0.0f64; p * m];
+    // Scratch: t = Vᵀr, then q = (A + α)p, then the true residuals.
+    let mut t = vec![0.0f64; p * m];
+    // Scratch: z = M⁻¹r, then the candidates' iterates.
+    let mut z = vec![0.0f64; p * m];
     let mut rz_old = vec![0.0f64; m];
+    let mut rr = vec![0.0f64; m];
     let mut fresh = vec![true; m];
+    let mut cand: Vec<usize> = Vec::with_capacity(m);
+    let mut done = vec![false; m];
     for it in 1..=opts.max_iter {
         let ma = act.len();
         // z = V (D + α)⁻¹ Vᵀ r
-        let mut t = Mat::<f64>::zeros(p, ma);
-        matmul_det(t.as_mut(), v.transpose(), r.as_ref(), par);
+        matmul_det(view_mut(&mut t, p, ma), v_t, view(&r, p, ma), par);
         for (j, &k) in act.iter().enumerate() {
             let alpha = alphas[k];
-            for (ti, di) in col_mut(&mut t, j).iter_mut().zip(d) {
+            for (ti, di) in t[j * p..(j + 1) * p].iter_mut().zip(d) {
                 *ti /= di + alpha;
             }
         }
-        let mut z = Mat::<f64>::zeros(p, ma);
-        matmul_det(z.as_mut(), v, t.as_ref(), par);
+        matmul_det(view_mut(&mut z, p, ma), vt_t, view(&t, p, ma), par);
         for j in 0..ma {
-            let rz = dot(col(&r, j), col(&z, j));
+            let cols = j * p..(j + 1) * p;
+            let rz = dot(&r[cols.clone()], &z[cols.clone()]);
             let beta = if fresh[j] { 0.0 } else { rz / rz_old[j] };
             fresh[j] = false;
             rz_old[j] = rz;
-            let zj = col(&z, j).to_vec();
-            for (pi, zi) in col_mut(&mut dir, j).iter_mut().zip(&zj) {
+            for (pi, zi) in dir[cols.clone()].iter_mut().zip(&z[cols]) {
                 *pi = zi + beta * *pi;
             }
         }
         // q = (A + α) p
-        let mut q = Mat::<f64>::zeros(p, ma);
-        matmul_det(q.as_mut(), a, dir.as_ref(), par);
+        matmul_det(view_mut(&mut t, p, ma), a_t, view(&dir, p, ma), par);
         for (j, &k) in act.iter().enumerate() {
             let alpha = alphas[k];
-            let pj = col(&dir, j).to_vec();
-            for (qi, pi) in col_mut(&mut q, j).iter_mut().zip(&pj) {
+            let cols = j * p..(j + 1) * p;
+            let pj = &dir[cols.clone()];
+            let qj = &mut t[cols.clone()];
+            let mut pq = 0.0;
+            for (qi, pi) in qj.iter_mut().zip(pj) {
                 *qi += alpha * pi;
+                pq += pi * *qi;
             }
-            let pq = dot(&pj, col(&q, j));
             let gamma = rz_old[j] / pq;
             if !(gamma.is_finite() && pq > 0.0) {
                 return None;
             }
-            for (xi, pi) in col_mut(&mut x, j).iter_mut().zip(&pj) {
+            for (xi, pi) in x[cols.clone()].iter_mut().zip(pj) {
                 *xi += gamma * pi;
             }
-            let qj = col(&q, j).to_vec();
-            for (ri, qi) in col_mut(&mut r, j).iter_mut().zip(&qj) {
+            let mut s = 0.0;
+            for (ri, qi) in r[cols].iter_mut().zip(&*qj) {
                 *ri -= gamma * qi;
+                s += *ri * *ri;
             }
+            rr[j] = s;
             iters[k] = it;
         }
         // Candidates by the recurrence, confirmed by the true residual.
-        let cand: Vec<usize> = (0..ma)
-            .filter(|&j| dot(col(&r, j), col(&r, j)).sqrt() <= goal)
-            .collect();
+        cand.clear();
+        cand.extend((0..ma).filter(|&j| rr[j].sqrt() <= goal));
         if cand.is_empty() {
             // Stagnation: when the slowest column's residual, reduced at its
             // mean rate so far, would need more than twice the cap, stop now
             // (the fold falls back) instead of paying for the cap first.
             if it >= 20 {
-                let worst = (0..ma)
-                    .map(|j| dot(col(&r, j), col(&r, j)).sqrt())
-                    .fold(0.0f64, f64::max);
+                let worst = rr[..ma].iter().fold(0.0f64, |w, &s| w.max(s.sqrt()));
                 let rate = (worst / bnorm).powf(1.0 / it as f64);
                 if rate >= 1.0 || opts.tol.ln() / rate.ln() > 2.0 * opts.max_iter as f64 {
                     return None;
@@ -345,38 +435,54 @@ fn block_pcg(
             }
             continue;
         }
-        let xc = select(&x, &cand);
-        let mut res = Mat::<f64>::zeros(p, cand.len());
-        matmul_det(res.as_mut(), a, xc.as_ref(), par);
-        let mut done = vec![false; ma];
+        let nc = cand.len();
+        for (c, &j) in cand.iter().enumerate() {
+            let (src, dst) = (j * p, c * p);
+            z[dst..dst + p].copy_from_slice(&x[src..src + p]);
+        }
+        matmul_det(view_mut(&mut t, p, nc), a_t, view(&z, p, nc), par);
+        done[..ma].fill(false);
         for (c, &j) in cand.iter().enumerate() {
             let alpha = alphas[act[j]];
-            let xj = col(&xc, c).to_vec();
-            let rc = col_mut(&mut res, c);
-            for i in 0..p {
-                rc[i] = b[i] - rc[i] - alpha * xj[i];
+            let xj = &z[c * p..(c + 1) * p];
+            let rc = &mut t[c * p..(c + 1) * p];
+            let mut s = 0.0;
+            for ((ri, bi), xi) in rc.iter_mut().zip(b).zip(xj) {
+                *ri = bi - *ri - alpha * xi;
+                s += *ri * *ri;
             }
-            if dot(rc, rc).sqrt() <= goal {
+            if s.sqrt() <= goal {
                 done[j] = true;
-                col_mut(&mut x_out, act[j]).copy_from_slice(&xj);
+                col_mut(&mut x_out, act[j]).copy_from_slice(xj);
             } else {
                 // The recurrence drifted: restart from the iterate.
-                let rc = rc.to_vec();
-                col_mut(&mut r, j).copy_from_slice(&rc);
+                r[j * p..(j + 1) * p].copy_from_slice(rc);
                 fresh[j] = true;
             }
         }
-        if done.iter().any(|&d| d) {
-            let keep: Vec<usize> = (0..ma).filter(|&j| !done[j]).collect();
-            if keep.is_empty() {
+        if done[..ma].iter().any(|&d| d) {
+            // Stable in-place compaction of the running columns.
+            let mut keep = 0;
+            for j in 0..ma {
+                if done[j] {
+                    continue;
+                }
+                if keep != j {
+                    let (src, dst) = (j * p, keep * p);
+                    x.copy_within(src..src + p, dst);
+                    r.copy_within(src..src + p, dst);
+                    dir.copy_within(src..src + p, dst);
+                    rz_old[keep] = rz_old[j];
+                    rr[keep] = rr[j];
+                    fresh[keep] = fresh[j];
+                    act[keep] = act[j];
+                }
+                keep += 1;
+            }
+            if keep == 0 {
                 return Some((x_out, iters));
             }
-            x = select(&x, &keep);
-            r = select(&r, &keep);
-            dir = select(&dir, &keep);
-            rz_old = keep.iter().map(|&j| rz_old[j]).collect();
-            fresh = keep.iter().map(|&j| fresh[j]).collect();
-            act = keep.iter().map(|&j| act[j]).collect();
+            act.truncate(keep);
         }
     }
     None
@@ -397,7 +503,8 @@ pub(crate) fn sse_many(
     let p = fold.p;
     let n = fold.n as f64;
     let mut fw = Mat::<f64>::zeros(p, w.ncols());
-    matmul_det(fw.as_mut(), f, w.as_ref(), par);
+    // f is symmetric: read it through unit-stride columns.
+    matmul_det(fw.as_mut(), f.transpose(), w.as_ref(), par);
     (0..w.ncols())
         .map(|a| {
             let wa = col(w, a);
