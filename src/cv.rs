@@ -200,6 +200,10 @@ pub fn cv_sse_pcg(
     Ok(out)
 }
 
+/// Folds with at most this share of P rows are solved in the basis of V with
+/// the held-out part as a low-rank term ([`low_rank_pcg`]).
+const LOW_RANK_SHARE: f64 = 0.5;
+
 /// What every fold of [`cv_sse_pcg`] shares.
 struct FoldCtx<'a> {
     total: &'a SuffStats,
@@ -213,6 +217,55 @@ struct FoldCtx<'a> {
 }
 
 impl FoldCtx<'_> {
+    /// [`low_rank_pcg`] when the held-out part of the fold has rank below
+    /// [`LOW_RANK_SHARE`] of P (else, or when it fails, None).
+    fn low_rank(
+        &self,
+        ck: &Mat<f64>,
+        fold: &SuffStats,
+        train: &SuffStats,
+        c: &[f64],
+        par: Par,
+    ) -> Option<(Mat<f64>, Vec<usize>)> {
+        let p = fold.p;
+        if (fold.n as f64) > LOW_RANK_SHARE * p as f64 || fold.n < 1 {
+            return None;
+        }
+        // G = C − C_k = C_f + (n_k n_f / n) δδᵀ, δ = mean_k − mean_f.
+        let (nf, nk) = (fold.n as f64, train.n as f64);
+        let mf: Vec<f64> = fold.sum_x.iter().map(|s| s / nf).collect();
+        let delta: Vec<f64> = train
+            .sum_x
+            .iter()
+            .zip(&mf)
+            .map(|(s, f)| s / nk - f)
+            .collect();
+        let h = nk * nf / (nk + nf);
+        let mut g = vec![0.0f64; p * p];
+        for j in 0..p {
+            for i in j..p {
+                g[i + j * p] =
+                    fold.xtx[packed_index(i, j)] - nf * mf[i] * mf[j] + h * delta[i] * delta[j];
+            }
+        }
+        let (u, rank) = crate::linalg::low_rank_factor(&mut g, p)?;
+        drop(g);
+        if rank as f64 > LOW_RANK_SHARE * p as f64 {
+            return None;
+        }
+        low_rank_pcg(
+            ck.as_ref(),
+            c,
+            self.lambda,
+            u.as_ref(),
+            self.v,
+            self.vt,
+            self.alphas,
+            self.opts,
+            par,
+        )
+    }
+
     /// Validation SSE per α of one fold, how it was solved, and whether it
     /// fell back to a direct solve.
     fn solve(&self, fold: &SuffStats, par: Par) -> Result<(Vec<f64>, FoldIterations, bool)> {
@@ -247,7 +300,9 @@ impl FoldCtx<'_> {
                 self.lambda.iter().map(|l| s * l).collect()
             }
         };
-        let solved = block_pcg(ck.as_ref(), &c, &d, self.v, self.vt, alphas, opts, par);
+        let solved = self
+            .low_rank(&ck, fold, &train, &c, par)
+            .or_else(|| dense_pcg(ck.as_ref(), &c, &d, self.v, self.vt, alphas, opts, par));
         match solved {
             Some((w, iters)) => {
                 let intercepts: Vec<f64> = (0..alphas.len())
@@ -326,43 +381,47 @@ fn view_mut(buf: &mut [f64], p: usize, cols: usize) -> MatMut<'_, f64> {
     MatMut::from_column_major_slice_mut(&mut buf[..p * cols], p, cols)
 }
 
-/// Solves (A + α_j I) x_j = b for every α_j with the preconditioner
-/// V (diag(d) + α_j I)⁻¹ Vᵀ (`v` = V, `vt` = Vᵀ, both column-major; `a`
-/// full and symmetric); the solutions as columns and the iterations per α,
-/// or None when some column did not converge within the cap.
+/// Solves (A + α_j I) x_j = b_j for every α_j (`b`: p × m column-major, one
+/// right-hand side per α) by block PCG, `apply` computing A·X and
+/// `precond(z, scratch, r, act)` z = M_j⁻¹ r for the running columns (α
+/// indices `act`); column j stops when its true residual is ≤ `goal[j]`.
+/// The solutions (p × m column-major) and the iterations per α, or None
+/// when some column did not converge within the cap.
 ///
 /// The block state lives in column-major buffers allocated once; the running
 /// columns are the first `ma` of each, compacted in place (order kept) as
-/// columns converge. Every product reads its left operand through
-/// unit-stride columns (Aᵀ = A, (Vᵀ)ᵀ = V).
-#[allow(clippy::too_many_arguments)]
+/// columns converge.
+#[allow(clippy::type_complexity)]
 fn block_pcg(
-    a: MatRef<'_, f64>,
+    apply: &dyn Fn(MatMut<'_, f64>, MatRef<'_, f64>),
+    precond: &dyn Fn(&mut [f64], &mut [f64], &[f64], &[usize]),
     b: &[f64],
-    d: &[f64],
-    v: MatRef<'_, f64>,
-    vt: MatRef<'_, f64>,
+    goal: &[f64],
     alphas: &[f64],
     opts: &PcgOptions,
-    par: Par,
-) -> Option<(Mat<f64>, Vec<usize>)> {
-    let p = b.len();
+) -> Option<(Vec<f64>, Vec<usize>)> {
     let m = alphas.len();
-    let mut x_out = Mat::<f64>::zeros(p, m);
+    let p = if m == 0 { 0 } else { b.len() / m };
+    let mut x_out = vec![0.0f64; p * m];
     let mut iters = vec![0usize; m];
-    let bnorm = dot(b, b).sqrt();
-    if bnorm == 0.0 || m == 0 {
+    let bnorm: Vec<f64> = (0..m)
+        .map(|j| dot(&b[j * p..(j + 1) * p], &b[j * p..(j + 1) * p]).sqrt())
+        .collect();
+    // Block state of the running columns (the first `ma`), compacted as
+    // columns converge; columns whose zero start already meets the goal
+    // never enter.
+    let mut act: Vec<usize> = (0..m).filter(|&j| bnorm[j] > goal[j]).collect();
+    if act.is_empty() {
         return Some((x_out, iters));
     }
-    let goal = opts.tol * bnorm;
-    let (a_t, v_t, vt_t) = (a.transpose(), v.transpose(), vt.transpose());
-    // Block state of the running columns (the first `ma`), compacted as
-    // columns converge.
-    let mut act: Vec<usize> = (0..m).collect();
     let mut x = vec![0.0f64; p * m];
-    let mut r: Vec<f64> = (0..m).flat_map(|_| b.iter().copied()).collect();
+    let mut r: Vec<f64> = act
+        .iter()
+        .flat_map(|&k| b[k * p..(k + 1) * p].iter().copied())
+        .collect();
+    r.resize(p * m, 0.0);
     let mut dir = vec![0.0f64; p * m];
-    // Scratch: t = Vᵀr, then q = (A + α)p, then the true residuals.
+    // Scratch: the preconditioner's, then q = (A + α)p, then the true residuals.
     let mut t = vec![0.0f64; p * m];
     // Scratch: z = M⁻¹r, then the candidates' iterates.
     let mut z = vec![0.0f64; p * m];
@@ -373,15 +432,7 @@ fn block_pcg(
     let mut done = vec![false; m];
     for it in 1..=opts.max_iter {
         let ma = act.len();
-        // z = V (D + α)⁻¹ Vᵀ r
-        matmul_det(view_mut(&mut t, p, ma), v_t, view(&r, p, ma), par);
-        for (j, &k) in act.iter().enumerate() {
-            let alpha = alphas[k];
-            for (ti, di) in t[j * p..(j + 1) * p].iter_mut().zip(d) {
-                *ti /= di + alpha;
-            }
-        }
-        matmul_det(view_mut(&mut z, p, ma), vt_t, view(&t, p, ma), par);
+        precond(&mut z[..p * ma], &mut t[..p * ma], &r[..p * ma], &act);
         for j in 0..ma {
             let cols = j * p..(j + 1) * p;
             let rz = dot(&r[cols.clone()], &z[cols.clone()]);
@@ -393,7 +444,7 @@ fn block_pcg(
             }
         }
         // q = (A + α) p
-        matmul_det(view_mut(&mut t, p, ma), a_t, view(&dir, p, ma), par);
+        apply(view_mut(&mut t, p, ma), view(&dir, p, ma));
         for (j, &k) in act.iter().enumerate() {
             let alpha = alphas[k];
             let cols = j * p..(j + 1) * p;
@@ -421,15 +472,20 @@ fn block_pcg(
         }
         // Candidates by the recurrence, confirmed by the true residual.
         cand.clear();
-        cand.extend((0..ma).filter(|&j| rr[j].sqrt() <= goal));
+        cand.extend((0..ma).filter(|&j| rr[j].sqrt() <= goal[act[j]]));
         if cand.is_empty() {
             // Stagnation: when the slowest column's residual, reduced at its
             // mean rate so far, would need more than twice the cap, stop now
             // (the fold falls back) instead of paying for the cap first.
             if it >= 20 {
-                let worst = rr[..ma].iter().fold(0.0f64, |w, &s| w.max(s.sqrt()));
-                let rate = (worst / bnorm).powf(1.0 / it as f64);
-                if rate >= 1.0 || opts.tol.ln() / rate.ln() > 2.0 * opts.max_iter as f64 {
+                let worst = (0..ma)
+                    .map(|j| rr[j].sqrt() / bnorm[act[j]])
+                    .fold(0.0f64, f64::max);
+                let need = (0..ma)
+                    .map(|j| goal[act[j]] / bnorm[act[j]])
+                    .fold(1.0f64, f64::min);
+                let rate = worst.powf(1.0 / it as f64);
+                if rate >= 1.0 || need.ln() / rate.ln() > 2.0 * opts.max_iter as f64 {
                     return None;
                 }
             }
@@ -440,20 +496,21 @@ fn block_pcg(
             let (src, dst) = (j * p, c * p);
             z[dst..dst + p].copy_from_slice(&x[src..src + p]);
         }
-        matmul_det(view_mut(&mut t, p, nc), a_t, view(&z, p, nc), par);
+        apply(view_mut(&mut t, p, nc), view(&z, p, nc));
         done[..ma].fill(false);
         for (c, &j) in cand.iter().enumerate() {
-            let alpha = alphas[act[j]];
+            let k = act[j];
+            let alpha = alphas[k];
             let xj = &z[c * p..(c + 1) * p];
             let rc = &mut t[c * p..(c + 1) * p];
             let mut s = 0.0;
-            for ((ri, bi), xi) in rc.iter_mut().zip(b).zip(xj) {
+            for ((ri, bi), xi) in rc.iter_mut().zip(&b[k * p..(k + 1) * p]).zip(xj) {
                 *ri = bi - *ri - alpha * xi;
                 s += *ri * *ri;
             }
-            if s.sqrt() <= goal {
+            if s.sqrt() <= goal[k] {
                 done[j] = true;
-                col_mut(&mut x_out, act[j]).copy_from_slice(xj);
+                x_out[k * p..(k + 1) * p].copy_from_slice(xj);
             } else {
                 // The recurrence drifted: restart from the iterate.
                 r[j * p..(j + 1) * p].copy_from_slice(rc);
@@ -483,6 +540,139 @@ fn block_pcg(
                 return Some((x_out, iters));
             }
             act.truncate(keep);
+        }
+    }
+    None
+}
+
+/// The fold's system by dense block PCG: (C_k + α) w = c with
+/// M⁻¹ = V (diag(d) + α)⁻¹ Vᵀ; three P × P × m products per iteration.
+#[allow(clippy::too_many_arguments)]
+fn dense_pcg(
+    a: MatRef<'_, f64>,
+    c: &[f64],
+    d: &[f64],
+    v: MatRef<'_, f64>,
+    vt: MatRef<'_, f64>,
+    alphas: &[f64],
+    opts: &PcgOptions,
+    par: Par,
+) -> Option<(Mat<f64>, Vec<usize>)> {
+    let p = c.len();
+    let m = alphas.len();
+    let b: Vec<f64> = (0..m).flat_map(|_| c.iter().copied()).collect();
+    let goal = vec![opts.tol * dot(c, c).sqrt(); m];
+    // Every product reads its left operand through unit-stride columns
+    // (Aᵀ = A, (Vᵀ)ᵀ = V).
+    let (a_t, v_t, vt_t) = (a.transpose(), v.transpose(), vt.transpose());
+    let apply = |dst: MatMut<'_, f64>, src: MatRef<'_, f64>| matmul_det(dst, a_t, src, par);
+    let precond = |z: &mut [f64], t: &mut [f64], r: &[f64], act: &[usize]| {
+        let ma = act.len();
+        matmul_det(view_mut(t, p, ma), v_t, view(r, p, ma), par);
+        for (j, &k) in act.iter().enumerate() {
+            let alpha = alphas[k];
+            for (ti, di) in t[j * p..(j + 1) * p].iter_mut().zip(d) {
+                *ti /= di + alpha;
+            }
+        }
+        matmul_det(view_mut(z, p, ma), vt_t, view(t, p, ma), par);
+    };
+    let (x, iters) = block_pcg(&apply, &precond, &b, &goal, alphas, opts)?;
+    Some((Mat::from_fn(p, m, |i, j| x[i + j * p]), iters))
+}
+
+/// Rounds of iterative refinement in [`low_rank_pcg`] before it gives up.
+const REFINE_ROUNDS: usize = 4;
+
+/// The fold's system when the held-out part G = C − C_k has low rank
+/// (G = UUᵀ, U p × r, fewer fold rows than pixels): in the basis V of C,
+/// C_k = Λ − WWᵀ with W = VᵀU, so each iteration costs two P × r × m
+/// products and the preconditioner is the exact diagonal of VᵀC_kV + α.
+/// The V-basis operator is C_k up to rounding, so the solutions are
+/// refined against the true C_k (one P × P × m product per round) until
+/// the true relative residual is ≤ tol; None if that does not happen
+/// within [`REFINE_ROUNDS`] (the caller then runs [`dense_pcg`]).
+#[allow(clippy::too_many_arguments)]
+fn low_rank_pcg(
+    a: MatRef<'_, f64>,
+    c: &[f64],
+    lambda: &[f64],
+    u: MatRef<'_, f64>,
+    v: MatRef<'_, f64>,
+    vt: MatRef<'_, f64>,
+    alphas: &[f64],
+    opts: &PcgOptions,
+    par: Par,
+) -> Option<(Mat<f64>, Vec<usize>)> {
+    let p = c.len();
+    let m = alphas.len();
+    let rank = u.ncols();
+    let mut w = Mat::<f64>::zeros(p, rank);
+    matmul_det(w.as_mut(), v.transpose(), u, par);
+    let wt = w.transpose().to_owned();
+    let e: Vec<f64> = (0..p)
+        .map(|i| {
+            let s: f64 = (0..rank).map(|j| w[(i, j)] * w[(i, j)]).sum();
+            (lambda[i] - s).max(0.0)
+        })
+        .collect();
+    let scratch = std::cell::RefCell::new(vec![0.0f64; rank * m]);
+    let (w_t, wt_t) = (w.transpose(), wt.transpose());
+    let apply = |mut dst: MatMut<'_, f64>, src: MatRef<'_, f64>| {
+        let ma = src.ncols();
+        let mut s = scratch.borrow_mut();
+        matmul_det(view_mut(&mut s, rank, ma), w_t, src, par);
+        matmul_det(dst.as_mut(), wt_t, view(&s, rank, ma), par);
+        for j in 0..ma {
+            for i in 0..p {
+                dst[(i, j)] = lambda[i] * src[(i, j)] - dst[(i, j)];
+            }
+        }
+    };
+    let precond = |z: &mut [f64], _: &mut [f64], r: &[f64], act: &[usize]| {
+        for (j, &k) in act.iter().enumerate() {
+            let alpha = alphas[k];
+            let cols = j * p..(j + 1) * p;
+            for ((zi, ri), ei) in z[cols.clone()].iter_mut().zip(&r[cols]).zip(&e) {
+                *zi = ri / (ei + alpha);
+            }
+        }
+    };
+    let goal_abs = opts.tol * dot(c, c).sqrt();
+    let mut x = Mat::<f64>::zeros(p, m);
+    let mut res = Mat::from_fn(p, m, |i, _| c[i]);
+    let mut hat = Mat::<f64>::zeros(p, m);
+    let mut iters = vec![0usize; m];
+    // The V-basis solve aims below the goal, so that rounding in the
+    // representation still leaves the true residual under it.
+    let goal = vec![0.5 * goal_abs; m];
+    for _ in 0..REFINE_ROUNDS {
+        matmul_det(hat.as_mut(), v.transpose(), res.as_ref(), par);
+        let rhs: Vec<f64> = (0..m).flat_map(|j| col(&hat, j).to_vec()).collect();
+        let (y, its) = block_pcg(&apply, &precond, &rhs, &goal, alphas, opts)?;
+        for (t, i) in iters.iter_mut().zip(&its) {
+            *t += i;
+        }
+        matmul_det(hat.as_mut(), vt.transpose(), view(&y, p, m), par);
+        for j in 0..m {
+            for i in 0..p {
+                x[(i, j)] += hat[(i, j)];
+            }
+        }
+        matmul_det(res.as_mut(), a.transpose(), x.as_ref(), par);
+        let mut all = true;
+        for (j, &alpha) in alphas.iter().enumerate() {
+            let xj = col(&x, j).to_vec();
+            let rj = col_mut(&mut res, j);
+            let mut s = 0.0;
+            for ((ri, ci), xi) in rj.iter_mut().zip(c).zip(&xj) {
+                *ri = ci - *ri - alpha * xi;
+                s += *ri * *ri;
+            }
+            all &= s.sqrt() <= goal_abs;
+        }
+        if all {
+            return Some((x, iters));
         }
     }
     None
