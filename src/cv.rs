@@ -401,7 +401,7 @@ fn block_pcg(
     opts: &PcgOptions,
 ) -> Option<(Vec<f64>, Vec<usize>)> {
     let m = alphas.len();
-    let p = if m == 0 { 0 } else { b.len() / m };
+    let p = b.len().checked_div(m).unwrap_or(0);
     let mut x_out = vec![0.0f64; p * m];
     let mut iters = vec![0usize; m];
     let bnorm: Vec<f64> = (0..m)
