@@ -28,7 +28,7 @@
 //! [`crate::ridge::sse_from_stats`], with the quadratic forms wᵀ(Σuuᵀ)w of
 //! all α taken from one product.
 
-use faer::{Mat, MatRef, Par};
+use faer::{Mat, MatMut, MatRef, Par};
 
 use crate::linalg::matmul_det;
 use crate::ridge::{centred, sse_from_stats, RidgePath};
@@ -142,13 +142,136 @@ pub fn cv_sse_pcg(
         .map(|l| l.max(0.0))
         .collect();
     let v = total_path.eigenvectors();
+    // Vᵀ stored column-major, so that both V·T and Vᵀ·R read their left
+    // operand through unit-stride columns (OpenBLAS's transposed path packs
+    // a panel about twice as fast as the strided one).
+    let vt = v.transpose().to_owned();
+    let ctx = FoldCtx {
+        total,
+        lambda: &lambda,
+        v,
+        vt: vt.as_ref(),
+        shift_x,
+        shift_y,
+        alphas,
+        opts,
+    };
+    let live: Vec<&SuffStats> = folds.iter().filter(|f| f.n > 0).collect();
+    // Folds run `degree` at a time, each on one thread with sequential
+    // products (no synchronisation per product, and at most `degree` folds'
+    // matrices in memory); a last, incomplete group runs its folds one after
+    // the other with parallel products. Every fold's bits are the same
+    // either way (matmul_det), and the sums below are taken in fold order.
+    let degree = match par {
+        Par::Seq => 1,
+        _ => par.degree().max(1),
+    };
+    let mut results: Vec<Result<(Vec<f64>, FoldIterations, bool)>> = Vec::new();
+    for group in live.chunks(degree) {
+        if group.len() > 1 && group.len() == degree {
+            use rayon::prelude::*;
+            let r: Vec<_> = group
+                .par_iter()
+                .with_max_len(1)
+                .map(|f| ctx.solve(f, Par::Seq))
+                .collect();
+            results.extend(r);
+        } else {
+            for f in group {
+                results.push(ctx.solve(f, par));
+            }
+        }
+    }
     let mut out = CvResult {
         sse: vec![0.0; alphas.len()],
         rows: 0,
         iterations: Vec::new(),
         fallback_folds: 0,
     };
-    for fold in folds.iter().filter(|f| f.n > 0) {
+    for (fold, r) in live.iter().zip(results) {
+        let (sse, iters, fallback) = r?;
+        for (o, e) in out.sse.iter_mut().zip(&sse) {
+            *o += e;
+        }
+        out.iterations.push(iters);
+        out.fallback_folds += usize::from(fallback);
+        out.rows += fold.n;
+    }
+    Ok(out)
+}
+
+/// Folds with at most this share of P rows are solved in the basis of V with
+/// the held-out part as a low-rank term ([`low_rank_pcg`]).
+const LOW_RANK_SHARE: f64 = 0.5;
+
+/// What every fold of [`cv_sse_pcg`] shares.
+struct FoldCtx<'a> {
+    total: &'a SuffStats,
+    lambda: &'a [f64],
+    v: MatRef<'a, f64>,
+    vt: MatRef<'a, f64>,
+    shift_x: &'a [f64],
+    shift_y: f64,
+    alphas: &'a [f64],
+    opts: &'a PcgOptions,
+}
+
+impl FoldCtx<'_> {
+    /// [`low_rank_pcg`] when the held-out part of the fold has rank below
+    /// [`LOW_RANK_SHARE`] of P (else, or when it fails, None).
+    fn low_rank(
+        &self,
+        ck: &Mat<f64>,
+        fold: &SuffStats,
+        train: &SuffStats,
+        c: &[f64],
+        par: Par,
+    ) -> Option<(Mat<f64>, Vec<usize>)> {
+        let p = fold.p;
+        if (fold.n as f64) > LOW_RANK_SHARE * p as f64 || fold.n < 1 {
+            return None;
+        }
+        // G = C − C_k = C_f + (n_k n_f / n) δδᵀ, δ = mean_k − mean_f.
+        let (nf, nk) = (fold.n as f64, train.n as f64);
+        let mf: Vec<f64> = fold.sum_x.iter().map(|s| s / nf).collect();
+        let delta: Vec<f64> = train
+            .sum_x
+            .iter()
+            .zip(&mf)
+            .map(|(s, f)| s / nk - f)
+            .collect();
+        let h = nk * nf / (nk + nf);
+        let mut g = vec![0.0f64; p * p];
+        for j in 0..p {
+            for i in j..p {
+                g[i + j * p] =
+                    fold.xtx[packed_index(i, j)] - nf * mf[i] * mf[j] + h * delta[i] * delta[j];
+            }
+        }
+        let (u, rank) = crate::linalg::low_rank_factor(&mut g, p)?;
+        drop(g);
+        if rank as f64 > LOW_RANK_SHARE * p as f64 {
+            return None;
+        }
+        low_rank_pcg(
+            ck.as_ref(),
+            c,
+            self.lambda,
+            u.as_ref(),
+            self.v,
+            self.vt,
+            self.alphas,
+            self.opts,
+            par,
+        )
+    }
+
+    /// Validation SSE per α of one fold, how it was solved, and whether it
+    /// fell back to a direct solve.
+    fn solve(&self, fold: &SuffStats, par: Par) -> Result<(Vec<f64>, FoldIterations, bool)> {
+        let (total, alphas, opts) = (self.total, self.alphas, self.opts);
+        let (shift_x, shift_y) = (self.shift_x, self.shift_y);
+        let p = total.p;
         let mut train = total.clone();
         train.sub(fold)?;
         if train.n < 2 {
@@ -161,21 +284,25 @@ pub fn cv_sse_pcg(
             });
         }
         let (mut ck, c, _, m, my) = centred(&train);
-        let s = match opts.scaling {
-            Scaling::RowFraction => train.n as f64 / total.n as f64,
+        let d: Vec<f64> = match opts.scaling {
+            Scaling::RowFraction => {
+                let s = train.n as f64 / total.n as f64;
+                self.lambda.iter().map(|l| s * l).collect()
+            }
             Scaling::Trace => {
                 let tr: f64 = (0..p).map(|i| ck[(i, i)]).sum();
-                let full: f64 = lambda.iter().sum();
-                if full > 0.0 && tr > 0.0 {
+                let full: f64 = self.lambda.iter().sum();
+                let s = if full > 0.0 && tr > 0.0 {
                     tr / full
                 } else {
                     train.n as f64 / total.n as f64
-                }
+                };
+                self.lambda.iter().map(|l| s * l).collect()
             }
         };
-        let d: Vec<f64> = lambda.iter().map(|l| s * l).collect();
-        let solved = block_pcg(ck.as_ref(), &c, &d, v, alphas, opts, par);
-        let report_rows = fold.n;
+        let solved = self
+            .low_rank(&ck, fold, &train, &c, par)
+            .or_else(|| dense_pcg(ck.as_ref(), &c, &d, self.v, self.vt, alphas, opts, par));
         match solved {
             Some((w, iters)) => {
                 let intercepts: Vec<f64> = (0..alphas.len())
@@ -185,48 +312,46 @@ pub fn cv_sse_pcg(
                     .collect();
                 // The fold's Σuuᵀ, in the training covariance's buffer.
                 for j in 0..p {
-                    for i in 0..p {
+                    let cj = col_mut(&mut ck, j);
+                    for (i, e) in cj.iter_mut().enumerate() {
                         let (a, b) = if i >= j { (i, j) } else { (j, i) };
-                        ck[(i, j)] = fold.xtx[packed_index(a, b)];
+                        *e = fold.xtx[packed_index(a, b)];
                     }
                 }
                 let sse = sse_many(fold, ck.as_ref(), &w, &intercepts, shift_x, shift_y, par);
-                for (o, e) in out.sse.iter_mut().zip(&sse) {
-                    *o += e;
-                }
                 let max = iters.iter().copied().max().unwrap_or(0);
                 let mean = if iters.is_empty() {
                     0.0
                 } else {
                     iters.iter().sum::<usize>() as f64 / iters.len() as f64
                 };
-                out.iterations.push(FoldIterations {
-                    rows: report_rows,
+                let it = FoldIterations {
+                    rows: fold.n,
                     per_alpha: iters,
                     max,
                     mean,
                     fallback: false,
-                });
+                };
+                Ok((sse, it, false))
             }
             None => {
                 drop(ck);
                 let path = RidgePath::new(&train, shift_x, shift_y, par)?;
-                for (o, &alpha) in out.sse.iter_mut().zip(alphas) {
-                    *o += sse_from_stats(&path.coefficients(alpha)?, fold, shift_x, shift_y);
+                let mut sse = vec![0.0; alphas.len()];
+                for (o, &alpha) in sse.iter_mut().zip(alphas) {
+                    *o = sse_from_stats(&path.coefficients(alpha)?, fold, shift_x, shift_y);
                 }
-                out.fallback_folds += 1;
-                out.iterations.push(FoldIterations {
-                    rows: report_rows,
+                let it = FoldIterations {
+                    rows: fold.n,
                     per_alpha: vec![0; alphas.len()],
                     max: 0,
                     mean: 0.0,
                     fallback: true,
-                });
+                };
+                Ok((sse, it, true))
             }
         }
-        out.rows += fold.n;
     }
-    Ok(out)
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -247,136 +372,307 @@ fn col_mut(m: &mut Mat<f64>, j: usize) -> &mut [f64] {
         .as_slice_mut()
 }
 
-/// The columns `keep` of `m`.
-fn select(m: &Mat<f64>, keep: &[usize]) -> Mat<f64> {
-    Mat::from_fn(m.nrows(), keep.len(), |i, j| m[(i, keep[j])])
+/// The first `cols` columns of the column-major p-row buffer `buf`.
+fn view(buf: &[f64], p: usize, cols: usize) -> MatRef<'_, f64> {
+    MatRef::from_column_major_slice(&buf[..p * cols], p, cols)
 }
 
-/// Solves (A + α_j I) x_j = b for every α_j with the preconditioner
-/// V (diag(d) + α_j I)⁻¹ Vᵀ; the solutions as columns and the iterations
-/// per α, or None when some column did not converge within the cap.
+fn view_mut(buf: &mut [f64], p: usize, cols: usize) -> MatMut<'_, f64> {
+    MatMut::from_column_major_slice_mut(&mut buf[..p * cols], p, cols)
+}
+
+/// Solves (A + α_j I) x_j = b_j for every α_j (`b`: p × m column-major, one
+/// right-hand side per α) by block PCG, `apply` computing A·X and
+/// `precond(z, scratch, r, act)` z = M_j⁻¹ r for the running columns (α
+/// indices `act`); column j stops when its true residual is ≤ `goal[j]`.
+/// The solutions (p × m column-major) and the iterations per α, or None
+/// when some column did not converge within the cap.
+///
+/// The block state lives in column-major buffers allocated once; the running
+/// columns are the first `ma` of each, compacted in place (order kept) as
+/// columns converge.
+#[allow(clippy::type_complexity)]
 fn block_pcg(
-    a: MatRef<'_, f64>,
+    apply: &dyn Fn(MatMut<'_, f64>, MatRef<'_, f64>),
+    precond: &dyn Fn(&mut [f64], &mut [f64], &[f64], &[usize]),
     b: &[f64],
-    d: &[f64],
-    v: MatRef<'_, f64>,
+    goal: &[f64],
     alphas: &[f64],
     opts: &PcgOptions,
-    par: Par,
-) -> Option<(Mat<f64>, Vec<usize>)> {
-    let p = b.len();
+) -> Option<(Vec<f64>, Vec<usize>)> {
     let m = alphas.len();
-    let mut x_out = Mat::<f64>::zeros(p, m);
+    let p = b.len().checked_div(m).unwrap_or(0);
+    let mut x_out = vec![0.0f64; p * m];
     let mut iters = vec![0usize; m];
-    let bnorm = dot(b, b).sqrt();
-    if bnorm == 0.0 || m == 0 {
+    let bnorm: Vec<f64> = (0..m)
+        .map(|j| dot(&b[j * p..(j + 1) * p], &b[j * p..(j + 1) * p]).sqrt())
+        .collect();
+    // Block state of the running columns (the first `ma`), compacted as
+    // columns converge; columns whose zero start already meets the goal
+    // never enter.
+    let mut act: Vec<usize> = (0..m).filter(|&j| bnorm[j] > goal[j]).collect();
+    if act.is_empty() {
         return Some((x_out, iters));
     }
-    let goal = opts.tol * bnorm;
-    // Block state of the running columns, compacted as columns converge.
-    let mut act: Vec<usize> = (0..m).collect();
-    let mut x = Mat::<f64>::zeros(p, m);
-    let mut r = Mat::from_fn(p, m, |i, _| b[i]);
-    let mut dir = Mat::<f64>::zeros(p, m);
+    let mut x = vec![0.0f64; p * m];
+    let mut r: Vec<f64> = act
+        .iter()
+        .flat_map(|&k| b[k * p..(k + 1) * p].iter().copied())
+        .collect();
+    r.resize(p * m, 0.0);
+    let mut dir = vec![0.0f64; p * m];
+    // Scratch: the preconditioner's, then q = (A + α)p, then the true residuals.
+    let mut t = vec![0.0f64; p * m];
+    // Scratch: z = M⁻¹r, then the candidates' iterates.
+    let mut z = vec![0.0f64; p * m];
     let mut rz_old = vec![0.0f64; m];
+    let mut rr = vec![0.0f64; m];
     let mut fresh = vec![true; m];
+    let mut cand: Vec<usize> = Vec::with_capacity(m);
+    let mut done = vec![false; m];
     for it in 1..=opts.max_iter {
         let ma = act.len();
-        // z = V (D + α)⁻¹ Vᵀ r
-        let mut t = Mat::<f64>::zeros(p, ma);
-        matmul_det(t.as_mut(), v.transpose(), r.as_ref(), par);
-        for (j, &k) in act.iter().enumerate() {
-            let alpha = alphas[k];
-            for (ti, di) in col_mut(&mut t, j).iter_mut().zip(d) {
-                *ti /= di + alpha;
-            }
-        }
-        let mut z = Mat::<f64>::zeros(p, ma);
-        matmul_det(z.as_mut(), v, t.as_ref(), par);
+        precond(&mut z[..p * ma], &mut t[..p * ma], &r[..p * ma], &act);
         for j in 0..ma {
-            let rz = dot(col(&r, j), col(&z, j));
+            let cols = j * p..(j + 1) * p;
+            let rz = dot(&r[cols.clone()], &z[cols.clone()]);
             let beta = if fresh[j] { 0.0 } else { rz / rz_old[j] };
             fresh[j] = false;
             rz_old[j] = rz;
-            let zj = col(&z, j).to_vec();
-            for (pi, zi) in col_mut(&mut dir, j).iter_mut().zip(&zj) {
+            for (pi, zi) in dir[cols.clone()].iter_mut().zip(&z[cols]) {
                 *pi = zi + beta * *pi;
             }
         }
         // q = (A + α) p
-        let mut q = Mat::<f64>::zeros(p, ma);
-        matmul_det(q.as_mut(), a, dir.as_ref(), par);
+        apply(view_mut(&mut t, p, ma), view(&dir, p, ma));
         for (j, &k) in act.iter().enumerate() {
             let alpha = alphas[k];
-            let pj = col(&dir, j).to_vec();
-            for (qi, pi) in col_mut(&mut q, j).iter_mut().zip(&pj) {
+            let cols = j * p..(j + 1) * p;
+            let pj = &dir[cols.clone()];
+            let qj = &mut t[cols.clone()];
+            let mut pq = 0.0;
+            for (qi, pi) in qj.iter_mut().zip(pj) {
                 *qi += alpha * pi;
+                pq += pi * *qi;
             }
-            let pq = dot(&pj, col(&q, j));
             let gamma = rz_old[j] / pq;
             if !(gamma.is_finite() && pq > 0.0) {
                 return None;
             }
-            for (xi, pi) in col_mut(&mut x, j).iter_mut().zip(&pj) {
+            for (xi, pi) in x[cols.clone()].iter_mut().zip(pj) {
                 *xi += gamma * pi;
             }
-            let qj = col(&q, j).to_vec();
-            for (ri, qi) in col_mut(&mut r, j).iter_mut().zip(&qj) {
+            let mut s = 0.0;
+            for (ri, qi) in r[cols].iter_mut().zip(&*qj) {
                 *ri -= gamma * qi;
+                s += *ri * *ri;
             }
+            rr[j] = s;
             iters[k] = it;
         }
         // Candidates by the recurrence, confirmed by the true residual.
-        let cand: Vec<usize> = (0..ma)
-            .filter(|&j| dot(col(&r, j), col(&r, j)).sqrt() <= goal)
-            .collect();
+        cand.clear();
+        cand.extend((0..ma).filter(|&j| rr[j].sqrt() <= goal[act[j]]));
         if cand.is_empty() {
             // Stagnation: when the slowest column's residual, reduced at its
             // mean rate so far, would need more than twice the cap, stop now
             // (the fold falls back) instead of paying for the cap first.
             if it >= 20 {
                 let worst = (0..ma)
-                    .map(|j| dot(col(&r, j), col(&r, j)).sqrt())
+                    .map(|j| rr[j].sqrt() / bnorm[act[j]])
                     .fold(0.0f64, f64::max);
-                let rate = (worst / bnorm).powf(1.0 / it as f64);
-                if rate >= 1.0 || opts.tol.ln() / rate.ln() > 2.0 * opts.max_iter as f64 {
+                let need = (0..ma)
+                    .map(|j| goal[act[j]] / bnorm[act[j]])
+                    .fold(1.0f64, f64::min);
+                let rate = worst.powf(1.0 / it as f64);
+                if rate >= 1.0 || need.ln() / rate.ln() > 2.0 * opts.max_iter as f64 {
                     return None;
                 }
             }
             continue;
         }
-        let xc = select(&x, &cand);
-        let mut res = Mat::<f64>::zeros(p, cand.len());
-        matmul_det(res.as_mut(), a, xc.as_ref(), par);
-        let mut done = vec![false; ma];
+        let nc = cand.len();
         for (c, &j) in cand.iter().enumerate() {
-            let alpha = alphas[act[j]];
-            let xj = col(&xc, c).to_vec();
-            let rc = col_mut(&mut res, c);
-            for i in 0..p {
-                rc[i] = b[i] - rc[i] - alpha * xj[i];
+            let (src, dst) = (j * p, c * p);
+            z[dst..dst + p].copy_from_slice(&x[src..src + p]);
+        }
+        apply(view_mut(&mut t, p, nc), view(&z, p, nc));
+        done[..ma].fill(false);
+        for (c, &j) in cand.iter().enumerate() {
+            let k = act[j];
+            let alpha = alphas[k];
+            let xj = &z[c * p..(c + 1) * p];
+            let rc = &mut t[c * p..(c + 1) * p];
+            let mut s = 0.0;
+            for ((ri, bi), xi) in rc.iter_mut().zip(&b[k * p..(k + 1) * p]).zip(xj) {
+                *ri = bi - *ri - alpha * xi;
+                s += *ri * *ri;
             }
-            if dot(rc, rc).sqrt() <= goal {
+            if s.sqrt() <= goal[k] {
                 done[j] = true;
-                col_mut(&mut x_out, act[j]).copy_from_slice(&xj);
+                x_out[k * p..(k + 1) * p].copy_from_slice(xj);
             } else {
                 // The recurrence drifted: restart from the iterate.
-                let rc = rc.to_vec();
-                col_mut(&mut r, j).copy_from_slice(&rc);
+                r[j * p..(j + 1) * p].copy_from_slice(rc);
                 fresh[j] = true;
             }
         }
-        if done.iter().any(|&d| d) {
-            let keep: Vec<usize> = (0..ma).filter(|&j| !done[j]).collect();
-            if keep.is_empty() {
+        if done[..ma].iter().any(|&d| d) {
+            // Stable in-place compaction of the running columns.
+            let mut keep = 0;
+            for j in 0..ma {
+                if done[j] {
+                    continue;
+                }
+                if keep != j {
+                    let (src, dst) = (j * p, keep * p);
+                    x.copy_within(src..src + p, dst);
+                    r.copy_within(src..src + p, dst);
+                    dir.copy_within(src..src + p, dst);
+                    rz_old[keep] = rz_old[j];
+                    rr[keep] = rr[j];
+                    fresh[keep] = fresh[j];
+                    act[keep] = act[j];
+                }
+                keep += 1;
+            }
+            if keep == 0 {
                 return Some((x_out, iters));
             }
-            x = select(&x, &keep);
-            r = select(&r, &keep);
-            dir = select(&dir, &keep);
-            rz_old = keep.iter().map(|&j| rz_old[j]).collect();
-            fresh = keep.iter().map(|&j| fresh[j]).collect();
-            act = keep.iter().map(|&j| act[j]).collect();
+            act.truncate(keep);
+        }
+    }
+    None
+}
+
+/// The fold's system by dense block PCG: (C_k + α) w = c with
+/// M⁻¹ = V (diag(d) + α)⁻¹ Vᵀ; three P × P × m products per iteration.
+#[allow(clippy::too_many_arguments)]
+fn dense_pcg(
+    a: MatRef<'_, f64>,
+    c: &[f64],
+    d: &[f64],
+    v: MatRef<'_, f64>,
+    vt: MatRef<'_, f64>,
+    alphas: &[f64],
+    opts: &PcgOptions,
+    par: Par,
+) -> Option<(Mat<f64>, Vec<usize>)> {
+    let p = c.len();
+    let m = alphas.len();
+    let b: Vec<f64> = (0..m).flat_map(|_| c.iter().copied()).collect();
+    let goal = vec![opts.tol * dot(c, c).sqrt(); m];
+    // Every product reads its left operand through unit-stride columns
+    // (Aᵀ = A, (Vᵀ)ᵀ = V).
+    let (a_t, v_t, vt_t) = (a.transpose(), v.transpose(), vt.transpose());
+    let apply = |dst: MatMut<'_, f64>, src: MatRef<'_, f64>| matmul_det(dst, a_t, src, par);
+    let precond = |z: &mut [f64], t: &mut [f64], r: &[f64], act: &[usize]| {
+        let ma = act.len();
+        matmul_det(view_mut(t, p, ma), v_t, view(r, p, ma), par);
+        for (j, &k) in act.iter().enumerate() {
+            let alpha = alphas[k];
+            for (ti, di) in t[j * p..(j + 1) * p].iter_mut().zip(d) {
+                *ti /= di + alpha;
+            }
+        }
+        matmul_det(view_mut(z, p, ma), vt_t, view(t, p, ma), par);
+    };
+    let (x, iters) = block_pcg(&apply, &precond, &b, &goal, alphas, opts)?;
+    Some((Mat::from_fn(p, m, |i, j| x[i + j * p]), iters))
+}
+
+/// Rounds of iterative refinement in [`low_rank_pcg`] before it gives up.
+const REFINE_ROUNDS: usize = 4;
+
+/// The fold's system when the held-out part G = C − C_k has low rank
+/// (G = UUᵀ, U p × r, fewer fold rows than pixels): in the basis V of C,
+/// C_k = Λ − WWᵀ with W = VᵀU, so each iteration costs two P × r × m
+/// products and the preconditioner is the exact diagonal of VᵀC_kV + α.
+/// The V-basis operator is C_k up to rounding, so the solutions are
+/// refined against the true C_k (one P × P × m product per round) until
+/// the true relative residual is ≤ tol; None if that does not happen
+/// within [`REFINE_ROUNDS`] (the caller then runs [`dense_pcg`]).
+#[allow(clippy::too_many_arguments)]
+fn low_rank_pcg(
+    a: MatRef<'_, f64>,
+    c: &[f64],
+    lambda: &[f64],
+    u: MatRef<'_, f64>,
+    v: MatRef<'_, f64>,
+    vt: MatRef<'_, f64>,
+    alphas: &[f64],
+    opts: &PcgOptions,
+    par: Par,
+) -> Option<(Mat<f64>, Vec<usize>)> {
+    let p = c.len();
+    let m = alphas.len();
+    let rank = u.ncols();
+    let mut w = Mat::<f64>::zeros(p, rank);
+    matmul_det(w.as_mut(), v.transpose(), u, par);
+    let wt = w.transpose().to_owned();
+    let e: Vec<f64> = (0..p)
+        .map(|i| {
+            let s: f64 = (0..rank).map(|j| w[(i, j)] * w[(i, j)]).sum();
+            (lambda[i] - s).max(0.0)
+        })
+        .collect();
+    let scratch = std::cell::RefCell::new(vec![0.0f64; rank * m]);
+    let (w_t, wt_t) = (w.transpose(), wt.transpose());
+    let apply = |mut dst: MatMut<'_, f64>, src: MatRef<'_, f64>| {
+        let ma = src.ncols();
+        let mut s = scratch.borrow_mut();
+        matmul_det(view_mut(&mut s, rank, ma), w_t, src, par);
+        matmul_det(dst.as_mut(), wt_t, view(&s, rank, ma), par);
+        for j in 0..ma {
+            for i in 0..p {
+                dst[(i, j)] = lambda[i] * src[(i, j)] - dst[(i, j)];
+            }
+        }
+    };
+    let precond = |z: &mut [f64], _: &mut [f64], r: &[f64], act: &[usize]| {
+        for (j, &k) in act.iter().enumerate() {
+            let alpha = alphas[k];
+            let cols = j * p..(j + 1) * p;
+            for ((zi, ri), ei) in z[cols.clone()].iter_mut().zip(&r[cols]).zip(&e) {
+                *zi = ri / (ei + alpha);
+            }
+        }
+    };
+    let goal_abs = opts.tol * dot(c, c).sqrt();
+    let mut x = Mat::<f64>::zeros(p, m);
+    let mut res = Mat::from_fn(p, m, |i, _| c[i]);
+    let mut hat = Mat::<f64>::zeros(p, m);
+    let mut iters = vec![0usize; m];
+    // The V-basis solve aims below the goal, so that rounding in the
+    // representation still leaves the true residual under it.
+    let goal = vec![0.5 * goal_abs; m];
+    for _ in 0..REFINE_ROUNDS {
+        matmul_det(hat.as_mut(), v.transpose(), res.as_ref(), par);
+        let rhs: Vec<f64> = (0..m).flat_map(|j| col(&hat, j).to_vec()).collect();
+        let (y, its) = block_pcg(&apply, &precond, &rhs, &goal, alphas, opts)?;
+        for (t, i) in iters.iter_mut().zip(&its) {
+            *t += i;
+        }
+        matmul_det(hat.as_mut(), vt.transpose(), view(&y, p, m), par);
+        for j in 0..m {
+            for i in 0..p {
+                x[(i, j)] += hat[(i, j)];
+            }
+        }
+        matmul_det(res.as_mut(), a.transpose(), x.as_ref(), par);
+        let mut all = true;
+        for (j, &alpha) in alphas.iter().enumerate() {
+            let xj = col(&x, j).to_vec();
+            let rj = col_mut(&mut res, j);
+            let mut s = 0.0;
+            for ((ri, ci), xi) in rj.iter_mut().zip(c).zip(&xj) {
+                *ri = ci - *ri - alpha * xi;
+                s += *ri * *ri;
+            }
+            all &= s.sqrt() <= goal_abs;
+        }
+        if all {
+            return Some((x, iters));
         }
     }
     None
@@ -397,7 +693,8 @@ pub(crate) fn sse_many(
     let p = fold.p;
     let n = fold.n as f64;
     let mut fw = Mat::<f64>::zeros(p, w.ncols());
-    matmul_det(fw.as_mut(), f, w.as_ref(), par);
+    // f is symmetric: read it through unit-stride columns.
+    matmul_det(fw.as_mut(), f.transpose(), w.as_ref(), par);
     (0..w.ncols())
         .map(|a| {
             let wa = col(w, a);

@@ -168,6 +168,49 @@ mod lapack {
             uplo_len: usize,
         );
         fn openblas_set_num_threads(n: c_int);
+        fn dpstrf_(
+            uplo: *const c_char,
+            n: *const c_int,
+            a: *mut f64,
+            lda: *const c_int,
+            piv: *mut c_int,
+            rank: *mut c_int,
+            tol: *const f64,
+            work: *mut f64,
+            info: *mut c_int,
+            uplo_len: usize,
+        );
+    }
+
+    /// LAPACK `dpstrf` on the lower triangle of the column-major p × p `a`
+    /// (overwritten by L): the pivots (0-based) and the rank.
+    pub(super) fn pivoted_cholesky(a: &mut [f64], p: usize) -> Option<(Vec<usize>, usize)> {
+        let n = c_int::try_from(p).ok()?;
+        let mut piv = vec![0 as c_int; p];
+        let mut rank: c_int = 0;
+        let tol = -1.0f64;
+        let mut work = vec![0.0f64; 2 * p];
+        let mut info: c_int = 0;
+        // SAFETY: `a` holds p × p values with lda = p, `piv` p entries and
+        // `work` 2p, as dpstrf requires.
+        unsafe {
+            dpstrf_(
+                c"L".as_ptr(),
+                &n,
+                a.as_mut_ptr(),
+                &n,
+                piv.as_mut_ptr(),
+                &mut rank,
+                &tol,
+                work.as_mut_ptr(),
+                &mut info,
+                1,
+            );
+        }
+        if info < 0 {
+            return None;
+        }
+        Some((piv.iter().map(|&i| i as usize - 1).collect(), rank as usize))
     }
 
     /// Sets OpenBLAS's thread count and puts it back to 1 when dropped.
@@ -355,6 +398,30 @@ mod lapack {
             name: "backend",
             problem: "the LAPACK eigendecomposition needs the `openblas` feature".into(),
         })
+    }
+}
+
+/// Pivoted Cholesky factor of the positive semi-definite p × p matrix in
+/// the column-major `a` (lower triangle read, overwritten): U (p × rank,
+/// column-major) with `a` = U Uᵀ to LAPACK `dpstrf`'s default tolerance, or
+/// None without the `openblas` feature or on a LAPACK error. Single-threaded
+/// OpenBLAS (the Gram kernel's setting), hence reproducible.
+pub fn low_rank_factor(a: &mut [f64], p: usize) -> Option<(Mat<f64>, usize)> {
+    assert_eq!(a.len(), p * p, "a p × p matrix");
+    #[cfg(feature = "openblas")]
+    {
+        let (piv, rank) = lapack::pivoted_cholesky(a, p)?;
+        let mut u = Mat::<f64>::zeros(p, rank);
+        for j in 0..rank {
+            for i in j..p {
+                u[(piv[i], j)] = a[i + j * p];
+            }
+        }
+        Some((u, rank))
+    }
+    #[cfg(not(feature = "openblas"))]
+    {
+        None
     }
 }
 

@@ -1,0 +1,225 @@
+//! Exact K-fold CV by block PCG (`cv::cv_sse_pcg`) against one
+//! eigendecomposition and against `ridge::cv_sse` (one eigendecomposition
+//! per fold), on the covariance of noisy synthetic spectra
+//! (`gramstream::synth`, noise level 1; the shards of benches/eigh.rs,
+//! cached under target/bench-data).
+//!
+//!     nice cargo bench --bench pcg
+//!
+//! Environment: `PCG_P` (sizes, default "2048,4096"), `PCG_ROWS` (spectra,
+//! default "12000,6000": the first rows of one cached shard of the largest),
+//! `PCG_K` (folds, default 5; rows to folds round-robin), `PCG_THREADS`
+//! (rayon threads for `cv_sse_pcg`, default 2), `PCG_CV_SSE_P` (sizes at
+//! which `ridge::cv_sse` is timed too, default "2048"; it prints the
+//! largest relative SSE difference to PCG).
+//!
+//! Printed per (P, rows): one eigendecomposition (dsyevd, 1 OpenBLAS thread,
+//! the default backend), the PCG CV total, per fold, the block iterations
+//! (largest per α over the fold) per fold, seconds per block iteration,
+//! the CPU seconds of the PCG part (all threads: under contention a steadier
+//! measure than wall time),
+//! iterations max/mean per α decade, fallback folds; `cv_sse` total.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use faer::Par;
+use gramstream::cv::{cv_sse_pcg, PcgOptions};
+use gramstream::noise::NoiseModel;
+use gramstream::ridge::{cv_sse, RidgePath};
+use gramstream::source::{Chunk, ChunkSource, ReadOptions, Shard};
+use gramstream::stats::{Accumulator, SuffStats};
+use gramstream::synth::{write_shard, ShardSpec};
+use gramstream::Layout;
+
+fn env_list(name: &str, default: &str) -> Vec<usize> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().expect("a list of integers"))
+        .collect()
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .map_or(default, |s| s.parse().expect("an integer"))
+}
+
+fn data_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Noisy spectra (rows × p, row-major) and log g, from a cached synthetic
+/// shard (the naming of benches/eigh.rs, so both share the cache).
+fn spectra(p: usize, rows: usize) -> (Vec<f64>, Vec<f64>) {
+    let path = data_dir().join(format!("eigh_p{p}_n{rows}.h5"));
+    if !path.exists() {
+        let t = Instant::now();
+        let tmp = path.with_extension("tmp.h5");
+        write_shard(&tmp, &ShardSpec::new(rows, p, 42, 0), &|_| {}).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        eprintln!(
+            "wrote {} in {:.1} s",
+            path.display(),
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let shard = Shard::open(&path, &Layout::default()).unwrap();
+    let read = ReadOptions {
+        columns: vec!["log_g".into()],
+        ..Default::default()
+    };
+    let mut reader = shard.reader(0, &read).unwrap();
+    let mut chunk = Chunk::default();
+    reader.read_chunk(0..shard.rows(), &mut chunk).unwrap();
+    let noise = NoiseModel::new(1.0, 42).unwrap();
+    let mut x = Vec::with_capacity(rows * p);
+    let mut y = Vec::with_capacity(rows);
+    for r in 0..chunk.rows {
+        let mut row = chunk.flux_row(r).to_vec();
+        noise.apply_row(0, r as u64, &mut row, &chunk.error[r * p..(r + 1) * p]);
+        x.extend_from_slice(&row);
+        y.push(chunk.params_row(r)[0]);
+    }
+    (x, y)
+}
+
+/// Total and per-fold statistics (fold = row mod k) around the first row.
+fn stats(x: &[f64], y: &[f64], p: usize, k: usize) -> (SuffStats, Vec<SuffStats>, Vec<f64>, f64) {
+    let shift = x[..p].to_vec();
+    let sy = y[0];
+    let mut accs: Vec<Accumulator> = (0..k).map(|_| Accumulator::new(p, 256)).collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        for (r, row) in x.chunks_exact(p).enumerate() {
+            accs[r % k].push_shifted(row, &shift, y[r] - sy, Par::rayon(2));
+        }
+    });
+    let folds: Vec<SuffStats> = accs.iter_mut().map(|a| a.finish(Par::rayon(2))).collect();
+    let mut total = SuffStats::zeros(p);
+    for f in &folds {
+        total.add(f).unwrap();
+    }
+    (total, folds, shift, sy)
+}
+
+/// CPU seconds (user + system) of this process so far, all threads.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn main() {
+    gramstream::stats::gram::init();
+    let ps = env_list("PCG_P", "2048,4096");
+    let mut rows_list = env_list("PCG_ROWS", "12000,6000");
+    rows_list.sort_unstable_by(|a, b| b.cmp(a));
+    let k = env_usize("PCG_K", 5);
+    let threads = env_usize("PCG_THREADS", 2);
+    let cv_sse_ps = env_list("PCG_CV_SSE_P", "2048");
+    let alphas: Vec<f64> = (0..50)
+        .map(|i| 10f64.powf(-2.0 + 8.0 * i as f64 / 49.0))
+        .collect();
+    println!("(timings on a shared 2-core machine: contended, see the load average)");
+    println!("load average at start: {}", loadavg());
+    println!(
+        "\nK = {k}, 50 α log-spaced 1e-2..1e6, PCG on a rayon pool of {threads} threads (Par::rayon({threads}))"
+    );
+    println!("| P | rows | one eigh (s) | PCG CV (s) | PCG CPU (s) | per fold (s) | block iterations per fold | s / iteration | fallback folds | iterations max/mean per α decade (all folds) | cv_sse, eigh per fold (s) | max rel. SSE diff | load |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    let par = if threads <= 1 {
+        Par::Seq
+    } else {
+        Par::rayon(threads)
+    };
+    for &p in &ps {
+        let (x_all, y_all) = spectra(p, rows_list[0]);
+        for &rows in &rows_list {
+            let (x, y) = (&x_all[..rows * p], &y_all[..rows]);
+            let (total, folds, shift, sy) = stats(x, y, p, k);
+            let t = Instant::now();
+            let path = RidgePath::new(&total, &shift, sy, Par::Seq).unwrap();
+            let t_eigh = t.elapsed().as_secs_f64();
+            let opts = PcgOptions::default();
+            let t = Instant::now();
+            let cpu0 = cpu_seconds();
+            let r = pool.install(|| {
+                cv_sse_pcg(&path, &total, &folds, &shift, sy, &alphas, &opts, par).unwrap()
+            });
+            let secs = t.elapsed().as_secs_f64();
+            let cpu = cpu_seconds() - cpu0;
+            let block_its: Vec<usize> = r.iterations.iter().map(|f| f.max).collect();
+            let its_total: usize = block_its.iter().sum();
+            let per_it = if its_total > 0 {
+                format!("{:.4}", secs / its_total as f64)
+            } else {
+                "–".into()
+            };
+            let mut decades = Vec::new();
+            for d in -2..6 {
+                let its: Vec<usize> = r
+                    .iterations
+                    .iter()
+                    .flat_map(|f| {
+                        alphas
+                            .iter()
+                            .zip(&f.per_alpha)
+                            .filter(|(a, _)| a.log10() >= d as f64 && a.log10() < d as f64 + 1.0)
+                            .map(|(_, &i)| i)
+                    })
+                    .collect();
+                if its.is_empty() {
+                    continue;
+                }
+                let max = its.iter().max().unwrap();
+                let mean = its.iter().sum::<usize>() as f64 / its.len() as f64;
+                decades.push(format!("1e{d}: {max}/{mean:.1}"));
+            }
+            let (direct, diff) = if cv_sse_ps.contains(&p) {
+                let t = Instant::now();
+                let (want, _) = cv_sse(&total, &folds, &shift, sy, &alphas, Par::Seq).unwrap();
+                let d = r
+                    .sse
+                    .iter()
+                    .zip(&want)
+                    .map(|(g, w)| (g - w).abs() / w.abs())
+                    .fold(0.0f64, f64::max);
+                (
+                    format!("{:.2}", t.elapsed().as_secs_f64()),
+                    format!("{d:.1e}"),
+                )
+            } else {
+                ("–".into(), "–".into())
+            };
+            println!(
+                "| {p} | {rows} | {t_eigh:.2} | {secs:.2} | {cpu:.2} | {:.2} | {:?} | {per_it} | {} | {} | {direct} | {diff} | {} |",
+                secs / r.iterations.len().max(1) as f64,
+                block_its,
+                r.fallback_folds,
+                decades.join(", "),
+                loadavg()
+            );
+        }
+    }
+    println!("\nload average at end: {}", loadavg());
+}
