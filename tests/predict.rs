@@ -180,6 +180,7 @@ fn weight_bits(m: &ModelSet) -> Vec<u64> {
 
 #[test]
 fn models_round_trip_bitwise() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     for seed in [1, 2, 3] {
         let m = random_models(seed);
@@ -209,8 +210,34 @@ fn assert_names(err: &Error, path: &Path, object: &str) -> String {
 }
 
 /// Rewrites a root attribute of an existing file.
+/// The tests of this binary run one at a time: with several test threads
+/// opening and rewriting HDF5 files, libhdf5 rarely (~1 run in 5) refused to
+/// open a just-rewritten file ("unable to lock file", EAGAIN), as if a handle
+/// from another thread still held it. Not understood yet (README, known
+/// issues); serialising the tests removes it.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Opens a file read-write to damage it. Under the parallel test threads
+/// libhdf5 has, rarely (~1 run in 5), refused with "unable to lock file"
+/// (EAGAIN) right after the file was rewritten; retried briefly here. The
+/// cause is not understood yet (see README, known issues).
+fn open_rw(path: &Path) -> hdf5::File {
+    let mut last = None;
+    for _ in 0..40 {
+        match hdf5::File::open_rw(path) {
+            Ok(f) => return f,
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{}: {:?}", path.display(), last);
+}
+
 fn set_attr<T: hdf5::H5Type>(path: &Path, name: &str, value: T) {
-    let f = hdf5::File::open_rw(path).unwrap();
+    let f = open_rw(path);
     f.delete_attr(name).unwrap();
     f.new_attr::<T>()
         .create(name)
@@ -221,6 +248,7 @@ fn set_attr<T: hdf5::H5Type>(path: &Path, name: &str, value: T) {
 
 #[test]
 fn damaged_or_foreign_models_files_are_refused_naming_the_file() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let m = random_models(4);
     let path = dir.path().join("m.h5");
@@ -255,7 +283,7 @@ fn damaged_or_foreign_models_files_are_refused_naming_the_file() {
     // Shapes, a missing dataset, a weight that is not finite, a bad expert table.
     write_models(&path, &m).unwrap();
     {
-        let f = hdf5::File::open_rw(&path).unwrap();
+        let f = open_rw(&path);
         f.unlink("experts/w").unwrap();
         f.new_dataset::<f64>()
             .chunk(vec![1, P])
@@ -266,14 +294,11 @@ fn damaged_or_foreign_models_files_are_refused_naming_the_file() {
     }
     assert_names(&ModelSet::open(&path).unwrap_err(), &path, "/experts/w");
     write_models(&path, &m).unwrap();
-    hdf5::File::open_rw(&path)
-        .unwrap()
-        .unlink("experts/alpha")
-        .unwrap();
+    open_rw(&path).unlink("experts/alpha").unwrap();
     assert_names(&ModelSet::open(&path).unwrap_err(), &path, "/experts/alpha");
     write_models(&path, &m).unwrap();
     {
-        let f = hdf5::File::open_rw(&path).unwrap();
+        let f = open_rw(&path);
         let ds = f.dataset("experts/w").unwrap();
         let mut w = ds.read_raw::<f64>().unwrap();
         w[2 * m.pixels + 5] = f64::NAN;
@@ -284,7 +309,7 @@ fn damaged_or_foreign_models_files_are_refused_naming_the_file() {
     assert_names(&err, &path, "/experts/w");
     write_models(&path, &m).unwrap();
     {
-        let f = hdf5::File::open_rw(&path).unwrap();
+        let f = open_rw(&path);
         let ds = f.dataset("experts/slot").unwrap();
         let mut s = ds.read_raw::<u64>().unwrap();
         s[2] = s[1]; // two experts for one (partition, slot)
@@ -387,6 +412,7 @@ fn run(
 
 #[test]
 fn predictions_equal_the_experts_on_independently_read_rows() {
+    let _serial = serial();
     let f = fixture();
     let mut models = f.models.clone();
     // A bin without an expert: its rows go to the global expert.
@@ -478,6 +504,7 @@ fn predictions_equal_the_experts_on_independently_read_rows() {
 
 #[test]
 fn added_noise_matches_the_noise_streams_and_the_flux_is_used_without_noisy() {
+    let _serial = serial();
     let f = fixture();
     let models = &f.models;
     let mut opts = PredictOptions::new(models);
@@ -531,6 +558,7 @@ fn added_noise_matches_the_noise_streams_and_the_flux_is_used_without_noisy() {
 
 #[test]
 fn chunk_size_does_not_change_the_csv() {
+    let _serial = serial();
     let f = fixture();
     let dir = tempfile::tempdir().unwrap();
     let shards = [f.test.clone(), f.train.clone()];
@@ -584,6 +612,7 @@ fn one_line(stderr: &[u8]) -> String {
 
 #[test]
 fn cli_predicts_like_the_library_and_fails_cleanly() {
+    let _serial = serial();
     let f = fixture();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pred.csv");
