@@ -115,6 +115,42 @@ fn runs(points: &[(f64, f64)]) -> Vec<Vec<(f64, f64)>> {
     out
 }
 
+/// The legend corner covering the fewest points: the legend takes about the
+/// outer 40 % of the (log) x range and 45 % of the y range of its corner.
+fn legend_corner(
+    panel: &Panel,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+    y_floor: Option<f64>,
+) -> SeriesLabelPosition {
+    let (lx0, lx1) = (x0.ln(), x1.ln());
+    let count = |right: bool, top: bool| {
+        panel
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|(x, y)| x.is_finite() && *x > 0.0 && y.is_finite())
+            .filter(|(x, y)| {
+                let fx = (x.ln() - lx0) / (lx1 - lx0);
+                let fy = (y_floor.map_or(*y, |f| y.max(f)) - y0) / (y1 - y0);
+                let in_x = if right { fx >= 0.6 } else { fx <= 0.4 };
+                let in_y = if top { fy >= 0.55 } else { fy <= 0.45 };
+                in_x && in_y
+            })
+            .count()
+    };
+    [
+        (SeriesLabelPosition::UpperRight, count(true, true)),
+        (SeriesLabelPosition::LowerLeft, count(false, false)),
+        (SeriesLabelPosition::LowerRight, count(true, false)),
+        (SeriesLabelPosition::UpperLeft, count(false, true)),
+    ]
+    .into_iter()
+    .min_by_key(|(_, n)| *n)
+    .map(|(p, _)| p)
+    .unwrap_or(SeriesLabelPosition::UpperRight)
+}
+
 /// A figure of panels on a grid, x on a log axis (α), written as PNG.
 /// `y_floor` clips very bad values (e.g. R² ≪ 0 at tiny α) so the
 /// interesting range stays readable; clipped points are drawn at the floor.
@@ -234,7 +270,12 @@ pub fn log_x_panels(
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            .position(legend_corner(
+                panel,
+                (x0, x1),
+                (y0 - pad, y1 + pad),
+                y_floor,
+            ))
             .label_font(("sans-serif", 11))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(180, 180, 180))
