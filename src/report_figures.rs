@@ -272,7 +272,8 @@ fn draw_bars(
         })
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 15))
-        .light_line_style(RGBColor(235, 235, 235))
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(RGBColor(225, 225, 225))
         .draw()
         .map_err(|e| plot_err(path, e))?;
 
@@ -675,6 +676,7 @@ pub fn scatter_pred_true(
     ))
     .map_err(|e| plot_err(path, e))?;
     let (_, below) = root.split_vertically(title_h);
+    let (below, _note_area) = below.split_vertically(chart_h);
     let (chart_area, legend_area) = below.split_horizontally(chart_w);
     let mut chart = ChartBuilder::on(&chart_area)
         .margin_left(ml)
@@ -693,7 +695,8 @@ pub fn scatter_pred_true(
         .y_label_formatter(&|v| format!("{v:.1}"))
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 15))
-        .light_line_style(RGBColor(238, 238, 238))
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(RGBColor(225, 225, 225))
         .draw()
         .map_err(|e| plot_err(path, e))?;
     let radius = if idx.len() > 5000 { 2 } else { 3 };
