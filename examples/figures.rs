@@ -58,6 +58,29 @@ fn main() -> gramstream::Result<()> {
         "R² (test)",
     )?;
 
+    // ΔR² of the gated mixtures per bin: bars go below zero where a gate
+    // misroutes enough to lose against the global model.
+    grouped_bars(
+        &dir.join("delta_r2_gates_grouped.png"),
+        "Per-bin ΔR² vs global: oracle, soft gate, hard gate",
+        &bins,
+        &[
+            (
+                "oracle".to_string(),
+                vec![0.18, 0.11, 0.07, 0.18, 0.14, 0.07, 0.18, 0.14, 0.09],
+            ),
+            (
+                "soft gate".to_string(),
+                vec![0.13, 0.07, 0.05, 0.12, 0.09, 0.04, 0.14, 0.1, 0.06],
+            ),
+            (
+                "hard gate (argmax)".to_string(),
+                vec![0.12, 0.05, -0.03, 0.11, 0.08, -0.012, 0.13, 0.09, 0.05],
+            ),
+        ],
+        "ΔR²",
+    )?;
+
     // ΔR² grid: rows T_eff, columns [M/H].
     let delta: Vec<Vec<f64>> = (0..3)
         .map(|t| {

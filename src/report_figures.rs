@@ -470,7 +470,9 @@ pub fn heatmap(
     let right = bar_gap + bar_w + 8 + tick_w + 24;
     let w = (row_w + grid_w + right).max(text_size(title, 22.0).0 + 40);
     let h = title_h + grid_h + col_h + 16;
-    let (gx, gy) = (row_w as i32, title_h as i32);
+    // Centred when the title is wider than the grid and its labels.
+    let spare = w - (row_w + grid_w + right);
+    let (gx, gy) = ((row_w + spare / 2) as i32, title_h as i32);
 
     let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
