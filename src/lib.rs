@@ -28,6 +28,7 @@
 //! | [`models`], [`predict`] | saved Ridge experts (`models.h5`); streaming prediction with them |
 //! | [`scan`] | one read with noise, and what it saw |
 //! | [`plot`] | PNG figures (plotters) |
+//! | [`report_figures`] | report PNGs from plain numbers: grouped bars, annotated heatmaps, predicted vs true, bars |
 //! | [`sweep`] | every α of every bin: CV/GCV selection, test scores |
 //! | [`gate`] | the gate: 37 PCA and line features, multinomial L2 logistic regression over the T_eff × [M/H] bins |
 #![deny(missing_docs)]
@@ -51,6 +52,7 @@ pub mod noise;
 pub mod partition;
 pub mod plot;
 pub mod predict;
+pub mod report_figures;
 pub mod ridge;
 pub mod scan;
 pub mod source;

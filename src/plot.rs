@@ -24,7 +24,7 @@ const FONT_CANDIDATES: &[&str] = &[
 ];
 
 /// Registers a system font as plotters' `sans-serif` (once per process).
-fn ensure_font() -> Result<()> {
+pub(crate) fn ensure_font() -> Result<()> {
     static FONT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     FONT.get_or_init(|| {
         let env = std::env::var("GRAMSTREAM_FONT").ok();
@@ -47,7 +47,8 @@ fn ensure_font() -> Result<()> {
     })
 }
 
-fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
+/// A plotters failure while drawing `path`, as an I/O error on that file.
+pub(crate) fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::io(
         path,
         std::io::Error::other(format!("drawing the plot: {e}")),
@@ -96,6 +97,17 @@ pub mod colors {
     pub const SKY: (u8, u8, u8) = (86, 180, 233);
     /// Yellow.
     pub const YELLOW: (u8, u8, u8) = (240, 228, 66);
+    /// Black (the eighth Okabe–Ito colour).
+    pub const BLACK: (u8, u8, u8) = (0, 0, 0);
+    /// Brown: not Okabe–Ito, a tenth category distinct from the others.
+    pub const BROWN: (u8, u8, u8) = (140, 86, 45);
+
+    /// Colours for up to ten categories, in order (e.g. the nine
+    /// T_eff × [M/H] bins, then "outside every bin" in grey). Callers with
+    /// more categories cycle.
+    pub const CATEGORICAL: [(u8, u8, u8); 10] = [
+        BLUE, ORANGE, GREEN, RED, PURPLE, SKY, YELLOW, BLACK, BROWN, GREY,
+    ];
 }
 
 /// Splits a series at non-finite points into drawable runs.
