@@ -27,23 +27,6 @@ const SEED: u64 = 17;
 const TRAIN_ROWS: usize = 3000;
 const TEST_ROWS: usize = 1000;
 
-fn python_with_sklearn() -> Option<std::path::PathBuf> {
-    let found = common::find_python().ok().filter(|py| {
-        std::process::Command::new(py)
-            .args(["-c", "import sklearn"])
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the gate's scikit-learn agreement test: no Python with numpy, h5py and scikit-learn (set GRAMSTREAM_PYTHON)"
-        );
-        eprintln!("skipping: no Python with numpy, h5py and scikit-learn");
-    }
-    found
-}
-
 /// Writes a shard and returns the reservoir of a pass over it with noise 1
 /// that keeps every row, and the shard's wavelength grid.
 fn noisy_rows(dir: &Path, name: &str, rows: usize, shard: u64) -> (Reservoir, Vec<f64>) {
@@ -109,7 +92,7 @@ fn write_f64(path: &Path, v: &[f64]) {
 
 #[test]
 fn gate_agrees_with_scikit_learn_logistic_regression() {
-    let Some(python) = python_with_sklearn() else {
+    let Some(python) = common::python_with_sklearn() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

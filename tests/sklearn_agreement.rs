@@ -14,26 +14,9 @@ use gramstream::sweep::{self, CvMethod, SweepOptions, TestSpec};
 const SEED: u64 = 7;
 const FOLDS: usize = 3;
 
-fn python_with_sklearn() -> Option<std::path::PathBuf> {
-    let found = common::find_python().ok().filter(|py| {
-        std::process::Command::new(py)
-            .args(["-c", "import sklearn"])
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the scikit-learn agreement test: no Python with numpy, h5py and scikit-learn (set GRAMSTREAM_PYTHON)"
-        );
-        eprintln!("skipping: no Python with numpy, h5py and scikit-learn");
-    }
-    found
-}
-
 #[test]
 fn every_bin_and_alpha_agrees_with_scikit_learn() {
-    let Some(python) = python_with_sklearn() else {
+    let Some(python) = common::python_with_sklearn() else {
         return;
     };
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

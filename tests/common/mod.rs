@@ -401,3 +401,23 @@ pub fn write_shard(
         .expect("wave");
     w.write_raw(&wave).expect("write wave");
 }
+
+/// A Python with numpy, h5py and scikit-learn for the agreement tests, or
+/// None (the test then skips, saying so) — except under `CI`, where a missing
+/// one fails: CI must run them.
+pub fn python_with_sklearn() -> Option<PathBuf> {
+    let found = find_python().ok().filter(|py| {
+        Command::new(py)
+            .args(["-c", "import sklearn"])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the scikit-learn agreement tests: no Python with numpy, h5py and scikit-learn (set GRAMSTREAM_PYTHON)"
+        );
+        eprintln!("skipping: no Python with numpy, h5py and scikit-learn");
+    }
+    found
+}
