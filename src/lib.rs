@@ -30,11 +30,13 @@
 //! | [`plot`] | PNG figures (plotters) |
 //! | [`report_figures`] | report PNGs from plain numbers: grouped bars, annotated heatmaps, predicted vs true, bars |
 //! | [`sweep`] | every α of every bin: CV/GCV selection, test scores |
+//! | [`experiment`] | the reference experiments from a TOML config: runs over noise levels and seeds, results.json, per_bin.csv, report.md, plots |
 //! | [`gate`] | the gate: 37 PCA and line features, multinomial L2 logistic regression over the T_eff × [M/H] bins |
 #![deny(missing_docs)]
 
 pub mod error;
 pub mod eval;
+pub mod experiment;
 pub mod gate;
 mod h5raw;
 mod h5write;

@@ -688,3 +688,12 @@ mod tests {
         }
     }
 }
+
+/// Parallelism of the dense kernels for a thread count (0 = all cores).
+pub fn par(threads: usize) -> faer::Par {
+    match threads {
+        1 => faer::Par::Seq,
+        0 => faer::Par::rayon(0),
+        n => faer::Par::rayon(n),
+    }
+}

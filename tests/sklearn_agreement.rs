@@ -60,6 +60,8 @@ fn every_bin_and_alpha_agrees_with_scikit_learn() {
                     chunk_rows: 97,
                 }),
                 par: faer::Par::Seq,
+                fixed_alpha: None,
+                pca_components: 0,
             },
             |_| {},
         )

@@ -41,6 +41,28 @@ pub enum Select {
     Cv,
     /// The smallest GCV.
     Gcv,
+    /// A fixed α for every group ([`SweepOptions::fixed_alpha`]).
+    Fixed,
+}
+
+impl Select {
+    /// A short name: `cv`, `gcv`, `fixed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Select::Cv => "cv",
+            Select::Gcv => "gcv",
+            Select::Fixed => "fixed",
+        }
+    }
+
+    /// How the rule reads in a sentence.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Select::Cv => "exact K-fold CV",
+            Select::Gcv => "GCV",
+            Select::Fixed => "a fixed α",
+        }
+    }
 }
 
 impl std::str::FromStr for Select {
@@ -49,7 +71,8 @@ impl std::str::FromStr for Select {
         match s {
             "cv" => Ok(Select::Cv),
             "gcv" => Ok(Select::Gcv),
-            other => Err(format!("unknown selection {other:?}: cv or gcv")),
+            "fixed" => Ok(Select::Fixed),
+            other => Err(format!("unknown selection {other:?}: cv, gcv or fixed")),
         }
     }
 }
@@ -67,6 +90,58 @@ pub struct SweepOptions {
     pub cv: CvMethod,
     /// Parallelism of the dense kernels.
     pub par: Par,
+    /// With [`Select::Fixed`]: the α every group uses (must be in `alphas`).
+    pub fixed_alpha: Option<f64>,
+    /// Keep this many leading principal components of the global
+    /// covariance in [`Sweep::pca`] (0: none), e.g. for the gate.
+    pub pca_components: usize,
+}
+
+impl SweepOptions {
+    /// `alphas`, selection by the default rule, no test, CV by
+    /// eigendecomposition, sequential kernels, nothing fixed, no PCA kept.
+    pub fn new(alphas: Vec<f64>) -> Self {
+        SweepOptions {
+            alphas,
+            select: None,
+            test: None,
+            cv: CvMethod::Eigh,
+            par: Par::Seq,
+            fixed_alpha: None,
+            pca_components: 0,
+        }
+    }
+}
+
+/// The leading principal components of the global training rows, from the
+/// global model's eigendecomposition.
+#[derive(Debug, Clone)]
+pub struct Pca {
+    /// The mean training spectrum (length P).
+    pub mean: Vec<f64>,
+    /// The leading components as the columns of a `P × k` matrix, largest
+    /// eigenvalue first.
+    pub components: Mat<f64>,
+    /// Their eigenvalues of the centred scatter matrix `Σ (x − x̄)(x − x̄)ᵀ`.
+    pub eigenvalues: Vec<f64>,
+    /// The sum of all eigenvalues (the total scatter), for the explained fraction.
+    pub total: f64,
+}
+
+/// Adds `alpha` to a grid (kept ascending) unless it is there already.
+/// Errors when α is not finite or negative.
+pub fn insert_alpha(alphas: &mut Vec<f64>, alpha: f64) -> Result<()> {
+    if !alpha.is_finite() || alpha < 0.0 {
+        return Err(Error::InvalidParameter {
+            name: "alpha",
+            problem: format!("{alpha} must be finite and ≥ 0"),
+        });
+    }
+    if !alphas.contains(&alpha) {
+        let at = alphas.partition_point(|&a| a < alpha);
+        alphas.insert(at, alpha);
+    }
+    Ok(())
 }
 
 /// The default α grid: `n` values log-spaced from `lo` to `hi` inclusive.
@@ -239,6 +314,10 @@ pub struct Sweep {
     /// The models (not serialized).
     #[serde(skip)]
     pub models: Vec<GroupModels>,
+    /// The global model's leading principal components, when
+    /// [`SweepOptions::pca_components`] > 0 (not serialized).
+    #[serde(skip)]
+    pub pca: Option<Pca>,
 }
 
 /// Where the sweep's time went, in seconds.
@@ -378,6 +457,7 @@ fn solve_group(
     cv: Option<CvMethod>,
     par: Par,
     out: &mut GroupSweep,
+    pca: Option<(usize, &mut Option<Pca>)>,
 ) -> Result<GroupModels> {
     use rayon::prelude::*;
     let p = header.pixels;
@@ -469,6 +549,22 @@ fn solve_group(
         ),
     };
     let elapsed = t.elapsed().as_secs_f64();
+    if let Some((k, slot)) = pca {
+        let k = k.min(p);
+        let (mean, components) = crate::gate::features::leading_components(
+            path.x_mean(),
+            path.eigenvalues(),
+            path.eigenvectors(),
+            k,
+        )?;
+        let ev = path.eigenvalues();
+        *slot = Some(Pca {
+            mean,
+            components,
+            eigenvalues: ev.iter().rev().take(k).copied().collect(),
+            total: ev.iter().map(|v| v.max(0.0)).sum(),
+        });
+    }
     out.y_mean = path.y_mean();
     out.y_var = path.syy() / total.n as f64;
     let fold_sse = match (cv, fold_sse) {
@@ -555,6 +651,7 @@ fn select(points: &[AlphaPoint], by: Select) -> Option<usize> {
     let crit = |p: &AlphaPoint| match by {
         Select::Cv => p.cv_mse.unwrap_or(f64::NAN),
         Select::Gcv => p.gcv,
+        Select::Fixed => f64::NAN,
     };
     let mut best: Option<(usize, f64)> = None;
     for (i, p) in points.iter().enumerate() {
@@ -586,6 +683,24 @@ pub fn run(
         });
     }
     let folds = h.partitions.folds;
+    let fixed_index = match (opts.select, opts.fixed_alpha) {
+        (Some(Select::Fixed), Some(a)) => match opts.alphas.iter().position(|&x| x == a) {
+            Some(i) => Some(i),
+            None => {
+                return Err(Error::InvalidParameter {
+                    name: "fixed_alpha",
+                    problem: format!("α = {a:e} is not in the grid"),
+                })
+            }
+        },
+        (Some(Select::Fixed), None) => {
+            return Err(Error::InvalidParameter {
+                name: "fixed_alpha",
+                problem: "selection by a fixed α needs the α".into(),
+            })
+        }
+        _ => None,
+    };
     let select_by = match opts.select {
         Some(Select::Cv) if opts.cv == CvMethod::Skip => {
             return Err(Error::InvalidParameter {
@@ -650,6 +765,7 @@ pub fn run(
         })
         .collect();
     let mut models: Vec<Option<GroupModels>> = vec![None; ids.len()];
+    let mut pca = None;
     // Partition 0's slots are solved first while their fold sums build the
     // global model's (every row is in exactly one slot of each partition),
     // so the file is read once per partition.
@@ -687,7 +803,17 @@ pub fn run(
         };
         timing.read_s += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let m = solve_group(&h, &fs, &opts.alphas, want_cv, opts.par, &mut groups[g])?;
+        let keep = (ids[g].partition.is_none() && opts.pca_components > 0)
+            .then_some((opts.pca_components, &mut pca));
+        let m = solve_group(
+            &h,
+            &fs,
+            &opts.alphas,
+            want_cv,
+            opts.par,
+            &mut groups[g],
+            keep,
+        )?;
         let gs = &groups[g];
         timing.eigh_s += gs.eigh_s;
         timing.cv_s += gs.cv_s;
@@ -720,7 +846,10 @@ pub fn run(
         } else {
             select_by
         };
-        g.selected = select(&g.points, by);
+        g.selected = match fixed_index {
+            Some(i) => g.points[i].train_r2.is_finite().then_some(i),
+            None => select(&g.points, by),
+        };
         g.selected_by = g.selected.map(|_| by);
     }
     timing.total_s = start.elapsed().as_secs_f64();
@@ -734,6 +863,7 @@ pub fn run(
         test,
         timing,
         models,
+        pca,
     })
 }
 
@@ -748,11 +878,7 @@ impl Sweep {
             Some(Expert {
                 coefficients: self.models[g].coefficients(self.alphas[a], a),
                 n_train: grp.n_train,
-                selected_by: match grp.selected_by? {
-                    Select::Cv => "cv",
-                    Select::Gcv => "gcv",
-                }
-                .to_string(),
+                selected_by: grp.selected_by?.as_str().to_string(),
             })
         };
         let global = expert(0).ok_or_else(|| Error::InvalidParameter {
@@ -794,10 +920,7 @@ impl Sweep {
                 header.shards.clone(),
                 format!(
                     "gramstream sweep: α per group by {} over {} values from {:e} to {:e}",
-                    match self.select {
-                        Select::Cv => "exact K-fold CV",
-                        Select::Gcv => "GCV",
-                    },
+                    self.select.describe(),
                     self.alphas.len(),
                     self.alphas.iter().cloned().fold(f64::INFINITY, f64::min),
                     self.alphas.iter().cloned().fold(0.0, f64::max),

@@ -122,6 +122,7 @@ pub fn write_plots(sweep: &Sweep, dir: &std::path::Path) -> crate::Result<Vec<st
                     marker: g.selected_point().map(|p| {
                         let by = match g.selected_by {
                             Some(super::Select::Gcv) => "GCV",
+                            Some(super::Select::Fixed) => "fixed",
                             _ => "CV",
                         };
                         (p.alpha, format!("α = {:.1e} ({by})", p.alpha))

@@ -50,19 +50,25 @@ pub struct TestSummary {
     pub outside: Vec<(String, u64)>,
 }
 
-/// Scores every valid (group, α) model on the test shard and fills each
-/// group's `points[a].test` and `n_test`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn score(
+/// Where a test row lands and what it is: true keys, true log g.
+#[derive(Debug, Clone, Copy)]
+pub struct TestRow {
+    /// T_eff, [M/H] from the params table; SNR of the noiseless flux at the
+    /// statistics' noise level (as the pass computes it).
+    pub keys: RowKeys,
+    /// The true log g.
+    pub log_g: f64,
+}
+
+/// Streams the test shard of `spec` chunk by chunk: for each chunk, the
+/// rows' keys and true log g and the chunk whose `flux` holds the noisy
+/// spectra (stored `noisy`, or flux + drawn noise). Returns the rows read
+/// and where the spectra came from.
+pub fn stream(
     spec: &TestSpec,
     header: &StatsHeader,
-    ids: &[GroupId],
-    models: &[GroupModels],
-    alphas: &[f64],
-    par: Par,
-    groups: &mut [GroupSweep],
-    progress: &mut impl FnMut(Progress<'_>),
-) -> Result<TestSummary> {
+    mut on_chunk: impl FnMut(&[TestRow], &Chunk) -> Result<()>,
+) -> Result<(u64, String)> {
     let layout = &header.layout;
     let shard = Shard::open(&spec.path, layout)?;
     let p = header.pixels;
@@ -112,52 +118,26 @@ pub(crate) fn score(
     } else {
         1.0
     };
-    let parts = &header.partitions.partitions;
-    // group index of (partition, slot)
-    let mut slot_group = vec![vec![usize::MAX; 0]; parts.len()];
-    for (pi, part) in parts.iter().enumerate() {
-        slot_group[pi] = vec![usize::MAX; part.slots()];
-    }
-    for (g, id) in ids.iter().enumerate() {
-        if let Some(pi) = id.partition {
-            slot_group[pi][id.slot] = g;
-        }
-    }
-    let mut acc = vec![vec![Scores::around(header.shift_y); alphas.len()]; ids.len()];
-    let mut outside = vec![0u64; parts.len()];
-    let total = shard.rows() as u64;
     let (mut fc, mut nc) = (Chunk::default(), Chunk::default());
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); ids.len()];
+    let mut rows = Vec::new();
     let mut done = 0u64;
     for task in plan_iter(vec![shard.rows()], spec.chunk_rows.max(1))? {
         flux_reader.read_chunk(task.rows.clone(), &mut fc)?;
-        for m in members.iter_mut() {
-            m.clear();
-        }
+        rows.clear();
         for r in 0..fc.rows {
             let f = fc.flux_row(r);
             let e = &fc.error[r * p..(r + 1) * p];
             let nf = f.iter().map(|v| v * v).sum::<f64>().sqrt();
             let ne = e.iter().map(|v| v * v).sum::<f64>().sqrt();
             let prm = fc.params_row(r);
-            let keys = RowKeys {
-                teff: prm[0],
-                mh: prm[1],
-                snr: nf / (level * ne),
-            };
-            members[0].push(r);
-            for (pi, part) in parts.iter().enumerate() {
-                let slot = match part.bin(&keys) {
-                    Some(b) => Some(b),
-                    None => {
-                        outside[pi] += 1;
-                        (!part.covers_all()).then(|| part.bins())
-                    }
-                };
-                if let Some(s) = slot {
-                    members[slot_group[pi][s]].push(r);
-                }
-            }
+            rows.push(TestRow {
+                keys: RowKeys {
+                    teff: prm[0],
+                    mh: prm[1],
+                    snr: nf / (level * ne),
+                },
+                log_g: prm[2],
+            });
         }
         let x: &Chunk = match (&mut noisy_reader, spec.noise) {
             (Some(reader), _) => {
@@ -177,13 +157,72 @@ pub(crate) fn score(
             }
             (None, None) => unreachable!("a reader or a noise model"),
         };
-        for (g, rows) in members.iter().enumerate() {
-            if rows.is_empty() {
+        on_chunk(&rows, x)?;
+        done += fc.rows as u64;
+    }
+    let spectra = match spec.noise {
+        None => format!("stored `{}`", layout.noisy),
+        Some(n) => format!("flux + noise level {} seed {}", n.level, n.seed),
+    };
+    Ok((done, spectra))
+}
+
+/// Scores every valid (group, α) model on the test shard and fills each
+/// group's `points[a].test` and `n_test`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn score(
+    spec: &TestSpec,
+    header: &StatsHeader,
+    ids: &[GroupId],
+    models: &[GroupModels],
+    alphas: &[f64],
+    par: Par,
+    groups: &mut [GroupSweep],
+    progress: &mut impl FnMut(Progress<'_>),
+) -> Result<TestSummary> {
+    let p = header.pixels;
+    let parts = &header.partitions.partitions;
+    // group index of (partition, slot)
+    let mut slot_group = vec![vec![usize::MAX; 0]; parts.len()];
+    for (pi, part) in parts.iter().enumerate() {
+        slot_group[pi] = vec![usize::MAX; part.slots()];
+    }
+    for (g, id) in ids.iter().enumerate() {
+        if let Some(pi) = id.partition {
+            slot_group[pi][id.slot] = g;
+        }
+    }
+    let mut acc = vec![vec![Scores::around(header.shift_y); alphas.len()]; ids.len()];
+    let mut outside = vec![0u64; parts.len()];
+    let total = Shard::open(&spec.path, &header.layout)?.rows() as u64;
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); ids.len()];
+    let mut done = 0u64;
+    let (_, spectra) = stream(spec, header, |rows, x| {
+        for m in members.iter_mut() {
+            m.clear();
+        }
+        for (r, row) in rows.iter().enumerate() {
+            members[0].push(r);
+            for (pi, part) in parts.iter().enumerate() {
+                let slot = match part.bin(&row.keys) {
+                    Some(b) => Some(b),
+                    None => {
+                        outside[pi] += 1;
+                        (!part.covers_all()).then(|| part.bins())
+                    }
+                };
+                if let Some(s) = slot {
+                    members[slot_group[pi][s]].push(r);
+                }
+            }
+        }
+        for (g, members) in members.iter().enumerate() {
+            if members.is_empty() {
                 continue;
             }
-            groups[g].n_test += rows.len() as u64;
-            let xm = Mat::from_fn(rows.len(), p, |i, j| x.flux[rows[i] * p + j]);
-            let mut pred = Mat::<f64>::zeros(rows.len(), alphas.len());
+            groups[g].n_test += members.len() as u64;
+            let xm = Mat::from_fn(members.len(), p, |i, j| x.flux[members[i] * p + j]);
+            let mut pred = Mat::<f64>::zeros(members.len(), alphas.len());
             faer::linalg::matmul::matmul(
                 pred.as_mut(),
                 faer::Accum::Replace,
@@ -197,14 +236,15 @@ pub(crate) fn score(
                     continue;
                 }
                 let b = models[g].intercept[a];
-                for (i, &r) in rows.iter().enumerate() {
-                    acc.add(x.params_row(r)[2], pred[(i, a)] + b);
+                for (i, &r) in members.iter().enumerate() {
+                    acc.add(rows[r].log_g, pred[(i, a)] + b);
                 }
             }
         }
-        done += fc.rows as u64;
+        done += rows.len() as u64;
         progress(Progress::TestRows { done, total });
-    }
+        Ok(())
+    })?;
     for (g, grp) in groups.iter_mut().enumerate() {
         for (a, pt) in grp.points.iter_mut().enumerate() {
             if models[g].valid[a] {
@@ -215,10 +255,7 @@ pub(crate) fn score(
     Ok(TestSummary {
         path: spec.path.display().to_string(),
         rows: done,
-        spectra: match spec.noise {
-            None => format!("stored `{}`", layout.noisy),
-            Some(n) => format!("flux + noise level {} seed {}", n.level, n.seed),
-        },
+        spectra,
         outside: parts
             .iter()
             .zip(&outside)

@@ -75,29 +75,7 @@ pub struct AccumulateArgs {
 
 /// Parses `6GiB`, `6G`, `800MiB`, `800M`, `1.5GB`, or bytes.
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 6GiB, 800MiB)"))?;
-    let mult = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kib" => 1024.0,
-        "kb" => 1e3,
-        "m" | "mib" => 1024.0 * 1024.0,
-        "mb" => 1e6,
-        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        "gb" => 1e9,
-        "t" | "tib" => 1024f64.powi(4),
-        "tb" => 1e12,
-        other => return Err(format!("unknown size unit {other:?} in {s:?}")),
-    };
-    if !(v.is_finite() && v > 0.0) {
-        return Err(format!("{s:?} must be positive"));
-    }
-    Ok((v * mult) as u64)
+    gramstream::experiment::config::parse_size(s)
 }
 
 pub fn options(args: &AccumulateArgs) -> Result<AccumulateOptions> {

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 mod accumulate;
+mod experiment;
 mod predict;
 mod progress;
 mod sweep;
@@ -71,6 +72,10 @@ enum Command {
     /// Every Ridge α of every bin from a statistics file: GCV, exact K-fold CV,
     /// test scores; writes sweep.csv, sweep.json and plots.
     Sweep(sweep::SweepArgs),
+    /// Run an experiment from a TOML config: runs over noise levels and seeds,
+    /// oracle and gated mixtures of experts; writes results.json, per_bin.csv,
+    /// report.md, plots and models.h5.
+    Experiment(experiment::ExperimentArgs),
     /// Predict log g of every row of shards with saved experts (models.h5) → CSV.
     Predict(predict::PredictArgs),
     /// Generate synthetic BOSZ-like shards in the pfsspec layout.
@@ -220,6 +225,7 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Predict(args) => println!("{}", predict::run(&args)?),
+        Command::Experiment(args) => print!("{}", experiment::run(&args)?),
         Command::Generate(args) => {
             let summary = generate::run(&args)?;
             println!("{summary}");
@@ -328,11 +334,7 @@ fn demo(out: &std::path::Path, rows: usize, pixels: usize) -> Result<()> {
 
 /// Parallelism of the dense kernels for `--threads N` (0 = all cores).
 fn par(threads: usize) -> faer::Par {
-    match threads {
-        1 => faer::Par::Seq,
-        0 => faer::Par::rayon(0),
-        n => faer::Par::rayon(n),
-    }
+    gramstream::linalg::par(threads)
 }
 
 /// glibc returns every freed block above its mmap threshold (≤ 32 MiB) to the

@@ -31,8 +31,12 @@ pub struct SweepArgs {
     pub test_seed: u64,
     /// How each bin's α is chosen: cv (default when the statistics have
     /// folds) or gcv.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "fixed_alpha")]
     pub select: Option<Select>,
+    /// Use this α for every bin (added to the grid if absent), as the
+    /// reports' fixed α = 1e5; the curves are still computed for the grid.
+    #[arg(long, value_name = "ALPHA")]
+    pub fixed_alpha: Option<f64>,
     /// How CV solves each fold: eigh (one eigendecomposition per fold, run
     /// concurrently), pcg (block preconditioned CG from the bin's own
     /// decomposition), or none (no CV; α by GCV).
@@ -54,7 +58,14 @@ pub struct SweepArgs {
 
 /// Runs the sweep and writes its outputs; returns the printed summary.
 pub fn run(args: &SweepArgs) -> Result<String> {
-    let alphas = sweep::parse_alphas(&args.alphas)?;
+    let mut alphas = sweep::parse_alphas(&args.alphas)?;
+    let select = match args.fixed_alpha {
+        Some(a) => {
+            sweep::insert_alpha(&mut alphas, a)?;
+            Some(Select::Fixed)
+        }
+        None => args.select,
+    };
     let file = StatsFile::open(&args.stats)?;
     if file.is_checkpoint() {
         anyhow::bail!(
@@ -85,10 +96,12 @@ pub fn run(args: &SweepArgs) -> Result<String> {
     };
     let opts = SweepOptions {
         alphas,
-        select: args.select,
+        select,
         cv: args.cv,
         test,
         par: crate::par(args.threads),
+        fixed_alpha: args.fixed_alpha,
+        pca_components: 0,
     };
     let n_groups = 1 + file
         .header()
@@ -213,10 +226,7 @@ pub fn table(r: &Sweep) -> String {
         r.train_rows,
         r.pixels,
         r.folds,
-        match r.select {
-            Select::Cv => "exact K-fold CV",
-            Select::Gcv => "GCV",
-        }
+        r.select.describe()
     );
     let _ = writeln!(
         s,
@@ -246,6 +256,7 @@ pub fn table(r: &Sweep) -> String {
             match g.selected_by {
                 Some(Select::Cv) => "CV",
                 Some(Select::Gcv) => "GCV",
+                Some(Select::Fixed) => "fix",
                 None => "—",
             },
             fmt(pt.map(|p| p.train_r2), 4),

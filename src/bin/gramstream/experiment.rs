@@ -1,0 +1,88 @@
+//! `gramstream experiment CONFIG.toml`: a reference experiment end to end
+//! (see `gramstream::experiment` and the README's config format).
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyhow::Result;
+use gramstream::experiment::{self, report, Event, Plan};
+
+use crate::progress::{counting_bar, Bar};
+
+/// Arguments of `experiment`.
+#[derive(clap::Args)]
+pub struct ExperimentArgs {
+    /// The experiment's TOML configuration (format: README, "Experiments").
+    pub config: PathBuf,
+    /// Output directory (default: the config's [output] dir, else results/<name> beside the config).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Replace the output directory if it holds a previous experiment.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Runs a planned experiment, printing each stage and showing a bar on a
+/// terminal; returns the summary to print.
+pub fn execute(plan: Plan, force: bool) -> Result<String> {
+    let out = plan.out.clone();
+    let bar: Mutex<Option<Bar>> = Mutex::new(None);
+    let on_event = |e: Event<'_>| {
+        let mut b = bar.lock().unwrap_or_else(|p| p.into_inner());
+        match e {
+            Event::Stage {
+                run,
+                runs,
+                stage,
+                detail,
+                total,
+            } => {
+                if let Some(old) = b.take() {
+                    old.finish_and_clear();
+                }
+                println!("[run {}/{runs}] {stage}: {detail}", run + 1);
+                let unit = if stage == "accumulate" || stage == "evaluate" {
+                    "rows"
+                } else if stage == "solve" {
+                    "bins"
+                } else {
+                    "steps"
+                };
+                *b = Some(counting_bar(total, stage, unit));
+            }
+            Event::Advance(n) => {
+                if let Some(bar) = b.as_ref() {
+                    bar.inc(n);
+                }
+            }
+            Event::Done(msg) => {
+                if let Some(old) = b.take() {
+                    old.finish_and_clear();
+                }
+                println!("    {msg}");
+            }
+        }
+    };
+    let exp = experiment::execute(plan, force, &on_event)?;
+    if let Some(old) = bar.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        old.finish_and_clear();
+    }
+    let mut s = report::summary_text(&exp);
+    s.push_str(&format!(
+        "\nwrote {0}/report.md, {0}/results.json, {0}/per_bin.csv, {0}/models.h5{1} in {2:.1} s\n",
+        out.display(),
+        if exp.plan.config.output.plots {
+            format!(", {}/plots/*.png", out.display())
+        } else {
+            String::new()
+        },
+        exp.total_s
+    ));
+    Ok(s)
+}
+
+/// `gramstream experiment`.
+pub fn run(args: &ExperimentArgs) -> Result<String> {
+    let plan = experiment::plan_file(&args.config, args.out.as_deref())?;
+    execute(plan, args.force)
+}

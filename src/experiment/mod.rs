@@ -1,0 +1,476 @@
+//! `gramstream experiment`: the reference experiments end to end, from a
+//! TOML configuration ([`config`]).
+//!
+//! For each noise level and seed, one run:
+//!
+//! 1. **accumulate** — the one pass over the training shards with that
+//!    noise, folds and a reservoir sample for the gate;
+//! 2. **solve** — every α of the global model and of every bin
+//!    ([`crate::sweep`]), α chosen by CV, GCV or fixed; the global
+//!    decomposition also gives the gate's 10 principal components;
+//! 3. **gate** — the 37 features and the multinomial logistic regression
+//!    trained on the reservoir ([`crate::gate`]);
+//! 4. **evaluate** — one stream over the test shard: global, oracle routing
+//!    on each partition, soft and hard gate ([`score`]); metrics per model
+//!    and per bin ([`results`]).
+//!
+//! Then the runs of each level are summarised over seeds (mean ± std), and
+//! `results.json`, `per_bin.csv`, `report.md`, `models.h5` (the first
+//! run's experts) and the plots are written ([`report`]). Everything goes
+//! to a scratch directory first and is moved into place at the end, so a
+//! failed run never leaves a complete-looking output.
+
+pub mod config;
+pub mod report;
+pub mod results;
+pub mod score;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub use config::{Config, Plan};
+use results::{DataInfo, GateInfo, LevelSummary, RunResult, Timing};
+
+use crate::gate::Gate;
+use crate::noise::NoiseModel;
+use crate::partition::PartitionSet;
+use crate::source::Shard;
+use crate::stats::pass::{accumulate, AccumulateOptions};
+use crate::stats::StatsFile;
+use crate::sweep::{self, CvMethod, Sweep, SweepOptions, TestSpec};
+use crate::{Error, Result};
+
+/// What an experiment reports while it runs.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A stage of run `run` (0-based) of `runs` starts.
+    Stage {
+        /// Run index.
+        run: usize,
+        /// Runs in all.
+        runs: usize,
+        /// `accumulate`, `solve`, `gate`, `evaluate`.
+        stage: &'static str,
+        /// What it does.
+        detail: &'a str,
+        /// Units of work the stage will report through `Advance`.
+        total: u64,
+    },
+    /// Units of the current stage done.
+    Advance(u64),
+    /// A finished stage's one-line summary.
+    Done(&'a str),
+}
+
+/// The kept artefacts of a run (the first one's go into the report).
+pub struct RunArtifacts {
+    /// The sweep (α curves).
+    pub sweep: Sweep,
+    /// Per-row test predictions.
+    pub table: score::TestTable,
+}
+
+/// A finished experiment.
+pub struct Experiment {
+    /// What ran.
+    pub plan: Plan,
+    /// One result per (level, seed), levels outer.
+    pub runs: Vec<RunResult>,
+    /// Mean ± std over seeds, per level.
+    pub summary: Vec<LevelSummary>,
+    /// The first run of each level: sweep and test table (for plots).
+    pub artifacts: Vec<RunArtifacts>,
+    /// Seconds for everything.
+    pub total_s: f64,
+}
+
+/// The directory name of a run.
+pub fn run_dir_name(level: f64, seed: u64) -> String {
+    format!("noise{level}_seed{seed}")
+}
+
+/// Runs the plan and writes its outputs to `plan.out`. `overwrite`: replace
+/// an existing output directory (only one holding a `results.json`).
+pub fn execute(
+    plan: Plan,
+    overwrite: bool,
+    progress: &(dyn Fn(Event<'_>) + Sync),
+) -> Result<Experiment> {
+    let out = plan.out.clone();
+    if out.exists() {
+        let empty = std::fs::read_dir(&out)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        if !empty && !(overwrite && out.join("results.json").exists()) {
+            return Err(Error::InvalidParameter {
+                name: "out",
+                problem: format!(
+                    "{} exists{}: remove it or choose another --out",
+                    out.display(),
+                    if out.join("results.json").exists() {
+                        " (a previous experiment; --force replaces it)"
+                    } else {
+                        " and is not an experiment's output"
+                    }
+                ),
+            });
+        }
+    }
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let io = |path: &Path, e: std::io::Error| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| io(&parent, e))?;
+    let scratch = parent.join(format!(
+        ".{}.partial-{}",
+        out.file_name()
+            .map_or("experiment".into(), |n| n.to_string_lossy()),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).map_err(|e| io(&scratch, e))?;
+    let result = run_in(plan, &scratch, progress).and_then(|exp| {
+        report::write(&exp, &scratch)?;
+        Ok(exp)
+    });
+    let exp = match result {
+        Ok(exp) => exp,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&scratch);
+            return Err(e);
+        }
+    };
+    if out.exists() {
+        let old = parent.join(format!(
+            ".{}.old-{}",
+            out.file_name()
+                .map_or("experiment".into(), |n| n.to_string_lossy()),
+            std::process::id()
+        ));
+        std::fs::rename(&out, &old).map_err(|e| io(&out, e))?;
+        std::fs::rename(&scratch, &out).map_err(|e| io(&out, e))?;
+        let _ = std::fs::remove_dir_all(&old);
+    } else {
+        std::fs::rename(&scratch, &out).map_err(|e| io(&out, e))?;
+    }
+    Ok(exp)
+}
+
+fn run_in(plan: Plan, dir: &Path, progress: &(dyn Fn(Event<'_>) + Sync)) -> Result<Experiment> {
+    let start = Instant::now();
+    let cfg = &plan.config;
+    let mut runs = Vec::new();
+    let mut artifacts = Vec::new();
+    let n_runs = cfg.noise.levels.len() * cfg.noise.seeds.len();
+    for &level in &cfg.noise.levels {
+        for (si, &seed) in cfg.noise.seeds.iter().enumerate() {
+            let index = runs.len();
+            let run_dir = dir.join("runs").join(run_dir_name(level, seed));
+            std::fs::create_dir_all(&run_dir).map_err(|e| Error::Io {
+                path: run_dir.clone(),
+                source: e,
+            })?;
+            let (result, art) = run_one(&plan, level, seed, &run_dir, index, n_runs, progress)?;
+            if index == 0 {
+                std::fs::copy(run_dir.join("models.h5"), dir.join("models.h5")).map_err(|e| {
+                    Error::Io {
+                        path: dir.join("models.h5"),
+                        source: e,
+                    }
+                })?;
+            }
+            runs.push(result);
+            if si == 0 {
+                artifacts.push(art);
+            }
+        }
+    }
+    let summary = results::summarize(&runs);
+    Ok(Experiment {
+        plan,
+        runs,
+        summary,
+        artifacts,
+        total_s: start.elapsed().as_secs_f64(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_one(
+    plan: &Plan,
+    level: f64,
+    seed: u64,
+    dir: &Path,
+    run: usize,
+    runs: usize,
+    progress: &(dyn Fn(Event<'_>) + Sync),
+) -> Result<(RunResult, RunArtifacts)> {
+    let cfg = &plan.config;
+    let start = Instant::now();
+    let mut timing = Timing::default();
+    let gate_sample = if plan.gate_partition.is_some() {
+        cfg.gate.sample
+    } else {
+        0
+    };
+    let opts = AccumulateOptions {
+        partitions: PartitionSet::new(plan.partitions.clone(), cfg.stats.folds)?,
+        noise: NoiseModel::new(level, seed)?,
+        threads: cfg.stats.threads,
+        chunk_rows: cfg.stats.chunk_rows,
+        mem_budget: plan.mem_budget,
+        gate_sample,
+        ..Default::default()
+    };
+    let mut total_rows = 0u64;
+    let mut wave = Vec::new();
+    for p in &plan.train {
+        let shard = Shard::open(p, &opts.layout)?;
+        total_rows += shard.rows() as u64;
+        if wave.is_empty() {
+            wave = shard.wave().to_vec();
+        }
+    }
+    let detail = format!(
+        "noise {level}, seed {seed}: {} shard(s), {total_rows} rows, {} fold(s), gate sample {gate_sample}",
+        plan.train.len(),
+        cfg.stats.folds
+    );
+    progress(Event::Stage {
+        run,
+        runs,
+        stage: "accumulate",
+        detail: &detail,
+        total: total_rows,
+    });
+    let t = Instant::now();
+    let stats_path = dir.join("stats.h5");
+    {
+        let output = accumulate(&plan.train, &opts, None, &|n| progress(Event::Advance(n)))?;
+        let summary = output.write(&stats_path, cfg.stats.threads)?;
+        timing.accumulate = t.elapsed().as_secs_f64();
+        progress(Event::Done(&format!(
+            "{} rows in {:.1} s ({:.0} rows/s), {} accumulators",
+            summary.rows,
+            timing.accumulate,
+            summary.rows as f64 / timing.accumulate.max(1e-9),
+            summary.plan.accumulators
+        )));
+    }
+    let file = StatsFile::open(&stats_path)?;
+    let header = file.header().clone();
+    let test_noise = match cfg.data.test_spectra {
+        config::TestSpectra::Draw => Some(NoiseModel::new(level, seed)?),
+        config::TestSpectra::Stored => None,
+    };
+    let test = TestSpec {
+        path: plan.test.clone(),
+        noise: test_noise,
+        chunk_rows: 256,
+    };
+    let n_groups = 1 + plan.partitions.iter().map(|p| p.slots()).sum::<usize>();
+    progress(Event::Stage {
+        run,
+        runs,
+        stage: "solve",
+        detail: &format!(
+            "{} α for the global model and {} bins, α by {}",
+            plan.alphas.len(),
+            n_groups - 1,
+            plan.select.describe()
+        ),
+        total: n_groups as u64,
+    });
+    let sopts = SweepOptions {
+        alphas: plan.alphas.clone(),
+        select: Some(plan.select),
+        test: Some(test.clone()),
+        cv: if cfg.stats.folds >= 2 {
+            CvMethod::Eigh
+        } else {
+            CvMethod::Skip
+        },
+        par: crate::linalg::par(cfg.stats.threads),
+        fixed_alpha: cfg.ridge.alpha,
+        pca_components: if plan.gate_partition.is_some() {
+            crate::gate::features::PCA_COMPONENTS
+        } else {
+            0
+        },
+    };
+    let sw = sweep::run(&file, &sopts, |p| {
+        if let sweep::Progress::Group { index, .. } = p {
+            if index > 0 {
+                progress(Event::Advance(1));
+            }
+        }
+    })?;
+    progress(Event::Advance(1));
+    timing.solve = sw.timing.total_s - sw.timing.test_s;
+    timing.evaluate = sw.timing.test_s;
+    progress(Event::Done(&format!(
+        "solved in {:.1} s (eigendecompositions {:.1} s, CV {:.1} s); α curves scored on the test shard in {:.1} s",
+        timing.solve, sw.timing.eigh_s, sw.timing.cv_s, sw.timing.test_s
+    )));
+    let stats_name = stats_path.display().to_string();
+    let models = sw.model_set(&header, &stats_name)?;
+    crate::models::write_models(&dir.join("models.h5"), &models)?;
+    write_file(&dir.join("sweep.csv"), |w| sweep::report::write_csv(&sw, w))?;
+    write_file(&dir.join("sweep.json"), |w| {
+        sweep::report::write_json(&sw, &stats_name, w)
+    })?;
+
+    // The gate.
+    let mut gate = None;
+    let mut gate_info = None;
+    if let Some(gp) = plan.gate_partition {
+        let reservoir = file.reservoir()?;
+        progress(Event::Stage {
+            run,
+            runs,
+            stage: "gate",
+            detail: &format!(
+                "37 features and a {}-class logistic regression on {} reservoir rows",
+                plan.partitions[gp].bins(),
+                reservoir.len()
+            ),
+            total: 1,
+        });
+        let t = Instant::now();
+        let pca = sw.pca.clone().ok_or_else(|| Error::InvalidParameter {
+            name: "gate",
+            problem: "no principal components from the global model".into(),
+        })?;
+        let explained = pca.eigenvalues.iter().map(|v| v.max(0.0)).sum::<f64>() / pca.total;
+        let (g, rep) = Gate::train(
+            &reservoir,
+            &wave,
+            pca.mean,
+            pca.components,
+            &plan.partitions[gp],
+            cfg.gate.c,
+        )?;
+        timing.gate = t.elapsed().as_secs_f64();
+        progress(Event::Advance(1));
+        progress(Event::Done(&format!(
+            "gate: {} rows, training accuracy {:.1} %, {} Newton iterations, {:.1} s",
+            rep.rows,
+            100.0 * rep.train_accuracy,
+            rep.iterations,
+            timing.gate
+        )));
+        gate_info = Some(GateInfo {
+            partition: plan.partitions[gp].name.clone(),
+            c: cfg.gate.c,
+            train_rows: rep.rows,
+            train_unbinned: rep.unbinned,
+            train_accuracy: rep.train_accuracy,
+            iterations: rep.iterations,
+            pca_explained: explained,
+            seconds: timing.gate,
+            routing_accuracy: f64::NAN,
+            confusion: vec![],
+            mean_probabilities: vec![],
+        });
+        gate = Some((g, gp));
+    }
+    drop(file);
+    if !cfg.stats.keep {
+        let _ = std::fs::remove_file(&stats_path);
+    }
+
+    // Evaluate.
+    let test_rows = Shard::open(&plan.test, &header.layout)?.rows() as u64;
+    progress(Event::Stage {
+        run,
+        runs,
+        stage: "evaluate",
+        detail: &format!(
+            "{test_rows} test rows: global, oracle{}",
+            if gate.is_some() {
+                ", soft and hard gate"
+            } else {
+                ""
+            }
+        ),
+        total: test_rows,
+    });
+    let t = Instant::now();
+    let table = score::score(
+        &test,
+        &header,
+        &models,
+        gate.as_ref().map(|(g, p)| (g, *p)),
+        &mut |n| progress(Event::Advance(n)),
+    )?;
+    timing.evaluate += t.elapsed().as_secs_f64();
+    let names: Vec<String> = plan.partitions.iter().map(|p| p.name.clone()).collect();
+    let bin_names: Vec<Vec<String>> = plan
+        .partitions
+        .iter()
+        .map(|p| p.bin_names.clone())
+        .collect();
+    let (global, moe, gate_eval) = results::measure(&table, &sw, &names, &bin_names);
+    if let (Some(info), Some((acc, confusion, probs))) = (gate_info.as_mut(), gate_eval) {
+        info.routing_accuracy = acc;
+        info.confusion = confusion;
+        info.mean_probabilities = probs;
+    }
+    timing.total = start.elapsed().as_secs_f64();
+    progress(Event::Done(&format!(
+        "test R²: global {:.4}{}",
+        global.r2,
+        moe.iter()
+            .map(|(n, p)| format!(", oracle {n} {:.4}", p.oracle.r2))
+            .collect::<String>()
+    )));
+    let result = RunResult {
+        data: DataInfo {
+            train_rows: header.rows,
+            test_rows: table.len() as u64,
+            pixels: header.pixels,
+            noise: level,
+            seed,
+            train_shards: plan.train.iter().map(|p| p.display().to_string()).collect(),
+            test: plan.test.display().to_string(),
+            test_spectra: table.spectra.clone(),
+        },
+        global,
+        moe,
+        gate: gate_info,
+        timing_s: timing,
+    };
+    Ok((result, RunArtifacts { sweep: sw, table }))
+}
+
+/// Writes a file through a buffered writer, naming the path on error.
+pub(crate) fn write_file(
+    path: &Path,
+    f: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let io = |e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let file = std::fs::File::create(path).map_err(io)?;
+    let mut w = std::io::BufWriter::new(file);
+    f(&mut w).map_err(io)?;
+    std::io::Write::flush(&mut w).map_err(io)
+}
+
+/// Loads, checks and plans a configuration file; `out` overrides its output
+/// directory.
+pub fn plan_file(path: &Path, out: Option<&Path>) -> Result<Plan> {
+    let config = Config::load(path)?;
+    let base: PathBuf = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    config.plan(Some(path), &base, out)
+}
