@@ -318,9 +318,15 @@ impl Config {
 
     /// Parses TOML text.
     pub fn parse(text: &str) -> Result<Config> {
-        toml::from_str(text).map_err(|e| Error::InvalidParameter {
-            name: "config",
-            problem: e.to_string().trim().replace('\n', " "),
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            let at = e.span().map_or(String::new(), |sp| {
+                let line = text[..sp.start.min(text.len())].matches('\n').count() + 1;
+                format!("line {line}: ")
+            });
+            Error::InvalidParameter {
+                name: "config",
+                problem: format!("{at}{}", e.message().trim().replace('\n', " ")),
+            }
         })
     }
 

@@ -84,6 +84,17 @@ pub struct Experiment {
     pub total_s: f64,
 }
 
+impl std::fmt::Debug for Experiment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Experiment")
+            .field("name", &self.plan.config.name)
+            .field("out", &self.plan.out)
+            .field("runs", &self.runs.len())
+            .field("total_s", &self.total_s)
+            .finish()
+    }
+}
+
 /// The directory name of a run.
 pub fn run_dir_name(level: f64, seed: u64) -> String {
     format!("noise{level}_seed{seed}")

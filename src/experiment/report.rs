@@ -76,6 +76,9 @@ pub fn write(exp: &Experiment, dir: &Path) -> Result<()> {
         writeln!(w)
     })?;
     write_file(&dir.join("per_bin.csv"), |w| write_per_bin(&exp.runs, w))?;
+    write_file(&dir.join("predictions.csv"), |w| {
+        write_predictions(exp, &exp.artifacts[0].table, w)
+    })?;
     let figures = if exp.plan.config.output.plots {
         let plots = dir.join("plots");
         std::fs::create_dir_all(&plots).map_err(|e| crate::Error::Io {
@@ -135,6 +138,52 @@ pub fn write_per_bin(runs: &[RunResult], mut w: impl Write) -> std::io::Result<(
                 )?;
             }
         }
+    }
+    Ok(())
+}
+
+/// The first run's test rows: `row,log_g,teff,mh,snr,global`, per partition
+/// `bin_<p>` (empty outside every bin) and `oracle_<p>`, and with a gate
+/// `soft,hard,routed,p_0…p_{k−1}`. Numbers in Rust's shortest round-trip form.
+pub fn write_predictions(
+    exp: &Experiment,
+    t: &super::score::TestTable,
+    mut w: impl Write,
+) -> std::io::Result<()> {
+    let mut head = vec!["row", "log_g", "teff", "mh", "snr", "global"]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    for p in &exp.plan.partitions {
+        head.push(format!("bin_{}", p.name));
+        head.push(format!("oracle_{}", p.name));
+    }
+    if let Some(g) = &t.gate {
+        head.extend(["soft", "hard", "routed"].map(String::from));
+        head.extend((0..g.k).map(|k| format!("p_{k}")));
+    }
+    writeln!(w, "{}", head.join(","))?;
+    for i in 0..t.len() {
+        let k = &t.keys[i];
+        let mut row = vec![
+            i.to_string(),
+            num(t.y[i]),
+            num(k.teff),
+            num(k.mh),
+            num(k.snr),
+            num(t.global[i]),
+        ];
+        for pi in 0..exp.plan.partitions.len() {
+            row.push(t.bins[pi][i].map_or(String::new(), |b| b.to_string()));
+            row.push(num(t.oracle[pi][i]));
+        }
+        if let Some(g) = &t.gate {
+            row.push(num(g.soft[i]));
+            row.push(num(g.hard[i]));
+            row.push(g.routed[i].to_string());
+            row.extend(g.probs[i * g.k..(i + 1) * g.k].iter().map(|&p| num(p)));
+        }
+        writeln!(w, "{}", row.join(","))?;
     }
     Ok(())
 }
@@ -621,7 +670,7 @@ fn markdown(exp: &Experiment, figures: &[PathBuf]) -> String {
     }
     let _ = writeln!(
         s,
-        "\nFiles: `results.json` (every number; schema {SCHEMA}), `per_bin.csv`, `models.h5` (the first run's experts, for `gramstream predict`), `runs/*/sweep.csv` (every α of every bin)."
+        "\nFiles: `results.json` (every number; schema {SCHEMA}), `per_bin.csv`, `predictions.csv` (the first run's test rows), `models.h5` (the first run's experts, for `gramstream predict`), `runs/*/sweep.csv` (every α of every bin)."
     );
     s
 }
@@ -778,13 +827,15 @@ pub fn write_plots(exp: &Experiment, dir: &Path) -> Result<Vec<PathBuf>> {
             )?;
             out.push(path);
             let path = dir.join("pred_vs_true_soft_gate.png");
+            let mut soft_names = gnames.clone();
+            soft_names[k] = "outside bins".into();
             scatter_pred_true(
                 &path,
-                &format!("Soft-gate MoE: predicted vs true log g ({tag})"),
+                &format!("Soft-gate MoE: predicted vs true log g, coloured by true bin ({tag})"),
                 &t.y,
                 &gt.soft,
                 &group,
-                &gnames,
+                &soft_names,
             )?;
             out.push(path);
         }

@@ -80,13 +80,14 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Generate synthetic BOSZ-like shards in the pfsspec layout.
     Generate(generate::GenerateArgs),
-    /// Generate a small data set and run the pipeline on it.
+    /// Generate a small data set and run the full experiment on it (five seeds,
+    /// oracle and gated experts) → report.md, results.json, plots.
     Demo {
         /// Output directory.
         #[arg(long, default_value = "demo-out")]
         out: PathBuf,
         /// Training rows per shard (2 shards).
-        #[arg(long, default_value_t = 10000)]
+        #[arg(long, default_value_t = 15000)]
         rows: usize,
         /// Pixels per spectrum (1024 keeps the demo's statistics file small —
         /// 120 accumulators × P²/2 doubles; the real data have 4096).
@@ -235,100 +236,70 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+/// The demo's experiment: the reference seeds at noise 1, both partitions,
+/// exact 3-fold CV over 25 α, the gate on a 6000-row reservoir.
+fn demo_config(rows: usize) -> String {
+    format!(
+        r#"# Written by `gramstream demo`: edit and rerun with `gramstream experiment demo.toml --force`.
+name = "demo"
+description = """
+The reference experiments on a small generated set ({rows} rows × 2 training shards):
+oracle T_eff × [M/H] and SNR experts, a soft and a hard gate, at noise 1 over five seeds."""
+
+[data]
+train = ["data/train_0/dataset.h5", "data/train_1/dataset.h5"]
+test = "data/test/dataset.h5"
+test_spectra = "draw"
+
+[noise]
+levels = [1.0]
+seeds = [42, 123, 456, 789, 2024]
+
+[stats]
+partitions = ["teff_mh", "snr"]
+folds = 3
+
+[ridge]
+alphas = "1e-1:1e5:25"
+select = "cv"
+
+[gate]
+sample = 6000
+c = 1.0
+
+[output]
+dir = "results"
+"#
+    )
+}
+
 fn demo(out: &std::path::Path, rows: usize, pixels: usize) -> Result<()> {
     let data = out.join("data");
     println!(
-        "== 1/6 generate: 2 training shards × {rows} rows + 1 test shard, {pixels} pixels → {}",
+        "== 1/2 generate: 2 training shards × {rows} rows + 1 test shard of {} rows, {pixels} pixels → {}",
+        rows / 2,
         data.display()
     );
     let args = generate::GenerateArgs::demo(&data, rows, pixels);
     let summary = generate::run(&args)?;
     println!("{summary}");
-    let train: Vec<PathBuf> = (0..2)
-        .map(|i| data.join(format!("train_{i}/dataset.h5")))
-        .collect();
-    let test = data.join("test/dataset.h5");
-    println!("\n== 2/6 inspect");
-    let layout = gramstream::Layout::default();
-    println!("{}", gramstream::inspect::inspect(&train[0], &layout)?);
-    println!("\n== 3/6 scan the training shards with noise level 1, and the test shard's stored noisy flux");
-    let base = ScanArgs {
-        files: train.clone(),
-        noise: 1.0,
-        seed: 42,
-        chunk_rows: 256,
-        stored_noisy: false,
-        hdf5_path: false,
-        skip_bad_rows: false,
-        json: false,
-        layout: LayoutArgs { columns: vec![] },
-    };
-    print_scan(&scan(&base)?);
-    let test_args = ScanArgs {
-        files: vec![test.clone()],
-        stored_noisy: true,
-        ..base
-    };
-    print_scan(&scan(&test_args)?);
-
-    let stats = out.join("stats.h5");
+    let config = out.join("demo.toml");
+    std::fs::write(&config, demo_config(rows))
+        .with_context(|| format!("writing {}", config.display()))?;
     println!(
-        "\n== 4/6 accumulate: one pass, partitions teff_mh + snr, 3 folds, noise level 1 → {}",
-        stats.display()
+        "\n== 2/2 experiment {}: 5 seeds × (one pass → every α of every bin → gate → test)",
+        config.display()
     );
-    let cli = Cli::try_parse_from(
-        [
-            "gramstream",
-            "accumulate",
-            "--folds",
-            "3",
-            "--gate-sample",
-            "500",
-            "--out",
-        ]
-        .into_iter()
-        .map(String::from)
-        .chain(std::iter::once(stats.display().to_string()))
-        .chain(train.iter().map(|p| p.display().to_string())),
-    )?;
-    if let Command::Accumulate(args) = cli.command {
-        println!("{}", accumulate::run(&args)?);
-    }
-
-    let sweep_dir = out.join("sweep");
+    let plan = gramstream::experiment::plan_file(&config, None)?;
+    let results = plan.out.clone();
+    // The demo owns its directory: a rerun replaces its previous results.
+    print!("{}", experiment::execute(plan, true)?);
     println!(
-        "\n== 5/6 sweep: 25 α per bin from the statistics alone (exact 3-fold CV), scored on the test shard → {}",
-        sweep_dir.display()
+        "\nThe report with its tables and plots: {}/report.md. Next: edit {} and rerun it with\n  gramstream experiment {} --force\nor run a reference configuration from examples/configs/ (see README, Experiments).",
+        results.display(),
+        config.display(),
+        config.display()
     );
-    let cli = Cli::try_parse_from(
-        ["gramstream", "sweep", "--alphas", "1e-1:1e5:25", "--out"]
-            .into_iter()
-            .map(String::from)
-            .chain([sweep_dir.display().to_string()])
-            .chain(["--test".to_string(), test.display().to_string()])
-            .chain([stats.display().to_string()]),
-    )?;
-    if let Command::Sweep(args) = cli.command {
-        print!("{}", sweep::run(&args)?);
-    }
-
-    let pred = out.join("predictions.csv");
-    println!(
-        "\n== 6/6 predict: the test shard with the saved experts, each row routed to its true T_eff × [M/H] bin → {}",
-        pred.display()
-    );
-    let cli = Cli::try_parse_from(
-        ["gramstream", "predict", "--routing", "oracle", "--model"]
-            .into_iter()
-            .map(String::from)
-            .chain([sweep_dir.join("models.h5").display().to_string()])
-            .chain(["--out".to_string(), pred.display().to_string()])
-            .chain([test.display().to_string()]),
-    )?;
-    if let Command::Predict(args) = cli.command {
-        println!("{}", predict::run(&args)?);
-    }
-    println!("\nNext in the pipeline (not yet here): the learned gate and the experiment reports (see README, Status).");
     Ok(())
 }
 
