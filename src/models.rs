@@ -38,6 +38,12 @@
 //! | `/experts/n_train` | u64 (E,) | training rows |
 //! | `/experts/selected_by` | string (E,) | how α was chosen (`cv`, `gcv`, `fixed`, …) |
 //! | `/experts/w` | f64 (E, P) | weights; chunks (1, P) |
+//! | `/gate` attr `partition` | u64 | optional group (a learned gate): index of the partition it routes to |
+//! | `/gate/wave`, `pca_mean` | f64 (P,) | wavelength grid (Å), PCA mean |
+//! | `/gate/pca_components` | f64 (10, P) | the leading components, largest first |
+//! | `/gate/feature_mean`, `feature_scale` | f64 (37,) | standardisation of the 37 features |
+//! | `/gate/present` | u64 (K′,) | classes (bins) seen in training |
+//! | `/gate/theta` | f64 (K′, 38) | per present class: weights on the standardised features, then the intercept |
 //!
 //! In Python: `w = f["experts/w"][e]; y = f["experts/intercept"][e] + x @ w`.
 //!
@@ -86,6 +92,7 @@
 //!     global,
 //!     partitions,
 //!     provenance: Provenance::new("stats.h5", h.rows, h.shards.clone(), "α = 1e3 everywhere"),
+//!     gate: None,
 //! };
 //! write_models("models.h5".as_ref(), &models)?;
 //! assert_eq!(ModelSet::open("models.h5".as_ref())?, models);
@@ -132,6 +139,17 @@ pub struct ModelSet {
     pub partitions: Vec<PartitionModels>,
     /// Where the experts come from.
     pub provenance: Provenance,
+    /// The learned gate over one partition's bins, when one was trained.
+    pub gate: Option<ModelGate>,
+}
+
+/// A learned gate saved with the experts: soft and hard routing for `predict`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelGate {
+    /// Position in [`ModelSet::partitions`] of the partition it routes to.
+    pub partition: usize,
+    /// The gate (its partition equals that partition's).
+    pub gate: crate::gate::Gate,
 }
 
 /// The experts of one partition.
@@ -276,6 +294,37 @@ impl ModelSet {
                 ));
             }
         }
+        if let Some(g) = &self.gate {
+            let part = self.partitions.get(g.partition).map(|pm| &pm.partition);
+            if part != Some(&g.gate.partition) {
+                return Err((
+                    "/gate attribute partition".into(),
+                    format!(
+                        "the gate routes to {:?}, which is not partition {} of the set",
+                        g.gate.partition.name, g.partition
+                    ),
+                ));
+            }
+            if g.gate.features.pixels() != p {
+                return Err((
+                    "/gate/wave".into(),
+                    format!(
+                        "a gate for {} pixels in a set of {p}",
+                        g.gate.features.pixels()
+                    ),
+                ));
+            }
+            if g.gate.model.classes() != g.gate.partition.bins() {
+                return Err((
+                    "/gate/present".into(),
+                    format!(
+                        "{} classes for {} bins",
+                        g.gate.model.classes(),
+                        g.gate.partition.bins()
+                    ),
+                ));
+            }
+        }
         for (e, (id, x)) in self.experts().enumerate() {
             let c = &x.coefficients;
             let at = || match id {
@@ -363,7 +412,7 @@ fn write_array<T: H5Type>(
     shape: &[usize],
     data: &[T],
 ) -> Result<()> {
-    let wrap = |e| Error::hdf5(path, format!("writing /experts/{name}"), e);
+    let wrap = |e| Error::hdf5(path, format!("writing {}/{name}", group.name()), e);
     let mut chunk = shape.to_vec();
     if shape.len() == 2 {
         chunk[0] = 1;
@@ -464,7 +513,112 @@ fn write_file(tmp: &Path, path: &Path, m: &ModelSet) -> Result<()> {
         .collect();
     write_array(&g, path, "w", &[e_count, p], &w)?;
     drop(g);
+    if let Some(mg) = &m.gate {
+        write_gate(root, path, mg)?;
+    }
     file.close().map_err(|e| Error::hdf5(tmp, "closing", e))
+}
+
+/// `/gate`: the feature map (grid, PCA) and the logistic regression.
+fn write_gate(root: &Group, path: &Path, mg: &ModelGate) -> Result<()> {
+    let g = root
+        .create_group("gate")
+        .map_err(|e| Error::hdf5(path, "creating /gate", e))?;
+    let loc: &hdf5::Location = &g;
+    write_attr(loc, path, "partition", mg.partition as u64)?;
+    let f = &mg.gate.features;
+    let m = &mg.gate.model;
+    let p = f.pixels();
+    let comps = f.pca_components();
+    let k = comps.ncols();
+    let c: Vec<f64> = (0..k)
+        .flat_map(|j| (0..p).map(move |i| comps[(i, j)]))
+        .collect();
+    write_array(&g, path, "wave", &[p], f.wave())?;
+    write_array(&g, path, "pca_mean", &[p], f.pca_mean())?;
+    write_array(&g, path, "pca_components", &[k, p], &c)?;
+    write_array(&g, path, "feature_mean", &[m.features()], m.mean())?;
+    write_array(&g, path, "feature_scale", &[m.features()], m.scale())?;
+    let present: Vec<u64> = m.present_classes().iter().map(|&c| c as u64).collect();
+    write_array(&g, path, "present", &[present.len()], &present)?;
+    let th = m.theta();
+    let theta: Vec<f64> = (0..th.ncols())
+        .flat_map(|c| (0..th.nrows()).map(move |j| th[(j, c)]))
+        .collect();
+    write_array(&g, path, "theta", &[th.ncols(), th.nrows()], &theta)?;
+    Ok(())
+}
+
+/// Reads `/gate` when present.
+fn read_gate(
+    ck: &Check<'_>,
+    root: &Group,
+    p: usize,
+    parts: &[Partition],
+) -> Result<Option<ModelGate>> {
+    let Ok(g) = root.group("gate") else {
+        return Ok(None);
+    };
+    let idx = ck.num_attr::<u64>(&g, "partition")?;
+    let partition = usize::try_from(idx)
+        .ok()
+        .and_then(|i| parts.get(i).map(|pt| (i, pt.clone())))
+        .ok_or_else(|| {
+            ck.bad(
+                "/gate attribute partition",
+                format!("a partition index < {}", parts.len()),
+                idx.to_string(),
+            )
+        })?;
+    let k = crate::gate::features::PCA_COMPONENTS;
+    let d = crate::gate::features::N_FEATURES;
+    let wave: Vec<f64> = ck.read(root, "/gate/wave", &F64, &[p])?;
+    let mean: Vec<f64> = ck.read(root, "/gate/pca_mean", &F64, &[p])?;
+    let c: Vec<f64> = ck.read(root, "/gate/pca_components", &F64, &[k, p])?;
+    let fmean: Vec<f64> = ck.read(root, "/gate/feature_mean", &F64, &[d])?;
+    let fscale: Vec<f64> = ck.read(root, "/gate/feature_scale", &F64, &[d])?;
+    let n_present = match root.dataset("/gate/present").map(|ds| ds.shape()) {
+        Ok(shape) if shape.len() == 1 => shape[0],
+        Ok(shape) => {
+            return Err(ck.bad("/gate/present", "a 1-D dataset", format!("shape {shape:?}")))
+        }
+        Err(_) => {
+            return Err(Error::MissingDataset {
+                path: ck.path.to_path_buf(),
+                dataset: "/gate/present".into(),
+                found: String::new(),
+            })
+        }
+    };
+    if n_present == 0 || n_present > partition.1.bins() {
+        return Err(ck.bad(
+            "/gate/present",
+            format!("1…{} present classes", partition.1.bins()),
+            format!("{n_present}"),
+        ));
+    }
+    let present: Vec<u64> = ck.read(root, "/gate/present", &U64, &[n_present])?;
+    let theta: Vec<f64> = ck.read(root, "/gate/theta", &F64, &[n_present, d + 1])?;
+    let bad = |object: &str, e: Error| ck.bad(object, "a valid gate", e.to_string());
+    let features =
+        crate::gate::GateFeatures::new(&wave, mean, faer::Mat::from_fn(p, k, |i, j| c[j * p + i]))
+            .map_err(|e| bad("/gate/wave", e))?;
+    let model = crate::gate::Logistic::from_parts(
+        partition.1.bins(),
+        fmean,
+        fscale,
+        present.iter().map(|&c| c as usize).collect(),
+        faer::Mat::from_fn(d + 1, n_present, |j, c| theta[c * (d + 1) + j]),
+    )
+    .map_err(|e| bad("/gate/theta", e))?;
+    Ok(Some(ModelGate {
+        partition: partition.0,
+        gate: crate::gate::Gate {
+            features,
+            model,
+            partition: partition.1,
+        },
+    }))
 }
 
 /// Errors of [`ModelSet::open`]: all name the file and the object.
@@ -736,6 +890,8 @@ fn read_file(path: &Path) -> Result<ModelSet> {
             "none",
         )
     })?;
+    let parts: Vec<Partition> = partitions.iter().map(|pm| pm.partition.clone()).collect();
+    let gate = read_gate(&ck, root, p, &parts)?;
     let models = ModelSet {
         pixels: p,
         layout,
@@ -744,6 +900,7 @@ fn read_file(path: &Path) -> Result<ModelSet> {
         global,
         partitions,
         provenance,
+        gate,
     };
     models
         .problems()
@@ -779,6 +936,7 @@ mod tests {
                 experts: vec![Some(expert(3)), None, None, Some(expert(3))],
             }],
             provenance: Provenance::default(),
+            gate: None,
         }
     }
 

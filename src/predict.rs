@@ -52,6 +52,14 @@ pub enum Routing {
         /// Partition position.
         partition: usize,
     },
+    /// The learned gate saved in the models ([`ModelSet::gate`]): `soft`
+    /// mixes its partition's experts, `ŷ = Σ p_k ŷ_k`; otherwise the most
+    /// probable bin's expert predicts (hard routing). A bin without an
+    /// expert contributes the global expert's prediction.
+    Gate {
+        /// Soft mixing (else hard, argmax).
+        soft: bool,
+    },
 }
 
 /// Which spectra are predicted.
@@ -108,13 +116,16 @@ pub enum Route {
     Unbinned,
     /// Oracle routing, the row's bin `b` has no expert: the global expert.
     NoExpert(usize),
+    /// Gate routing: `b` is the most probable bin (hard: its expert
+    /// predicted; soft: the mixture did).
+    Gate(usize),
 }
 
 impl Route {
     /// The bin whose expert predicted the row (None: the global expert).
     pub fn expert_bin(self) -> Option<usize> {
         match self {
-            Route::Bin(b) => Some(b),
+            Route::Bin(b) | Route::Gate(b) => Some(b),
             _ => None,
         }
     }
@@ -281,8 +292,18 @@ pub fn predict(
             problem: "must be at least 1".into(),
         });
     }
+    let gate = match opts.routing {
+        Routing::Gate { .. } => Some(models.gate.as_ref().ok_or_else(|| {
+            Error::InvalidParameter {
+                name: "routing",
+                problem: "these models have no gate: gate routing needs models.h5 from `gramstream experiment` with the gate enabled".into(),
+            }
+        })?),
+        _ => None,
+    };
     let partition: Option<&Partition> = match opts.routing {
         Routing::Global => None,
+        Routing::Gate { .. } => gate.map(|g| &models.partitions[g.partition].partition),
         Routing::Oracle { partition } => Some(
             &models
                 .partitions
@@ -300,12 +321,15 @@ pub fn predict(
     let experts: &[Option<Expert>] = match opts.routing {
         Routing::Global => &[],
         Routing::Oracle { partition } => &models.partitions[partition].experts,
+        Routing::Gate { .. } => gate.map_or(&[], |g| &models.partitions[g.partition].experts),
     };
-    let need_snr = matches!(partition.map(|p| &p.kind), Some(PartitionKind::Snr { .. }));
-    let need_teff_mh = matches!(
-        partition.map(|p| &p.kind),
-        Some(PartitionKind::TeffMh { .. })
-    );
+    let oracle = matches!(opts.routing, Routing::Oracle { .. });
+    let need_snr = oracle && matches!(partition.map(|p| &p.kind), Some(PartitionKind::Snr { .. }));
+    let need_teff_mh = oracle
+        && matches!(
+            partition.map(|p| &p.kind),
+            Some(PartitionKind::TeffMh { .. })
+        );
     let level = match opts.spectra {
         SpectraChoice::Noise(m) => m.level,
         _ => models.noise_level,
@@ -414,9 +438,28 @@ pub fn predict(
             }
             for r in 0..chunk.rows {
                 let prm = &params[r * ncols..(r + 1) * ncols];
-                let route = match partition {
-                    None => Route::Global,
-                    Some(p) => {
+                let x = chunk.flux_row(r);
+                let mut gated = None;
+                let route = match (partition, gate, opts.routing) {
+                    (_, Some(g), Routing::Gate { soft }) => {
+                        let probs = g.gate.probabilities(x);
+                        let b = crate::gate::logistic::argmax(&probs);
+                        let global = models.global.coefficients.predict(x);
+                        let of = |k: usize| {
+                            experts[k]
+                                .as_ref()
+                                .map_or(global, |e| e.coefficients.predict(x))
+                        };
+                        gated = Some(if soft {
+                            // As the experiment computes it: every bin's term.
+                            probs.iter().enumerate().map(|(k, p)| p * of(k)).sum()
+                        } else {
+                            of(b)
+                        });
+                        Route::Gate(b)
+                    }
+                    (None, _, _) => Route::Global,
+                    (Some(p), _, _) => {
                         let (teff, mh) = cols
                             .teff_mh
                             .map_or((f64::NAN, f64::NAN), |(t, m)| (prm[t], prm[m]));
@@ -436,16 +479,16 @@ pub fn predict(
                     Route::Bin(b) => experts[b].as_ref().unwrap_or(&models.global),
                     _ => &models.global,
                 };
-                let prediction = expert.coefficients.predict(chunk.flux_row(r));
+                let prediction = gated.unwrap_or_else(|| expert.coefficients.predict(x));
                 let log_g = cols.log_g.map(|i| prm[i]);
                 if let Some(y) = log_g.filter(|y| y.is_finite()) {
                     scores.add(y, prediction);
-                    if let Route::Bin(b) = route {
+                    if let Route::Bin(b) | Route::Gate(b) = route {
                         bin_scores[b].add(y, prediction);
                     }
                 }
                 match route {
-                    Route::Bin(b) => bin_rows[b] += 1,
+                    Route::Bin(b) | Route::Gate(b) => bin_rows[b] += 1,
                     Route::Global => global_rows += 1,
                     Route::Unbinned => {
                         global_rows += 1;
@@ -475,6 +518,8 @@ pub fn predict(
         routing: match opts.routing {
             Routing::Global => "global",
             Routing::Oracle { .. } => "oracle",
+            Routing::Gate { soft: true } => "soft gate",
+            Routing::Gate { soft: false } => "hard gate",
         }
         .into(),
         partition: partition.map(|p| p.name.clone()),
@@ -544,6 +589,11 @@ pub fn predict_csv(
             .partitions
             .get(partition)
             .map(|p| p.partition.bin_names.clone())
+            .unwrap_or_default(),
+        Routing::Gate { .. } => models
+            .gate
+            .as_ref()
+            .map(|g| g.gate.partition.bin_names.clone())
             .unwrap_or_default(),
     };
     let run = || -> Result<PredictSummary> {

@@ -188,9 +188,16 @@ fn an_experiment_writes_its_report_and_its_numbers_check_out() {
         .skip(1)
         .map(|l| l.split(',').map(String::from).collect())
         .collect();
+    assert_eq!(
+        models.gate.as_ref().map(|g| g.partition),
+        Some(0),
+        "the gate is saved"
+    );
     for (routing, column) in [
         (Routing::Global, "global"),
         (Routing::Oracle { partition: 0 }, "oracle_teff_mh"),
+        (Routing::Gate { soft: true }, "soft"),
+        (Routing::Gate { soft: false }, "hard"),
     ] {
         let opts = PredictOptions {
             routing,
@@ -316,4 +323,37 @@ fn a_failing_experiment_leaves_no_output() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("nogate.toml"), "{e}");
+}
+
+#[test]
+fn the_example_configs_plan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("examples/configs");
+    std::fs::create_dir_all(&base).unwrap();
+    let mut dirs = vec!["test".to_string()];
+    dirs.extend((0..5).map(|i| format!("train_{i}")));
+    for d in dirs {
+        let d = tmp.path().join("data/bosz").join(d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("dataset.h5"), b"").unwrap();
+    }
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&configs).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let config = experiment::Config::load(&path).unwrap();
+            let name = config.name.clone();
+            let plan = config.plan(Some(&path), &base, None).unwrap();
+            assert_eq!(plan.train.len(), 5, "{}", path.display());
+            assert_eq!(plan.out, base.join("results").join(&name));
+            assert_eq!(
+                path.file_stem().unwrap().to_string_lossy(),
+                name,
+                "file named after the experiment"
+            );
+            n += 1;
+        }
+    }
+    assert_eq!(n, 5);
 }

@@ -110,6 +110,7 @@ fn fit(train: &Path) -> ModelSet {
         global: expert(Group::Global).unwrap(),
         partitions,
         provenance: Provenance::new("stats.h5", h.rows, h.shards.clone(), "test fit, α = 10"),
+        gate: None,
     }
 }
 
@@ -163,6 +164,7 @@ fn random_models(seed: u64) -> ModelSet {
             }],
             "random weights, «unicode» note",
         ),
+        gate: None,
     }
 }
 
@@ -592,6 +594,7 @@ fn chunk_size_does_not_change_the_csv() {
                 assert!(bins.len() > 2 && bins.contains("global"), "{bins:?}")
             }
             Routing::Oracle { .. } => assert!(bins.len() > 2, "{bins:?}"),
+            Routing::Gate { .. } => unreachable!("these models have no gate"),
         }
     }
 }
@@ -664,12 +667,28 @@ fn cli_predicts_like_the_library_and_fails_cleanly() {
     assert!(one_line(&r.stderr).contains("nope.h5"));
     assert!(!out.exists());
 
-    // The gate is not there yet: a usage error.
+    // Models without a gate: gate routing is a runtime error naming the
+    // file; an unknown routing is a usage error.
     for routing in ["soft", "hard"] {
         let r = cli(&["--model", &model, "--routing", routing, "--out", &o, &test]);
-        assert_eq!(r.status.code(), Some(2), "{routing}");
-        assert!(String::from_utf8_lossy(&r.stderr).contains("gate"));
+        assert_eq!(r.status.code(), Some(1), "{routing}");
+        let line = one_line(&r.stderr);
+        assert!(
+            line.contains("gate") && line.contains("models.h5"),
+            "{line}"
+        );
+        assert!(!out.exists());
     }
+    let r = cli(&[
+        "--model",
+        &model,
+        "--routing",
+        "psychic",
+        "--out",
+        &o,
+        &test,
+    ]);
+    assert_eq!(r.status.code(), Some(2));
     let r = cli(&["--model", &model, "--partition", "snr", "--out", &o, &test]);
     assert_eq!(r.status.code(), Some(2));
     let r = cli(&[

@@ -10,7 +10,8 @@
 #    under /usr/bin/time -v (wall, peak RSS);
 # 3. on the first shard alone (50k rows): scikit-learn Ridge per bin and
 #    RidgeCV (7 α, global), in memory, against gramstream accumulate + sweep
-#    (all bins, 50 α, exact 5-fold CV), each under /usr/bin/time -v;
+#    (all bins, 50 α, exact 5-fold CV; and without folds, α by GCV), each
+#    under /usr/bin/time -v;
 # 4. deletes the data (SCALE_KEEP=1 keeps it).
 # Needs a Python with numpy, h5py, pandas, tables and scikit-learn
 # (GRAMSTREAM_PYTHON, default .venv/bin/python from scripts/setup.sh).
@@ -68,6 +69,11 @@ timed gs_accumulate "$bin" accumulate --folds 5 --mem-budget 8GiB --out "$out/on
 timed gs_sweep "$bin" sweep "$out/one.stats.h5" --alphas 1:1e6:50 --test "$data/test/dataset.h5" \
   --test-noise 1 --test-seed 42 --no-plots --out "$out/one_sweep" | tail -20
 rm -f "$out/one.stats.h5"
+# The like-for-like with RidgeCV's efficient leave-one-out: no folds, α by GCV.
+timed gs_accumulate_f1 "$bin" accumulate --folds 1 --mem-budget 8GiB --out "$out/one1.stats.h5" "$one"
+timed gs_sweep_gcv "$bin" sweep "$out/one1.stats.h5" --alphas 1:1e6:50 --select gcv --cv none \
+  --test "$data/test/dataset.h5" --test-noise 1 --test-seed 42 --no-plots --out "$out/one_sweep_gcv" | tail -20
+rm -f "$out/one1.stats.h5"
 cat "$out/summary.txt"
 if [ "${SCALE_KEEP:-0}" != 1 ]; then
   find "$data" -name dataset.h5 -delete

@@ -329,8 +329,7 @@ fn run_one(
         timing.solve, sw.timing.eigh_s, sw.timing.cv_s, sw.timing.test_s
     )));
     let stats_name = stats_path.display().to_string();
-    let models = sw.model_set(&header, &stats_name)?;
-    crate::models::write_models(&dir.join("models.h5"), &models)?;
+    let mut models = sw.model_set(&header, &stats_name)?;
     write_file(&dir.join("sweep.csv"), |w| sweep::report::write_csv(&sw, w))?;
     write_file(&dir.join("sweep.json"), |w| {
         sweep::report::write_json(&sw, &stats_name, w)
@@ -390,6 +389,11 @@ fn run_one(
         });
         gate = Some((g, gp));
     }
+    models.gate = gate.as_ref().map(|(g, p)| crate::models::ModelGate {
+        partition: *p,
+        gate: g.clone(),
+    });
+    crate::models::write_models(&dir.join("models.h5"), &models)?;
     drop(file);
     if !cfg.stats.keep {
         let _ = std::fs::remove_file(&stats_path);

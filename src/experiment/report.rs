@@ -208,6 +208,27 @@ fn pm(s: Option<&Stat>, prec: usize, signed: bool) -> String {
     }
 }
 
+/// An α over seeds: `868.5`, `1000`, or `655.1 ± 120.3`.
+fn alpha_cell(s: Option<&Stat>) -> String {
+    let one = |v: f64| {
+        if v.fract() == 0.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.1}")
+        }
+    };
+    match s {
+        Some(s) if s.mean.is_finite() => {
+            if s.values.len() > 1 && s.std > 0.0 {
+                format!("{} ± {}", one(s.mean), one(s.std))
+            } else {
+                one(s.mean)
+            }
+        }
+        _ => "—".into(),
+    }
+}
+
 fn f(v: f64, prec: usize) -> String {
     if v.is_finite() {
         format!("{v:.prec$}")
@@ -505,7 +526,7 @@ fn markdown(exp: &Experiment, figures: &[PathBuf]) -> String {
                 let _ = write!(
                     s,
                     "| {b} | {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                    pm(k("alpha"), 1, false).replace(".0", ""),
+                    alpha_cell(k("alpha")),
                     pm(k("n_train"), 0, false),
                     pm(k("n_test"), 0, false),
                     pm(k("r2"), 4, false),
@@ -770,7 +791,9 @@ pub fn write_plots(exp: &Experiment, dir: &Path) -> Result<Vec<PathBuf>> {
         let k = p.bins();
         let group: Vec<usize> = t.bins[pi].iter().map(|b| b.unwrap_or(k)).collect();
         let mut gnames = bins.clone();
-        gnames.push("outside bins (global)".into());
+        if group.contains(&k) {
+            gnames.push("outside bins (global)".into());
+        }
         let path = dir.join(format!("pred_vs_true_{}.png", p.name));
         scatter_pred_true(
             &path,
@@ -828,7 +851,9 @@ pub fn write_plots(exp: &Experiment, dir: &Path) -> Result<Vec<PathBuf>> {
             out.push(path);
             let path = dir.join("pred_vs_true_soft_gate.png");
             let mut soft_names = gnames.clone();
-            soft_names[k] = "outside bins".into();
+            if let Some(n) = soft_names.get_mut(k) {
+                *n = "outside bins".into();
+            }
             scatter_pred_true(
                 &path,
                 &format!("Soft-gate MoE: predicted vs true log g, coloured by true bin ({tag})"),

@@ -101,6 +101,7 @@ struct LineWindows {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateFeatures {
     pixels: usize,
+    wave: Vec<f64>,
     pca_mean: Vec<f64>,
     /// `P × 10`, column k the k-th leading component.
     pca_components: Mat<f64>,
@@ -204,10 +205,16 @@ impl GateFeatures {
         }
         Ok(GateFeatures {
             pixels: p,
+            wave: wave.to_vec(),
             pca_mean,
             pca_components,
             lines,
         })
+    }
+
+    /// The wavelength grid (Å) the windows were resolved on.
+    pub fn wave(&self) -> &[f64] {
+        &self.wave
     }
 
     /// Pixels per spectrum.

@@ -39,7 +39,7 @@ pub const GRADIENT_TOL: f64 = 1e-10;
 pub const MAX_ITERATIONS: usize = 100;
 
 /// How the fit went.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FitReport {
     /// Training rows.
     pub rows: usize,
@@ -420,6 +420,66 @@ fn solve(problem: &Problem<'_>, theta: &mut Mat<f64>, report: &mut FitReport) ->
 }
 
 impl Logistic {
+    /// A fitted model from its parts, as [`Self::mean`], [`Self::scale`],
+    /// [`Self::present_classes`] and [`Self::theta`] give them (e.g. read
+    /// back from `models.h5`). The fit report is empty.
+    ///
+    /// Errors: shapes that do not match, non-finite values, scales ≤ 0,
+    /// present classes not strictly ascending or ≥ `classes`.
+    pub fn from_parts(
+        classes: usize,
+        mean: Vec<f64>,
+        scale: Vec<f64>,
+        present: Vec<usize>,
+        theta: Mat<f64>,
+    ) -> Result<Logistic> {
+        let d = mean.len();
+        let bad = |problem: String| Error::InvalidParameter {
+            name: "logistic",
+            problem,
+        };
+        if scale.len() != d || theta.nrows() != d + 1 || theta.ncols() != present.len() {
+            return Err(Error::Shape(format!(
+                "logistic regression: {d} means, {} scales, θ {} × {} for {} present classes",
+                scale.len(),
+                theta.nrows(),
+                theta.ncols(),
+                present.len()
+            )));
+        }
+        if present.is_empty()
+            || present.windows(2).any(|w| w[0] >= w[1])
+            || present.iter().any(|&c| c >= classes)
+        {
+            return Err(bad(format!(
+                "present classes {present:?} must be strictly ascending, non-empty and below {classes}"
+            )));
+        }
+        let finite_theta = (0..theta.ncols()).all(|c| theta.col(c).iter().all(|v| v.is_finite()));
+        if !finite_theta
+            || mean.iter().any(|v| !v.is_finite())
+            || scale.iter().any(|v| !(v.is_finite() && *v > 0.0))
+        {
+            return Err(bad(
+                "means and coefficients must be finite, scales finite and > 0".into(),
+            ));
+        }
+        Ok(Logistic {
+            classes,
+            mean,
+            scale,
+            present,
+            theta,
+            report: FitReport::default(),
+        })
+    }
+
+    /// The coefficients of the present classes on the standardised features:
+    /// `(d + 1) × K'`, column k = (w_k, b_k) of the k-th present class.
+    pub fn theta(&self) -> faer::MatRef<'_, f64> {
+        self.theta.as_ref()
+    }
+
     /// Number of classes (including absent ones).
     pub fn classes(&self) -> usize {
         self.classes

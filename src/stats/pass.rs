@@ -172,7 +172,13 @@ impl MemoryPlan {
             accumulator_bytes: accumulators as u64 * Accumulator::max_bytes(p, block),
             reader_bytes: ((prefetch + 3) * chunk_rows * p * 16) as u64,
             reservoir_bytes: Reservoir::max_bytes(opts.gate_sample, p),
-            write_bytes: (super::packed_len(p) * 8 * 2) as u64 + if checkpoint { stage } else { 0 },
+            // A checkpoint copies the staged rows and the gate sample.
+            write_bytes: (super::packed_len(p) * 8 * 2) as u64
+                + if checkpoint {
+                    stage + Reservoir::max_bytes(opts.gate_sample, p)
+                } else {
+                    0
+                },
             overhead_bytes: OVERHEAD,
             budget,
         }
@@ -351,52 +357,132 @@ fn par_of(threads: usize) -> Par {
     }
 }
 
-/// A kept reservoir row, ordered by key (max-heap evicts the largest).
-#[derive(Debug)]
-struct Kept {
-    key: u64,
-    origin: (u64, u64),
+/// The gate sample while the pass runs: the `capacity` rows with the
+/// smallest keys, in one slab allocated once (`capacity × P`), an evicted
+/// row's place reused by the row that replaces it. No allocation per row and
+/// no copy at the end: measured, a heap of one vector per row plus the final
+/// copy took 0.86 GiB more than the sample (20,000 rows at P = 4096).
+#[derive(Debug, Default)]
+struct Sample {
+    capacity: usize,
+    pixels: usize,
+    /// Max-heap of (key, origin, slot): the top is the row to evict next.
+    heap: BinaryHeap<(u64, (u64, u64), usize)>,
+    /// Row `slot` at `slot·P`.
     x: Vec<f64>,
-    params: [f64; 4],
-}
-impl PartialEq for Kept {
-    fn eq(&self, o: &Self) -> bool {
-        self.key == o.key
-    }
-}
-impl Eq for Kept {}
-impl PartialOrd for Kept {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Kept {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        self.key.cmp(&o.key).then(self.origin.cmp(&o.origin))
-    }
+    params: Vec<[f64; 4]>,
 }
 
-fn heap_from(res: &Reservoir) -> BinaryHeap<Kept> {
-    (0..res.len())
-        .map(|i| Kept {
-            key: res.keys[i],
-            origin: res.origin[i],
-            x: res.x[i * res.pixels..(i + 1) * res.pixels].to_vec(),
-            params: res.params[i],
-        })
-        .collect()
-}
+impl Sample {
+    fn new(capacity: usize, pixels: usize) -> Sample {
+        Sample {
+            capacity,
+            pixels,
+            heap: BinaryHeap::with_capacity(capacity),
+            // Reserved, not touched: pages become resident as rows arrive.
+            x: Vec::with_capacity(capacity * pixels),
+            params: Vec::with_capacity(capacity),
+        }
+    }
 
-fn reservoir_of(heap: &BinaryHeap<Kept>, capacity: usize, pixels: usize) -> Reservoir {
-    let mut kept: Vec<&Kept> = heap.iter().collect();
-    kept.sort();
-    Reservoir {
-        capacity,
-        pixels,
-        keys: kept.iter().map(|k| k.key).collect(),
-        origin: kept.iter().map(|k| k.origin).collect(),
-        x: kept.iter().flat_map(|k| k.x.iter().copied()).collect(),
-        params: kept.iter().map(|k| k.params).collect(),
+    /// Keeps the row if its key is among the `capacity` smallest seen.
+    fn offer(&mut self, key: u64, origin: (u64, u64), x: &[f64], params: [f64; 4]) {
+        if self.capacity == 0 {
+            return;
+        }
+        let p = self.pixels;
+        if self.heap.len() < self.capacity {
+            let slot = self.heap.len();
+            self.x.extend_from_slice(x);
+            self.params.push(params);
+            self.heap.push((key, origin, slot));
+        } else if let Some(&(top, _, slot)) = self.heap.peek() {
+            if key < top {
+                self.heap.pop();
+                self.x[slot * p..(slot + 1) * p].copy_from_slice(x);
+                self.params[slot] = params;
+                self.heap.push((key, origin, slot));
+            }
+        }
+    }
+
+    /// Slots in ascending (key, origin) order.
+    fn sorted(&self) -> Vec<(u64, (u64, u64), usize)> {
+        let mut order: Vec<_> = self.heap.iter().copied().collect();
+        order.sort_unstable();
+        order
+    }
+
+    /// A copy in key order (for a checkpoint).
+    fn snapshot(&self) -> Reservoir {
+        let p = self.pixels;
+        let order = self.sorted();
+        Reservoir {
+            capacity: self.capacity,
+            pixels: p,
+            keys: order.iter().map(|e| e.0).collect(),
+            origin: order.iter().map(|e| e.1).collect(),
+            x: order
+                .iter()
+                .flat_map(|e| self.x[e.2 * p..(e.2 + 1) * p].iter().copied())
+                .collect(),
+            params: order.iter().map(|e| self.params[e.2]).collect(),
+        }
+    }
+
+    /// The sample in key order, its rows permuted in place (one spare row).
+    fn into_reservoir(self) -> Reservoir {
+        let p = self.pixels;
+        let order = self.sorted();
+        let n = order.len();
+        let mut x = self.x;
+        // Position i receives the row in slot order[i].2: follow each cycle.
+        let from: Vec<usize> = order.iter().map(|e| e.2).collect();
+        let mut placed = vec![false; n];
+        let mut spare = vec![0.0; p];
+        for start in 0..n {
+            if placed[start] {
+                continue;
+            }
+            if from[start] == start {
+                placed[start] = true;
+                continue;
+            }
+            spare.copy_from_slice(&x[start * p..(start + 1) * p]);
+            let mut i = start;
+            loop {
+                placed[i] = true;
+                let src = from[i];
+                if src == start {
+                    x[i * p..(i + 1) * p].copy_from_slice(&spare);
+                    break;
+                }
+                x.copy_within(src * p..(src + 1) * p, i * p);
+                i = src;
+            }
+        }
+        Reservoir {
+            capacity: self.capacity,
+            pixels: p,
+            keys: order.iter().map(|e| e.0).collect(),
+            origin: order.iter().map(|e| e.1).collect(),
+            x,
+            params: from.iter().map(|&s| self.params[s]).collect(),
+        }
+    }
+
+    /// A sample holding a saved reservoir (resume).
+    fn from_reservoir(res: Reservoir, capacity: usize) -> Sample {
+        let mut s = Sample::new(capacity, res.pixels);
+        for i in 0..res.len() {
+            s.offer(
+                res.keys[i],
+                res.origin[i],
+                &res.x[i * res.pixels..(i + 1) * res.pixels],
+                res.params[i],
+            );
+        }
+        s
     }
 }
 
@@ -406,7 +492,7 @@ struct State<'a> {
     plan: MemoryPlan,
     header: StatsHeader,
     accs: Vec<Accumulator>,
-    heap: BinaryHeap<Kept>,
+    sample: Sample,
     par: Par,
     slots: Vec<usize>,
     snr: Vec<f64>,
@@ -471,19 +557,12 @@ impl State<'_> {
                 }
             }
             if self.opts.gate_sample > 0 {
-                let key = Reservoir::key(seed, shard, row);
-                let full = self.heap.len() >= self.opts.gate_sample;
-                if !full || self.heap.peek().is_some_and(|top| key < top.key) {
-                    if full {
-                        self.heap.pop();
-                    }
-                    self.heap.push(Kept {
-                        key,
-                        origin: (shard, row),
-                        x: x.to_vec(),
-                        params: [prm[0], prm[1], prm[2], self.snr[r]],
-                    });
-                }
+                self.sample.offer(
+                    Reservoir::key(seed, shard, row),
+                    (shard, row),
+                    x,
+                    [prm[0], prm[1], prm[2], self.snr[r]],
+                );
             }
             self.header.rows += 1;
         }
@@ -504,7 +583,7 @@ impl State<'_> {
             staged,
             block_rows: self.plan.block_rows,
         };
-        let reservoir = reservoir_of(&self.heap, self.opts.gate_sample, self.header.pixels);
+        let reservoir = self.sample.snapshot();
         let mut it = stats.into_iter().map(Ok);
         write_stats(path, &self.header, &mut it, &reservoir, Some(&cursor))
     }
@@ -572,7 +651,7 @@ pub fn accumulate(
         Some(c) if c.resume && c.path.exists() => Some(StatsFile::open(&c.path)?),
         _ => None,
     };
-    let (header, accs, heap, cursor) = match resume {
+    let (header, accs, sample, cursor) = match resume {
         Some(file) => {
             let ckpt_path = &checkpoint.map(|c| c.path.clone()).unwrap_or_default();
             let refuse = |why: String| Error::Layout {
@@ -629,8 +708,8 @@ pub fn accumulate(
                     plan.accumulators
                 )));
             }
-            let heap = heap_from(&file.reservoir()?);
-            (h, accs, heap, Some((cursor.source, cursor.row)))
+            let sample = Sample::from_reservoir(file.reservoir()?, opts.gate_sample);
+            (h, accs, sample, Some((cursor.source, cursor.row)))
         }
         None => {
             let (shift_x, shift_y) =
@@ -650,7 +729,7 @@ pub fn accumulate(
             let accs = (0..plan.accumulators)
                 .map(|_| Accumulator::new(pixels, plan.block_rows))
                 .collect();
-            (header, accs, BinaryHeap::new(), None)
+            (header, accs, Sample::new(opts.gate_sample, pixels), None)
         }
     };
     let resumed = cursor.is_some();
@@ -677,7 +756,7 @@ pub fn accumulate(
         plan: plan.clone(),
         header,
         accs,
-        heap,
+        sample,
         par,
         slots: vec![0; opts.partitions.partitions.len()],
         snr: Vec::new(),
@@ -727,7 +806,7 @@ pub fn accumulate(
         }
         Ok(())
     })?;
-    let reservoir = reservoir_of(&state.heap, opts.gate_sample, pixels);
+    let reservoir = std::mem::take(&mut state.sample).into_reservoir();
     let seconds = start.elapsed().as_secs_f64();
     let summary = PassSummary {
         rows: state.header.rows,

@@ -325,9 +325,10 @@ pub struct Sweep {
 pub struct Timing {
     /// Reading and summing the statistics.
     pub read_s: f64,
-    /// Eigendecompositions.
+    /// Eigendecompositions, summed over groups (without CV two groups run
+    /// at once, so this can exceed the wall time).
     pub eigh_s: f64,
-    /// Cross-validation.
+    /// Cross-validation, summed over groups.
     pub cv_s: f64,
     /// Everything else of the solve: weights, GCV, R² for every α.
     pub path_s: f64,
@@ -775,50 +776,70 @@ pub fn run(
         .chain(std::iter::once(0))
         .chain((1..ids.len()).filter(|&g| ids[g].partition.is_some_and(|pi| pi > 0)))
         .collect();
-    for (step, &g) in order.iter().enumerate() {
-        let label = format!("{} {}", groups[g].partition, groups[g].name);
-        progress(Progress::Group {
-            index: step,
-            total: order.len(),
-            label: &label,
-        });
-        let t = Instant::now();
-        let fs = match ids[g].partition {
-            None => std::mem::take(&mut global_folds),
-            Some(pi) => {
-                let fs = fold_sums(
-                    file,
-                    Group::Bin {
-                        partition: pi,
-                        slot: ids[g].slot,
-                    },
-                )?;
-                if pi == 0 {
-                    for (acc, f) in global_folds.iter_mut().zip(&fs) {
-                        acc.add(f)?;
+    // Without CV each group is one single-threaded decomposition: solve two
+    // groups at a time so both cores work (with CV, a group's own and its
+    // folds' decompositions already run concurrently). Each group's numbers
+    // do not depend on this: the same calls, with the same `par`, either way.
+    let batch = if want_cv.is_none() { 2 } else { 1 };
+    let mut step = 0;
+    for chunk in order.chunks(batch) {
+        let mut work: Vec<(usize, Vec<SuffStats>, GroupSweep, Option<Pca>)> = Vec::new();
+        for &g in chunk {
+            let label = format!("{} {}", groups[g].partition, groups[g].name);
+            progress(Progress::Group {
+                index: step,
+                total: order.len(),
+                label: &label,
+            });
+            step += 1;
+            let t = Instant::now();
+            let fs = match ids[g].partition {
+                None => std::mem::take(&mut global_folds),
+                Some(pi) => {
+                    let fs = fold_sums(
+                        file,
+                        Group::Bin {
+                            partition: pi,
+                            slot: ids[g].slot,
+                        },
+                    )?;
+                    if pi == 0 {
+                        for (acc, f) in global_folds.iter_mut().zip(&fs) {
+                            acc.add(f)?;
+                        }
                     }
+                    fs
                 }
-                fs
-            }
-        };
-        timing.read_s += t.elapsed().as_secs_f64();
+            };
+            timing.read_s += t.elapsed().as_secs_f64();
+            work.push((g, fs, groups[g].clone(), None));
+        }
         let t = Instant::now();
-        let keep = (ids[g].partition.is_none() && opts.pca_components > 0)
-            .then_some((opts.pca_components, &mut pca));
-        let m = solve_group(
-            &h,
-            &fs,
-            &opts.alphas,
-            want_cv,
-            opts.par,
-            &mut groups[g],
-            keep,
-        )?;
-        let gs = &groups[g];
-        timing.eigh_s += gs.eigh_s;
-        timing.cv_s += gs.cv_s;
-        timing.path_s += t.elapsed().as_secs_f64() - gs.eigh_s - gs.cv_s;
-        models[g] = Some(m);
+        let solved: Vec<Result<GroupModels>> = {
+            use rayon::prelude::*;
+            work.par_iter_mut()
+                .with_max_len(1)
+                .map(|(g, fs, gs, pca_slot)| {
+                    let keep = (ids[*g].partition.is_none() && opts.pca_components > 0)
+                        .then_some((opts.pca_components, pca_slot));
+                    solve_group(&h, fs, &opts.alphas, want_cv, opts.par, gs, keep)
+                })
+                .collect()
+        };
+        let elapsed = t.elapsed().as_secs_f64();
+        let mut inner = 0.0;
+        for ((g, _, gs, pca_slot), m) in work.into_iter().zip(solved) {
+            let m = m?;
+            timing.eigh_s += gs.eigh_s;
+            timing.cv_s += gs.cv_s;
+            inner += gs.eigh_s + gs.cv_s;
+            if pca_slot.is_some() {
+                pca = pca_slot;
+            }
+            groups[g] = gs;
+            models[g] = Some(m);
+        }
+        timing.path_s += (elapsed - inner).max(0.0);
     }
     let models: Vec<GroupModels> = models
         .into_iter()
@@ -926,6 +947,7 @@ impl Sweep {
                     self.alphas.iter().cloned().fold(0.0, f64::max),
                 ),
             ),
+            gate: None,
         })
     }
 }

@@ -13,18 +13,19 @@ use gramstream::source::ReadPath;
 pub enum RoutingArg {
     Global,
     Oracle,
+    Hard,
+    Soft,
 }
 
-/// `global` and `oracle`; `hard` and `soft` are refused (usage error) until the gate exists.
+/// `global`, `oracle`, `hard`, `soft`.
 fn parse_routing(s: &str) -> Result<RoutingArg, String> {
     match s {
         "global" => Ok(RoutingArg::Global),
         "oracle" => Ok(RoutingArg::Oracle),
-        "hard" | "soft" => Err(format!(
-            "{s} routing needs the gate, which gramstream does not train yet (a later issue); use global or oracle"
-        )),
+        "hard" => Ok(RoutingArg::Hard),
+        "soft" => Ok(RoutingArg::Soft),
         other => Err(format!(
-            "unknown routing {other:?}: use global or oracle (hard and soft need the gate, not available yet)"
+            "unknown routing {other:?}: use global, oracle, hard or soft"
         )),
     }
 }
@@ -38,9 +39,10 @@ pub struct PredictArgs {
     /// Models file (models.h5) written by sweep or experiment.
     #[arg(long, value_name = "MODELS.h5")]
     pub model: PathBuf,
-    /// Which expert predicts a row: global, or oracle (the expert of the row's
-    /// true bin; rows outside every bin go to the global expert). hard and soft
-    /// need the gate (not available yet).
+    /// Which expert predicts a row: global; oracle (the expert of the row's
+    /// true bin; rows outside every bin go to the global expert); hard (the
+    /// expert of the gate's most probable bin) or soft (Σ p_k ŷ_k over the
+    /// gate's bins) — these need models.h5 from `experiment` with the gate.
     #[arg(long, default_value = "global", value_parser = parse_routing)]
     pub routing: RoutingArg,
     /// Partition of oracle routing (default: the models' first).
@@ -73,10 +75,10 @@ pub struct PredictArgs {
 }
 
 pub fn run(args: &PredictArgs) -> Result<String> {
-    if args.partition.is_some() && args.routing == RoutingArg::Global {
+    if args.partition.is_some() && args.routing != RoutingArg::Oracle {
         clap::Error::raw(
             clap::error::ErrorKind::ArgumentConflict,
-            "--partition applies to --routing oracle\n",
+            "--partition applies to --routing oracle (the gate routes to its own partition)\n",
         )
         .exit();
     }
@@ -99,6 +101,18 @@ pub fn run(args: &PredictArgs) -> Result<String> {
                     Some(name) => models.partition_index(name)?,
                     None => 0,
                 },
+            }
+        }
+        RoutingArg::Hard | RoutingArg::Soft => {
+            if models.gate.is_none() {
+                anyhow::bail!(
+                    "{}: no gate in these models: {} routing needs models.h5 from `gramstream experiment` with [gate] enabled",
+                    args.model.display(),
+                    if args.routing == RoutingArg::Soft { "soft" } else { "hard" }
+                );
+            }
+            Routing::Gate {
+                soft: args.routing == RoutingArg::Soft,
             }
         }
     };
