@@ -556,6 +556,15 @@ pub fn eigh_residuals(a: &Mat<f64>, lambda: &[f64], v: &Mat<f64>) -> (f64, f64) 
     )
 }
 
+/// Parallelism of the dense kernels for a thread count (0 = all cores).
+pub fn par(threads: usize) -> faer::Par {
+    match threads {
+        1 => faer::Par::Seq,
+        0 => faer::Par::rayon(0),
+        n => faer::Par::rayon(n),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -686,14 +695,5 @@ mod tests {
                 }
             }
         }
-    }
-}
-
-/// Parallelism of the dense kernels for a thread count (0 = all cores).
-pub fn par(threads: usize) -> faer::Par {
-    match threads {
-        1 => faer::Par::Seq,
-        0 => faer::Par::rayon(0),
-        n => faer::Par::rayon(n),
     }
 }

@@ -112,7 +112,7 @@ pub fn execute(
         let empty = std::fs::read_dir(&out)
             .map(|mut d| d.next().is_none())
             .unwrap_or(false);
-        if !empty && !(overwrite && out.join("results.json").exists()) {
+        if !(empty || overwrite && out.join("results.json").exists()) {
             return Err(Error::InvalidParameter {
                 name: "out",
                 problem: format!(

@@ -246,6 +246,9 @@ pub fn rho(r2_gate: f64, r2_global: f64, r2_oracle: f64) -> f64 {
     }
 }
 
+/// The gate's test routing: accuracy, confusion matrix, mean probabilities.
+pub type GateEval = (f64, Vec<Vec<u64>>, Vec<Vec<f64>>);
+
 /// Everything but data, gate training and timing, measured from the test
 /// table and the sweep.
 pub fn measure(
@@ -256,7 +259,7 @@ pub fn measure(
 ) -> (
     GlobalScore,
     BTreeMap<String, PartitionResult>,
-    Option<(f64, Vec<Vec<u64>>, Vec<Vec<f64>>)>,
+    Option<GateEval>,
 ) {
     let all = 0..table.len();
     let y = &table.y;
