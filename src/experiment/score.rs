@@ -2,7 +2,7 @@
 //! the global prediction, each partition's oracle prediction (the expert of
 //! the row's true bin; the global expert outside every bin or for a bin
 //! without an expert), and, with a gate, its probabilities, every expert's
-//! prediction, the soft mixture `Σ p_k ŷ_k` and the hard (argmax) choice.
+//! prediction (the global expert's for a bin without one), the soft mixture `Σ p_k ŷ_k` and the hard (argmax) choice.
 //!
 //! The test set is small (the reports used 1k–10k rows), so the per-row
 //! numbers — not the spectra — are kept; a chunk of spectra is in memory at
@@ -43,9 +43,6 @@ pub struct GateTable {
     pub k: usize,
     /// Probabilities, row-major `rows × k`.
     pub probs: Vec<f64>,
-    /// Every bin's expert's prediction, row-major `rows × k` (the global
-    /// expert's for a bin without an expert).
-    pub experts: Vec<f64>,
     /// `Σ p_k ŷ_k`.
     pub soft: Vec<f64>,
     /// The argmax bin's expert's prediction.
@@ -116,7 +113,6 @@ pub fn score(
                 gt.hard.push(experts[routed]);
                 gt.routed.push(routed);
                 gt.probs.extend_from_slice(&probs);
-                gt.experts.extend_from_slice(&experts);
             }
         }
         progress(rows.len() as u64);
