@@ -1,8 +1,9 @@
 //! One streamed pass over the test shard: every row's true keys and log g,
 //! the global prediction, each partition's oracle prediction (the expert of
 //! the row's true bin; the global expert outside every bin or for a bin
-//! without an expert), and, with a gate, its probabilities, every expert's
-//! prediction (the global expert's for a bin without one), the soft mixture `Σ p_k ŷ_k` and the hard (argmax) choice.
+//! without an expert), and, with a gate, its probabilities, the soft mixture
+//! `Σ p_k ŷ_k` over every bin's expert (the global expert's prediction for a
+//! bin without one) and the hard (argmax) choice.
 //!
 //! The test set is small (the reports used 1k–10k rows), so the per-row
 //! numbers — not the spectra — are kept; a chunk of spectra is in memory at
