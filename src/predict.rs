@@ -20,7 +20,11 @@
 //!   pass. A row outside every bin, or whose bin has no expert, is
 //!   predicted by the global expert and counted.
 //!
-//! Hard and soft gate routing need the gate (a later issue).
+//! * `Gate`: the learned gate saved in the models ([`ModelSet::gate`],
+//!   written by `experiment`) computes each row's bin probabilities from its
+//!   noisy spectrum alone; hard routing takes the most probable bin's expert,
+//!   soft routing the mixture `Σ p_k ŷ_k` (a bin without an expert contributes
+//!   the global expert's prediction). No params are needed.
 //!
 //! Params are read straight from the table, not through the reader's
 //! validation: a row with an unknown (NaN) log g is predicted and left out
