@@ -323,6 +323,34 @@ fn a_failing_experiment_leaves_no_output() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("nogate.toml"), "{e}");
+
+    // The command line: exit 1 with one line, nothing written.
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_gramstream"))
+            .arg("experiment")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let cfg = dir.join("cli.toml");
+    std::fs::write(&cfg, config("42", "")).unwrap();
+    let out = dir.join("cli-out");
+    let o = cli(&[
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--mem-budget",
+        "1MiB",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("mem-budget"), "{err}");
+    assert!(!out.exists());
+    let o = cli(&[dir.join("absent.toml").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("absent.toml"), "{err}");
 }
 
 #[test]

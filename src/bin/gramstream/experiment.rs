@@ -20,6 +20,9 @@ pub struct ExperimentArgs {
     /// Replace the output directory if it holds a previous experiment.
     #[arg(long)]
     pub force: bool,
+    /// Peak-memory budget of each pass, e.g. 8GiB (overrides [stats] mem_budget).
+    #[arg(long, value_name = "SIZE", value_parser = crate::accumulate::parse_size)]
+    pub mem_budget: Option<u64>,
 }
 
 /// Returns the heap's free memory to the kernel between stages. `main` keeps
@@ -99,6 +102,9 @@ pub fn execute(plan: Plan, force: bool) -> Result<String> {
 
 /// `gramstream experiment`.
 pub fn run(args: &ExperimentArgs) -> Result<String> {
-    let plan = experiment::plan_file(&args.config, args.out.as_deref())?;
+    let mut plan = experiment::plan_file(&args.config, args.out.as_deref())?;
+    if args.mem_budget.is_some() {
+        plan.mem_budget = args.mem_budget;
+    }
     execute(plan, args.force)
 }
