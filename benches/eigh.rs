@@ -28,7 +28,7 @@ use gramstream::ridge::RidgePath;
 use gramstream::stats::{packed_index, SuffStats};
 
 mod common;
-use common::{data_dir, env_list, env_usize, spectra, stats};
+use common::{data_dir, decades, env_list, env_usize, spectra, stats};
 
 /// The centred covariance of `s` (full, column-major).
 fn covariance(s: &SuffStats) -> Mat<f64> {
@@ -191,32 +191,13 @@ fn cv_table(p: usize, rows: usize) {
                 .unwrap()
             });
             let secs = t.elapsed().as_secs_f64();
-            let mut decades = Vec::new();
-            for d in -2..6 {
-                let its: Vec<usize> = r
-                    .iterations
-                    .iter()
-                    .flat_map(|f| {
-                        alphas
-                            .iter()
-                            .zip(&f.per_alpha)
-                            .filter(|(a, _)| a.log10() >= d as f64 && a.log10() < d as f64 + 1.0)
-                            .map(|(_, &i)| i)
-                    })
-                    .collect();
-                if its.is_empty() {
-                    continue;
-                }
-                let max = its.iter().max().unwrap();
-                let mean = its.iter().sum::<usize>() as f64 / its.len() as f64;
-                decades.push(format!("1e{d}: {max}/{mean:.1}"));
-            }
+            let by_decade = decades(&r, &alphas);
             println!(
                 "| {scaling:?} | {secs:.2} | {:.2} | {:.2} | {} | {} |",
                 secs / t_eigh,
                 secs / (k as f64 * t_eigh),
                 r.fallback_folds,
-                decades.join(", ")
+                by_decade.join(", ")
             );
         }
     }

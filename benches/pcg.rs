@@ -27,7 +27,7 @@ use gramstream::cv::{cv_sse_pcg, PcgOptions};
 use gramstream::ridge::{cv_sse, RidgePath};
 
 mod common;
-use common::{env_list, env_usize, spectra, stats};
+use common::{decades, env_list, env_usize, spectra, stats};
 
 /// CPU seconds (user + system) of this process so far, all threads.
 fn cpu_seconds() -> f64 {
@@ -94,26 +94,7 @@ fn main() {
             } else {
                 "–".into()
             };
-            let mut decades = Vec::new();
-            for d in -2..6 {
-                let its: Vec<usize> = r
-                    .iterations
-                    .iter()
-                    .flat_map(|f| {
-                        alphas
-                            .iter()
-                            .zip(&f.per_alpha)
-                            .filter(|(a, _)| a.log10() >= d as f64 && a.log10() < d as f64 + 1.0)
-                            .map(|(_, &i)| i)
-                    })
-                    .collect();
-                if its.is_empty() {
-                    continue;
-                }
-                let max = its.iter().max().unwrap();
-                let mean = its.iter().sum::<usize>() as f64 / its.len() as f64;
-                decades.push(format!("1e{d}: {max}/{mean:.1}"));
-            }
+            let by_decade = decades(&r, &alphas);
             let (direct, diff) = if cv_sse_ps.contains(&p) {
                 let t = Instant::now();
                 let (want, _) = cv_sse(&total, &folds, &shift, sy, &alphas, Par::Seq).unwrap();
@@ -135,7 +116,7 @@ fn main() {
                 secs / r.iterations.len().max(1) as f64,
                 block_its,
                 r.fallback_folds,
-                decades.join(", "),
+                by_decade.join(", "),
                 loadavg()
             );
         }

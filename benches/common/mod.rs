@@ -94,3 +94,28 @@ pub fn stats(
     }
     (total, folds, shift, sy)
 }
+
+/// PCG iterations per α decade (1e-2 … 1e5) over all folds, as `1eD: max/mean`.
+pub fn decades(r: &gramstream::cv::CvResult, alphas: &[f64]) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in -2..6 {
+        let its: Vec<usize> = r
+            .iterations
+            .iter()
+            .flat_map(|f| {
+                alphas
+                    .iter()
+                    .zip(&f.per_alpha)
+                    .filter(|(a, _)| a.log10() >= d as f64 && a.log10() < d as f64 + 1.0)
+                    .map(|(_, &i)| i)
+            })
+            .collect();
+        if its.is_empty() {
+            continue;
+        }
+        let max = its.iter().max().unwrap();
+        let mean = its.iter().sum::<usize>() as f64 / its.len() as f64;
+        out.push(format!("1e{d}: {max}/{mean:.1}"));
+    }
+    out
+}
