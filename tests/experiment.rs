@@ -326,7 +326,9 @@ fn a_failing_experiment_leaves_no_output() {
 
     // The command line: exit 1 with one line, nothing written.
     let cli = |args: &[&str]| {
+        // Without HDF5 file locking: see tests/sweep.rs, `bin`.
         Command::new(env!("CARGO_BIN_EXE_gramstream"))
+            .env("HDF5_USE_FILE_LOCKING", "FALSE")
             .arg("experiment")
             .args(args)
             .output()

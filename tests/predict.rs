@@ -22,6 +22,7 @@ use gramstream::synth::{write_shard, ShardSpec, TEST_SHARD};
 use gramstream::{Error, Layout};
 use rand::{Rng, SeedableRng};
 
+// Children run without HDF5 file locking: see tests/sweep.rs, `bin`.
 const BIN: &str = env!("CARGO_BIN_EXE_gramstream");
 const P: usize = 24;
 
@@ -601,6 +602,7 @@ fn chunk_size_does_not_change_the_csv() {
 
 fn cli(args: &[&str]) -> std::process::Output {
     Command::new(BIN)
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .arg("predict")
         .args(args)
         .output()

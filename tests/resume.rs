@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 
 use gramstream::stats::file::StatsFile;
 
+// Children run without HDF5 file locking: see tests/sweep.rs, `bin`.
 const BIN: &str = env!("CARGO_BIN_EXE_gramstream");
 
 fn generate(dir: &Path, rows: usize, pixels: usize) -> Vec<PathBuf> {
     let status = Command::new(BIN)
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .args(["generate", "--out"])
         .arg(dir)
         .args([
@@ -34,6 +36,7 @@ fn generate(dir: &Path, rows: usize, pixels: usize) -> Vec<PathBuf> {
 
 fn accumulate_cmd(shards: &[PathBuf], out: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
+    cmd.env("HDF5_USE_FILE_LOCKING", "FALSE");
     cmd.arg("accumulate").arg("--out").arg(out);
     cmd.args([
         "--folds",
@@ -251,6 +254,7 @@ fn merge_of_halves_equals_the_single_run() {
             .success()
     );
     let out = Command::new(BIN)
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .args(["merge", "--out"])
         .arg(&merged)
         .arg(&a)
@@ -300,6 +304,7 @@ fn merge_of_halves_equals_the_single_run() {
     );
     // The same half twice is refused, naming both files.
     let out = Command::new(BIN)
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .args(["merge", "--out"])
         .arg(dir.path().join("bad.h5"))
         .arg(&a)

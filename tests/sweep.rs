@@ -8,8 +8,26 @@ use gramstream::synth::{write_shard, ShardSpec, TEST_SHARD};
 
 const P: usize = 32;
 
+// libhdf5 locks every file it opens (flock). A child spawned by another test
+// thread while this process has an HDF5 file open inherits that descriptor,
+// and with it the lock, for its whole life; a later `gramstream` opening the
+// file then failed with "unable to lock file" (EAGAIN) about one run in five.
+// The children run without locking.
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_gramstream"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gramstream"));
+    cmd.env("HDF5_USE_FILE_LOCKING", "FALSE");
+    cmd
+}
+
+/// Runs the command, asserts success (showing stderr), returns stdout.
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Two training shards, a test shard with stored noisy flux, and statistics
@@ -26,16 +44,11 @@ fn setup(dir: &Path, folds: usize) -> (PathBuf, PathBuf) {
     spec.noisy = Some(1.0);
     write_shard(&test, &spec, &|_| {}).unwrap();
     let stats = dir.join(format!("stats_{folds}.h5"));
-    let out = bin()
-        .args(["accumulate", "--folds", &folds.to_string(), "--out"])
-        .arg(&stats)
-        .args(&shards)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        &mut bin()
+            .args(["accumulate", "--folds", &folds.to_string(), "--out"])
+            .arg(&stats)
+            .args(&shards),
     );
     (stats, test)
 }
@@ -54,19 +67,13 @@ fn sweep_writes_the_contract_table_plots_and_selects_by_cv() {
     let dir = tempfile::tempdir().unwrap();
     let (stats, test) = setup(dir.path(), 3);
     let out_dir = dir.path().join("sweep");
-    let out = bin()
-        .args(["sweep", "--alphas", "1e-1:1e5:7", "--test"])
-        .arg(&test)
-        .arg("--out")
-        .arg(&out_dir)
-        .arg(&stats)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = run_ok(
+        &mut bin()
+            .args(["sweep", "--alphas", "1e-1:1e5:7", "--test"])
+            .arg(&test)
+            .arg("--out")
+            .arg(&out_dir)
+            .arg(&stats),
     );
     assert!(
         stdout.contains("Cool Poor") && stdout.contains("exact K-fold CV"),
@@ -130,18 +137,13 @@ fn sweep_writes_the_contract_table_plots_and_selects_by_cv() {
     assert_eq!(models.partitions.len(), 2);
     assert_eq!(models.partitions[0].experts.len(), 10);
     let pred = dir.path().join("pred.csv");
-    let out = bin()
-        .args(["predict", "--routing", "global", "--model"])
-        .arg(out_dir.join("models.h5"))
-        .arg("--out")
-        .arg(&pred)
-        .arg(&test)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        &mut bin()
+            .args(["predict", "--routing", "global", "--model"])
+            .arg(out_dir.join("models.h5"))
+            .arg("--out")
+            .arg(&pred)
+            .arg(&test),
     );
     let (ph, prow) = parse_csv(&std::fs::read_to_string(&pred).unwrap());
     let (iy, ip) = (
@@ -176,16 +178,11 @@ fn gcv_without_folds_and_clear_failures() {
     let (stats, _) = setup(dir.path(), 1);
     // One fold: GCV by default, CV refused with a reason.
     let out_dir = dir.path().join("gcv");
-    let out = bin()
-        .args(["sweep", "--no-plots", "--alphas", "1,10,100", "--out"])
-        .arg(&out_dir)
-        .arg(&stats)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = run_ok(
+        &mut bin()
+            .args(["sweep", "--no-plots", "--alphas", "1,10,100", "--out"])
+            .arg(&out_dir)
+            .arg(&stats),
     );
     let (header, rows) = parse_csv(&std::fs::read_to_string(out_dir.join("sweep.csv")).unwrap());
     let cv = header.iter().position(|h| h == "cv_mse").unwrap();
@@ -193,7 +190,7 @@ fn gcv_without_folds_and_clear_failures() {
     assert!(rows
         .iter()
         .all(|r| r[cv].is_empty() && r[n_test].is_empty()));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("α chosen by GCV"));
+    assert!(stdout.contains("α chosen by GCV"));
 
     let fail = |args: &[&str], dest: &Path| {
         let out = bin()
@@ -258,29 +255,13 @@ fn small_bins_and_least_squares_are_reported_not_dropped() {
     let shard = dir.path().join("small.h5");
     write_shard(&shard, &ShardSpec::new(120, P, 9, 0), &|_| {}).unwrap();
     let stats = dir.path().join("small_stats.h5");
-    let out = bin()
-        .args(["accumulate", "--out"])
-        .arg(&stats)
-        .arg(&shard)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&mut bin().args(["accumulate", "--out"]).arg(&stats).arg(&shard));
     let out_dir = dir.path().join("s");
-    let out = bin()
-        .args(["sweep", "--no-plots", "--alphas", "0,1,100", "--out"])
-        .arg(&out_dir)
-        .arg(&stats)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = run_ok(
+        &mut bin()
+            .args(["sweep", "--no-plots", "--alphas", "0,1,100", "--out"])
+            .arg(&out_dir)
+            .arg(&stats),
     );
     // Global: 120 rows > 32 pixels, α = 0 is least squares and exists.
     let (header, rows) = parse_csv(&std::fs::read_to_string(out_dir.join("sweep.csv")).unwrap());
