@@ -115,6 +115,15 @@ pub enum Error {
         /// Why, with both values.
         reason: String,
     },
+    /// An output cannot be written where asked: it is one of the run's
+    /// inputs, or another run wrote it meanwhile ([`crate::output`]).
+    #[error("{path}: {problem}")]
+    Output {
+        /// The output.
+        path: PathBuf,
+        /// Why it was not written there.
+        problem: String,
+    },
     /// A worker thread ended without delivering (it panicked or its channel closed).
     #[error("reader thread stopped unexpectedly: {0}")]
     Worker(String),

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use crate::noise::NoiseModel;
 use crate::ridge::Coefficients;
-use crate::source::{Chunk, ChunkSource, ReadOptions, Shard, Spectra};
+use crate::rows::{ModelSpectra, RowSpec, RowStream};
+use crate::source::{ReadOptions, Shard};
 use crate::{Layout, Result};
 
 /// Regression metrics on a set of rows.
@@ -83,35 +84,26 @@ pub fn evaluate(
 ) -> Result<Metrics> {
     let shard_path = shard;
     let shard = Shard::open(shard, layout)?;
-    let spectra = if noise.is_some() {
-        Spectra::FluxError
-    } else {
-        Spectra::Noisy
+    let spec = RowSpec {
+        spectra: noise.map_or(ModelSpectra::Stored, ModelSpectra::Draw),
+        snr_level: None,
+        parallel: false,
     };
     let opts = ReadOptions {
-        spectra,
+        spectra: spec.reader_spectra(noise.is_none()),
         columns: vec![layout.columns.log_g.clone()],
         ..Default::default()
     };
-    let mut reader = shard.reader(index, &opts)?;
-    let mut chunk = Chunk::default();
+    let reader = shard.reader(index, &opts)?;
     let mut scores = Scores::default();
-    for task in crate::source::plan_iter(vec![shard.rows()], 256)? {
-        reader.read_chunk(task.rows, &mut chunk)?;
-        if let Some(noise) = noise {
-            noise.apply_rows(
-                index,
-                chunk.start as u64,
-                chunk.pixels,
-                &mut chunk.flux,
-                &chunk.error,
-                false,
-            );
-        }
+    let mut stream = RowStream::new(vec![reader], spec, 256, 2)?;
+    while let Some(chunk) = stream.next() {
+        let chunk = chunk?;
         for r in 0..chunk.rows {
             let y = chunk.params_row(r)[0];
             scores.add(y, model.predict(chunk.flux_row(r)));
         }
+        stream.recycle(chunk);
     }
     scores
         .metrics()

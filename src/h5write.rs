@@ -1,40 +1,13 @@
 //! Small helpers shared by the HDF5 files gramstream writes (the statistics
-//! file and `models.h5`): atomic replacement (`<path>.tmp`, fsync, rename,
-//! fsync of the directory), fixed-length UTF-8 strings, scalar attributes.
+//! file and `models.h5`): fixed-length UTF-8 strings, scalar attributes.
+//! (Their atomic replacement is [`crate::output`]'s.)
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hdf5::types::TypeDescriptor;
 use hdf5::{Datatype, H5Type};
 
 use crate::{Error, Result};
-
-/// `<path>.tmp`.
-pub(crate) fn temp_path(path: &Path) -> Result<PathBuf> {
-    let name = path.file_name().ok_or_else(|| Error::InvalidParameter {
-        name: "output",
-        problem: format!("{} is not a file path", path.display()),
-    })?;
-    let mut tmp = name.to_os_string();
-    tmp.push(".tmp");
-    Ok(path.with_file_name(tmp))
-}
-
-pub(crate) fn sync_file(path: &Path) -> Result<()> {
-    std::fs::File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(path, e))
-}
-
-pub(crate) fn sync_dir(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(dir, e))
-}
 
 /// The fixed-length, NUL-padded UTF-8 string type of `len` bytes (at least 1).
 pub(crate) fn fixed_str_type(len: usize) -> hdf5::Result<Datatype> {

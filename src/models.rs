@@ -106,9 +106,8 @@ use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
 use hdf5::{Dataset, Group, H5Type};
 use serde::{Deserialize, Serialize};
 
-use crate::h5write::{
-    fixed_str_type, json, padded, sync_dir, sync_file, temp_path, write_attr, write_str_attr,
-};
+use crate::h5write::{fixed_str_type, json, padded, write_attr, write_str_attr};
+use crate::output::Staged;
 use crate::partition::Partition;
 use crate::ridge::Coefficients;
 use crate::stats::ShardFingerprint;
@@ -392,16 +391,9 @@ pub fn write_models(path: &Path, models: &ModelSet) -> Result<()> {
     models.problems().map_err(|(object, problem)| {
         Error::Shape(format!("writing {}: {object}: {problem}", path.display()))
     })?;
-    let tmp = temp_path(path)?;
-    let result = write_file(&tmp, path, models)
-        .and_then(|()| sync_file(&tmp))
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
-    if let Err(e) = result {
-        // Best effort: the error that matters is the one being returned.
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    sync_dir(path)
+    let staged = Staged::file(path)?;
+    write_file(staged.path(), path, models)?;
+    staged.commit()
 }
 
 /// Creates and fills `/experts/<name>`: chunked (one row per chunk) with Fletcher32.
@@ -979,9 +971,5 @@ mod tests {
         let mut m = set();
         m.partitions.push(m.partitions[0].clone());
         assert_eq!(m.problems().unwrap_err().0, "/ attribute partitions");
-        assert_eq!(
-            temp_path(Path::new("out/models.h5")).unwrap(),
-            Path::new("out/models.h5.tmp")
-        );
     }
 }

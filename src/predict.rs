@@ -36,35 +36,18 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::eval::{Metrics, Scores};
-use crate::models::{Expert, ModelSet};
+use crate::models::ModelSet;
 use crate::noise::NoiseModel;
+use crate::output::Staged;
 use crate::partition::{Partition, PartitionKind, RowKeys};
-use crate::source::{Chunk, ChunkSource, ReadOptions, ReadPath, Shard, Spectra};
+use crate::route::Router;
+pub use crate::route::{Route, Routing};
+use crate::rows::{ModelSpectra, RowSpec, RowStream};
+use crate::source::{ReadOptions, ReadPath, Shard};
 use crate::{Error, Layout, Result};
 
 /// The params column whose value identifies a row in the output (when present).
 pub const ID_COLUMN: &str = "id";
-
-/// Which expert predicts a row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Routing {
-    /// The global expert, for every row.
-    Global,
-    /// The expert of the row's true bin in partition `partition` (its
-    /// position in [`ModelSet::partitions`]).
-    Oracle {
-        /// Partition position.
-        partition: usize,
-    },
-    /// The learned gate saved in the models ([`ModelSet::gate`]): `soft`
-    /// mixes its partition's experts, `ŷ = Σ p_k ŷ_k`; otherwise the most
-    /// probable bin's expert predicts (hard routing). A bin without an
-    /// expert contributes the global expert's prediction.
-    Gate {
-        /// Soft mixing (else hard, argmax).
-        soft: bool,
-    },
-}
 
 /// Which spectra are predicted.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -105,32 +88,6 @@ impl PredictOptions {
             chunk_rows: 256,
             first_shard_index: 0,
             read_path: ReadPath::Auto,
-        }
-    }
-}
-
-/// Where a row was routed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    /// Global routing: the global expert.
-    Global,
-    /// Oracle routing: the expert of bin `b`.
-    Bin(usize),
-    /// Oracle routing, the row is outside every bin: the global expert.
-    Unbinned,
-    /// Oracle routing, the row's bin `b` has no expert: the global expert.
-    NoExpert(usize),
-    /// Gate routing: `b` is the most probable bin (hard: its expert
-    /// predicted; soft: the mixture did).
-    Gate(usize),
-}
-
-impl Route {
-    /// The bin whose expert predicted the row (None: the global expert).
-    pub fn expert_bin(self) -> Option<usize> {
-        match self {
-            Route::Bin(b) | Route::Gate(b) => Some(b),
-            _ => None,
         }
     }
 }
@@ -230,7 +187,7 @@ impl std::fmt::Display for PredictSummary {
 
 /// Per shard: which params columns are read, and where each lands.
 struct Columns {
-    indices: Vec<usize>,
+    names: Vec<String>,
     id: Option<usize>,
     log_g: Option<usize>,
     teff_mh: Option<(usize, usize)>,
@@ -238,39 +195,29 @@ struct Columns {
 
 fn columns(shard: &Shard, layout: &Layout, need_teff_mh: bool) -> Result<Columns> {
     let table = shard.params();
-    let mut indices = Vec::new();
-    let mut add = |i: usize| {
-        indices.push(i);
-        indices.len() - 1
+    let mut names = Vec::new();
+    let mut add = |name: &str| {
+        names.push(name.to_string());
+        names.len() - 1
     };
-    let id = table.column_index(ID_COLUMN).ok().map(&mut add);
-    let log_g = table.column_index(&layout.columns.log_g).ok().map(&mut add);
+    let id = table.column_index(ID_COLUMN).ok().map(|_| add(ID_COLUMN));
+    let log_g = table
+        .column_index(&layout.columns.log_g)
+        .ok()
+        .map(|_| add(&layout.columns.log_g));
     let teff_mh = if need_teff_mh {
-        let t = table.column_index(&layout.columns.teff)?;
-        let m = table.column_index(&layout.columns.mh)?;
-        Some((add(t), add(m)))
+        table.column_index(&layout.columns.teff)?;
+        table.column_index(&layout.columns.mh)?;
+        Some((add(&layout.columns.teff), add(&layout.columns.mh)))
     } else {
         None
     };
     Ok(Columns {
-        indices,
+        names,
         id,
         log_g,
         teff_mh,
     })
-}
-
-/// ‖flux‖₂ / (L‖error‖₂) of each row of `chunk` (flux and error read).
-fn snr_of(chunk: &Chunk, level: f64, out: &mut Vec<f64>) {
-    let p = chunk.pixels;
-    out.clear();
-    for r in 0..chunk.rows {
-        let f = chunk.flux_row(r);
-        let e = &chunk.error[r * p..(r + 1) * p];
-        let nf = f.iter().map(|v| v * v).sum::<f64>().sqrt();
-        let ne = e.iter().map(|v| v * v).sum::<f64>().sqrt();
-        out.push(nf / (level * ne));
-    }
 }
 
 /// Predicts every row of `shards` with `models`, calling `on_row` for each
@@ -296,37 +243,11 @@ pub fn predict(
             problem: "must be at least 1".into(),
         });
     }
-    let gate = match opts.routing {
-        Routing::Gate { .. } => Some(models.gate.as_ref().ok_or_else(|| {
-            Error::InvalidParameter {
-                name: "routing",
-                problem: "these models have no gate: gate routing needs models.h5 from `gramstream experiment` with the gate enabled".into(),
-            }
-        })?),
-        _ => None,
-    };
-    let partition: Option<&Partition> = match opts.routing {
-        Routing::Global => None,
-        Routing::Gate { .. } => gate.map(|g| &models.partitions[g.partition].partition),
-        Routing::Oracle { partition } => Some(
-            &models
-                .partitions
-                .get(partition)
-                .ok_or_else(|| Error::InvalidParameter {
-                    name: "partition",
-                    problem: format!(
-                        "partition {partition} of {} in the models",
-                        models.partitions.len()
-                    ),
-                })?
-                .partition,
-        ),
-    };
-    let experts: &[Option<Expert>] = match opts.routing {
-        Routing::Global => &[],
-        Routing::Oracle { partition } => &models.partitions[partition].experts,
-        Routing::Gate { .. } => gate.map_or(&[], |g| &models.partitions[g.partition].experts),
-    };
+    let router = Router::new(models);
+    router.check(opts.routing)?;
+    let partition: Option<&Partition> = router
+        .partition(opts.routing)
+        .map(|p| &models.partitions[p].partition);
     let oracle = matches!(opts.routing, Routing::Oracle { .. });
     let need_snr = oracle && matches!(partition.map(|p| &p.kind), Some(PartitionKind::Snr { .. }));
     let need_teff_mh = oracle
@@ -334,49 +255,41 @@ pub fn predict(
             partition.map(|p| &p.kind),
             Some(PartitionKind::TeffMh { .. })
         );
-    let level = match opts.spectra {
-        SpectraChoice::Noise(m) => m.level,
-        _ => models.noise_level,
+    let spec = RowSpec {
+        spectra: match opts.spectra {
+            SpectraChoice::Noise(m) => ModelSpectra::Draw(m),
+            SpectraChoice::Auto | SpectraChoice::StoredNoisy => ModelSpectra::Stored,
+        },
+        snr_level: need_snr.then_some(match opts.spectra {
+            SpectraChoice::Noise(m) => m.level,
+            _ => models.noise_level,
+        }),
+        parallel: false,
     };
-    let level = if level > 0.0 { level } else { 1.0 };
 
     // Open and check every shard before predicting anything.
-    let opened = shards
-        .iter()
-        .map(|path| {
-            let shard = Shard::open(path, &opts.layout)?;
-            if shard.pixels() != models.pixels {
-                return Err(Error::Layout {
-                    path: path.clone(),
-                    dataset: opts.layout.flux.clone(),
-                    expected: format!("{} pixels (the models')", models.pixels),
-                    found: format!("{} pixels", shard.pixels()),
-                });
-            }
-            let cols = columns(&shard, &opts.layout, need_teff_mh)?;
-            Ok((shard, cols))
-        })
-        .collect::<Result<Vec<_>>>()?;
-
-    let bins = partition.map_or(0, Partition::bins);
-    let mut bin_rows = vec![0u64; bins];
-    let mut bin_scores = vec![Scores::default(); bins];
-    let (mut rows, mut global_rows, mut unbinned, mut no_expert) = (0u64, 0u64, 0u64, 0u64);
-    let mut scores = Scores::default();
-    let (mut chunk, mut flux_error, mut snr) = (Chunk::default(), Chunk::default(), Vec::new());
-    let (mut params, mut scratch) = (Vec::new(), Vec::new());
-
-    for (position, (shard, cols)) in opened.iter().enumerate() {
-        let index = opts.first_shard_index + position as u64;
+    let mut cols = Vec::with_capacity(shards.len());
+    let mut readers = Vec::with_capacity(shards.len());
+    for (position, path) in shards.iter().enumerate() {
+        let shard = Shard::open(path, &opts.layout)?;
+        if shard.pixels() != models.pixels {
+            return Err(Error::Layout {
+                path: path.clone(),
+                dataset: opts.layout.flux.clone(),
+                expected: format!("{} pixels (the models')", models.pixels),
+                found: format!("{} pixels", shard.pixels()),
+            });
+        }
+        let c = columns(&shard, &opts.layout, need_teff_mh)?;
         let missing = |dataset: &str, why: &str| Error::MissingDataset {
             path: shard.path().to_path_buf(),
             dataset: dataset.to_string(),
             found: format!(" ({why})"),
         };
-        let spectra = match opts.spectra {
-            SpectraChoice::Auto if shard.has_noisy() => Spectra::Noisy,
-            SpectraChoice::Auto | SpectraChoice::Noise(_) => Spectra::FluxError,
-            SpectraChoice::StoredNoisy if shard.has_noisy() => Spectra::Noisy,
+        let stored_noisy = match opts.spectra {
+            SpectraChoice::Auto => shard.has_noisy(),
+            SpectraChoice::Noise(_) => false,
+            SpectraChoice::StoredNoisy if shard.has_noisy() => true,
             SpectraChoice::StoredNoisy => {
                 return Err(missing(
                     &opts.layout.noisy,
@@ -384,137 +297,77 @@ pub fn predict(
                 ))
             }
         };
-        let read = |spectra| ReadOptions {
-            spectra,
-            columns: vec![],
+        let read = ReadOptions {
+            spectra: spec.reader_spectra(stored_noisy),
+            columns: c.names.clone(),
             path: opts.read_path,
             ..Default::default()
         };
-        let flux_error_missing = |e: Error| match e {
-            Error::MissingDataset { dataset, .. } => missing(
+        let index = opts.first_shard_index + position as u64;
+        let reader = shard.reader(index, &read).map_err(|e| match e {
+            Error::MissingDataset { dataset, .. } if need_snr => missing(
                 &dataset,
                 "oracle routing on an SNR partition needs flux and error",
             ),
             other => other,
-        };
-        let mut reader = shard.reader(index, &read(spectra)).map_err(|e| {
-            if need_snr {
-                flux_error_missing(e)
-            } else {
-                e
-            }
         })?;
-        let mut snr_reader = match (need_snr, spectra) {
-            (true, Spectra::Noisy) => Some(
-                shard
-                    .reader(index, &read(Spectra::FluxError))
-                    .map_err(flux_error_missing)?,
-            ),
-            _ => None,
-        };
-        let ncols = cols.indices.len();
-        for task in crate::source::plan_iter(vec![shard.rows()], opts.chunk_rows)? {
-            reader.read_chunk(task.rows.clone(), &mut chunk)?;
-            if need_snr {
-                match &mut snr_reader {
-                    Some(r) => {
-                        r.read_chunk(task.rows.clone(), &mut flux_error)?;
-                        snr_of(&flux_error, level, &mut snr);
-                    }
-                    None => snr_of(&chunk, level, &mut snr),
+        readers.push(reader.lenient_params());
+        cols.push(c);
+    }
+
+    let bins = partition.map_or(0, Partition::bins);
+    let mut bin_rows = vec![0u64; bins];
+    let mut bin_scores = vec![Scores::default(); bins];
+    let (mut rows, mut global_rows, mut unbinned, mut no_expert) = (0u64, 0u64, 0u64, 0u64);
+    let mut scores = Scores::default();
+    let mut stream = RowStream::new(readers, spec, opts.chunk_rows, 2)?;
+    while let Some(chunk) = stream.next() {
+        let chunk = chunk?;
+        let position = (chunk.shard - opts.first_shard_index) as usize;
+        let cols = &cols[position];
+        for r in 0..chunk.rows {
+            let prm = chunk.params_row(r);
+            let x = chunk.flux_row(r);
+            let (teff, mh) = cols
+                .teff_mh
+                .map_or((f64::NAN, f64::NAN), |(t, m)| (prm[t], prm[m]));
+            let keys = RowKeys {
+                teff,
+                mh,
+                snr: chunk.snr.get(r).copied().unwrap_or(f64::NAN),
+            };
+            let (prediction, route) = router.predict(opts.routing, x, &keys);
+            let log_g = cols.log_g.map(|i| prm[i]);
+            if let Some(y) = log_g.filter(|y| y.is_finite()) {
+                scores.add(y, prediction);
+                if let Route::Bin(b) | Route::Gate(b) = route {
+                    bin_scores[b].add(y, prediction);
                 }
             }
-            if let SpectraChoice::Noise(noise) = opts.spectra {
-                noise.apply_rows(
-                    index,
-                    chunk.start as u64,
-                    chunk.pixels,
-                    &mut chunk.flux,
-                    &chunk.error,
-                    false,
-                );
-            }
-            params.resize(chunk.rows * ncols, 0.0);
-            if ncols > 0 {
-                shard
-                    .params()
-                    .read(task.rows.clone(), &cols.indices, &mut params, &mut scratch)?;
-            }
-            for r in 0..chunk.rows {
-                let prm = &params[r * ncols..(r + 1) * ncols];
-                let x = chunk.flux_row(r);
-                let mut gated = None;
-                let route = match (partition, gate, opts.routing) {
-                    (_, Some(g), Routing::Gate { soft }) => {
-                        let probs = g.gate.probabilities(x);
-                        let b = crate::gate::logistic::argmax(&probs);
-                        let global = models.global.coefficients.predict(x);
-                        let of = |k: usize| {
-                            experts[k]
-                                .as_ref()
-                                .map_or(global, |e| e.coefficients.predict(x))
-                        };
-                        gated = Some(if soft {
-                            // As the experiment computes it: every bin's term.
-                            probs.iter().enumerate().map(|(k, p)| p * of(k)).sum()
-                        } else {
-                            of(b)
-                        });
-                        Route::Gate(b)
-                    }
-                    (None, _, _) => Route::Global,
-                    (Some(p), _, _) => {
-                        let (teff, mh) = cols
-                            .teff_mh
-                            .map_or((f64::NAN, f64::NAN), |(t, m)| (prm[t], prm[m]));
-                        let keys = RowKeys {
-                            teff,
-                            mh,
-                            snr: if need_snr { snr[r] } else { f64::NAN },
-                        };
-                        match p.bin(&keys) {
-                            None => Route::Unbinned,
-                            Some(b) if experts[b].is_some() => Route::Bin(b),
-                            Some(b) => Route::NoExpert(b),
-                        }
-                    }
-                };
-                let expert = match route {
-                    Route::Bin(b) => experts[b].as_ref().unwrap_or(&models.global),
-                    _ => &models.global,
-                };
-                let prediction = gated.unwrap_or_else(|| expert.coefficients.predict(x));
-                let log_g = cols.log_g.map(|i| prm[i]);
-                if let Some(y) = log_g.filter(|y| y.is_finite()) {
-                    scores.add(y, prediction);
-                    if let Route::Bin(b) | Route::Gate(b) = route {
-                        bin_scores[b].add(y, prediction);
-                    }
+            match route {
+                Route::Bin(b) | Route::Gate(b) => bin_rows[b] += 1,
+                Route::Global => global_rows += 1,
+                Route::Unbinned => {
+                    global_rows += 1;
+                    unbinned += 1;
                 }
-                match route {
-                    Route::Bin(b) | Route::Gate(b) => bin_rows[b] += 1,
-                    Route::Global => global_rows += 1,
-                    Route::Unbinned => {
-                        global_rows += 1;
-                        unbinned += 1;
-                    }
-                    Route::NoExpert(_) => {
-                        global_rows += 1;
-                        no_expert += 1;
-                    }
+                Route::NoExpert(_) => {
+                    global_rows += 1;
+                    no_expert += 1;
                 }
-                rows += 1;
-                on_row(&PredictedRow {
-                    shard: position,
-                    row: chunk.start + r,
-                    id: cols.id.map(|i| prm[i]),
-                    log_g,
-                    prediction,
-                    route,
-                })?;
             }
-            progress(chunk.rows as u64);
+            rows += 1;
+            on_row(&PredictedRow {
+                shard: position,
+                row: chunk.start + r,
+                id: cols.id.map(|i| prm[i]),
+                log_g,
+                prediction,
+                route,
+            })?;
         }
+        progress(chunk.rows as u64);
+        stream.recycle(chunk);
     }
     Ok(PredictSummary {
         rows,
@@ -576,9 +429,9 @@ pub fn csv_line(row: &PredictedRow, bin_names: &[String]) -> String {
 
 /// [`predict`] into a CSV file `out` with the header `id,log_g,prediction,bin`
 /// (id = the params `id` column, or `shard:row` with the shard's position;
-/// log_g empty when unknown; bin = the bin name, or `global`). Written to
-/// `<out>.tmp` and renamed at the end: a failed run leaves no `out` (and
-/// removes the temporary file).
+/// log_g empty when unknown; bin = the bin name, or `global`). Written
+/// through [`crate::output::Staged`]: a failed run leaves no `out`, and an
+/// `out` that is one of the shards is refused.
 pub fn predict_csv(
     models: &ModelSet,
     shards: &[PathBuf],
@@ -586,7 +439,6 @@ pub fn predict_csv(
     out: &Path,
     progress: &dyn Fn(u64),
 ) -> Result<PredictSummary> {
-    let tmp = crate::h5write::temp_path(out)?;
     let names: Vec<String> = match opts.routing {
         Routing::Global => Vec::new(),
         Routing::Oracle { partition } => models
@@ -600,35 +452,23 @@ pub fn predict_csv(
             .map(|g| g.gate.partition.bin_names.clone())
             .unwrap_or_default(),
     };
-    let run = || -> Result<PredictSummary> {
-        let io = |e| Error::io(&tmp, e);
-        let file = std::fs::File::create(&tmp).map_err(io)?;
-        let mut w = std::io::BufWriter::new(file);
-        writeln!(w, "id,log_g,prediction,bin").map_err(io)?;
-        let summary = predict(
-            models,
-            shards,
-            opts,
-            &mut |row: &PredictedRow| writeln!(w, "{}", csv_line(row, &names)).map_err(io),
-            progress,
-        )?;
-        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
-        file.sync_all().map_err(io)?;
-        drop(file);
-        std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
-        Ok(summary)
-    };
-    match run() {
-        Ok(summary) => {
-            crate::h5write::sync_dir(out)?;
-            Ok(summary)
-        }
-        Err(e) => {
-            // Best effort: the error that matters is the one being returned.
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    crate::output::refuse_input_overwrite(out, shards)?;
+    let staged = Staged::file(out)?;
+    let tmp = staged.path().to_path_buf();
+    let io = |e| Error::io(&tmp, e);
+    let file = std::fs::File::create(&tmp).map_err(io)?;
+    let mut w = std::io::BufWriter::new(file);
+    writeln!(w, "id,log_g,prediction,bin").map_err(io)?;
+    let summary = predict(
+        models,
+        shards,
+        opts,
+        &mut |row: &PredictedRow| writeln!(w, "{}", csv_line(row, &names)).map_err(io),
+        progress,
+    )?;
+    w.into_inner().map_err(|e| io(e.into_error()))?;
+    staged.commit()?;
+    Ok(summary)
 }
 
 #[cfg(test)]

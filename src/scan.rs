@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::noise::NoiseModel;
-use crate::source::{Prefetcher, ReadOptions, Shard, ShardReader, Spectra};
+use crate::rows::{ModelSpectra, RowSpec, RowStream};
+use crate::source::{ReadOptions, Shard, ShardReader, Spectra};
 use crate::{Layout, Result};
 
 /// Options of [`scan`].
@@ -106,40 +107,28 @@ pub fn scan(
         readers.push(shard.reader(i as u64, &read)?);
     }
     let zero_copy = readers.iter().all(ShardReader::zero_copy);
-    let mut pre = Prefetcher::spawn(readers, options.chunk_rows, options.prefetch)?;
+    let stored = read.spectra == Spectra::Noisy;
+    let spec = RowSpec {
+        spectra: if stored {
+            ModelSpectra::Stored
+        } else {
+            ModelSpectra::Draw(options.noise)
+        },
+        snr_level: (!stored).then_some(options.noise.level),
+        parallel: true,
+    };
+    let mut stream = RowStream::new(readers, spec, options.chunk_rows, options.prefetch)?;
     let (mut rows, mut skipped, mut bytes, mut flux_sum) = (0usize, 0usize, 0u64, 0.0f64);
     let mut snr = Vec::new();
     let mut log_g = [f64::INFINITY, 0.0, f64::NEG_INFINITY];
-    let level = if options.noise.level > 0.0 {
-        options.noise.level
-    } else {
-        1.0
-    };
-    while let Some(chunk) = pre.next() {
-        let mut chunk = chunk?;
-        let p = chunk.pixels;
-        if read.spectra == Spectra::FluxError {
-            for r in 0..chunk.rows {
-                let f = chunk.flux_row(r);
-                let e = &chunk.error[r * p..(r + 1) * p];
-                let nf: f64 = f.iter().map(|v| v * v).sum::<f64>().sqrt();
-                let ne: f64 = e.iter().map(|v| v * v).sum::<f64>().sqrt();
-                if !chunk.skip[r] {
-                    snr.push(nf / (level * ne));
-                }
-            }
-            options.noise.apply_rows(
-                chunk.shard,
-                chunk.start as u64,
-                p,
-                &mut chunk.flux,
-                &chunk.error,
-                true,
-            );
-        }
+    while let Some(chunk) = stream.next() {
+        let chunk = chunk?;
         for r in 0..chunk.rows {
             if chunk.skip[r] {
                 continue;
+            }
+            if let Some(&s) = chunk.snr.get(r) {
+                snr.push(s);
             }
             let g = chunk.params_row(r)[0];
             log_g = [log_g[0].min(g), log_g[1] + g, log_g[2].max(g)];
@@ -152,7 +141,7 @@ pub fn scan(
         skipped += chunk.skipped();
         bytes += chunk.spectra_bytes() as u64;
         progress(chunk.rows as u64);
-        pre.recycle(chunk);
+        stream.recycle(chunk);
     }
     if rows > 0 {
         log_g[1] /= rows as f64;

@@ -606,6 +606,11 @@ fn a_failed_write_leaves_nothing_behind_and_keeps_the_old_file() {
     let err = write_stats(&path, &r.header, &mut failing(&r, 3), &r.reservoir, None).unwrap_err();
     assert!(err.to_string().contains("the pass failed"), "{err}");
     assert!(!path.exists() && !tmp.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no scratch left"
+    );
 
     write(&path, &r);
     let before = std::fs::read(&path).unwrap();
@@ -630,10 +635,22 @@ fn a_failed_write_leaves_nothing_behind_and_keeps_the_old_file() {
     assert!(write_stats(&path, &r.header, &mut short, &r.reservoir, None).is_err());
     assert_eq!(std::fs::read(&path).unwrap(), before);
     assert!(!tmp.exists());
-    // A stale temporary file from a crash is replaced.
+    // A stale temporary file from a crash is replaced. (Scratch names are
+    // unique per run since issue 11: a crashed run's is that of a process
+    // that no longer exists.)
+    let tmp = gramstream::output::scratch_path(&path, u32::MAX, 0);
     std::fs::write(&tmp, b"stale").unwrap();
     write(&path, &other);
     assert!(!tmp.exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("out.h5")],
+        "no scratch left"
+    );
     assert!(StatsFile::open(&path).unwrap().is_checkpoint());
 }
 

@@ -12,8 +12,10 @@
 use crate::gate::Gate;
 use crate::models::ModelSet;
 use crate::partition::RowKeys;
+use crate::route::Router;
 use crate::stats::StatsHeader;
-use crate::sweep::test_eval::{stream, TestSpec};
+use crate::sweep::test_eval::{stream, CurveScorer, TestSpec};
+use crate::sweep::{GroupId, Sweep};
 use crate::Result;
 
 /// Per-row predictions of the test set.
@@ -64,13 +66,18 @@ impl TestTable {
     }
 }
 
-/// Streams the test shard of `spec` and predicts every row with `models`
-/// (and `gate`, routing on partition position `gate_partition`).
+/// Streams the test shard of `spec` once and predicts every row with
+/// `models` (and `gate`, routing on partition position `gate_partition`);
+/// with `curves`, the same rows also score every (group, α) model of that
+/// sweep (its test metrics and summary are filled in; `par`: the
+/// parallelism of their matrix products).
 pub fn score(
     spec: &TestSpec,
     header: &StatsHeader,
     models: &ModelSet,
     gate: Option<(&Gate, usize)>,
+    curves: Option<&mut Sweep>,
+    par: faer::Par,
     progress: &mut dyn FnMut(u64),
 ) -> Result<TestTable> {
     let mut t = TestTable {
@@ -84,41 +91,50 @@ pub fn score(
         ..Default::default()
     };
     let p = header.pixels;
+    let router = Router::with_gate(models, gate);
+    // Disjoint borrows of the sweep: its models score, its groups receive.
+    let (mut scorer, mut curves) = match curves {
+        Some(Sweep {
+            models,
+            groups,
+            test,
+            alphas,
+            ..
+        }) => {
+            let ids: Vec<GroupId> = groups.iter().map(|g| g.id).collect();
+            let scorer = CurveScorer::new(header, &ids, models, alphas.len(), par);
+            (Some(scorer), Some((groups, test)))
+        }
+        None => (None, None),
+    };
     let (_, spectra) = stream(spec, header, |rows, chunk| {
+        if let Some(s) = scorer.as_mut() {
+            s.add(rows, chunk);
+        }
         for (r, row) in rows.iter().enumerate() {
             let x = &chunk.flux[r * p..(r + 1) * p];
-            let global = models.global.coefficients.predict(x);
+            let global = router.global(x);
             t.keys.push(row.keys);
             t.y.push(row.log_g);
             t.global.push(global);
             for (pi, pm) in models.partitions.iter().enumerate() {
-                let bin = pm.partition.bin(&row.keys);
-                let pred = match bin.and_then(|b| pm.experts[b].as_ref()) {
-                    Some(e) => e.coefficients.predict(x),
-                    None => global,
-                };
-                t.bins[pi].push(bin);
+                let (pred, _) = router.oracle(pi, &row.keys, x, global);
+                t.bins[pi].push(pm.partition.bin(&row.keys));
                 t.oracle[pi].push(pred);
             }
-            if let (Some((g, pi)), Some(gt)) = (gate, t.gate.as_mut()) {
-                let probs = g.probabilities(x);
-                let experts: Vec<f64> = (0..gt.k)
-                    .map(|b| match models.partitions[pi].experts[b].as_ref() {
-                        Some(e) => e.coefficients.predict(x),
-                        None => global,
-                    })
-                    .collect();
-                let routed = crate::gate::logistic::argmax(&probs);
-                gt.soft
-                    .push(probs.iter().zip(&experts).map(|(p, y)| p * y).sum());
-                gt.hard.push(experts[routed]);
-                gt.routed.push(routed);
-                gt.probs.extend_from_slice(&probs);
+            if let (Some(g), Some(gt)) = (router.gated(x, global), t.gate.as_mut()) {
+                gt.soft.push(g.soft);
+                gt.hard.push(g.hard);
+                gt.routed.push(g.bin);
+                gt.probs.extend_from_slice(&g.probs);
             }
         }
         progress(rows.len() as u64);
         Ok(())
     })?;
+    if let (Some(s), Some((groups, test))) = (scorer, curves.as_mut()) {
+        **test = Some(s.finish(groups, &spec.path, spectra.clone()));
+    }
     t.spectra = spectra;
     Ok(t)
 }

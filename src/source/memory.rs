@@ -86,6 +86,7 @@ impl ChunkSource for MemorySource {
             p,
             self.ncols,
             self.error.is_some(),
+            false,
         );
         chunk
             .flux

@@ -56,9 +56,13 @@ pub struct Chunk {
     pub ncols: usize,
     /// Rows to ignore (non-finite values under [`NonFinitePolicy::SkipRow`]).
     pub skip: Vec<bool>,
-    /// Per-row values a processing stage attached (the pass: SNR of the
-    /// noiseless flux); empty when none.
-    pub row_values: Vec<f64>,
+    /// The stored `noisy` spectra when read beside flux and error
+    /// ([`Spectra::NoisyWithFluxError`]); the row stream moves them into
+    /// `flux` once the SNR keys are taken. Empty otherwise.
+    pub noisy: Vec<f64>,
+    /// Each row's SNR key ([`crate::rows::snr`]) when the row stream was asked
+    /// for it; empty otherwise.
+    pub snr: Vec<f64>,
 }
 
 impl Chunk {
@@ -85,6 +89,7 @@ impl Chunk {
         pixels: usize,
         ncols: usize,
         error: bool,
+        noisy: bool,
     ) {
         let n = rows.end - rows.start;
         self.shard = shard;
@@ -94,14 +99,16 @@ impl Chunk {
         self.ncols = ncols;
         self.flux.resize(n * pixels, 0.0);
         self.error.resize(if error { n * pixels } else { 0 }, 0.0);
+        self.noisy.resize(if noisy { n * pixels } else { 0 }, 0.0);
         self.params.resize(n * ncols, 0.0);
+        self.snr.clear();
         self.skip.clear();
         self.skip.resize(n, false);
     }
 
-    /// Bytes of spectra held (flux and error), for throughput figures.
+    /// Bytes of spectra held (flux, error, stored noisy), for throughput figures.
     pub fn spectra_bytes(&self) -> usize {
-        (self.flux.len() + self.error.len()) * std::mem::size_of::<f64>()
+        (self.flux.len() + self.error.len() + self.noisy.len()) * std::mem::size_of::<f64>()
     }
 }
 
@@ -115,6 +122,10 @@ pub trait ChunkSource: Send {
     fn shard_index(&self) -> u64;
     /// Fills `chunk` with rows `rows` (`rows.end ≤ self.rows()`).
     fn read_chunk(&mut self, rows: Range<usize>, chunk: &mut Chunk) -> Result<()>;
+    /// What errors about these rows name as the file.
+    fn origin(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(format!("<memory source {}>", self.shard_index()))
+    }
 }
 
 impl<S: ChunkSource + ?Sized> ChunkSource for Box<S> {
@@ -129,5 +140,8 @@ impl<S: ChunkSource + ?Sized> ChunkSource for Box<S> {
     }
     fn read_chunk(&mut self, rows: Range<usize>, chunk: &mut Chunk) -> Result<()> {
         (**self).read_chunk(rows, chunk)
+    }
+    fn origin(&self) -> std::path::PathBuf {
+        (**self).origin()
     }
 }

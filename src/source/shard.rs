@@ -89,6 +89,10 @@ pub enum Spectra {
     FluxError,
     /// The stored pre-noised `noisy` array (test files); no error is read.
     Noisy,
+    /// Flux and error, and the stored `noisy` array into [`Chunk::noisy`]:
+    /// SNR keys of the noiseless flux for rows whose models see the stored
+    /// spectra.
+    NoisyWithFluxError,
 }
 
 /// Which read path to use.
@@ -491,7 +495,7 @@ impl Shard {
                 }
             };
         let (flux, error, flux_name) = match options.spectra {
-            Spectra::FluxError => (
+            Spectra::FluxError | Spectra::NoisyWithFluxError => (
                 array(Some(&self.flux), &self.layout.flux)?,
                 Some(array(self.error.as_ref(), &self.layout.error)?),
                 self.layout.flux.clone(),
@@ -501,6 +505,10 @@ impl Shard {
                 None,
                 self.layout.noisy.clone(),
             ),
+        };
+        let noisy = match options.spectra {
+            Spectra::NoisyWithFluxError => Some(array(self.noisy.as_ref(), &self.layout.noisy)?),
+            _ => None,
         };
         let cols = options
             .columns
@@ -518,10 +526,13 @@ impl Shard {
             pixels: self.pixels,
             flux,
             error,
+            noisy,
+            noisy_name: self.layout.noisy.clone(),
             params: self.params.clone(),
             cols,
             scratch: Vec::new(),
             policy: options.non_finite,
+            lenient_params: false,
         })
     }
 }
@@ -551,16 +562,28 @@ pub struct ShardReader {
     pixels: usize,
     flux: ArrayReader,
     error: Option<ArrayReader>,
+    noisy: Option<ArrayReader>,
+    noisy_name: String,
     params: ParamsTable,
     cols: Vec<usize>,
     scratch: Vec<u8>,
     policy: NonFinitePolicy,
+    lenient_params: bool,
 }
 
 impl ShardReader {
+    /// Passes non-finite params values through instead of applying the
+    /// policy: predict still predicts a row of unknown log g.
+    pub fn lenient_params(mut self) -> Self {
+        self.lenient_params = true;
+        self
+    }
+
     /// Whether the flux (and error) are read through the memory map.
     pub fn zero_copy(&self) -> bool {
-        self.flux.is_mapped() && self.error.as_ref().is_none_or(ArrayReader::is_mapped)
+        self.flux.is_mapped()
+            && self.error.as_ref().is_none_or(ArrayReader::is_mapped)
+            && self.noisy.as_ref().is_none_or(ArrayReader::is_mapped)
     }
 
     fn read_array(
@@ -630,7 +653,17 @@ impl ShardReader {
                         )
                     });
             }
-            if problem.is_none() {
+            if problem.is_none() && !chunk.noisy.is_empty() {
+                let noisy = &chunk.noisy[r * p..(r + 1) * p];
+                problem = noisy.iter().position(|v| !v.is_finite()).map(|i| {
+                    (
+                        self.noisy_name.as_str(),
+                        format!("pixel {i}"),
+                        format!("non-finite flux {}", noisy[i]),
+                    )
+                });
+            }
+            if problem.is_none() && !self.lenient_params {
                 let params = chunk.params_row(r);
                 problem = params.iter().position(|v| !v.is_finite()).map(|j| {
                     (
@@ -661,6 +694,9 @@ impl ChunkSource for ShardReader {
     fn shard_index(&self) -> u64 {
         self.index
     }
+    fn origin(&self) -> PathBuf {
+        self.path.clone()
+    }
     fn read_chunk(&mut self, rows: Range<usize>, chunk: &mut Chunk) -> Result<()> {
         if rows.start > rows.end || rows.end > self.rows {
             return Err(Error::Shape(format!(
@@ -677,10 +713,14 @@ impl ChunkSource for ShardReader {
             self.pixels,
             self.cols.len(),
             self.error.is_some(),
+            self.noisy.is_some(),
         );
         self.read_array(&self.flux, &self.flux_name, rows.clone(), &mut chunk.flux)?;
         if let Some(error) = &self.error {
             self.read_array(error, &self.error_name, rows.clone(), &mut chunk.error)?;
+        }
+        if let Some(noisy) = &self.noisy {
+            self.read_array(noisy, &self.noisy_name, rows.clone(), &mut chunk.noisy)?;
         }
         let mut scratch = std::mem::take(&mut self.scratch);
         let result = self

@@ -73,9 +73,8 @@ use hdf5::{Dataset, Group, H5Type};
 use super::{
     packed_len, Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, SuffStats, FORMAT_VERSION,
 };
-use crate::h5write::{
-    fixed_str_type, json, padded, sync_dir, sync_file, temp_path, write_attr, write_str_attr,
-};
+use crate::h5write::{fixed_str_type, json, padded, write_attr, write_str_attr};
+use crate::output::Staged;
 use crate::partition::PartitionSet;
 use crate::{Error, Layout, Result};
 
@@ -105,16 +104,9 @@ pub fn write_stats(
     cursor: Option<&Cursor>,
 ) -> Result<()> {
     check_for_write(header, reservoir, cursor)?;
-    let tmp = temp_path(path)?;
-    let result = write_file(&tmp, path, header, accumulators, reservoir, cursor)
-        .and_then(|()| sync_file(&tmp))
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
-    if let Err(e) = result {
-        // Best effort: the error that matters is the one being returned.
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    sync_dir(path)
+    let staged = Staged::file(path)?;
+    write_file(staged.path(), path, header, accumulators, reservoir, cursor)?;
+    staged.commit()
 }
 
 /// Consistency of what the caller hands in (before anything is created).
@@ -1110,19 +1102,6 @@ impl StatsFile {
 mod tests {
     use super::*;
     use crate::partition::Partition;
-
-    #[test]
-    fn temp_path_is_next_to_the_file() {
-        assert_eq!(
-            temp_path(Path::new("/a/b/run.h5")).unwrap(),
-            Path::new("/a/b/run.h5.tmp")
-        );
-        assert_eq!(
-            temp_path(Path::new("run.h5")).unwrap(),
-            Path::new("run.h5.tmp")
-        );
-        assert!(temp_path(Path::new("/")).is_err());
-    }
 
     #[test]
     fn accumulator_count_does_not_overflow() {

@@ -50,6 +50,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, progress: &dyn Fn(usize)) -> Result
         name: "inputs",
         problem: "merge needs at least one statistics file".into(),
     })?;
+    crate::output::refuse_input_overwrite(out, inputs)?;
     let files = inputs
         .iter()
         .map(|p| StatsFile::open(p))

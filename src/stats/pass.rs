@@ -28,10 +28,10 @@ use faer::Par;
 use super::file::{write_stats, StatsFile};
 use super::{Accumulator, Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, SuffStats};
 use crate::noise::NoiseModel;
-use crate::partition::{fold_of, PartitionSet, RowKeys};
+use crate::partition::{fold_of, PartitionSet};
+use crate::rows::{key_columns, RowSpec, RowStream};
 use crate::source::{
-    Chunk, ChunkSource, NonFinitePolicy, Prefetcher, ReadOptions, ReadPath, Shard, ShardReader,
-    Spectra,
+    Chunk, ChunkSource, NonFinitePolicy, ReadOptions, ReadPath, Shard, ShardReader, Spectra,
 };
 use crate::{Error, Layout, Result};
 
@@ -495,42 +495,81 @@ struct State<'a> {
     sample: Sample,
     par: Par,
     slots: Vec<usize>,
-    snr: Vec<f64>,
-    paths: Vec<PathBuf>,
+    origins: Vec<PathBuf>,
 }
 
 impl State<'_> {
     fn bad_snr(&self, chunk: &Chunk, r: usize) -> Error {
         Error::BadValue {
-            path: self.paths[(chunk.shard - self.opts.first_shard_index) as usize].clone(),
+            path: self.origins[(chunk.shard - self.opts.first_shard_index) as usize].clone(),
             dataset: self.opts.layout.error.clone(),
             row: chunk.start + r,
             column: "snr".into(),
             problem: format!(
                 "SNR is not finite ({}): flux and error are all zero?",
-                self.snr[r]
+                chunk.keys(r).snr
             ),
         }
     }
 
-    /// Noise, routing and staging of one chunk.
-    fn absorb(&mut self, chunk: &mut Chunk) -> Result<()> {
-        let noise = self.header.noise;
+    /// Refuses a row whose squares overflow: its products would turn the
+    /// statistics into `inf` (a flux of 1e200 is finite, its square is not).
+    fn check_magnitude(&self, chunk: &Chunk, r: usize, x: &[f64]) -> Result<()> {
+        let shift = &self.header.shift_x;
+        let ss: f64 = x.iter().zip(shift).map(|(a, b)| (a - b) * (a - b)).sum();
+        if ss.is_finite() {
+            return Ok(());
+        }
+        let (pixel, v) = x
+            .iter()
+            .zip(shift)
+            .map(|(a, b)| (a - b).abs())
+            .enumerate()
+            .fold((0, 0.0f64), |m, (i, v)| if v > m.1 { (i, v) } else { m });
+        Err(Error::BadValue {
+            path: self.origins[(chunk.shard - self.opts.first_shard_index) as usize].clone(),
+            dataset: self.opts.layout.flux.clone(),
+            row: chunk.start + r,
+            column: format!("pixel {pixel}"),
+            problem: format!(
+                "flux {:e} is too large: the sum of squares of the row overflows f64 (|x − x₀| up to {v:e})",
+                x[pixel]
+            ),
+        })
+    }
+
+    /// Refuses statistics that became non-finite, naming the accumulator and
+    /// the rows read so far (a backstop to [`Self::check_magnitude`]: sums of
+    /// many large but finite rows).
+    fn check_finite(&self, shard: u64, last_row: usize) -> Result<()> {
+        for (a, acc) in self.accs.iter().enumerate() {
+            if let Some(what) = acc.non_finite() {
+                return Err(Error::BadValue {
+                    path: self.origins[(shard - self.opts.first_shard_index) as usize].clone(),
+                    dataset: self.opts.layout.flux.clone(),
+                    row: last_row,
+                    column: "all".into(),
+                    problem: format!(
+                        "accumulator {a}'s {what} is not finite after the rows up to this one: \
+                         the flux values are too large to sum in f64"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Routing and staging of one chunk of keyed, noisy rows.
+    fn absorb(&mut self, chunk: &Chunk) -> Result<()> {
         let (shard, start) = (chunk.shard, chunk.start as u64);
-        std::mem::swap(&mut self.snr, &mut chunk.row_values);
         let set = &self.header.partitions;
-        let (seed, folds) = (noise.seed, set.folds);
+        let (seed, folds) = (self.header.noise.seed, set.folds);
         for r in 0..chunk.rows {
             if chunk.skip[r] {
                 self.header.skipped += 1;
                 continue;
             }
-            let prm = chunk.params_row(r);
-            let keys = RowKeys {
-                teff: prm[0],
-                mh: prm[1],
-                snr: self.snr[r],
-            };
+            let keys = chunk.keys(r);
             if set.slots_of(&keys, &mut self.slots).is_err() {
                 match self.opts.non_finite {
                     NonFinitePolicy::Error => return Err(self.bad_snr(chunk, r)),
@@ -542,8 +581,10 @@ impl State<'_> {
             }
             let row = start + r as u64;
             let fold = fold_of(seed, shard, row, folds);
-            let y = prm[2] - self.header.shift_y;
+            let log_g = chunk.log_g(r);
+            let y = log_g - self.header.shift_y;
             let x = chunk.flux_row(r);
+            self.check_magnitude(chunk, r, x)?;
             match self.plan.mode {
                 Mode::Cells => {
                     let c = set.cell(&self.slots, fold);
@@ -561,7 +602,7 @@ impl State<'_> {
                     Reservoir::key(seed, shard, row),
                     (shard, row),
                     x,
-                    [prm[0], prm[1], prm[2], self.snr[r]],
+                    [keys.teff, keys.mh, log_g, keys.snr],
                 );
             }
             self.header.rows += 1;
@@ -589,51 +630,84 @@ impl State<'_> {
     }
 }
 
-/// Runs the pass over `shards` (shard index = `first_shard_index` + position).
+/// Runs the pass over shard files (shard index = `first_shard_index` +
+/// position): opens and fingerprints them, then [`accumulate_sources`].
 pub fn accumulate(
     shards: &[PathBuf],
     opts: &AccumulateOptions,
     checkpoint: Option<&CheckpointOptions>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<PassOutput> {
-    let start = Instant::now();
     if shards.is_empty() {
         return Err(Error::InvalidParameter {
             name: "shards",
             problem: "no shard given".into(),
         });
     }
-    let cols = &opts.layout.columns;
     let read = ReadOptions {
         spectra: Spectra::FluxError,
-        columns: vec![cols.teff.clone(), cols.mh.clone(), cols.log_g.clone()],
+        columns: key_columns(&opts.layout),
         path: opts.read_path,
         non_finite: opts.non_finite,
     };
-    let mut opened = Vec::with_capacity(shards.len());
+    let mut readers = Vec::with_capacity(shards.len());
     let mut fingerprints = Vec::with_capacity(shards.len());
     for (i, path) in shards.iter().enumerate() {
         let shard = Shard::open(path, &opts.layout)?;
-        if shard.pixels()
-            != opened
-                .first()
-                .map_or(shard.pixels(), |s: &Shard| s.pixels())
-        {
-            return Err(Error::Layout {
-                path: path.clone(),
-                dataset: opts.layout.flux.clone(),
-                expected: format!("{} pixels like {}", opened[0].pixels(), shards[0].display()),
-                found: format!("{} pixels", shard.pixels()),
-            });
+        if let Some(first) = readers.first().map(|r: &ShardReader| r.pixels()) {
+            if shard.pixels() != first {
+                return Err(Error::Layout {
+                    path: path.clone(),
+                    dataset: opts.layout.flux.clone(),
+                    expected: format!("{first} pixels like {}", shards[0].display()),
+                    found: format!("{} pixels", shard.pixels()),
+                });
+            }
         }
-        fingerprints.push(ShardFingerprint::of(
-            path,
-            opts.first_shard_index + i as u64,
-            shard.rows() as u64,
-        )?);
-        opened.push(shard);
+        let index = opts.first_shard_index + i as u64;
+        fingerprints.push(ShardFingerprint::of(path, index, shard.rows() as u64)?);
+        readers.push(shard.reader(index, &read)?);
     }
-    let pixels = opened[0].pixels();
+    accumulate_sources(readers, fingerprints, opts, checkpoint, progress)
+}
+
+/// Runs the pass over `sources` — shard readers, or rows in memory
+/// ([`crate::source::MemorySource`]) — whose chunks carry flux, error and
+/// the params [`key_columns`], with shard indices `first_shard_index` +
+/// position. `fingerprints` (one per source) are recorded in the header and
+/// checked on resume.
+pub fn accumulate_sources<S: ChunkSource + 'static>(
+    sources: Vec<S>,
+    fingerprints: Vec<ShardFingerprint>,
+    opts: &AccumulateOptions,
+    checkpoint: Option<&CheckpointOptions>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<PassOutput> {
+    let start = Instant::now();
+    let Some(first) = sources.first() else {
+        return Err(Error::InvalidParameter {
+            name: "shards",
+            problem: "no shard given".into(),
+        });
+    };
+    let pixels = first.pixels();
+    if let Some(s) = sources.iter().find(|s| s.pixels() != pixels) {
+        return Err(Error::Shape(format!(
+            "{}: {} pixels, {} has {pixels}",
+            s.origin().display(),
+            s.pixels(),
+            first.origin().display()
+        )));
+    }
+    if fingerprints.len() != sources.len() {
+        return Err(Error::Shape(format!(
+            "{} fingerprints for {} sources",
+            fingerprints.len(),
+            sources.len()
+        )));
+    }
+    let rows: Vec<usize> = sources.iter().map(ChunkSource::rows).collect();
+    let origins: Vec<PathBuf> = sources.iter().map(ChunkSource::origin).collect();
     let plan = MemoryPlan::new(opts, pixels, checkpoint.is_some())?;
     let threads = if opts.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -646,74 +720,22 @@ pub fn accumulate(
         .build()
         .map_err(|e| Error::Worker(format!("thread pool: {e}")))?;
     let par = par_of(threads);
+    let spec = RowSpec::draw(opts.noise);
 
     let resume = match checkpoint {
         Some(c) if c.resume && c.path.exists() => Some(StatsFile::open(&c.path)?),
         _ => None,
     };
+    let mut sources = sources;
     let (header, accs, sample, cursor) = match resume {
         Some(file) => {
             let ckpt_path = &checkpoint.map(|c| c.path.clone()).unwrap_or_default();
-            let refuse = |why: String| Error::Layout {
-                path: ckpt_path.clone(),
-                dataset: "/".into(),
-                expected: "a checkpoint of this same run".into(),
-                found: why,
-            };
-            if !file.is_checkpoint() {
-                return Err(refuse("complete statistics, not a checkpoint".into()));
-            }
-            let h = file.header().clone();
-            if h.pixels != pixels
-                || h.noise != opts.noise
-                || h.partitions != opts.partitions
-                || h.layout != opts.layout
-            {
-                return Err(refuse(
-                    "a different configuration (pixels, noise, seed, partitions, folds or layout)"
-                        .into(),
-                ));
-            }
-            if h.mode != plan.mode {
-                return Err(refuse(format!(
-                    "mode {:?} where this run planned {:?}",
-                    h.mode, plan.mode
-                )));
-            }
-            if h.shards != fingerprints {
-                return Err(refuse(
-                    "a different shard list (paths, sizes or modification times changed)".into(),
-                ));
-            }
-            let cursor = file.cursor()?.ok_or_else(|| refuse("no cursor".into()))?;
-            if cursor.block_rows != plan.block_rows {
-                return Err(refuse(format!(
-                    "{} rows staged per accumulator, this run plans {}",
-                    cursor.block_rows, plan.block_rows
-                )));
-            }
-            let mut accs = Vec::with_capacity(plan.accumulators);
-            for (a, (sx, sy)) in cursor.staged.iter().enumerate() {
-                accs.push(Accumulator::restore(
-                    &file.accumulator(a)?,
-                    sx,
-                    sy,
-                    plan.block_rows,
-                )?);
-            }
-            if accs.len() != plan.accumulators {
-                return Err(refuse(format!(
-                    "{} accumulators, expected {}",
-                    accs.len(),
-                    plan.accumulators
-                )));
-            }
-            let sample = Sample::from_reservoir(file.reservoir()?, opts.gate_sample);
-            (h, accs, sample, Some((cursor.source, cursor.row)))
+            let (header, accs, sample, cursor) =
+                restore(&file, ckpt_path, opts, &plan, pixels, &fingerprints)?;
+            (header, accs, sample, Some(cursor))
         }
         None => {
-            let (shift_x, shift_y) =
-                shift_of(&opened[0], opts.first_shard_index, &read, &opts.noise)?;
+            let (shift_x, shift_y) = shift_of(&mut sources[0], &spec)?;
             let header = StatsHeader {
                 pixels,
                 noise: opts.noise,
@@ -735,21 +757,18 @@ pub fn accumulate(
     let resumed = cursor.is_some();
     let (from_source, from_row) = cursor.unwrap_or((0, 0));
 
-    // Readers from the cursor on: rows before it are done.
-    let mut readers: Vec<Offset<ShardReader>> = Vec::new();
-    for (i, shard) in opened.iter().enumerate().skip(from_source) {
-        let first = if i == from_source { from_row } else { 0 };
-        readers.push(Offset {
-            inner: shard.reader(opts.first_shard_index + i as u64, &read)?,
-            first,
+    // Sources from the cursor on: rows before it are done.
+    let readers: Vec<Offset<S>> = sources
+        .into_iter()
+        .enumerate()
+        .skip(from_source)
+        .map(|(i, inner)| Offset {
+            inner,
+            first: if i == from_source { from_row } else { 0 },
             index: opts.first_shard_index + i as u64,
-        });
-    }
-    let done_before: usize = opened[..from_source.min(opened.len())]
-        .iter()
-        .map(Shard::rows)
-        .sum::<usize>()
-        + from_row;
+        })
+        .collect();
+    let done_before = rows[..from_source.min(rows.len())].iter().sum::<usize>() + from_row;
     progress(done_before as u64);
     let mut state = State {
         opts,
@@ -759,8 +778,7 @@ pub fn accumulate(
         sample,
         par,
         slots: vec![0; opts.partitions.partitions.len()],
-        snr: Vec::new(),
-        paths: shards.to_vec(),
+        origins,
     };
     let updates_per_row = match plan.mode {
         Mode::Cells => 1.0,
@@ -768,17 +786,18 @@ pub fn accumulate(
     };
     let (mut rows_this_run, mut bytes_this_run, mut checkpoints) = (0u64, 0u64, 0usize);
     let mut last_checkpoint = Instant::now();
-    let noise = opts.noise;
     pool.install(|| -> Result<()> {
-        // SNR and noise run in the reader thread, overlapping the Gram
+        // SNR and noise run on the stream's thread, overlapping the Gram
         // updates (in the main thread they left a core idle: perf).
-        let mut pre =
-            Prefetcher::spawn_with(readers, plan.chunk_rows, plan.prefetch, move |chunk| {
-                snr_and_noise(chunk, &noise)
-            })?;
-        while let Some(chunk) = pre.next() {
-            let mut chunk = chunk?;
-            state.absorb(&mut chunk)?;
+        let mut stream = RowStream::new(readers, spec, plan.chunk_rows, plan.prefetch)?;
+        let mut last_row: Option<(u64, usize)> = None;
+        while let Some(chunk) = stream.next() {
+            let chunk = chunk?;
+            state.absorb(&chunk)?;
+            last_row = Some((chunk.shard, (chunk.start + chunk.rows).saturating_sub(1)));
+            if let Some((shard, row)) = last_row {
+                state.check_finite(shard, row)?;
+            }
             rows_this_run += chunk.rows as u64;
             bytes_this_run += chunk.spectra_bytes() as u64;
             progress(chunk.rows as u64);
@@ -786,7 +805,7 @@ pub fn accumulate(
                 let next_row = chunk.start + chunk.rows;
                 if last_checkpoint.elapsed() >= c.every {
                     let pos = (chunk.shard - opts.first_shard_index) as usize;
-                    let (src, row) = if next_row >= opened[pos].rows() {
+                    let (src, row) = if next_row >= rows[pos] {
                         (pos + 1, 0)
                     } else {
                         (pos, next_row)
@@ -796,13 +815,16 @@ pub fn accumulate(
                     last_checkpoint = Instant::now();
                 }
             }
-            pre.recycle(chunk);
+            stream.recycle(chunk);
         }
         // Fold the rows still staged into the sums now, so the pass's figures
         // include all of its Gram work (finishing would flush them anyway, in
         // the same order: the bits do not change).
         for acc in &mut state.accs {
             acc.flush(state.par);
+        }
+        if let Some((shard, row)) = last_row {
+            state.check_finite(shard, row)?;
         }
         Ok(())
     })?;
@@ -828,43 +850,80 @@ pub fn accumulate(
     })
 }
 
-/// Per row: SNR = ‖flux‖₂ / (L‖error‖₂) of the noiseless flux into
-/// `chunk.row_values`, then the noise.
-fn snr_and_noise(chunk: &mut Chunk, noise: &NoiseModel) {
-    let p = chunk.pixels;
-    let l = if noise.level > 0.0 { noise.level } else { 1.0 };
-    chunk.row_values.clear();
-    for r in 0..chunk.rows {
-        let f = chunk.flux_row(r);
-        let e = &chunk.error[r * p..(r + 1) * p];
-        let nf = f.iter().map(|v| v * v).sum::<f64>().sqrt();
-        let ne = e.iter().map(|v| v * v).sum::<f64>().sqrt();
-        chunk.row_values.push(nf / (l * ne));
+/// The state saved in a checkpoint of this same run, and its cursor.
+fn restore(
+    file: &StatsFile,
+    ckpt_path: &Path,
+    opts: &AccumulateOptions,
+    plan: &MemoryPlan,
+    pixels: usize,
+    fingerprints: &[ShardFingerprint],
+) -> Result<(StatsHeader, Vec<Accumulator>, Sample, (usize, usize))> {
+    let refuse = |why: String| Error::Layout {
+        path: ckpt_path.to_path_buf(),
+        dataset: "/".into(),
+        expected: "a checkpoint of this same run".into(),
+        found: why,
+    };
+    if !file.is_checkpoint() {
+        return Err(refuse("complete statistics, not a checkpoint".into()));
     }
-    noise.apply_rows(
-        chunk.shard,
-        chunk.start as u64,
-        p,
-        &mut chunk.flux,
-        &chunk.error,
-        false,
-    );
+    let h = file.header().clone();
+    if h.pixels != pixels
+        || h.noise != opts.noise
+        || h.partitions != opts.partitions
+        || h.layout != opts.layout
+    {
+        return Err(refuse(
+            "a different configuration (pixels, noise, seed, partitions, folds or layout)".into(),
+        ));
+    }
+    if h.mode != plan.mode {
+        return Err(refuse(format!(
+            "mode {:?} where this run planned {:?}",
+            h.mode, plan.mode
+        )));
+    }
+    if h.shards != fingerprints {
+        return Err(refuse(
+            "a different shard list (paths, sizes or modification times changed)".into(),
+        ));
+    }
+    let cursor = file.cursor()?.ok_or_else(|| refuse("no cursor".into()))?;
+    if cursor.block_rows != plan.block_rows {
+        return Err(refuse(format!(
+            "{} rows staged per accumulator, this run plans {}",
+            cursor.block_rows, plan.block_rows
+        )));
+    }
+    let mut accs = Vec::with_capacity(plan.accumulators);
+    for (a, (sx, sy)) in cursor.staged.iter().enumerate() {
+        accs.push(Accumulator::restore(
+            &file.accumulator(a)?,
+            sx,
+            sy,
+            plan.block_rows,
+        )?);
+    }
+    if accs.len() != plan.accumulators {
+        return Err(refuse(format!(
+            "{} accumulators, expected {}",
+            accs.len(),
+            plan.accumulators
+        )));
+    }
+    let sample = Sample::from_reservoir(file.reservoir()?, opts.gate_sample);
+    Ok((h, accs, sample, (cursor.source, cursor.row)))
 }
 
 /// The shift: mean of the first [`SHIFT_ROWS`] usable rows of the first
-/// shard, noise included — independent of chunk size and thread count.
-fn shift_of(
-    shard: &Shard,
-    index: u64,
-    read: &ReadOptions,
-    noise: &NoiseModel,
-) -> Result<(Vec<f64>, f64)> {
-    let mut reader = shard.reader(index, read)?;
-    let n = shard.rows().min(SHIFT_ROWS);
+/// source, noise included — independent of chunk size and thread count.
+fn shift_of<S: ChunkSource>(source: &mut S, spec: &RowSpec) -> Result<(Vec<f64>, f64)> {
+    let n = source.rows().min(SHIFT_ROWS);
     let mut chunk = Chunk::default();
-    reader.read_chunk(0..n, &mut chunk)?;
+    source.read_chunk(0..n, &mut chunk)?;
+    spec.prepare(&mut chunk);
     let p = chunk.pixels;
-    noise.apply_rows(index, 0, p, &mut chunk.flux, &chunk.error, false);
     let (mut sx, mut sy, mut k) = (vec![0.0; p], 0.0, 0usize);
     for r in 0..chunk.rows {
         if chunk.skip[r] {
@@ -873,7 +932,7 @@ fn shift_of(
         for (s, v) in sx.iter_mut().zip(chunk.flux_row(r)) {
             *s += v;
         }
-        sy += chunk.params_row(r)[2];
+        sy += chunk.log_g(r);
         k += 1;
     }
     if k > 0 {
@@ -903,5 +962,8 @@ impl<S: ChunkSource> ChunkSource for Offset<S> {
     fn read_chunk(&mut self, rows: std::ops::Range<usize>, chunk: &mut Chunk) -> Result<()> {
         self.inner
             .read_chunk(rows.start + self.first..rows.end + self.first, chunk)
+    }
+    fn origin(&self) -> PathBuf {
+        self.inner.origin()
     }
 }

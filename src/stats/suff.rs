@@ -274,6 +274,29 @@ impl Accumulator {
         }
     }
 
+    /// The first non-finite sum folded in so far (`"xtx[i, i]"`,
+    /// `"sum_x[i]"`, `"xty[i]"`, `"sum_y"`, `"sum_yy"`), if any. The
+    /// diagonal bounds every entry of the Gram (|g_ij| ≤ √(g_ii g_jj)), so
+    /// P values check all P²: cheap enough to run after every chunk.
+    pub fn non_finite(&self) -> Option<String> {
+        let p = self.p;
+        if !self.gram.is_empty() {
+            if let Some(i) = (0..p).find(|&i| !self.gram[i * p + i].is_finite()) {
+                return Some(format!("xtx[{i}, {i}]"));
+            }
+        }
+        if let Some(i) = self.sum_x.iter().position(|v| !v.is_finite()) {
+            return Some(format!("sum_x[{i}]"));
+        }
+        if let Some(i) = self.xty.iter().position(|v| !v.is_finite()) {
+            return Some(format!("xty[{i}]"));
+        }
+        if !self.sum_y.is_finite() {
+            return Some("sum_y".into());
+        }
+        (!self.sum_yy.is_finite()).then(|| "sum_yy".into())
+    }
+
     /// Folds the staged rows into the sums.
     pub fn flush(&mut self, par: Par) {
         let k = self.staged;

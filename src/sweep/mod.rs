@@ -851,9 +851,8 @@ pub fn run(
         let summary = test_eval::score(
             spec,
             &h,
-            &ids,
             &models,
-            &opts.alphas,
+            opts.alphas.len(),
             opts.par,
             &mut groups,
             &mut progress,

@@ -1,8 +1,11 @@
 //! The sweep's tables: `sweep.csv` (DESIGN §7 contract) and `sweep.json`.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use super::Sweep;
+use crate::output::Staged;
+use crate::{Error, Result};
 
 /// The contract columns of `sweep.csv`, then `bin_name` and `selected`.
 pub const CSV_HEADER: &str = "partition,bin,alpha,n_train,train_r2,dof,gcv,cv_mse,n_test,test_r2,test_mae,test_rmse,bin_name,selected";
@@ -73,7 +76,7 @@ pub fn write_json(sweep: &Sweep, stats: &str, out: impl Write) -> std::io::Resul
 /// per group, R² against α — training, GCV (1 − GCV/Var y), CV
 /// (1 − CV MSE/Var y) and test — with the selected α marked. Returns the
 /// files written.
-pub fn write_plots(sweep: &Sweep, dir: &std::path::Path) -> crate::Result<Vec<std::path::PathBuf>> {
+pub fn write_plots(sweep: &Sweep, dir: &Path) -> Result<Vec<PathBuf>> {
     use crate::plot::{colors, log_x_panels, Panel, Series};
     let mut names: Vec<&str> = vec![];
     for g in &sweep.groups {
@@ -149,6 +152,64 @@ pub fn write_plots(sweep: &Sweep, dir: &std::path::Path) -> crate::Result<Vec<st
             Some(-0.25),
         )?;
         files.push(path);
+    }
+    Ok(files)
+}
+
+const OUTPUTS: [&str; 3] = ["sweep.csv", "sweep.json", "models.h5"];
+
+/// Refuses an output directory where writing the sweep would replace its
+/// statistics file or another input (a test shard): call before the work.
+pub fn check_outputs(out: &Path, stats: &Path, inputs: &[&Path]) -> Result<()> {
+    let mut all = inputs.to_vec();
+    all.push(stats);
+    for n in OUTPUTS {
+        crate::output::refuse_input_overwrite(&out.join(n), &all)?;
+    }
+    Ok(())
+}
+
+/// Writes `sweep.csv`, `sweep.json`, `models.h5` and (with `plots`)
+/// `plots/sweep_*.png` into `out` (created if missing), statistics read from
+/// `stats`. Everything is written into a scratch directory inside `out`
+/// first ([`crate::output`]) and moved into place at the end, so a failed
+/// run leaves no complete-looking output; an output file that is the
+/// statistics or another input in `inputs` is refused before anything is
+/// written. Returns the files written.
+pub fn write_outputs(
+    sweep: &Sweep,
+    header: &crate::stats::StatsHeader,
+    stats: &Path,
+    inputs: &[&Path],
+    out: &Path,
+    plots: bool,
+) -> Result<Vec<PathBuf>> {
+    check_outputs(out, stats, inputs)?;
+    let mut names: Vec<PathBuf> = OUTPUTS.iter().map(PathBuf::from).collect();
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let scratch = Staged::dir(&out.join("sweep"))?;
+    let dir = scratch.path();
+    let models = sweep.model_set(header, &stats.display().to_string())?;
+    crate::models::write_models(&dir.join("models.h5"), &models)?;
+    let stats_name = stats.display().to_string();
+    crate::experiment::write_file(&dir.join("sweep.csv"), |w| write_csv(sweep, w))?;
+    crate::experiment::write_file(&dir.join("sweep.json"), |w| {
+        write_json(sweep, &stats_name, w)
+    })?;
+    if plots {
+        std::fs::create_dir_all(dir.join("plots")).map_err(|e| Error::io(dir, e))?;
+        for p in write_plots(sweep, &dir.join("plots"))? {
+            if let Some(name) = p.file_name() {
+                names.push(Path::new("plots").join(name));
+            }
+        }
+        std::fs::create_dir_all(out.join("plots")).map_err(|e| Error::io(out, e))?;
+    }
+    let mut files = Vec::with_capacity(names.len());
+    for n in names {
+        let dest = out.join(&n);
+        std::fs::rename(dir.join(&n), &dest).map_err(|e| Error::io(&dest, e))?;
+        files.push(dest);
     }
     Ok(files)
 }

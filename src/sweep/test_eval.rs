@@ -16,7 +16,8 @@ use super::{GroupId, GroupModels, GroupSweep, Progress};
 use crate::eval::Scores;
 use crate::noise::NoiseModel;
 use crate::partition::RowKeys;
-use crate::source::{plan_iter, Chunk, ChunkSource, ReadOptions, Shard, Spectra};
+use crate::rows::{key_columns, ModelSpectra, RowSpec, RowStream};
+use crate::source::{Chunk, ReadOptions, Shard};
 use crate::stats::StatsHeader;
 use crate::{Error, Result};
 
@@ -79,86 +80,45 @@ pub fn stream(
             shard.pixels()
         )));
     }
-    let columns = vec![
-        layout.columns.teff.clone(),
-        layout.columns.mh.clone(),
-        layout.columns.log_g.clone(),
-    ];
-    let flux_opts = ReadOptions {
-        spectra: Spectra::FluxError,
-        columns: columns.clone(),
+    let (spectra, stored) = match spec.noise {
+        Some(noise) => (ModelSpectra::Draw(noise), false),
+        None if shard.has_noisy() => (ModelSpectra::Stored, true),
+        None => {
+            return Err(Error::InvalidParameter {
+                name: "test",
+                problem: format!(
+                    "{} has no stored `{}` array: give the test noise level and seed to draw it",
+                    spec.path.display(),
+                    layout.noisy
+                ),
+            })
+        }
+    };
+    // Test rows are keyed like training rows: SNR at the statistics' level.
+    let rows_spec = RowSpec {
+        spectra,
+        snr_level: Some(header.noise.level),
+        parallel: false,
+    };
+    let read = ReadOptions {
+        spectra: rows_spec.reader_spectra(stored),
+        columns: key_columns(layout),
         ..Default::default()
     };
-    let mut flux_reader = shard.reader(TEST_SHARD_INDEX, &flux_opts)?;
-    let mut noisy_reader = match spec.noise {
-        Some(_) => None,
-        None => {
-            if !shard.has_noisy() {
-                return Err(Error::InvalidParameter {
-                    name: "test",
-                    problem: format!(
-                        "{} has no stored `{}` array: give the test noise level and seed to draw it",
-                        spec.path.display(),
-                        layout.noisy
-                    ),
-                });
-            }
-            Some(shard.reader(
-                TEST_SHARD_INDEX,
-                &ReadOptions {
-                    spectra: Spectra::Noisy,
-                    columns,
-                    ..Default::default()
-                },
-            )?)
-        }
-    };
-    let level = if header.noise.level > 0.0 {
-        header.noise.level
-    } else {
-        1.0
-    };
-    let (mut fc, mut nc) = (Chunk::default(), Chunk::default());
+    let reader = shard.reader(TEST_SHARD_INDEX, &read)?;
+    let mut stream = RowStream::new(vec![reader], rows_spec, spec.chunk_rows.max(1), 2)?;
     let mut rows = Vec::new();
     let mut done = 0u64;
-    for task in plan_iter(vec![shard.rows()], spec.chunk_rows.max(1))? {
-        flux_reader.read_chunk(task.rows.clone(), &mut fc)?;
+    while let Some(chunk) = stream.next() {
+        let chunk = chunk?;
         rows.clear();
-        for r in 0..fc.rows {
-            let f = fc.flux_row(r);
-            let e = &fc.error[r * p..(r + 1) * p];
-            let nf = f.iter().map(|v| v * v).sum::<f64>().sqrt();
-            let ne = e.iter().map(|v| v * v).sum::<f64>().sqrt();
-            let prm = fc.params_row(r);
-            rows.push(TestRow {
-                keys: RowKeys {
-                    teff: prm[0],
-                    mh: prm[1],
-                    snr: nf / (level * ne),
-                },
-                log_g: prm[2],
-            });
-        }
-        let x: &Chunk = match (&mut noisy_reader, spec.noise) {
-            (Some(reader), _) => {
-                reader.read_chunk(task.rows, &mut nc)?;
-                &nc
-            }
-            (None, Some(noise)) => {
-                noise.apply_rows(
-                    TEST_SHARD_INDEX,
-                    fc.start as u64,
-                    p,
-                    &mut fc.flux,
-                    &fc.error,
-                    false,
-                );
-                &fc
-            }
-            (None, None) => unreachable!("a reader or a noise model"),
-        };
-        on_chunk(&rows, x)?;
-        done += fc.rows as u64;
+        rows.extend((0..chunk.rows).map(|r| TestRow {
+            keys: chunk.keys(r),
+            log_g: chunk.log_g(r),
+        }));
+        on_chunk(&rows, &chunk)?;
+        done += chunk.rows as u64;
+        stream.recycle(chunk);
     }
     let spectra = match spec.noise {
         None => format!("stored `{}`", layout.noisy),
@@ -167,99 +127,161 @@ pub fn stream(
     Ok((done, spectra))
 }
 
-/// Scores every valid (group, α) model on the test shard and fills each
-/// group's `points[a].test` and `n_test`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn score(
-    spec: &TestSpec,
-    header: &StatsHeader,
-    ids: &[GroupId],
-    models: &[GroupModels],
-    alphas: &[f64],
+/// Scores every (group, α) model of a sweep on test rows as they stream by:
+/// each row goes to the global group and to its slot of every partition
+/// (the "outside bins" slot where the partition has one), and each group's
+/// models predict its rows for every α at once (one matrix product per
+/// group and chunk). A consumer of [`stream`].
+pub(crate) struct CurveScorer<'a> {
+    header: &'a StatsHeader,
+    models: &'a [GroupModels],
     par: Par,
-    groups: &mut [GroupSweep],
-    progress: &mut impl FnMut(Progress<'_>),
-) -> Result<TestSummary> {
-    let p = header.pixels;
-    let parts = &header.partitions.partitions;
-    // group index of (partition, slot)
-    let mut slot_group = vec![vec![usize::MAX; 0]; parts.len()];
-    for (pi, part) in parts.iter().enumerate() {
-        slot_group[pi] = vec![usize::MAX; part.slots()];
-    }
-    for (g, id) in ids.iter().enumerate() {
-        if let Some(pi) = id.partition {
-            slot_group[pi][id.slot] = g;
+    /// Group index of (partition, slot).
+    slot_group: Vec<Vec<usize>>,
+    acc: Vec<Vec<Scores>>,
+    n_test: Vec<u64>,
+    outside: Vec<u64>,
+    members: Vec<Vec<usize>>,
+    rows: u64,
+}
+
+impl<'a> CurveScorer<'a> {
+    pub(crate) fn new(
+        header: &'a StatsHeader,
+        ids: &[GroupId],
+        models: &'a [GroupModels],
+        alphas: usize,
+        par: Par,
+    ) -> Self {
+        let parts = &header.partitions.partitions;
+        let mut slot_group: Vec<Vec<usize>> =
+            parts.iter().map(|p| vec![usize::MAX; p.slots()]).collect();
+        for (g, id) in ids.iter().enumerate() {
+            if let Some(pi) = id.partition {
+                slot_group[pi][id.slot] = g;
+            }
+        }
+        CurveScorer {
+            header,
+            models,
+            par,
+            slot_group,
+            acc: vec![vec![Scores::around(header.shift_y); alphas]; ids.len()],
+            n_test: vec![0; ids.len()],
+            outside: vec![0; parts.len()],
+            members: vec![Vec::new(); ids.len()],
+            rows: 0,
         }
     }
-    let mut acc = vec![vec![Scores::around(header.shift_y); alphas.len()]; ids.len()];
-    let mut outside = vec![0u64; parts.len()];
-    let total = Shard::open(&spec.path, &header.layout)?.rows() as u64;
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); ids.len()];
-    let mut done = 0u64;
-    let (_, spectra) = stream(spec, header, |rows, x| {
-        for m in members.iter_mut() {
+
+    /// Scores one chunk of test rows (`x.flux`: their noisy spectra).
+    pub(crate) fn add(&mut self, rows: &[TestRow], x: &Chunk) {
+        let p = self.header.pixels;
+        let parts = &self.header.partitions.partitions;
+        for m in self.members.iter_mut() {
             m.clear();
         }
         for (r, row) in rows.iter().enumerate() {
-            members[0].push(r);
+            self.members[0].push(r);
             for (pi, part) in parts.iter().enumerate() {
                 let slot = match part.bin(&row.keys) {
                     Some(b) => Some(b),
                     None => {
-                        outside[pi] += 1;
+                        self.outside[pi] += 1;
                         (!part.covers_all()).then(|| part.bins())
                     }
                 };
                 if let Some(s) = slot {
-                    members[slot_group[pi][s]].push(r);
+                    self.members[self.slot_group[pi][s]].push(r);
                 }
             }
         }
-        for (g, members) in members.iter().enumerate() {
+        for (g, members) in self.members.iter().enumerate() {
             if members.is_empty() {
                 continue;
             }
-            groups[g].n_test += members.len() as u64;
+            self.n_test[g] += members.len() as u64;
+            let model = &self.models[g];
             let xm = Mat::from_fn(members.len(), p, |i, j| x.flux[members[i] * p + j]);
-            let mut pred = Mat::<f64>::zeros(members.len(), alphas.len());
+            let mut pred = Mat::<f64>::zeros(members.len(), model.intercept.len());
             faer::linalg::matmul::matmul(
                 pred.as_mut(),
                 faer::Accum::Replace,
                 xm.as_ref(),
-                models[g].w.as_ref(),
+                model.w.as_ref(),
                 1.0,
-                par,
+                self.par,
             );
-            for (a, acc) in acc[g].iter_mut().enumerate() {
-                if !models[g].valid[a] {
+            for (a, acc) in self.acc[g].iter_mut().enumerate() {
+                if !model.valid[a] {
                     continue;
                 }
-                let b = models[g].intercept[a];
+                let b = model.intercept[a];
                 for (i, &r) in members.iter().enumerate() {
                     acc.add(rows[r].log_g, pred[(i, a)] + b);
                 }
             }
         }
-        done += rows.len() as u64;
-        progress(Progress::TestRows { done, total });
-        Ok(())
-    })?;
-    for (g, grp) in groups.iter_mut().enumerate() {
-        for (a, pt) in grp.points.iter_mut().enumerate() {
-            if models[g].valid[a] {
-                pt.test = acc[g][a].metrics();
+        self.rows += rows.len() as u64;
+    }
+
+    /// Rows scored so far.
+    pub(crate) fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Fills each group's `points[a].test` and `n_test`.
+    pub(crate) fn finish(
+        self,
+        groups: &mut [GroupSweep],
+        path: &std::path::Path,
+        spectra: String,
+    ) -> TestSummary {
+        for (g, grp) in groups.iter_mut().enumerate() {
+            grp.n_test += self.n_test[g];
+            for (a, pt) in grp.points.iter_mut().enumerate() {
+                if self.models[g].valid[a] {
+                    pt.test = self.acc[g][a].metrics();
+                }
             }
         }
+        TestSummary {
+            path: path.display().to_string(),
+            rows: self.rows,
+            spectra,
+            outside: self
+                .header
+                .partitions
+                .partitions
+                .iter()
+                .zip(&self.outside)
+                .map(|(p, &n)| (p.name.clone(), n))
+                .collect(),
+        }
     }
-    Ok(TestSummary {
-        path: spec.path.display().to_string(),
-        rows: done,
-        spectra,
-        outside: parts
-            .iter()
-            .zip(&outside)
-            .map(|(p, &n)| (p.name.clone(), n))
-            .collect(),
-    })
+}
+
+/// Scores every valid (group, α) model on the test shard and fills each
+/// group's `points[a].test` and `n_test`.
+pub(crate) fn score(
+    spec: &TestSpec,
+    header: &StatsHeader,
+    models: &[GroupModels],
+    alphas: usize,
+    par: Par,
+    groups: &mut [GroupSweep],
+    progress: &mut impl FnMut(Progress<'_>),
+) -> Result<TestSummary> {
+    let ids: Vec<GroupId> = groups.iter().map(|g| g.id).collect();
+    let total = Shard::open(&spec.path, &header.layout)?.rows() as u64;
+    let mut scorer = CurveScorer::new(header, &ids, models, alphas, par);
+    let (_, spectra) = stream(spec, header, |rows, x| {
+        scorer.add(rows, x);
+        progress(Progress::TestRows {
+            done: scorer.rows(),
+            total,
+        });
+        Ok(())
+    })?;
+    Ok(scorer.finish(groups, &spec.path, spectra))
 }

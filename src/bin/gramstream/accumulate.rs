@@ -119,6 +119,12 @@ pub fn options(args: &AccumulateArgs) -> Result<AccumulateOptions> {
 }
 
 pub fn run(args: &AccumulateArgs) -> Result<String> {
+    gramstream::output::refuse_input_overwrite(&args.out, &args.shards)?;
+    if let Some(c) = &args.checkpoint {
+        let mut outputs = args.shards.clone();
+        outputs.push(args.out.clone());
+        gramstream::output::refuse_input_overwrite(c, &outputs)?;
+    }
     let opts = options(args)?;
     let checkpoint = args.checkpoint.as_ref().map(|path| CheckpointOptions {
         path: path.clone(),

@@ -332,9 +332,29 @@ fn default_sigpipe() {
     }
 }
 
+/// On SIGINT or SIGTERM: remove this run's scratch files and directories
+/// (`gramstream::output`), then exit with 128 + the signal, as the shell
+/// would report it. A checkpoint already written stays for `--resume`.
+fn clean_up_on_signals() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("gramstream-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                gramstream::output::remove_scratch();
+                eprintln!("\ninterrupted (signal {sig}): this run's scratch files were removed");
+                std::process::exit(128 + sig);
+            }
+        });
+}
+
 fn main() -> ExitCode {
     default_sigpipe();
     tune_allocator();
+    clean_up_on_signals();
     let cli = Cli::parse();
     progress::force(cli.progress);
     match run(cli).context("gramstream failed") {

@@ -82,6 +82,9 @@ pub fn run(args: &PredictArgs) -> Result<String> {
         )
         .exit();
     }
+    let mut inputs = args.shards.clone();
+    inputs.push(args.model.clone());
+    gramstream::output::refuse_input_overwrite(&args.out, &inputs)?;
     let models = ModelSet::open(&args.model)?;
     let mut opts = PredictOptions::new(&models);
     opts.layout

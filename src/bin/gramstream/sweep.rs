@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use gramstream::noise::NoiseModel;
 use gramstream::stats::StatsFile;
 use gramstream::sweep::{self, report, CvMethod, Progress, Select, Sweep, SweepOptions, TestSpec};
@@ -66,6 +66,8 @@ pub fn run(args: &SweepArgs) -> Result<String> {
         }
         None => args.select,
     };
+    let inputs: Vec<&Path> = args.test.iter().map(PathBuf::as_path).collect();
+    report::check_outputs(&args.out, &args.stats, &inputs)?;
     let file = StatsFile::open(&args.stats)?;
     if file.is_checkpoint() {
         anyhow::bail!(
@@ -133,10 +135,11 @@ pub fn run(args: &SweepArgs) -> Result<String> {
         b.finish_and_clear();
     }
     let result = result?;
-    let files = write_outputs(
+    let files = report::write_outputs(
         &result,
         file.header(),
         &args.stats,
+        &inputs,
         &args.out,
         !args.no_plots,
     )?;
@@ -146,65 +149,6 @@ pub fn run(args: &SweepArgs) -> Result<String> {
         writeln!(s, "  {}", f.display())?;
     }
     Ok(s)
-}
-
-/// Writes everything into a scratch directory inside `out`, then moves the
-/// files into place, so a failed run leaves no complete-looking output.
-fn write_outputs(
-    result: &Sweep,
-    header: &gramstream::stats::StatsHeader,
-    stats: &Path,
-    out: &Path,
-    plots: bool,
-) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let scratch = out.join(format!(".sweep-partial-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(scratch.join("plots"))
-        .with_context(|| format!("creating {}", scratch.display()))?;
-    let written = (|| -> Result<Vec<PathBuf>> {
-        let mut names = vec![
-            PathBuf::from("sweep.csv"),
-            PathBuf::from("sweep.json"),
-            PathBuf::from("models.h5"),
-        ];
-        let models = result.model_set(header, &stats.display().to_string())?;
-        gramstream::models::write_models(&scratch.join("models.h5"), &models)?;
-        let csv = scratch.join("sweep.csv");
-        let f = std::fs::File::create(&csv).with_context(|| csv.display().to_string())?;
-        let mut w = std::io::BufWriter::new(f);
-        report::write_csv(result, &mut w).with_context(|| csv.display().to_string())?;
-        std::io::Write::flush(&mut w)?;
-        let json = scratch.join("sweep.json");
-        let f = std::fs::File::create(&json).with_context(|| json.display().to_string())?;
-        let mut w = std::io::BufWriter::new(f);
-        report::write_json(result, &stats.display().to_string(), &mut w)
-            .with_context(|| json.display().to_string())?;
-        std::io::Write::flush(&mut w)?;
-        if plots {
-            for p in report::write_plots(result, &scratch.join("plots"))? {
-                names.push(Path::new("plots").join(p.file_name().expect("a file name")));
-            }
-        }
-        Ok(names)
-    })();
-    let names = match written {
-        Ok(n) => n,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&scratch);
-            return Err(e);
-        }
-    };
-    std::fs::create_dir_all(out.join("plots"))?;
-    let mut files = vec![];
-    for n in names {
-        let dest = out.join(&n);
-        std::fs::rename(scratch.join(&n), &dest)
-            .with_context(|| format!("moving {} into place", dest.display()))?;
-        files.push(dest);
-    }
-    let _ = std::fs::remove_dir_all(&scratch);
-    Ok(files)
 }
 
 fn fmt(v: Option<f64>, prec: usize) -> String {
