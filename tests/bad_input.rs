@@ -549,3 +549,228 @@ fn every_bad_file_has_a_test() {
         }
     }
 }
+
+// ------------------------------------------------- the command-line tool
+//
+// Files from `gramstream generate` and `accumulate`, damaged by h5py or by
+// flipping bytes; every refusal checked by exit status and its one line.
+
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// `gramstream` without HDF5 file locking (see tests/sweep.rs: a child
+/// spawned while another test thread holds a file open inherits its lock).
+fn gramstream() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gramstream"));
+    cmd.env("HDF5_USE_FILE_LOCKING", "FALSE");
+    cmd
+}
+
+/// Runs a command that must fail with `code`; returns its one stderr line.
+fn fails(cmd: &mut Command, code: i32) -> String {
+    let out: Output = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).trim_end().to_string();
+    assert_eq!(out.status.code(), Some(code), "{cmd:?}: {err}");
+    if code == 1 {
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.starts_with("error: "), "{err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+fn succeeds(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Two generated training shards, a test shard, statistics with 3 folds.
+struct Fixture {
+    dir: PathBuf,
+    train: Vec<PathBuf>,
+    test: PathBuf,
+    stats: PathBuf,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("cli-bad-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap()
+            .keep();
+        let data = dir.join("data");
+        succeeds(
+            gramstream()
+                .args([
+                    "generate",
+                    "--train-shards",
+                    "2",
+                    "--rows",
+                    "300",
+                    "--test-rows",
+                    "100",
+                    "--pixels",
+                    "32",
+                    "--params-format",
+                    "fields",
+                    "--out",
+                ])
+                .arg(&data),
+        );
+        let train: Vec<PathBuf> = (0..2)
+            .map(|i| data.join(format!("train_{i}/dataset.h5")))
+            .collect();
+        let stats = dir.join("stats3.h5");
+        succeeds(
+            gramstream()
+                .args(["accumulate", "--folds", "3", "--out"])
+                .arg(&stats)
+                .args(&train),
+        );
+        Fixture {
+            test: data.join("test/dataset.h5"),
+            dir,
+            train,
+            stats,
+        }
+    })
+}
+
+/// A copy of `src` named `name` in a fresh directory.
+fn copy_of(src: &Path, name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().join(name);
+    std::fs::copy(src, &dst).unwrap();
+    (dir, dst)
+}
+
+/// Runs a Python snippet (h5py, numpy) with `args` as `sys.argv[1:]`; None
+/// when no such Python exists (outside CI).
+fn python(script: &str, args: &[&Path]) -> Option<()> {
+    let py = match common::find_python() {
+        Ok(p) => p,
+        Err(why) if std::env::var_os("CI").is_some() => panic!("{why}"),
+        Err(why) => {
+            eprintln!("skipping: {why}");
+            return None;
+        }
+    };
+    let out = Command::new(py)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(())
+}
+
+// ------------------------------------- issue 11, item 3: finite statistics
+
+/// A statistics file holding inf or NaN (an overflow in the pass) is refused
+/// by the loader, naming the file, the dataset and the accumulator.
+#[test]
+fn non_finite_statistics_are_refused() {
+    use gramstream::stats::StatsFile;
+    let f = fixture();
+    let set = |dataset: &str, index: &str, value: &str| {
+        let (dir, path) = copy_of(&f.stats, "stats.h5");
+        let script = format!(
+            "import sys, h5py\nwith h5py.File(sys.argv[1], 'r+') as h:\n    h['{dataset}'][{index}] = float('{value}')\n"
+        );
+        python(&script, &[&path]).map(|()| (dir, path))
+    };
+    // XᵀX of accumulator 1, packed element 5 = pixels (2, 2): found when read.
+    let Some((_dir, path)) = set("accumulators/xtx", "1, 5", "inf") else {
+        return;
+    };
+    let file = StatsFile::open(&path).unwrap();
+    file.accumulator(0).unwrap();
+    let err = file.accumulator(1).unwrap_err();
+    let text = err.to_string();
+    match err {
+        Error::Layout {
+            path: p,
+            dataset,
+            found,
+            ..
+        } => {
+            assert_eq!(
+                (p.as_path(), dataset.as_str()),
+                (path.as_path(), "/accumulators/xtx")
+            );
+            assert_eq!(found, "inf at accumulator 1, element 5 (pixels 2, 2)");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(text.contains("expected finite values"), "{text}");
+    // sweep reads every accumulator: exit 1, the same line.
+    let err = fails(
+        gramstream()
+            .args(["sweep", "--no-plots", "--out"])
+            .arg(path.with_file_name("sw"))
+            .arg(&path),
+        1,
+    );
+    assert!(
+        err.contains("/accumulators/xtx: expected finite values, found inf at accumulator 1"),
+        "{err}"
+    );
+    assert!(!path.with_file_name("sw").join("sweep.csv").exists());
+
+    // Σy, Σx and the shift: refused at open or read, each named.
+    for (dataset, index, value, want) in [
+        (
+            "accumulators/sum_y",
+            "0",
+            "nan",
+            "/accumulators/sum_y: expected finite values, found NaN at accumulator 0",
+        ),
+        (
+            "accumulators/sum_yy",
+            "2",
+            "-inf",
+            "/accumulators/sum_yy: expected finite values, found -inf at accumulator 2",
+        ),
+        (
+            "shift_x",
+            "3",
+            "inf",
+            "/shift_x: expected finite values, found inf at pixel 3",
+        ),
+    ] {
+        let (_dir, path) = set(dataset, index, value).unwrap();
+        let err = StatsFile::open(&path).unwrap_err().to_string();
+        assert!(err.contains(want), "{dataset}: {err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+    }
+    for (dataset, index, want) in [
+        (
+            "accumulators/sum_x",
+            "4, 7",
+            "/accumulators/sum_x: expected finite values, found NaN at accumulator 4, pixel 7",
+        ),
+        (
+            "accumulators/xty",
+            "0, 31",
+            "/accumulators/xty: expected finite values, found NaN at accumulator 0, pixel 31",
+        ),
+    ] {
+        let (_dir, path) = set(dataset, index, "nan").unwrap();
+        let file = StatsFile::open(&path).unwrap();
+        let a: usize = index.split(',').next().unwrap().parse().unwrap();
+        let err = file.accumulator(a).unwrap_err().to_string();
+        assert!(err.contains(want), "{dataset}: {err}");
+    }
+}
