@@ -774,3 +774,127 @@ fn non_finite_statistics_are_refused() {
         assert!(err.contains(want), "{dataset}: {err}");
     }
 }
+
+// ----------------------------- issue 11, item 6: rows that were never written
+
+/// Writes shards whose flux and error declare more rows than their storage
+/// holds (h5py, no data written), and one fully written gzip shard whose
+/// compressed storage is far smaller than its raw size.
+const UNALLOCATED: &str = r#"
+import sys, h5py, numpy as np
+out = sys.argv[1]
+def shard(name, rows, p, make):
+    with h5py.File(f"{out}/{name}.h5", "w") as f:
+        for a in ("flux", "error"):
+            make(f, f"/dataset/arrays/{a}/value", rows, p)
+        t = np.dtype([("T_eff", "<f8"), ("M_H", "<f8"), ("log_g", "<f8")])
+        if rows > 10**6:
+            f.create_dataset("/dataset/params/table", shape=(rows,), dtype=t, chunks=(64,), maxshape=(None,))
+        else:
+            tab = np.zeros(rows, t); tab["T_eff"] = 5000.0; tab["log_g"] = 4.0
+            f.create_dataset("/dataset/params/table", data=tab)
+        f.create_dataset("/spectrumdataset/wave", data=np.linspace(4000.0, 9000.0, p))
+def huge(f, name, rows, p):
+    f.create_dataset(name, shape=(rows, p), chunks=(64, p), maxshape=(None, p), dtype="<f8")
+def partly(f, name, rows, p):
+    d = f.create_dataset(name, shape=(rows, p), chunks=(64, p), dtype="<f8")
+    d[:64] = 1.0
+def contiguous(f, name, rows, p):
+    f.create_dataset(name, shape=(rows, p), dtype="<f8")
+def gzip(f, name, rows, p):
+    f.create_dataset(name, data=np.full((rows, p), 0.5), chunks=(7, p), compression="gzip", compression_opts=9)
+shard("huge", 2**40, 256, huge)
+shard("partly", 640, 256, partly)
+shard("contiguous", 37, 50, contiguous)
+shard("gzip", 100, 256, gzip)
+"#;
+
+#[test]
+fn unallocated_rows_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    if python(UNALLOCATED, &[dir.path()]).is_none() {
+        return;
+    }
+    let path = |name: &str| dir.path().join(format!("{name}.h5"));
+    assert!(std::fs::metadata(path("huge")).unwrap().len() < 100_000);
+    for (name, expected, found) in [
+        (
+            "huge",
+            "17179869184 chunks of [64, 256] for the declared 1099511627776 rows (1099511627776 × 256)",
+            "0 chunks allocated (0 bytes): the rows were never written",
+        ),
+        (
+            "partly",
+            "10 chunks of [64, 256] for the declared 640 rows (640 × 256)",
+            "1 chunks allocated (131072 bytes)",
+        ),
+        (
+            "contiguous",
+            "14800 bytes of storage for the declared 37 rows (37 × 50)",
+            "0 bytes allocated",
+        ),
+    ] {
+        let p = path(name);
+        let err = open_err(&p);
+        assert_names_file(&err, &p);
+        match err {
+            Error::Layout {
+                dataset,
+                expected: e,
+                found: f,
+                ..
+            } => {
+                assert_eq!(dataset, FLUX, "{name}");
+                assert_eq!(e, expected, "{name}");
+                assert!(f.starts_with(found), "{name}: {f}");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // Compressed chunks are smaller than the raw data, and legitimate.
+    let shard = open(&path("gzip")).unwrap();
+    let rows = read_all(
+        &mut shard
+            .reader(
+                0,
+                &options(&COLUMNS, ReadPath::Auto, NonFinitePolicy::Error),
+            )
+            .unwrap(),
+        64,
+    )
+    .unwrap();
+    assert!(rows.flux.iter().all(|&v| v == 0.5));
+
+    // Every command opens shards the same way: `scan` fails at once instead
+    // of reading 2^40 rows of fill values.
+    let mut child = gramstream()
+        .args(["scan", "--noise", "0"])
+        .arg(path("huge"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed().as_secs() > 60 {
+            child.kill().unwrap();
+            panic!("scan still running after 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(FLUX) && err.contains("0 chunks allocated (0 bytes)"),
+        "{err}"
+    );
+    for cmd in ["inspect", "accumulate"] {
+        let mut c = gramstream();
+        c.arg(cmd);
+        if cmd == "accumulate" {
+            c.arg("--out").arg(dir.path().join("s.h5"));
+        }
+        let err = fails(c.arg(path("huge")), 1);
+        assert!(err.contains("never written"), "{cmd}: {err}");
+    }
+}
