@@ -898,3 +898,45 @@ fn unallocated_rows_are_refused() {
         assert!(err.contains("never written"), "{cmd}: {err}");
     }
 }
+
+// --------------------------- issue 11, item 7: inspect and unusable shards
+
+/// Rewrites the params table of a copy: drops a column, or stores T_eff as strings.
+const PARAMS_EDIT: &str = r#"
+import sys, h5py, numpy as np
+path, edit = sys.argv[1], sys.argv[2]
+with h5py.File(path, "r+") as f:
+    t = f["/dataset/params/table"][...]
+    names = [n for n in t.dtype.names if not (edit == "drop_log_g" and n == "log_g")]
+    fields = [(n, "S16" if (edit == "teff_strings" and n == "T_eff") else t.dtype[n]) for n in names]
+    new = np.zeros(t.shape, np.dtype(fields))
+    for n in names:
+        new[n] = t[n].astype("S16") if new.dtype[n].kind == "S" else t[n]
+    del f["/dataset/params/table"]
+    f.create_dataset("/dataset/params/table", data=new)
+"#;
+
+#[test]
+fn inspect_exits_1_on_unusable_shard() {
+    let f = fixture();
+    let stdout = succeeds(gramstream().arg("inspect").arg(&f.train[0]));
+    assert!(stdout.contains("read path"), "{stdout}");
+    for (edit, want) in [
+        ("drop_log_g", "column \"log_g\" not found"),
+        ("teff_strings", "expected a numeric column \"T_eff\""),
+    ] {
+        let (_dir, path) = copy_of(&f.train[0], "dataset.h5");
+        let edit_arg = PathBuf::from(edit);
+        if python(PARAMS_EDIT, &[&path, &edit_arg]).is_none() {
+            return;
+        }
+        let err = fails(gramstream().arg("inspect").arg(&path), 1);
+        assert!(
+            err.contains(&path.display().to_string()) && err.contains(PARAMS) && err.contains(want),
+            "{edit}: {err}"
+        );
+        // The library says the same.
+        let e = gramstream::inspect::inspect(&path, &Layout::default()).unwrap_err();
+        assert!(e.to_string().contains(want), "{edit}: {e}");
+    }
+}
