@@ -940,3 +940,100 @@ fn inspect_exits_1_on_unusable_shard() {
         assert!(e.to_string().contains(want), "{edit}: {e}");
     }
 }
+
+// ------------------------------------------- issue 11, item 8: no panics
+
+/// An experiment config for the fixture's shards with `extra` appended.
+fn config(dir: &Path, extra: &str) -> PathBuf {
+    let f = fixture();
+    let text = format!(
+        "name = \"bad\"\n[data]\ntrain = [{}]\ntest = {:?}\n{extra}",
+        f.train
+            .iter()
+            .map(|p| format!("{:?}", p.display().to_string()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        f.test.display().to_string()
+    );
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `sweep --alphas 1:1e6:100000000` allocated 204 GB and panicked; the same
+/// grid in a config also left the experiment's scratch behind.
+#[test]
+fn alpha_grid_too_large_is_refused() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sw");
+    let err = fails(
+        gramstream()
+            .args(["sweep", "--alphas", "1:1e6:100000000", "--out"])
+            .arg(&out)
+            .arg(&f.stats),
+        1,
+    );
+    assert_eq!(
+        err,
+        "error: invalid parameter alphas: 100000000 values: at most 1000 (each group keeps P weights per α; the default grid has 50)"
+    );
+    assert!(!out.exists());
+    let cfg = config(
+        dir.path(),
+        "[stats]\nfolds = 3\n[ridge]\nalphas = \"1:1e6:100000000\"\n",
+    );
+    let err = fails(
+        gramstream()
+            .args(["experiment", "--out"])
+            .arg(&out)
+            .arg(&cfg),
+        1,
+    );
+    assert!(
+        err.contains("[ridge] alphas") && err.contains("100000000 values: at most 1000"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "only the config"
+    );
+}
+
+/// `--gate-sample 18446744073709551615` overflowed the reservoir's size
+/// (capacity overflow panic); the planner now refuses it with the arithmetic.
+#[test]
+fn gate_sample_overflow_is_refused() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.h5");
+    let err = fails(
+        gramstream()
+            .args([
+                "accumulate",
+                "--gate-sample",
+                "18446744073709551615",
+                "--out",
+            ])
+            .arg(&out)
+            .arg(&f.train[0]),
+        1,
+    );
+    assert!(
+        err.contains("invalid parameter mem-budget")
+            && err.contains("reservoir 1073741824.00 GiB")
+            && err.contains("lower --gate-sample"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    // A budget beyond 1 EiB is refused, so the planner's sums stay exact.
+    let err = fails(
+        gramstream()
+            .args(["accumulate", "--mem-budget", "2000000T", "--out"])
+            .arg(&out)
+            .arg(&f.train[0]),
+        2,
+    );
+    assert!(err.contains("more than 1 EiB"), "{err}");
+}

@@ -484,7 +484,10 @@ impl Config {
     }
 }
 
-/// Parses `6GiB`, `6G`, `800MiB`, `800M`, `1.5GB`, or bytes.
+/// The largest size [`parse_size`] accepts: 1 EiB.
+pub const MAX_SIZE: u64 = 1 << 60;
+
+/// Parses `6GiB`, `6G`, `800MiB`, `800M`, `1.5GB`, or bytes (at most [`MAX_SIZE`]).
 pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
@@ -507,6 +510,10 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     };
     if !(v.is_finite() && v > 0.0) {
         return Err(format!("{s:?} must be positive"));
+    }
+    // The planner's sums stay far from u64::MAX (see Reservoir::max_bytes).
+    if v * mult > MAX_SIZE as f64 {
+        return Err(format!("{s:?} is more than 1 EiB"));
     }
     Ok((v * mult) as u64)
 }
