@@ -1037,3 +1037,239 @@ fn gate_sample_overflow_is_refused() {
     );
     assert!(err.contains("more than 1 EiB"), "{err}");
 }
+
+// ------------------- issue 11, item 9: out-of-range values, before any work
+
+/// Shard indices wrapped: `--first-shard-index 18446744073709551615` gave the
+/// second shard index 0 (the first shard's noise) — and u64::MAX is the test
+/// shard's.
+#[test]
+fn shard_index_overflow_is_refused() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.h5");
+    let want = "error: invalid parameter first-shard-index: 2 shard(s) from index 18446744073709551615 would need indices up to 18446744073709551615 + 2 − 1, but shard indices must stay below 18446744073709551615 (reserved for the test shard's noise)";
+    let err = fails(
+        gramstream()
+            .args([
+                "accumulate",
+                "--first-shard-index",
+                "18446744073709551615",
+                "--out",
+            ])
+            .arg(&out)
+            .args(&f.train),
+        1,
+    );
+    assert_eq!(err, want);
+    assert!(!out.exists());
+    let err = fails(
+        gramstream()
+            .args([
+                "predict",
+                "--model",
+                "none.h5",
+                "--first-shard-index",
+                "18446744073709551615",
+                "--out",
+            ])
+            .arg(dir.path().join("p.csv"))
+            .args(&f.train),
+        1,
+    );
+    assert_eq!(err, want);
+    // The last index below the reserved one is fine.
+    succeeds(
+        gramstream()
+            .args([
+                "accumulate",
+                "--first-shard-index",
+                "18446744073709551614",
+                "--out",
+            ])
+            .arg(&out)
+            .arg(&f.train[0]),
+    );
+}
+
+/// `--noise 1e308` made L·error overflow and exited 0 with meaningless
+/// numbers; `--noise -1` read as an unknown argument.
+#[test]
+fn noise_level_out_of_range_is_refused() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    for level in ["1e308", "-1", "nan", "inf", "1000001"] {
+        let mut cases: Vec<(&str, Command)> = Vec::new();
+        let mut scan = gramstream();
+        scan.args(["scan", "--noise", level]).arg(&f.train[0]);
+        cases.push(("scan", scan));
+        let mut acc = gramstream();
+        acc.args(["accumulate", "--noise", level, "--out"])
+            .arg(dir.path().join("s.h5"))
+            .arg(&f.train[0]);
+        cases.push(("accumulate", acc));
+        let mut predict = gramstream();
+        predict
+            .args(["predict", "--model", "m.h5", "--noise", level, "--out"])
+            .arg(dir.path().join("p.csv"))
+            .arg(&f.test);
+        cases.push(("predict", predict));
+        let mut sweep = gramstream();
+        sweep
+            .args(["sweep", "--test-noise", level, "--test"])
+            .arg(&f.test)
+            .arg("--out")
+            .arg(dir.path().join("sw"))
+            .arg(&f.stats);
+        cases.push(("sweep", sweep));
+        for (name, mut cmd) in cases {
+            let err = fails(&mut cmd, 2);
+            assert!(
+                err.contains(&format!("invalid value '{level}'"))
+                    && err.contains("the noise level must be finite, ≥ 0 and ≤ 1e6"),
+                "{name} {level}: {err}"
+            );
+        }
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // A config level is checked the same way, before any work.
+    let cfg = config(dir.path(), "[noise]\nlevels = [1e308]\n");
+    let err = fails(
+        gramstream()
+            .args(["experiment", "--out"])
+            .arg(dir.path().join("out"))
+            .arg(&cfg),
+        1,
+    );
+    assert!(
+        err.contains("[noise] levels: invalid parameter noise: the noise level must be finite, ≥ 0 and ≤ 1e6, got 1e308"),
+        "{err}"
+    );
+    assert!(!dir.path().join("out").exists());
+}
+
+/// `--chunk-rows 0` was refused by two commands and accepted by two;
+/// `--block-rows 0` silently became 1; `--checkpoint-every nan` was taken.
+#[test]
+fn zero_rows_and_nan_intervals_are_refused() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let stats_out = dir.path().join("s.h5");
+    let mut cases: Vec<(&str, Command, &str)> = Vec::new();
+    let mut c = gramstream();
+    c.args(["scan", "--chunk-rows", "0"]).arg(&f.train[0]);
+    cases.push(("scan --chunk-rows", c, "must be at least 1 row"));
+    let mut c = gramstream();
+    c.args(["accumulate", "--chunk-rows", "0", "--out"])
+        .arg(&stats_out)
+        .arg(&f.train[0]);
+    cases.push(("accumulate --chunk-rows", c, "must be at least 1 row"));
+    let mut c = gramstream();
+    c.args(["accumulate", "--block-rows", "0", "--out"])
+        .arg(&stats_out)
+        .arg(&f.train[0]);
+    cases.push(("accumulate --block-rows", c, "must be at least 1 row"));
+    let mut c = gramstream();
+    c.args(["sweep", "--chunk-rows", "0", "--out"])
+        .arg(dir.path().join("sw"))
+        .arg(&f.stats);
+    cases.push(("sweep --chunk-rows", c, "must be at least 1 row"));
+    let mut c = gramstream();
+    c.args(["predict", "--model", "m.h5", "--chunk-rows", "0", "--out"])
+        .arg(dir.path().join("p.csv"))
+        .arg(&f.test);
+    cases.push(("predict --chunk-rows", c, "must be at least 1 row"));
+    for every in ["nan", "-1", "1e300"] {
+        let mut c = gramstream();
+        c.args(["accumulate", "--checkpoint"])
+            .arg(dir.path().join("ck.h5"))
+            .args(["--checkpoint-every", every, "--out"])
+            .arg(&stats_out)
+            .arg(&f.train[0]);
+        cases.push((
+            "accumulate --checkpoint-every",
+            c,
+            "the interval must be a finite number of seconds ≥ 0",
+        ));
+    }
+    for (name, mut cmd, want) in cases {
+        let err = fails(&mut cmd, 2);
+        assert!(err.contains(want), "{name}: {err}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// `sweep --alphas 0` on 3-fold statistics selected by GCV while the header
+/// said CV (CV is computed for α > 0 only); a config said nothing either.
+#[test]
+fn cv_without_a_positive_alpha_is_refused() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sw");
+    for extra in [&[][..], &["--select", "cv"][..]] {
+        let err = fails(
+            gramstream()
+                .args(["sweep", "--alphas", "0"])
+                .args(extra)
+                .arg("--out")
+                .arg(&out)
+                .arg(&f.stats),
+            1,
+        );
+        assert!(
+            err.contains("invalid parameter alphas: α by exact K-fold CV")
+                && err.contains("needs an α > 0 in the grid")
+                && err.contains("--select gcv"),
+            "{err}"
+        );
+    }
+    assert!(!out.exists());
+    // By GCV, α = 0 alone is a valid request.
+    let stdout = succeeds(
+        gramstream()
+            .args([
+                "sweep",
+                "--alphas",
+                "0",
+                "--select",
+                "gcv",
+                "--no-plots",
+                "--out",
+            ])
+            .arg(&out)
+            .arg(&f.stats),
+    );
+    assert!(stdout.contains("α chosen by GCV"), "{stdout}");
+    let cfg = config(
+        dir.path(),
+        "[stats]\nfolds = 3\n[ridge]\nalphas = [0.0]\nselect = \"cv\"\n",
+    );
+    let err = fails(gramstream().arg("experiment").arg(&cfg), 1);
+    assert!(
+        err.contains("[ridge] select = \"cv\" needs an α > 0"),
+        "{err}"
+    );
+}
+
+/// `partitions = []` ran and reported "0 training rows" though rows were read.
+#[test]
+fn config_without_partitions_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "[stats]\npartitions = []\n[gate]\nenabled = false\n",
+    );
+    let out = dir.path().join("out");
+    let err = fails(
+        gramstream()
+            .args(["experiment", "--out"])
+            .arg(&out)
+            .arg(&cfg),
+        1,
+    );
+    assert!(
+        err.contains("[stats] partitions = []: name at least one of \"teff_mh\", \"snr\""),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

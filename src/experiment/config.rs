@@ -366,13 +366,8 @@ impl Config {
         if self.noise.levels.is_empty() || self.noise.seeds.is_empty() {
             return Err(bad("[noise] needs at least one level and one seed".into()));
         }
-        if let Some(l) = self
-            .noise
-            .levels
-            .iter()
-            .find(|l| !l.is_finite() || **l < 0.0)
-        {
-            return Err(bad(format!("[noise] level {l} must be finite and ≥ 0")));
+        for &l in &self.noise.levels {
+            crate::noise::NoiseModel::new(l, 0).map_err(|e| bad(format!("[noise] levels: {e}")))?;
         }
         for (i, s) in self.noise.seeds.iter().enumerate() {
             if self.noise.seeds[..i].contains(s) {
@@ -389,6 +384,12 @@ impl Config {
         {
             return Err(bad(
                 "[data] test_spectra = \"stored\" holds one noise draw: use \"draw\" with several levels or seeds"
+                    .into(),
+            ));
+        }
+        if self.stats.partitions.is_empty() {
+            return Err(bad(
+                "[stats] partitions = []: name at least one of \"teff_mh\", \"snr\" (the global model is always fitted), or drop the key for both"
                     .into(),
             ));
         }
@@ -437,6 +438,12 @@ impl Config {
             (Select::Cv, None) if self.stats.folds < 2 => {
                 return Err(bad(
                     "[ridge] select = \"cv\" needs [stats] folds ≥ 2 (or use \"gcv\" or \"fixed\")"
+                        .into(),
+                ))
+            }
+            (Select::Cv, None) if !alphas.iter().any(|&a| a > 0.0) => {
+                return Err(bad(
+                    "[ridge] select = \"cv\" needs an α > 0 in alphas: CV is not computed at α = 0 (or use \"gcv\")"
                         .into(),
                 ))
             }

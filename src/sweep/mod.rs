@@ -746,6 +746,18 @@ pub fn run(
         None if folds >= 2 && opts.cv != CvMethod::Skip => Select::Cv,
         None => Select::Gcv,
     };
+    // CV is computed for α > 0 only (a fold's complement may be singular):
+    // on a grid of α = 0 alone every group would fall back to GCV.
+    if select_by == Select::Cv && !opts.alphas.iter().any(|&a| a > 0.0) {
+        return Err(Error::InvalidParameter {
+            name: "alphas",
+            problem: format!(
+                "α by exact K-fold CV (the rule for {}, which has {folds} folds) needs an α > 0 in the grid: \
+                 CV is not computed at α = 0; add α > 0, or choose by GCV (--select gcv)",
+                file.path().display()
+            ),
+        });
+    }
     let want_cv = (folds >= 2 && opts.cv != CvMethod::Skip).then_some(opts.cv);
     let parts = &h.partitions.partitions;
     let mut ids = vec![GroupId {

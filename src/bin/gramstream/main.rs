@@ -101,14 +101,14 @@ struct ScanArgs {
     /// Shard files (shard index = position in this list).
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Noise level L (0 = no noise).
-    #[arg(long, default_value_t = 1.0)]
+    /// Noise level L (0 = no noise; at most 1e6).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_noise_level, allow_negative_numbers = true)]
     noise: f64,
     /// Noise seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Rows per chunk.
-    #[arg(long, default_value_t = 256)]
+    /// Rows per chunk (≥ 1).
+    #[arg(long, default_value_t = 256, value_parser = parse_rows)]
     chunk_rows: usize,
     /// Read the stored `noisy` array instead of flux + error.
     #[arg(long)]
@@ -127,6 +127,43 @@ struct ScanArgs {
 }
 
 mod generate;
+
+/// `--noise`, `--test-noise`: a level in 0 ≤ L ≤ MAX_NOISE_LEVEL (usage error otherwise).
+pub fn parse_noise_level(s: &str) -> Result<f64, String> {
+    let level: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    gramstream::noise::NoiseModel::new(level, 0)
+        .map(|m| m.level)
+        .map_err(|e| match e {
+            gramstream::Error::InvalidParameter { problem, .. } => problem,
+            other => other.to_string(),
+        })
+}
+
+/// `--chunk-rows`, `--block-rows`, `--chunked`: a row count ≥ 1.
+pub fn parse_rows(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1 row".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a row count")),
+    }
+}
+
+/// `--checkpoint-every`: seconds, finite and ≥ 0 (0 = after every chunk).
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(v.is_finite() && v >= 0.0) || std::time::Duration::try_from_secs_f64(v).is_err() {
+        return Err(format!(
+            "{s:?}: the interval must be a finite number of seconds ≥ 0"
+        ));
+    }
+    Ok(v)
+}
 
 fn scan(args: &ScanArgs) -> Result<gramstream::scan::ScanSummary> {
     use gramstream::source::{NonFinitePolicy, ReadOptions, ReadPath, Spectra};
