@@ -1273,3 +1273,177 @@ fn config_without_partitions_is_refused() {
     );
     assert!(!out.exists());
 }
+
+// ------------------------ issue 11, item 10: messages that name the cause
+
+/// A Fletcher32 failure read as "H5Dread of rows 10..11 failed"; a damaged
+/// root header as a missing `format` attribute.
+#[test]
+fn damaged_statistics_name_the_checksum() {
+    use gramstream::stats::StatsFile;
+    let f = fixture();
+    // One byte inside the stored chunk of accumulator 1's XᵀX.
+    let (_dir, path) = copy_of(&f.stats, "stats.h5");
+    let script = r#"
+import sys, h5py
+path = sys.argv[1]
+with h5py.File(path, "r") as f:
+    info = f["accumulators/xtx"].id.get_chunk_info_by_coord((1, 0))
+with open(path, "r+b") as out:
+    out.seek(info.byte_offset + 16)
+    b = out.read(1)
+    out.seek(info.byte_offset + 16)
+    out.write(bytes([b[0] ^ 0x40]))
+"#;
+    if python(script, &[&path]).is_none() {
+        return;
+    }
+    let file = StatsFile::open(&path).unwrap();
+    file.accumulator(0).unwrap();
+    match file.accumulator(1).unwrap_err() {
+        Error::Hdf5 { what, message, .. } => {
+            assert_eq!(what, "reading /accumulators/xtx row 1");
+            assert_eq!(
+                message,
+                "H5Dread of rows 1..2 failed: checksum mismatch (Fletcher32): the file is damaged"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = fails(
+        gramstream()
+            .args(["sweep", "--no-plots", "--out"])
+            .arg(path.with_file_name("sw"))
+            .arg(&path),
+        1,
+    );
+    assert!(
+        err.contains("/accumulators/xtx row 1")
+            && err.ends_with("checksum mismatch (Fletcher32): the file is damaged"),
+        "{err}"
+    );
+
+    // One byte of the root object header (inside the `format` attribute's value).
+    let (_dir, path) = copy_of(&f.stats, "stats.h5");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes
+        .windows(16)
+        .position(|w| w == b"gramstream.stats")
+        .unwrap();
+    bytes[at + 3] ^= 0x55;
+    std::fs::write(&path, bytes).unwrap();
+    let err = StatsFile::open(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("checksum mismatch in the file's metadata: the file is damaged")
+            && !err.contains("attribute format"),
+        "{err}"
+    );
+}
+
+/// Output errors said only "creating ro/sw" or the path: the OS's reason
+/// now follows.
+#[test]
+fn output_errors_name_the_reason() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a_file");
+    std::fs::write(&file, b"").unwrap();
+    let err = fails(
+        gramstream()
+            .args(["sweep", "--no-plots", "--out"])
+            .arg(file.join("sw"))
+            .arg(&f.stats),
+        1,
+    );
+    assert_eq!(
+        err,
+        format!(
+            "error: creating {}: Not a directory (os error 20)",
+            file.join("sw").display()
+        )
+    );
+}
+
+/// A small tmpfs, mounted when the tests may (root); unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipping: cannot mount a tmpfs (not root?)");
+        }
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+
+    fn remount_read_only(&self) {
+        let ok = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Full disk: `sweep` said only the path, libhdf5 printed "bytes actually
+/// written = 18446744073709551615"; a read-only target only "creating ro/sw".
+/// Runs where a tmpfs can be mounted (as root).
+#[test]
+fn full_and_read_only_disks_are_named() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("full");
+    std::fs::create_dir(&mnt).unwrap();
+    let Some(fs) = Tmpfs::mount(&mnt, "64k") else {
+        return;
+    };
+    let err = fails(
+        gramstream()
+            .args(["sweep", "--no-plots", "--out"])
+            .arg(mnt.join("sw"))
+            .arg(&f.stats),
+        1,
+    );
+    assert!(
+        err.to_lowercase().contains("no space left on device"),
+        "{err}"
+    );
+    let err = fails(
+        gramstream()
+            .args(["accumulate", "--out"])
+            .arg(mnt.join("s.h5"))
+            .args(&f.train),
+        1,
+    );
+    assert!(
+        err.ends_with("no space left on device") && !err.contains("18446744073709551615"),
+        "{err}"
+    );
+    fs.remount_read_only();
+    let err = fails(
+        gramstream()
+            .args(["sweep", "--no-plots", "--out"])
+            .arg(mnt.join("sw2"))
+            .arg(&f.stats),
+        1,
+    );
+    assert_eq!(
+        err,
+        format!(
+            "error: creating {}: Read-only file system (os error 30)",
+            mnt.join("sw2").display()
+        )
+    );
+}

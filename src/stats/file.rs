@@ -661,10 +661,18 @@ impl StatsFile {
         let root: &Group = &file;
         let loc: &hdf5::Location = root;
 
-        let format = root
-            .attr("format")
-            .ok()
-            .and_then(|a| crate::h5raw::read_fixed_string_attr(&a).ok());
+        // A root header libhdf5 cannot read (damaged) is not a missing attribute.
+        let names = root
+            .attr_names()
+            .map_err(|e| Error::hdf5(path, "reading the root group's attributes", e))?;
+        let format = if names.iter().any(|n| n == "format") {
+            let a = root
+                .attr("format")
+                .map_err(|e| Error::hdf5(path, "reading the root attribute format", e))?;
+            crate::h5raw::read_fixed_string_attr(&a).ok()
+        } else {
+            None
+        };
         if format.as_deref() != Some(FORMAT_NAME.as_bytes()) {
             return Err(ck.bad(
                 "/ attribute format",

@@ -369,6 +369,29 @@ fn default_sigpipe() {
     }
 }
 
+/// The error as one line: the library's error (its Display names file,
+/// dataset, row, column) or the binary's context, followed by every cause
+/// not already in the text ("creating out/sw: Permission denied (os error
+/// 13)", not just "creating out/sw"). The outermost "gramstream failed"
+/// context is dropped.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    if msg.is_empty() {
+        msg = e.to_string();
+    }
+    msg.replace('\n', " ")
+}
+
 fn main() -> ExitCode {
     default_sigpipe();
     tune_allocator();
@@ -377,12 +400,7 @@ fn main() -> ExitCode {
     match run(cli).context("gramstream failed") {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the library's error (its Display names file, dataset, row, column).
-            let msg = e
-                .chain()
-                .nth(1)
-                .map_or_else(|| e.to_string(), |c| c.to_string());
-            eprintln!("error: {}", msg.replace('\n', " "));
+            eprintln!("error: {}", one_line(&e));
             ExitCode::from(1)
         }
     }

@@ -171,16 +171,18 @@ fn write_outputs(
         let models = result.model_set(header, &stats.display().to_string())?;
         gramstream::models::write_models(&scratch.join("models.h5"), &models)?;
         let csv = scratch.join("sweep.csv");
-        let f = std::fs::File::create(&csv).with_context(|| csv.display().to_string())?;
+        let f =
+            std::fs::File::create(&csv).with_context(|| format!("creating {}", csv.display()))?;
         let mut w = std::io::BufWriter::new(f);
-        report::write_csv(result, &mut w).with_context(|| csv.display().to_string())?;
-        std::io::Write::flush(&mut w)?;
+        report::write_csv(result, &mut w).with_context(|| format!("writing {}", csv.display()))?;
+        std::io::Write::flush(&mut w).with_context(|| format!("writing {}", csv.display()))?;
         let json = scratch.join("sweep.json");
-        let f = std::fs::File::create(&json).with_context(|| json.display().to_string())?;
+        let f =
+            std::fs::File::create(&json).with_context(|| format!("creating {}", json.display()))?;
         let mut w = std::io::BufWriter::new(f);
         report::write_json(result, &stats.display().to_string(), &mut w)
-            .with_context(|| json.display().to_string())?;
-        std::io::Write::flush(&mut w)?;
+            .with_context(|| format!("writing {}", json.display()))?;
+        std::io::Write::flush(&mut w).with_context(|| format!("writing {}", json.display()))?;
         if plots {
             for p in report::write_plots(result, &scratch.join("plots"))? {
                 names.push(Path::new("plots").join(p.file_name().expect("a file name")));
@@ -195,7 +197,8 @@ fn write_outputs(
             return Err(e);
         }
     };
-    std::fs::create_dir_all(out.join("plots"))?;
+    std::fs::create_dir_all(out.join("plots"))
+        .with_context(|| format!("creating {}", out.join("plots").display()))?;
     let mut files = vec![];
     for n in names {
         let dest = out.join(&n);
