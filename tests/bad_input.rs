@@ -591,7 +591,6 @@ fn succeeds(cmd: &mut Command) -> String {
 
 /// Two generated training shards, a test shard, statistics with 3 folds.
 struct Fixture {
-    dir: PathBuf,
     train: Vec<PathBuf>,
     test: PathBuf,
     stats: PathBuf,
@@ -600,6 +599,20 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
+        // Kept after the process (statics are never dropped); sets older
+        // than an hour are removed here.
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        for entry in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 3600);
+            if old && entry.file_name().to_string_lossy().starts_with("cli-bad-") {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
         let dir = tempfile::Builder::new()
             .prefix("cli-bad-")
             .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
@@ -636,7 +649,6 @@ fn fixture() -> &'static Fixture {
         );
         Fixture {
             test: data.join("test/dataset.h5"),
-            dir,
             train,
             stats,
         }
