@@ -163,7 +163,7 @@ impl Error {
         Error::Hdf5 {
             path: path.to_path_buf(),
             what: what.into(),
-            message: e.to_string(),
+            message: hdf5_cause(&e),
         }
     }
 
@@ -173,5 +173,92 @@ impl Error {
             path: path.to_path_buf(),
             source,
         }
+    }
+}
+
+/// libhdf5's error stack as the cause a user can act on. The crate's own
+/// text is the outermost and innermost frames ("H5Dread(): can't read
+/// data: filter returned failure during read"), which hides a checksum
+/// failure behind a generic read error and a full disk behind
+/// "bytes actually written = 18446744073709551615"; the frames in between
+/// say what happened.
+pub(crate) fn hdf5_cause(e: &hdf5::Error) -> String {
+    let frames: Vec<String> = e
+        .stack()
+        .map(|s| s.iter().map(|f| f.desc().to_string()).collect())
+        .unwrap_or_default();
+    cause_of_frames(&frames).unwrap_or_else(|| e.to_string())
+}
+
+/// The cause named by libhdf5's frame descriptions, when one is recognised.
+pub(crate) fn cause_of_frames(frames: &[String]) -> Option<String> {
+    let any = |needle: &str| {
+        frames.iter().any(|f| {
+            f.to_ascii_lowercase()
+                .contains(&needle.to_ascii_lowercase())
+        })
+    };
+    if any("fletcher32") {
+        return Some("checksum mismatch (Fletcher32): the file is damaged".into());
+    }
+    if any("checksum") {
+        return Some("checksum mismatch in the file's metadata: the file is damaged".into());
+    }
+    if any("errno = 28,") || any("no space left on device") {
+        return Some("no space left on device".into());
+    }
+    // The POSIX driver quotes the system's message: "…, errno = 13, error
+    // message = 'Permission denied', …".
+    frames.iter().find_map(|f| {
+        let start = f.find("error message = '")? + "error message = '".len();
+        let len = f[start..].find('\'')?;
+        let head = f.split([':', ',']).next().unwrap_or_default().trim();
+        Some(format!("{head}: {}", &f[start..start + len]))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cause_of_frames;
+
+    fn frames(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn libhdf5_causes_are_named() {
+        assert_eq!(
+            cause_of_frames(&frames(&[
+                "can't read data",
+                "filter returned failure during read",
+                "data error detected by fletcher32 checksum",
+            ]))
+            .as_deref(),
+            Some("checksum mismatch (Fletcher32): the file is damaged")
+        );
+        assert_eq!(
+            cause_of_frames(&frames(&[
+                "unable to flush file",
+                "file write failed: time = Mon Nov 30 04:00:00 2026\n, filename = 'x.h5', file descriptor = 5, errno = 28, error message = 'No space left on device', buf = 0x5, total write size = 4096, bytes this sub-write = 4096, bytes actually written = 18446744073709551615, offset = 0",
+            ]))
+            .as_deref(),
+            Some("no space left on device")
+        );
+        assert_eq!(
+            cause_of_frames(&frames(&[
+                "unable to open file",
+                "unable to open file: name = 'ro/x.h5', errno = 13, error message = 'Permission denied', flags = 13, o_flags = 242",
+            ]))
+            .as_deref(),
+            Some("unable to open file: Permission denied")
+        );
+        assert_eq!(
+            cause_of_frames(&frames(&[
+                "incorrect metadata checksum after all read tries"
+            ]))
+            .as_deref(),
+            Some("checksum mismatch in the file's metadata: the file is damaged")
+        );
+        assert_eq!(cause_of_frames(&frames(&["unable to open file"])), None);
     }
 }

@@ -67,43 +67,53 @@ pub(crate) fn transfer_rows(
             Dataspace::try_new([n])?,
         ),
     };
-    let (status, verb) = hdf5::sync::sync(move || match buf {
-        // SAFETY (both arms): the buffer holds exactly n × ncols values of
-        // `mem` (checked above), matching `mspace`; `mem` is a fixed-size type
-        // with no variable-length members (callers build it from a Rust type
-        // or `native_record_type`), so libhdf5 reads or writes no pointers;
-        // every id is alive for the call; libhdf5 is serialised by `sync`.
-        Buffer::Read(out) => (
-            unsafe {
-                hdf5_sys::h5d::H5Dread(
-                    ds.id(),
-                    mem.id(),
-                    mspace.id(),
-                    fspace.id(),
-                    hdf5_sys::h5p::H5P_DEFAULT,
-                    out.as_mut_ptr().cast(),
-                )
-            },
-            "H5Dread",
-        ),
-        Buffer::Write(data) => (
-            unsafe {
-                hdf5_sys::h5d::H5Dwrite(
-                    ds.id(),
-                    mem.id(),
-                    mspace.id(),
-                    fspace.id(),
-                    hdf5_sys::h5p::H5P_DEFAULT,
-                    data.as_ptr().cast(),
-                )
-            },
-            "H5Dwrite",
-        ),
+    let (status, verb, stack) = hdf5::sync::sync(move || {
+        let (status, verb) = match buf {
+            // SAFETY (both arms): the buffer holds exactly n × ncols values of
+            // `mem` (checked above), matching `mspace`; `mem` is a fixed-size type
+            // with no variable-length members (callers build it from a Rust type
+            // or `native_record_type`), so libhdf5 reads or writes no pointers;
+            // every id is alive for the call; libhdf5 is serialised by `sync`.
+            Buffer::Read(out) => (
+                unsafe {
+                    hdf5_sys::h5d::H5Dread(
+                        ds.id(),
+                        mem.id(),
+                        mspace.id(),
+                        fspace.id(),
+                        hdf5_sys::h5p::H5P_DEFAULT,
+                        out.as_mut_ptr().cast(),
+                    )
+                },
+                "H5Dread",
+            ),
+            Buffer::Write(data) => (
+                unsafe {
+                    hdf5_sys::h5d::H5Dwrite(
+                        ds.id(),
+                        mem.id(),
+                        mspace.id(),
+                        fspace.id(),
+                        hdf5_sys::h5p::H5P_DEFAULT,
+                        data.as_ptr().cast(),
+                    )
+                },
+                "H5Dwrite",
+            ),
+        };
+        // libhdf5's error stack of this call, read before anything clears it.
+        let stack = (status < 0).then(|| hdf5::Error::query().unwrap_or_else(|e| e));
+        (status, verb, stack)
     });
     if status < 0 {
         return Err(hdf5::Error::from(format!(
-            "{verb} of rows {}..{} failed",
-            rows.start, rows.end
+            "{verb} of rows {}..{} failed: {}",
+            rows.start,
+            rows.end,
+            stack.map_or_else(
+                || "no libhdf5 error stack".into(),
+                |e| crate::error::hdf5_cause(&e)
+            )
         )));
     }
     Ok(())

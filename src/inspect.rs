@@ -2,7 +2,9 @@
 //!
 //! Inspection opens the file exactly as a run would ([`Shard::open`]), so a
 //! file it accepts is a file the pass can read, and a file it refuses is
-//! refused with the same error the pass would give.
+//! refused with the same error the pass would give. It also requires the
+//! params columns every run reads (T_eff, [M/H] and log g, as named by the
+//! layout) to exist and be numeric: a shard without them cannot serve.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -42,9 +44,14 @@ impl Inspection {
     }
 }
 
-/// Opens and validates `path` with `layout`, and describes it.
+/// Opens and validates `path` with `layout`, checks that the T_eff, [M/H]
+/// and log g columns are there and numeric, and describes it.
 pub fn inspect(path: impl AsRef<Path>, layout: &Layout) -> Result<Inspection> {
     let shard = Shard::open(path, layout)?;
+    let cols = &layout.columns;
+    for name in [&cols.teff, &cols.mh, &cols.log_g] {
+        shard.params().column_index(name)?;
+    }
     let wave = shard.wave();
     Ok(Inspection {
         path: shard.path().to_path_buf(),

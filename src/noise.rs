@@ -38,6 +38,42 @@ pub fn row_stream(seed: u64, shard: u64, row: u64) -> Xoshiro256PlusPlus {
     Xoshiro256PlusPlus::seed_from_u64(row_key(seed, shard, row))
 }
 
+/// The shard index reserved for the test shard's streams
+/// (`sweep::test_eval::TEST_SHARD_INDEX`, `synth::TEST_SHARD`): no training
+/// shard may take it, or its noise would be the test shard's.
+pub const RESERVED_SHARD_INDEX: u64 = u64::MAX;
+
+/// The indices of `count` shards numbered from `first` (`--first-shard-index`),
+/// checked: they must not overflow and must stay below
+/// [`RESERVED_SHARD_INDEX`]; otherwise the second shard's index would wrap
+/// to 0 and reuse the first shard's noise, folds and gate keys.
+pub fn shard_indices(first: u64, count: usize) -> crate::Result<std::ops::Range<u64>> {
+    // The reserved index is u64::MAX, so an end (one past the last index)
+    // that does not overflow keeps every index below it.
+    const _: () = assert!(RESERVED_SHARD_INDEX == u64::MAX);
+    let end = u64::try_from(count).ok().and_then(|c| first.checked_add(c));
+    match end {
+        Some(end) => Ok(first..end),
+        None => Err(crate::Error::InvalidParameter {
+            name: "first-shard-index",
+            problem: format!(
+                "{count} shard(s) from index {first} would need indices up to {first} + {count} − 1, \
+                 but shard indices must stay below {RESERVED_SHARD_INDEX} (reserved for the test shard's noise)"
+            ),
+        }),
+    }
+}
+
+/// [`shard_indices`] for shards to predict: also the one test shard at
+/// [`RESERVED_SHARD_INDEX`], whose noise an experiment drew (predicting it
+/// with that index reproduces the experiment's test predictions).
+pub fn predicted_shard_indices(first: u64, count: usize) -> crate::Result<()> {
+    if first == RESERVED_SHARD_INDEX && count == 1 {
+        return Ok(());
+    }
+    shard_indices(first, count).map(|_| ())
+}
+
 /// A noise model: level and seed.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct NoiseModel {
@@ -47,13 +83,20 @@ pub struct NoiseModel {
     pub seed: u64,
 }
 
+/// The largest noise level accepted: L·error·z must stay far from overflow
+/// (a level of 1e308 turned every noisy value into ±inf or 0), and a level
+/// beyond this is noise that drowns any spectrum (the reports use 0.2 … 2).
+pub const MAX_NOISE_LEVEL: f64 = 1e6;
+
 impl NoiseModel {
-    /// A model; `level` must be finite and ≥ 0.
+    /// A model; `level` must be finite, ≥ 0 and ≤ [`MAX_NOISE_LEVEL`].
     pub fn new(level: f64, seed: u64) -> crate::Result<Self> {
-        if !level.is_finite() || level < 0.0 {
+        if !level.is_finite() || !(0.0..=MAX_NOISE_LEVEL).contains(&level) {
             return Err(crate::Error::InvalidParameter {
                 name: "noise",
-                problem: format!("the noise level must be finite and ≥ 0, got {level}"),
+                problem: format!(
+                    "the noise level must be finite, ≥ 0 and ≤ {MAX_NOISE_LEVEL:e}, got {level:?}"
+                ),
             });
         }
         Ok(NoiseModel { level, seed })
@@ -158,7 +201,7 @@ mod tests {
         assert!((var - 1.0).abs() < 0.02, "var {var}");
         let mut low = vec![0.0; 1000];
         model.apply_row(0, 1, &mut low, &vec![1.0; 1000]);
-        assert!(low.iter().all(|&v| v >= 0.0) && low.iter().any(|&v| v == 0.0));
+        assert!(low.iter().all(|&v| v >= 0.0) && low.contains(&0.0));
     }
 
     #[test]

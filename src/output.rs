@@ -23,7 +23,7 @@
 //!   exist are cleaned.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::{Error, Result};
@@ -31,6 +31,7 @@ use crate::{Error, Result};
 /// Scratch paths of this process that a signal handler must remove.
 static SCRATCH: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static COUNTER: AtomicU64 = AtomicU64::new(0);
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 const MARK: &str = ".gramstream-";
 
 fn io(path: &Path, e: std::io::Error) -> Error {
@@ -103,15 +104,47 @@ pub fn refuse_input_overwrite<P: AsRef<Path>>(output: &Path, inputs: &[P]) -> Re
     Ok(())
 }
 
-/// Removes every scratch path of this process (for a signal handler; the
-/// paths are dropped from the registry).
+/// For a signal handler: marks the process interrupted (no new scratch is
+/// created from now on: [`Staged`] refuses) and removes every scratch path
+/// of this process. The work still running may then fail on its vanished
+/// files; [`interrupted`] tells its error apart from a real one.
+pub fn interrupt() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    remove_scratch();
+}
+
+/// Whether [`interrupt`] was called.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Removes every scratch path of this process (the paths are dropped from
+/// the registry).
 pub fn remove_scratch() {
     let paths = match SCRATCH.lock() {
         Ok(mut g) => std::mem::take(&mut *g),
         Err(p) => std::mem::take(&mut *p.into_inner()),
     };
     for p in paths {
-        let _ = std::fs::remove_file(&p).or_else(|_| std::fs::remove_dir_all(&p));
+        if std::fs::remove_file(&p).is_ok() {
+            continue;
+        }
+        // A directory the work may still be writing into: renamed first, so
+        // that the work's next path-based write fails instead of racing the
+        // removal with new entries.
+        let mut dead = p.as_os_str().to_os_string();
+        dead.push("-removing");
+        let dead = PathBuf::from(dead);
+        let target = if std::fs::rename(&p, &dead).is_ok() {
+            dead
+        } else {
+            p
+        };
+        for _ in 0..5 {
+            if std::fs::remove_dir_all(&target).is_ok() || !target.exists() {
+                break;
+            }
+        }
     }
 }
 
@@ -196,6 +229,13 @@ impl Staged {
             COUNTER.fetch_add(1, Ordering::Relaxed),
         );
         register(&scratch);
+        if interrupted() {
+            unregister(&scratch);
+            return Err(Error::Output {
+                path: dest.to_path_buf(),
+                problem: "interrupted".into(),
+            });
+        }
         if dir {
             std::fs::create_dir(&scratch).map_err(|e| {
                 unregister(&scratch);

@@ -243,6 +243,7 @@ pub fn predict(
             problem: "must be at least 1".into(),
         });
     }
+    crate::noise::predicted_shard_indices(opts.first_shard_index, shards.len())?;
     let router = Router::new(models);
     router.check(opts.routing)?;
     let partition: Option<&Partition> = router

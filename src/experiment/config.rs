@@ -366,13 +366,8 @@ impl Config {
         if self.noise.levels.is_empty() || self.noise.seeds.is_empty() {
             return Err(bad("[noise] needs at least one level and one seed".into()));
         }
-        if let Some(l) = self
-            .noise
-            .levels
-            .iter()
-            .find(|l| !l.is_finite() || **l < 0.0)
-        {
-            return Err(bad(format!("[noise] level {l} must be finite and ≥ 0")));
+        for &l in &self.noise.levels {
+            crate::noise::NoiseModel::new(l, 0).map_err(|e| bad(format!("[noise] levels: {e}")))?;
         }
         for (i, s) in self.noise.seeds.iter().enumerate() {
             if self.noise.seeds[..i].contains(s) {
@@ -389,6 +384,12 @@ impl Config {
         {
             return Err(bad(
                 "[data] test_spectra = \"stored\" holds one noise draw: use \"draw\" with several levels or seeds"
+                    .into(),
+            ));
+        }
+        if self.stats.partitions.is_empty() {
+            return Err(bad(
+                "[stats] partitions = []: name at least one of \"teff_mh\", \"snr\" (the global model is always fitted), or drop the key for both"
                     .into(),
             ));
         }
@@ -440,6 +441,12 @@ impl Config {
                         .into(),
                 ))
             }
+            (Select::Cv, None) if !alphas.iter().any(|&a| a > 0.0) => {
+                return Err(bad(
+                    "[ridge] select = \"cv\" needs an α > 0 in alphas: CV is not computed at α = 0 (or use \"gcv\")"
+                        .into(),
+                ))
+            }
             _ => {}
         }
         let gate_partition = if self.gate.enabled {
@@ -484,7 +491,10 @@ impl Config {
     }
 }
 
-/// Parses `6GiB`, `6G`, `800MiB`, `800M`, `1.5GB`, or bytes.
+/// The largest size [`parse_size`] accepts: 1 EiB.
+pub const MAX_SIZE: u64 = 1 << 60;
+
+/// Parses `6GiB`, `6G`, `800MiB`, `800M`, `1.5GB`, or bytes (at most [`MAX_SIZE`]).
 pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
@@ -507,6 +517,10 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     };
     if !(v.is_finite() && v > 0.0) {
         return Err(format!("{s:?} must be positive"));
+    }
+    // The planner's sums stay far from u64::MAX (see Reservoir::max_bytes).
+    if v * mult > MAX_SIZE as f64 {
+        return Err(format!("{s:?} is more than 1 EiB"));
     }
     Ok((v * mult) as u64)
 }

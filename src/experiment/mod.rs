@@ -108,6 +108,9 @@ pub fn execute(
     progress: &(dyn Fn(Event<'_>) + Sync),
 ) -> Result<Experiment> {
     let out = plan.out.clone();
+    let mut inputs: Vec<&Path> = plan.train.iter().map(PathBuf::as_path).collect();
+    inputs.push(&plan.test);
+    crate::output::refuse_input_overwrite(&out, &inputs)?;
     if out.exists() {
         let empty = std::fs::read_dir(&out)
             .map(|mut d| d.next().is_none())
@@ -127,9 +130,6 @@ pub fn execute(
             });
         }
     }
-    let mut inputs: Vec<&Path> = plan.train.iter().map(PathBuf::as_path).collect();
-    inputs.push(&plan.test);
-    crate::output::refuse_input_overwrite(&out, &inputs)?;
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }

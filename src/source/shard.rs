@@ -209,6 +209,75 @@ fn array_info(ds: &hdf5::Dataset, name: &str, file_len: u64) -> ArrayInfo {
     }
 }
 
+/// Refuses an array whose allocated storage cannot hold its declared rows.
+///
+/// Unwritten chunks (or an unallocated contiguous block) read as the fill
+/// value, so a file of a few kilobytes could declare 2^40 rows × P of zeros
+/// and keep every command reading for ever. Chunked data are judged by the
+/// number of allocated chunks against the number the shape needs (not by
+/// bytes: compressed chunks are legitimately smaller than the raw data);
+/// contiguous data by the allocated bytes against the raw size.
+fn check_allocated(path: &Path, ds: &hdf5::Dataset, info: &ArrayInfo) -> Result<()> {
+    let elem = ds.dtype().map_or(0, |t| t.size() as u128);
+    let declared: u128 = info.shape.iter().map(|&d| d as u128).product::<u128>() * elem;
+    if declared == 0 {
+        return Ok(());
+    }
+    let rows = info.shape.first().copied().unwrap_or(0);
+    let shape = info
+        .shape
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(" × ");
+    let refuse = |expected: String, found: String| Error::Layout {
+        path: path.to_path_buf(),
+        dataset: info.name.clone(),
+        expected,
+        found: format!("{found}: the rows were never written (they would read as fill values)"),
+    };
+    match &info.storage {
+        Storage::Contiguous { .. } if u128::from(ds.storage_size()) < declared => Err(refuse(
+            format!("{declared} bytes of storage for the declared {rows} rows ({shape})"),
+            format!("{} bytes allocated", ds.storage_size()),
+        )),
+        Storage::Chunked { chunk, .. } => {
+            if chunk.len() != info.shape.len() || chunk.contains(&0) {
+                return Err(Error::Layout {
+                    path: path.to_path_buf(),
+                    dataset: info.name.clone(),
+                    expected: format!("a chunk shape of {} positive extents", info.shape.len()),
+                    found: format!("chunk shape {chunk:?}"),
+                });
+            }
+            let needed: u128 = info
+                .shape
+                .iter()
+                .zip(chunk)
+                .map(|(&d, &c)| (d as u128).div_ceil(c as u128))
+                .product();
+            let Some(have) = ds.num_chunks() else {
+                return Err(Error::hdf5(
+                    path,
+                    format!("counting the allocated chunks of {}", info.name),
+                    "the chunk index cannot be read (damaged file?)"
+                        .to_string()
+                        .into(),
+                ));
+            };
+            if (have as u128) < needed {
+                return Err(refuse(
+                    format!("{needed} chunks of {chunk:?} for the declared {rows} rows ({shape})"),
+                    // Counting bytes walks the chunk index again: only when refusing.
+                    format!("{have} chunks allocated ({} bytes)", ds.storage_size()),
+                ));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Whether every link of the absolute path `dataset` exists.
 fn exists(file: &hdf5::File, dataset: &str) -> bool {
     let mut prefix = String::new();
@@ -246,7 +315,10 @@ fn has_hdf5_signature(path: &Path, file_len: u64) -> bool {
 impl Shard {
     /// Opens `path` with `layout` and validates it: datasets present, 2-D
     /// float arrays of one shape (N, P) with N ≥ 1, a params table of N rows,
-    /// a wavelength grid of P values, contiguous data inside the file.
+    /// a wavelength grid of P values, contiguous data inside the file, and
+    /// storage allocated for every declared row of flux, error and noisy
+    /// (unwritten rows would read as fill values; a tiny file declaring 2^40
+    /// rows is refused here instead of being read for ever).
     pub fn open(path: impl AsRef<Path>, layout: &Layout) -> Result<Self> {
         let path = path.as_ref();
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
@@ -350,6 +422,12 @@ impl Shard {
         let noisy = same_shape(open_array(&layout.noisy, false)?)?;
         if error.is_none() && noisy.is_none() {
             return Err(missing(&layout.error));
+        }
+        for (ds, info) in [Some(&flux), error.as_ref(), noisy.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            check_allocated(path, ds, info)?;
         }
         let mask = open_array(&layout.mask, false)?.map(|(_, info)| info);
 

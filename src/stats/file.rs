@@ -60,7 +60,11 @@
 //! equals `rows` in [`Mode::Cells`] and `rows` × partitions in
 //! [`Mode::PerBin`] (each partition's slots hold every row once); shard
 //! indices are unique; for complete statistics `rows + skipped` ≤ Σ shard rows;
-//! staged rows per accumulator < `block_rows`.
+//! staged rows per accumulator < `block_rows`; the shift and Σy, Σy² are
+//! finite. Each accumulator's Σx, Xᵀy and XᵀX are checked finite when it is
+//! read ([`StatsFile::accumulator`]), the gate sample's flux and labels when
+//! it is read (the SNR may be infinite: a zero error), a checkpoint's staged
+//! rows likewise: an overflow in the pass never reaches a solver unnamed.
 //!
 //! In Python: `xtx = f["accumulators/xtx"][a]; G = np.zeros((P, P));
 //! G[np.tril_indices(P)] = xtx; G = G + np.tril(G, -1).T`.
@@ -569,6 +573,15 @@ impl Check<'_> {
             .collect()
     }
 
+    /// Refuses a non-finite value in `values`; `at` says where index `i` is
+    /// (accumulator, pixel, …).
+    fn finite(&self, name: &str, values: &[f64], at: impl Fn(usize) -> String) -> Result<()> {
+        match values.iter().position(|v| !v.is_finite()) {
+            None => Ok(()),
+            Some(i) => Err(self.bad(name, "finite values", format!("{} at {}", values[i], at(i)))),
+        }
+    }
+
     fn read<T: H5Type>(&self, ds: &Dataset, name: &str) -> Result<Vec<T>> {
         ds.read_raw::<T>()
             .map_err(|e| Error::hdf5(self.path, format!("reading {name}"), e))
@@ -606,6 +619,18 @@ const F64: TypeDescriptor = TypeDescriptor::Float(FloatSize::U8);
 const U64: TypeDescriptor = TypeDescriptor::Unsigned(IntSize::U8);
 const I64: TypeDescriptor = TypeDescriptor::Integer(IntSize::U8);
 
+/// (i, j), i ≥ j, of position `k` in a packed lower triangle (row-major).
+fn unpack(k: usize) -> (usize, usize) {
+    let mut i = (((8.0 * k as f64 + 1.0).sqrt() - 1.0) / 2.0) as usize;
+    while i * (i + 1) / 2 > k {
+        i -= 1;
+    }
+    while (i + 1) * (i + 2) / 2 <= k {
+        i += 1;
+    }
+    (i, k - i * (i + 1) / 2)
+}
+
 /// Number of accumulators of a header without overflow.
 fn accumulators_checked(set: &PartitionSet, mode: Mode) -> Option<usize> {
     let mut slots = set.partitions.iter().map(|p| p.slots());
@@ -628,10 +653,18 @@ impl StatsFile {
         let root: &Group = &file;
         let loc: &hdf5::Location = root;
 
-        let format = root
-            .attr("format")
-            .ok()
-            .and_then(|a| crate::h5raw::read_fixed_string_attr(&a).ok());
+        // A root header libhdf5 cannot read (damaged) is not a missing attribute.
+        let names = root
+            .attr_names()
+            .map_err(|e| Error::hdf5(path, "reading the root group's attributes", e))?;
+        let format = if names.iter().any(|n| n == "format") {
+            let a = root
+                .attr("format")
+                .map_err(|e| Error::hdf5(path, "reading the root attribute format", e))?;
+            crate::h5raw::read_fixed_string_attr(&a).ok()
+        } else {
+            None
+        };
         if format.as_deref() != Some(FORMAT_NAME.as_bytes()) {
             return Err(ck.bad(
                 "/ attribute format",
@@ -806,6 +839,8 @@ impl StatsFile {
         // Shift and shards.
         let ds = ck.dataset(root, "/shift_x", &F64, &[p])?;
         header.shift_x = ck.read(&ds, "/shift_x")?;
+        ck.finite("/shift_x", &header.shift_x, |i| format!("pixel {i}"))?;
+        ck.finite("/ attribute shift_y", &[header.shift_y], |_| "y₀".into())?;
         let paths = ck.paths(root)?;
         let s = paths.len();
         let read_u64 = |name: &str| -> Result<Vec<u64>> {
@@ -859,6 +894,9 @@ impl StatsFile {
         let sum_y: Vec<f64> = ck.read(&ds, "/accumulators/sum_y")?;
         let ds = ck.dataset(root, "/accumulators/sum_yy", &F64, &[a_count])?;
         let sum_yy: Vec<f64> = ck.read(&ds, "/accumulators/sum_yy")?;
+        let accumulator = |a: usize| format!("accumulator {a}");
+        ck.finite("/accumulators/sum_y", &sum_y, accumulator)?;
+        ck.finite("/accumulators/sum_yy", &sum_yy, accumulator)?;
         let sum_x = ck.dataset(root, "/accumulators/sum_x", &F64, &[a_count, p])?;
         let xty = ck.dataset(root, "/accumulators/xty", &F64, &[a_count, p])?;
         let xtx = ck.dataset(root, "/accumulators/xtx", &F64, &[a_count, l])?;
@@ -997,7 +1035,8 @@ impl StatsFile {
         self.checkpoint
     }
 
-    /// Reads accumulator `a` (checksums verified by libhdf5).
+    /// Reads accumulator `a` (checksums verified by libhdf5); a non-finite
+    /// value is an error naming the dataset, the accumulator and the element.
     pub fn accumulator(&self, a: usize) -> Result<SuffStats> {
         let count = self.n.len();
         if a >= count {
@@ -1018,14 +1057,25 @@ impl StatsFile {
             })?;
             Ok(v)
         };
+        let ck = Check { path: &self.path };
+        let pixel = |i: usize| format!("accumulator {a}, pixel {i}");
+        let sum_x = row(&self.sum_x, "sum_x", p)?;
+        ck.finite("/accumulators/sum_x", &sum_x, pixel)?;
+        let xty = row(&self.xty, "xty", p)?;
+        ck.finite("/accumulators/xty", &xty, pixel)?;
+        let xtx = row(&self.xtx, "xtx", packed_len(p))?;
+        ck.finite("/accumulators/xtx", &xtx, |k| {
+            let (i, j) = unpack(k);
+            format!("accumulator {a}, element {k} (pixels {i}, {j})")
+        })?;
         Ok(SuffStats {
             p,
             n: self.n[a],
-            sum_x: row(&self.sum_x, "sum_x", p)?,
+            sum_x,
             sum_y: self.sum_y[a],
             sum_yy: self.sum_yy[a],
-            xty: row(&self.xty, "xty", p)?,
-            xtx: row(&self.xtx, "xtx", packed_len(p))?,
+            xty,
+            xtx,
         })
     }
 
@@ -1049,6 +1099,19 @@ impl StatsFile {
         let x: Vec<f64> = ck.read(&ds, "/reservoir/x")?;
         let ds = ck.dataset(root, "/reservoir/params", &F64, &[n, 4])?;
         let params: Vec<f64> = ck.read(&ds, "/reservoir/params")?;
+        if pixels > 0 {
+            ck.finite("/reservoir/x", &x, |i| {
+                format!("row {}, pixel {}", i / pixels, i % pixels)
+            })?;
+        }
+        // T_eff, [M/H] and log g must be finite; the SNR may be infinite (zero error).
+        let labels: Vec<f64> = params
+            .chunks_exact(4)
+            .flat_map(|c| [c[0], c[1], c[2]])
+            .collect();
+        ck.finite("/reservoir/params", &labels, |i| {
+            format!("row {}, column {}", i / 3, ["T_eff", "M_H", "log_g"][i % 3])
+        })?;
         Ok(Reservoir {
             capacity,
             pixels,
@@ -1084,6 +1147,10 @@ impl StatsFile {
                 let y: Vec<f64> = ck.read(&ds, &yn)?;
                 let ds = ck.dataset(root, &xn, &F64, &[s, p])?;
                 let x: Vec<f64> = ck.read(&ds, &xn)?;
+                ck.finite(&yn, &y, |i| format!("staged row {i}"))?;
+                ck.finite(&xn, &x, |i| {
+                    format!("staged row {}, pixel {}", i / p, i % p)
+                })?;
                 staged.push((x, y));
             } else {
                 staged.push((Vec::new(), Vec::new()));

@@ -144,10 +144,10 @@ impl MemoryPlan {
     /// Total planned bytes.
     pub fn total(&self) -> u64 {
         self.accumulator_bytes
-            + self.reader_bytes
-            + self.reservoir_bytes
-            + self.write_bytes
-            + self.overhead_bytes
+            .saturating_add(self.reader_bytes)
+            .saturating_add(self.reservoir_bytes)
+            .saturating_add(self.write_bytes)
+            .saturating_add(self.overhead_bytes)
     }
 
     fn with(
@@ -173,12 +173,11 @@ impl MemoryPlan {
             reader_bytes: ((prefetch + 3) * chunk_rows * p * 16) as u64,
             reservoir_bytes: Reservoir::max_bytes(opts.gate_sample, p),
             // A checkpoint copies the staged rows and the gate sample.
-            write_bytes: (super::packed_len(p) * 8 * 2) as u64
-                + if checkpoint {
-                    stage + Reservoir::max_bytes(opts.gate_sample, p)
-                } else {
-                    0
-                },
+            write_bytes: ((super::packed_len(p) * 8 * 2) as u64).saturating_add(if checkpoint {
+                stage.saturating_add(Reservoir::max_bytes(opts.gate_sample, p))
+            } else {
+                0
+            }),
             overhead_bytes: OVERHEAD,
             budget,
         }
@@ -195,7 +194,13 @@ impl MemoryPlan {
             None => &[Mode::Cells, Mode::PerBin],
         };
         let blocks: Vec<usize> = match opts.block_rows {
-            Some(b) => vec![b.max(1)],
+            Some(0) => {
+                return Err(Error::InvalidParameter {
+                    name: "block-rows",
+                    problem: "must be at least 1 row".into(),
+                })
+            }
+            Some(b) => vec![b],
             None => vec![256, 128, 64],
         };
         let mut smallest: Option<MemoryPlan> = None;
@@ -699,6 +704,7 @@ pub fn accumulate_sources<S: ChunkSource + 'static>(
             first.origin().display()
         )));
     }
+    crate::noise::shard_indices(opts.first_shard_index, sources.len())?;
     if fingerprints.len() != sources.len() {
         return Err(Error::Shape(format!(
             "{} fingerprints for {} sources",

@@ -149,10 +149,24 @@ impl Reservoir {
         self.keys.is_empty()
     }
 
-    /// Bytes a full reservoir holds.
+    /// Bytes a full reservoir holds (`capacity` × (P + 7) × 8), saturating
+    /// at [`Reservoir::MAX_PLAN_BYTES`]: a capacity whose sample cannot even
+    /// be counted (`--gate-sample 18446744073709551615`) then exceeds every
+    /// memory budget, and the planner refuses it with the arithmetic, instead
+    /// of the count overflowing.
     pub fn max_bytes(capacity: usize, pixels: usize) -> u64 {
-        (capacity * (pixels + 7)) as u64 * 8
+        pixels
+            .checked_add(7)
+            .and_then(|w| capacity.checked_mul(w))
+            .and_then(|v| u64::try_from(v).ok())
+            .and_then(|v| v.checked_mul(8))
+            .map_or(Self::MAX_PLAN_BYTES, |b| b.min(Self::MAX_PLAN_BYTES))
     }
+
+    /// The ceiling of [`Reservoir::max_bytes`]: 1 EiB, more than any memory
+    /// budget, and small enough that the planner's sum of a few such terms
+    /// cannot overflow a `u64`.
+    pub const MAX_PLAN_BYTES: u64 = 1 << 60;
 }
 
 /// Where an unfinished pass stopped, and the accumulators' staged rows, so
@@ -167,4 +181,23 @@ pub struct Cursor {
     pub staged: Vec<(Vec<f64>, Vec<f64>)>,
     /// Staging block of the accumulators.
     pub block_rows: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Reservoir;
+
+    #[test]
+    fn reservoir_bytes_saturate_instead_of_overflowing() {
+        assert_eq!(Reservoir::max_bytes(20_000, 4096), 20_000 * 4103 * 8);
+        assert_eq!(Reservoir::max_bytes(0, 4096), 0);
+        for (capacity, pixels) in [(usize::MAX, 4096), (usize::MAX / 8, 1), (1 << 60, 4096)] {
+            assert_eq!(
+                Reservoir::max_bytes(capacity, pixels),
+                Reservoir::MAX_PLAN_BYTES
+            );
+        }
+        // Five such terms still add up without overflow.
+        assert!(Reservoir::MAX_PLAN_BYTES.checked_mul(8).is_some());
+    }
 }

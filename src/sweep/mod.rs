@@ -144,13 +144,31 @@ pub fn insert_alpha(alphas: &mut Vec<f64>, alpha: f64) -> Result<()> {
     Ok(())
 }
 
-/// The default α grid: `n` values log-spaced from `lo` to `hi` inclusive.
+/// The most α values a sweep takes. Every group keeps the weights of every
+/// α (P × 8 bytes each): at P = 4096 and 15 groups, 1,000 α hold 0.5 GB;
+/// the default grid has 50. A larger grid is refused before any work.
+pub const MAX_ALPHAS: usize = 1000;
+
+fn too_many_alphas(n: usize) -> Error {
+    Error::InvalidParameter {
+        name: "alphas",
+        problem: format!(
+            "{n} values: at most {MAX_ALPHAS} (each group keeps P weights per α; the default grid has 50)"
+        ),
+    }
+}
+
+/// The default α grid: `n` values log-spaced from `lo` to `hi` inclusive
+/// (1 ≤ n ≤ [`MAX_ALPHAS`]).
 pub fn log_grid(lo: f64, hi: f64, n: usize) -> Result<Vec<f64>> {
     if !(lo > 0.0 && hi >= lo && lo.is_finite() && hi.is_finite()) || n == 0 {
         return Err(Error::InvalidParameter {
             name: "alphas",
             problem: format!("a log grid needs 0 < LO ≤ HI and N ≥ 1, got {lo}:{hi}:{n}"),
         });
+    }
+    if n > MAX_ALPHAS {
+        return Err(too_many_alphas(n));
     }
     if n == 1 {
         return Ok(vec![lo]);
@@ -192,6 +210,9 @@ pub fn parse_alphas(spec: &str) -> Result<Vec<f64>> {
     };
     if alphas.is_empty() || alphas.iter().any(|a| !a.is_finite() || *a < 0.0) {
         return Err(bad("every α must be finite and ≥ 0"));
+    }
+    if alphas.len() > MAX_ALPHAS {
+        return Err(too_many_alphas(alphas.len()));
     }
     Ok(alphas)
 }
@@ -683,6 +704,9 @@ pub fn run(
             problem: "every α must be finite and ≥ 0, and at least one is needed".into(),
         });
     }
+    if opts.alphas.len() > MAX_ALPHAS {
+        return Err(too_many_alphas(opts.alphas.len()));
+    }
     let folds = h.partitions.folds;
     let fixed_index = match (opts.select, opts.fixed_alpha) {
         (Some(Select::Fixed), Some(a)) => match opts.alphas.iter().position(|&x| x == a) {
@@ -722,6 +746,18 @@ pub fn run(
         None if folds >= 2 && opts.cv != CvMethod::Skip => Select::Cv,
         None => Select::Gcv,
     };
+    // CV is computed for α > 0 only (a fold's complement may be singular):
+    // on a grid of α = 0 alone every group would fall back to GCV.
+    if select_by == Select::Cv && !opts.alphas.iter().any(|&a| a > 0.0) {
+        return Err(Error::InvalidParameter {
+            name: "alphas",
+            problem: format!(
+                "α by exact K-fold CV (the rule for {}, which has {folds} folds) needs an α > 0 in the grid: \
+                 CV is not computed at α = 0; add α > 0, or choose by GCV (--select gcv)",
+                file.path().display()
+            ),
+        });
+    }
     let want_cv = (folds >= 2 && opts.cv != CvMethod::Skip).then_some(opts.cv);
     let parts = &h.partitions.partitions;
     let mut ids = vec![GroupId {
@@ -964,6 +1000,16 @@ mod tests {
         assert_eq!(parse_alphas("0, 1,10").unwrap(), vec![0.0, 1.0, 10.0]);
         for bad in ["", "1:2", "a:2:3", "1,-1", "1,nan", "0:1:3", "5:1:3"] {
             assert!(parse_alphas(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn alpha_grid_too_large_is_refused() {
+        assert_eq!(parse_alphas("1:1e6:1000").unwrap().len(), MAX_ALPHAS);
+        let list = vec!["1"; MAX_ALPHAS + 1].join(",");
+        for spec in ["1:1e6:100000000", "1:1e6:1001", list.as_str()] {
+            let e = parse_alphas(spec).unwrap_err().to_string();
+            assert!(e.contains("at most 1000"), "{e}");
         }
     }
 

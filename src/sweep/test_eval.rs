@@ -23,7 +23,7 @@ use crate::{Error, Result};
 
 /// Shard index the test noise streams use (distinct from every training
 /// shard's, so equal seeds never give training and test rows the same noise).
-pub const TEST_SHARD_INDEX: u64 = u64::MAX;
+pub const TEST_SHARD_INDEX: u64 = crate::noise::RESERVED_SHARD_INDEX;
 
 /// A test shard and how to get its noisy spectra.
 #[derive(Debug, Clone)]

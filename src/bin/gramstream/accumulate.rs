@@ -18,8 +18,8 @@ pub struct AccumulateArgs {
     /// Statistics file to write (HDF5).
     #[arg(long)]
     pub out: PathBuf,
-    /// Noise level L (0 = use the flux as is).
-    #[arg(long, default_value_t = 1.0)]
+    /// Noise level L (0 = use the flux as is; at most 1e6).
+    #[arg(long, default_value_t = 1.0, value_parser = crate::parse_noise_level, allow_negative_numbers = true)]
     pub noise: f64,
     /// Seed of noise, folds and the gate sample.
     #[arg(long, default_value_t = 42)]
@@ -33,11 +33,11 @@ pub struct AccumulateArgs {
     /// Threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Rows per chunk read.
-    #[arg(long)]
+    /// Rows per chunk read (≥ 1).
+    #[arg(long, value_parser = crate::parse_rows)]
     pub chunk_rows: Option<usize>,
-    /// Rows staged per accumulator before a Gram update (default: from the budget).
-    #[arg(long)]
+    /// Rows staged per accumulator before a Gram update (≥ 1; default: from the budget).
+    #[arg(long, value_parser = crate::parse_rows)]
     pub block_rows: Option<usize>,
     /// Peak-memory budget, e.g. 6GiB, 800MiB (default: 80 % of available memory).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
@@ -48,8 +48,8 @@ pub struct AccumulateArgs {
     /// Checkpoint file, rewritten atomically every --checkpoint-every seconds.
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
-    /// Seconds between checkpoints.
-    #[arg(long, default_value_t = 60.0)]
+    /// Seconds between checkpoints (0 = after every chunk).
+    #[arg(long, default_value_t = 60.0, value_parser = crate::parse_seconds, allow_negative_numbers = true)]
     pub checkpoint_every: f64,
     /// Continue from the checkpoint if it exists.
     #[arg(long, requires = "checkpoint")]
@@ -119,6 +119,7 @@ pub fn options(args: &AccumulateArgs) -> Result<AccumulateOptions> {
 }
 
 pub fn run(args: &AccumulateArgs) -> Result<String> {
+    gramstream::noise::shard_indices(args.first_shard_index, args.shards.len())?;
     gramstream::output::refuse_input_overwrite(&args.out, &args.shards)?;
     if let Some(c) = &args.checkpoint {
         let mut outputs = args.shards.clone();
@@ -128,7 +129,7 @@ pub fn run(args: &AccumulateArgs) -> Result<String> {
     let opts = options(args)?;
     let checkpoint = args.checkpoint.as_ref().map(|path| CheckpointOptions {
         path: path.clone(),
-        every: Duration::from_secs_f64(args.checkpoint_every.max(0.0)),
+        every: Duration::from_secs_f64(args.checkpoint_every),
         resume: args.resume,
     });
     if let Some(c) = &checkpoint {

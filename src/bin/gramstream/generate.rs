@@ -27,13 +27,13 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Noise level of the test shard's stored `noisy` array.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = crate::parse_noise_level, allow_negative_numbers = true)]
     pub test_noise: f64,
     /// Element type of flux, error and noisy.
     #[arg(long, value_enum, default_value = "f64")]
     pub dtype: DtypeArg,
     /// Chunked storage with this many rows per chunk (default: contiguous).
-    #[arg(long, value_name = "ROWS")]
+    #[arg(long, value_name = "ROWS", value_parser = crate::parse_rows)]
     pub chunked: Option<usize>,
     /// gzip level 1–9 (implies chunked).
     #[arg(long, value_name = "LEVEL")]

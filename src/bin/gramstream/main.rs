@@ -101,14 +101,14 @@ struct ScanArgs {
     /// Shard files (shard index = position in this list).
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Noise level L (0 = no noise).
-    #[arg(long, default_value_t = 1.0)]
+    /// Noise level L (0 = no noise; at most 1e6).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_noise_level, allow_negative_numbers = true)]
     noise: f64,
     /// Noise seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Rows per chunk.
-    #[arg(long, default_value_t = 256)]
+    /// Rows per chunk (≥ 1).
+    #[arg(long, default_value_t = 256, value_parser = parse_rows)]
     chunk_rows: usize,
     /// Read the stored `noisy` array instead of flux + error.
     #[arg(long)]
@@ -127,6 +127,43 @@ struct ScanArgs {
 }
 
 mod generate;
+
+/// `--noise`, `--test-noise`: a level in 0 ≤ L ≤ MAX_NOISE_LEVEL (usage error otherwise).
+pub fn parse_noise_level(s: &str) -> Result<f64, String> {
+    let level: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    gramstream::noise::NoiseModel::new(level, 0)
+        .map(|m| m.level)
+        .map_err(|e| match e {
+            gramstream::Error::InvalidParameter { problem, .. } => problem,
+            other => other.to_string(),
+        })
+}
+
+/// `--chunk-rows`, `--block-rows`, `--chunked`: a row count ≥ 1.
+pub fn parse_rows(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1 row".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a row count")),
+    }
+}
+
+/// `--checkpoint-every`: seconds, finite and ≥ 0 (0 = after every chunk).
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(v.is_finite() && v >= 0.0) || std::time::Duration::try_from_secs_f64(v).is_err() {
+        return Err(format!(
+            "{s:?}: the interval must be a finite number of seconds ≥ 0"
+        ));
+    }
+    Ok(v)
+}
 
 fn scan(args: &ScanArgs) -> Result<gramstream::scan::ScanSummary> {
     use gramstream::source::{NonFinitePolicy, ReadOptions, ReadPath, Spectra};
@@ -344,11 +381,38 @@ fn clean_up_on_signals() {
         .name("gramstream-signals".into())
         .spawn(move || {
             if let Some(sig) = signals.forever().next() {
-                gramstream::output::remove_scratch();
+                gramstream::output::interrupt();
                 eprintln!("\ninterrupted (signal {sig}): this run's scratch files were removed");
-                std::process::exit(128 + sig);
+                // _exit, not exit: exit's atexit handlers include libhdf5's
+                // shutdown, which crashed (SIGSEGV) while the main thread was
+                // still inside libhdf5.
+                // SAFETY: _exit ends the process at once; nothing runs after it.
+                unsafe { libc::_exit(128 + sig) };
             }
         });
+}
+
+/// The error as one line: the library's error (its Display names file,
+/// dataset, row, column) or the binary's context, followed by every cause
+/// not already in the text ("creating out/sw: Permission denied (os error
+/// 13)", not just "creating out/sw"). The outermost "gramstream failed"
+/// context is dropped.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    if msg.is_empty() {
+        msg = e.to_string();
+    }
+    msg.replace('\n', " ")
 }
 
 fn main() -> ExitCode {
@@ -359,13 +423,16 @@ fn main() -> ExitCode {
     progress::force(cli.progress);
     match run(cli).context("gramstream failed") {
         Ok(()) => ExitCode::SUCCESS,
+        Err(_) if gramstream::output::interrupted() => {
+            // The signal thread removed the scratch under the work, which
+            // then failed: its error is not the story; the thread exits
+            // with 128 + the signal.
+            loop {
+                std::thread::park();
+            }
+        }
         Err(e) => {
-            // One line: the library's error (its Display names file, dataset, row, column).
-            let msg = e
-                .chain()
-                .nth(1)
-                .map_or_else(|| e.to_string(), |c| c.to_string());
-            eprintln!("error: {}", msg.replace('\n', " "));
+            eprintln!("error: {}", one_line(&e));
             ExitCode::from(1)
         }
     }

@@ -49,7 +49,7 @@ pub struct PredictArgs {
     #[arg(long, value_name = "NAME")]
     pub partition: Option<String>,
     /// Predict flux + L·error·z with this noise level L instead of the stored spectra.
-    #[arg(long, value_name = "L", conflicts_with = "stored_noisy")]
+    #[arg(long, value_name = "L", conflicts_with = "stored_noisy", value_parser = crate::parse_noise_level, allow_negative_numbers = true)]
     pub noise: Option<f64>,
     /// Seed of --noise (default: the models' seed).
     #[arg(long, value_name = "S", requires = "noise")]
@@ -59,8 +59,8 @@ pub struct PredictArgs {
     #[arg(long)]
     pub stored_noisy: bool,
     /// Rows per chunk read (memory is bounded by the chunk).
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
-    pub chunk_rows: u64,
+    #[arg(long, default_value_t = 256, value_parser = crate::parse_rows)]
+    pub chunk_rows: usize,
     /// Shard index of the first shard given (noise streams), as in accumulate.
     #[arg(long, default_value_t = 0)]
     pub first_shard_index: u64,
@@ -75,6 +75,7 @@ pub struct PredictArgs {
 }
 
 pub fn run(args: &PredictArgs) -> Result<String> {
+    gramstream::noise::predicted_shard_indices(args.first_shard_index, args.shards.len())?;
     if args.partition.is_some() && args.routing != RoutingArg::Oracle {
         clap::Error::raw(
             clap::error::ErrorKind::ArgumentConflict,
@@ -126,7 +127,7 @@ pub fn run(args: &PredictArgs) -> Result<String> {
         (None, true) => SpectraChoice::StoredNoisy,
         (None, false) => SpectraChoice::Auto,
     };
-    opts.chunk_rows = usize::try_from(args.chunk_rows)?;
+    opts.chunk_rows = args.chunk_rows;
     opts.first_shard_index = args.first_shard_index;
     opts.read_path = if args.hdf5_path {
         ReadPath::Hdf5

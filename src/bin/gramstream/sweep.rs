@@ -24,7 +24,7 @@ pub struct SweepArgs {
     pub test: Option<PathBuf>,
     /// Draw the test noise at this level from the test flux (with
     /// --test-seed) instead of reading the stored `noisy` array.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::parse_noise_level, allow_negative_numbers = true)]
     pub test_noise: Option<f64>,
     /// Seed of the drawn test noise.
     #[arg(long, default_value_t = 2024, requires = "test_noise")]
@@ -48,8 +48,8 @@ pub struct SweepArgs {
     /// Threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Rows per chunk when reading the test shard.
-    #[arg(long, default_value_t = 256)]
+    /// Rows per chunk when reading the test shard (≥ 1).
+    #[arg(long, default_value_t = 256, value_parser = crate::parse_rows)]
     pub chunk_rows: usize,
     /// Skip the PNG plots.
     #[arg(long)]
@@ -92,7 +92,7 @@ pub fn run(args: &SweepArgs) -> Result<String> {
                     .test_noise
                     .map(|l| NoiseModel::new(l, args.test_seed))
                     .transpose()?,
-                chunk_rows: args.chunk_rows.max(1),
+                chunk_rows: args.chunk_rows,
             }
         }),
     };
