@@ -340,16 +340,28 @@ impl Accumulator {
     /// The exact state, staged rows kept as they are (for checkpoints): the
     /// flushed sums and the staged rows (row-major `staged × p`) with their y.
     pub fn snapshot(&self) -> (SuffStats, Vec<f64>, Vec<f64>) {
+        let (rows, ys) = self.staged_rows();
+        (self.sums(), rows, ys)
+    }
+
+    /// Copies of the rows staged and not yet folded in, and their y.
+    pub fn staged_rows(&self) -> (Vec<f64>, Vec<f64>) {
+        let p = self.p;
+        let mut rows = Vec::with_capacity(self.staged * p);
+        for r in 0..self.staged {
+            rows.extend_from_slice(&self.x_stage[r * p..(r + 1) * p]);
+        }
+        (rows, self.y_stage[..self.staged].to_vec())
+    }
+
+    /// A copy of the sums folded in so far (staged rows excluded).
+    pub fn sums(&self) -> SuffStats {
         let p = self.p;
         let mut xtx = vec![0.0; packed_len(p)];
         if !self.gram.is_empty() {
             pack_lower(&self.gram, p, &mut xtx);
         }
-        let mut rows = Vec::with_capacity(self.staged * p);
-        for r in 0..self.staged {
-            rows.extend_from_slice(&self.x_stage[r * p..(r + 1) * p]);
-        }
-        let stats = SuffStats {
+        SuffStats {
             p,
             n: self.n,
             sum_x: self.sum_x.clone(),
@@ -357,8 +369,7 @@ impl Accumulator {
             sum_yy: self.sum_yy,
             xty: self.xty.clone(),
             xtx,
-        };
-        (stats, rows, self.y_stage[..self.staged].to_vec())
+        }
     }
 
     /// Rebuilds an accumulator from a [`Self::snapshot`]; continuing it gives
