@@ -990,3 +990,262 @@ impl<S: ChunkSource> ChunkSource for Offset<S> {
         self.inner.origin()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The pass from memory against sums written out by hand.
+
+    use rand::{Rng, SeedableRng};
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    use super::*;
+    use crate::partition::Partition;
+    use crate::source::MemorySource;
+
+    /// Sources of random spectra (`sizes[i]` rows each, P = `p`), params
+    /// T_eff, [M/H], log g spread over and beyond the default bins.
+    fn sources(seed: u64, sizes: &[usize], p: usize) -> Vec<MemorySource> {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let flux: Vec<f64> = (0..n * p).map(|_| rng.random_range(0.2..2.0)).collect();
+                let error: Vec<f64> = (0..n * p).map(|_| rng.random_range(0.05..1.5)).collect();
+                let params: Vec<f64> = (0..n)
+                    .flat_map(|_| {
+                        [
+                            rng.random_range(3500.0..6500.0),
+                            rng.random_range(-2.5..0.8),
+                            rng.random_range(1.0..5.0),
+                        ]
+                    })
+                    .collect();
+                MemorySource::new(i as u64, p, flux, Some(error), params, 3).unwrap()
+            })
+            .collect()
+    }
+
+    fn fingerprints(sizes: &[usize]) -> Vec<ShardFingerprint> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| ShardFingerprint {
+                path: format!("<memory {i}>"),
+                rows: n as u64,
+                bytes: 0,
+                mtime_ns: 0,
+                index: i as u64,
+            })
+            .collect()
+    }
+
+    /// Per (partition, slot, fold): n, Σx, Σy, Σy², Xᵀy, XᵀX (full) of the
+    /// shifted rows, by plain loops over every row.
+    struct Naive {
+        n: u64,
+        sx: Vec<f64>,
+        sy: f64,
+        syy: f64,
+        xty: Vec<f64>,
+        xtx: Vec<f64>,
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn naive(
+        srcs: &[MemorySource],
+        set: &PartitionSet,
+        noise: NoiseModel,
+        shift: (&[f64], f64),
+    ) -> Vec<Vec<Vec<Naive>>> {
+        let p = srcs[0].pixels();
+        let mut out: Vec<Vec<Vec<Naive>>> = set
+            .partitions
+            .iter()
+            .map(|part| {
+                (0..part.slots())
+                    .map(|_| {
+                        (0..set.folds)
+                            .map(|_| Naive {
+                                n: 0,
+                                sx: vec![0.0; p],
+                                sy: 0.0,
+                                syy: 0.0,
+                                xty: vec![0.0; p],
+                                xtx: vec![0.0; p * p],
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        for src in srcs {
+            let mut src = src.clone();
+            let mut c = Chunk::default();
+            src.read_chunk(0..src.rows(), &mut c).unwrap();
+            for r in 0..c.rows {
+                let e = &c.error[r * p..(r + 1) * p];
+                let snr = crate::rows::snr(c.flux_row(r), e, noise.level);
+                let mut x = c.flux_row(r).to_vec();
+                noise.apply_row(c.shard, r as u64, &mut x, e);
+                let prm = c.params_row(r);
+                let keys = RowKeys {
+                    teff: prm[0],
+                    mh: prm[1],
+                    snr,
+                };
+                let x: Vec<f64> = x.iter().zip(shift.0).map(|(a, b)| a - b).collect();
+                let y = prm[2] - shift.1;
+                let fold = crate::partition::fold_of(noise.seed, c.shard, r as u64, set.folds);
+                for (pi, part) in set.partitions.iter().enumerate() {
+                    let slot = part.bin(&keys).unwrap_or(part.bins());
+                    let s = &mut out[pi][slot][fold];
+                    s.n += 1;
+                    s.sy += y;
+                    s.syy += y * y;
+                    for i in 0..p {
+                        s.sx[i] += x[i];
+                        s.xty[i] += x[i] * y;
+                        for j in 0..p {
+                            s.xtx[i * p + j] += x[i] * x[j];
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn close(got: f64, want: f64, scale: f64, what: &str) {
+        assert!(
+            (got - want).abs() <= 1e-11 * scale.max(1.0),
+            "{what}: {got} vs {want}"
+        );
+    }
+
+    use crate::partition::RowKeys;
+    use crate::stats::packed_index;
+
+    #[test]
+    fn the_pass_from_memory_equals_sums_by_hand() {
+        let noise = NoiseModel::new(1.0, 5).unwrap();
+        for (case, (p, sizes, folds)) in [
+            (3usize, vec![40usize], 1usize),
+            (7, vec![300, 7], 3),
+            (16, vec![1, 260, 90], 2),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let set =
+                PartitionSet::new(vec![Partition::teff_mh(), Partition::snr()], folds).unwrap();
+            for mode in [Mode::Cells, Mode::PerBin] {
+                let opts = AccumulateOptions {
+                    partitions: set.clone(),
+                    noise,
+                    threads: 1,
+                    chunk_rows: Some(13),
+                    block_rows: Some(5),
+                    mem_budget: Some(1 << 30),
+                    mode: Some(mode),
+                    gate_sample: 17,
+                    ..Default::default()
+                };
+                let srcs = sources(case as u64, &sizes, p);
+                let out =
+                    accumulate_sources(srcs.clone(), fingerprints(&sizes), &opts, None, &|_| {})
+                        .unwrap();
+                let (header, stats, reservoir) = out.into_stats(1);
+                let total: usize = sizes.iter().sum();
+                assert_eq!(header.rows, total as u64);
+                assert_eq!(reservoir.len(), 17.min(total));
+                // The shift: the mean of the first 256 noisy rows of the first source.
+                let first = sizes[0].min(SHIFT_ROWS);
+                let mut c = Chunk::default();
+                srcs[0].clone().read_chunk(0..first, &mut c).unwrap();
+                RowSpec::draw(noise).prepare(&mut c);
+                for i in 0..p {
+                    let m = (0..first).map(|r| c.flux_row(r)[i]).sum::<f64>() / first as f64;
+                    close(header.shift_x[i], m, 1.0, "shift");
+                }
+                let want = naive(&srcs, &set, noise, (&header.shift_x, header.shift_y));
+                // Per (partition, slot, fold): the accumulator, or the sum of
+                // the cells that refine it.
+                for (pi, part) in set.partitions.iter().enumerate() {
+                    for slot in 0..part.slots() {
+                        for fold in 0..folds {
+                            let mut got = SuffStats::zeros(p);
+                            match mode {
+                                Mode::PerBin => {
+                                    got = stats[set.per_bin_index(pi, slot, fold)].clone();
+                                }
+                                Mode::Cells => {
+                                    for (cell, s) in stats.iter().enumerate() {
+                                        let (slots, f) = set.cell_parts(cell);
+                                        if slots[pi] == slot && f == fold {
+                                            got.add(s).unwrap();
+                                        }
+                                    }
+                                }
+                            }
+                            let w = &want[pi][slot][fold];
+                            let what = format!(
+                                "case {case} {mode:?} partition {pi} slot {slot} fold {fold}"
+                            );
+                            assert_eq!(got.n, w.n, "{what}");
+                            let scale = w.n as f64;
+                            close(got.sum_y, w.sy, scale, &what);
+                            close(got.sum_yy, w.syy, scale, &what);
+                            for i in 0..p {
+                                close(got.sum_x[i], w.sx[i], scale, &what);
+                                close(got.xty[i], w.xty[i], scale, &what);
+                                for j in 0..=i {
+                                    close(
+                                        got.xtx[packed_index(i, j)],
+                                        w.xtx[i * p + j],
+                                        scale,
+                                        &what,
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn any_thread_count_and_chunking_give_the_same_bits() {
+        let noise = NoiseModel::new(0.7, 11).unwrap();
+        let sizes = [120, 33];
+        let run = |threads: usize, chunk: usize| {
+            let opts = AccumulateOptions {
+                partitions: PartitionSet::new(vec![Partition::teff_mh(), Partition::snr()], 2)
+                    .unwrap(),
+                noise,
+                threads,
+                chunk_rows: Some(chunk),
+                block_rows: Some(8),
+                mem_budget: Some(1 << 30),
+                gate_sample: 10,
+                ..Default::default()
+            };
+            let out = accumulate_sources(
+                sources(9, &sizes, 24),
+                fingerprints(&sizes),
+                &opts,
+                None,
+                &|_| {},
+            )
+            .unwrap();
+            let (_, stats, reservoir) = out.into_stats(threads);
+            (stats, reservoir.x)
+        };
+        let one = run(1, 256);
+        for (threads, chunk) in [(2, 256), (1, 1), (2, 7)] {
+            let other = run(threads, chunk);
+            assert!(one == other, "threads {threads}, chunk {chunk}");
+        }
+    }
+}
