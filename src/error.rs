@@ -168,7 +168,7 @@ impl Error {
     }
 
     /// Wraps an I/O error with the file.
-    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         Error::Io {
             path: path.to_path_buf(),
             source,
