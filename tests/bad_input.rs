@@ -1503,61 +1503,77 @@ fn output_that_is_an_input_is_refused() {
         std::fs::read(&shard).unwrap(),
         std::fs::read(&models).unwrap(),
     );
-    for out in [&shard, &link, &hard] {
-        let err = fails(
-            gramstream()
-                .args(["accumulate", "--out"])
-                .arg(out)
-                .arg(&shard),
-            1,
-        );
+    let m = models.as_os_str();
+    let (sh, st) = (shard.as_os_str(), f.stats.as_os_str());
+    let cases: Vec<(Vec<&std::ffi::OsStr>, &str)> = vec![
+        (
+            vec!["accumulate".as_ref(), "--out".as_ref(), sh, sh],
+            "shard.h5",
+        ),
+        (
+            vec![
+                "accumulate".as_ref(),
+                "--out".as_ref(),
+                link.as_os_str(),
+                sh,
+            ],
+            "shard.h5",
+        ),
+        (
+            vec![
+                "accumulate".as_ref(),
+                "--out".as_ref(),
+                hard.as_os_str(),
+                sh,
+            ],
+            "shard.h5",
+        ),
+        (
+            vec![
+                "predict".as_ref(),
+                "--model".as_ref(),
+                m,
+                "--out".as_ref(),
+                m,
+                sh,
+            ],
+            "models.h5",
+        ),
+        (
+            vec![
+                "predict".as_ref(),
+                "--model".as_ref(),
+                m,
+                "--out".as_ref(),
+                sh,
+                sh,
+            ],
+            "shard.h5",
+        ),
+        (
+            vec!["merge".as_ref(), "--out".as_ref(), st, st],
+            "stats3.h5",
+        ),
+        // A checkpoint over a shard.
+        (
+            vec![
+                "accumulate".as_ref(),
+                "--out".as_ref(),
+                dir.path().join("s.h5").into_os_string().leak(),
+                "--checkpoint".as_ref(),
+                sh,
+                sh,
+            ],
+            "shard.h5",
+        ),
+    ];
+    for (args, input) in cases {
+        let err = fails(gramstream().args(&args), 1);
         assert!(
-            err.contains("is the input") && err.contains("shard.h5"),
-            "{err}"
+            err.contains("is the input") && err.contains(input),
+            "{args:?}: {err}"
         );
     }
-    let err = fails(
-        gramstream()
-            .args(["predict", "--model"])
-            .arg(&models)
-            .arg("--out")
-            .arg(&models)
-            .arg(&shard),
-        1,
-    );
-    assert!(
-        err.contains("is the input") && err.contains("models.h5"),
-        "{err}"
-    );
-    let err = fails(
-        gramstream()
-            .args(["predict", "--model"])
-            .arg(&models)
-            .arg("--out")
-            .arg(&shard)
-            .arg(&shard),
-        1,
-    );
-    assert!(err.contains("is the input"), "{err}");
-    let err = fails(
-        gramstream()
-            .args(["merge", "--out"])
-            .arg(&f.stats)
-            .arg(&f.stats),
-        1,
-    );
-    assert!(err.contains("is the input"), "{err}");
-    // A checkpoint over the output or a shard is refused too.
-    let err = fails(
-        gramstream()
-            .args(["accumulate", "--out"])
-            .arg(dir.path().join("s.h5"))
-            .arg("--checkpoint")
-            .arg(&shard)
-            .arg(&shard),
-        1,
-    );
-    assert!(err.contains("is the input"), "{err}");
     // An experiment whose output directory holds its inputs.
     let cfg = config(dir.path(), "");
     let err = fails(

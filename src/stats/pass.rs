@@ -1040,44 +1040,19 @@ mod tests {
             .collect()
     }
 
-    /// Per (partition, slot, fold): n, Σx, Σy, Σy², Xᵀy, XᵀX (full) of the
-    /// shifted rows, by plain loops over every row.
-    struct Naive {
-        n: u64,
-        sx: Vec<f64>,
-        sy: f64,
-        syy: f64,
-        xty: Vec<f64>,
-        xtx: Vec<f64>,
-    }
-
-    #[allow(clippy::type_complexity)]
+    /// Per (partition, slot, fold): the sums of the shifted rows, by plain
+    /// loops over every row.
     fn naive(
         srcs: &[MemorySource],
         set: &PartitionSet,
         noise: NoiseModel,
         shift: (&[f64], f64),
-    ) -> Vec<Vec<Vec<Naive>>> {
+    ) -> Vec<Vec<Vec<SuffStats>>> {
         let p = srcs[0].pixels();
-        let mut out: Vec<Vec<Vec<Naive>>> = set
+        let mut out: Vec<Vec<Vec<SuffStats>>> = set
             .partitions
             .iter()
-            .map(|part| {
-                (0..part.slots())
-                    .map(|_| {
-                        (0..set.folds)
-                            .map(|_| Naive {
-                                n: 0,
-                                sx: vec![0.0; p],
-                                sy: 0.0,
-                                syy: 0.0,
-                                xty: vec![0.0; p],
-                                xtx: vec![0.0; p * p],
-                            })
-                            .collect()
-                    })
-                    .collect()
-            })
+            .map(|part| vec![vec![SuffStats::zeros(p); set.folds]; part.slots()])
             .collect();
         for src in srcs {
             let mut src = src.clone();
@@ -1099,17 +1074,7 @@ mod tests {
                 let fold = crate::partition::fold_of(noise.seed, c.shard, r as u64, set.folds);
                 for (pi, part) in set.partitions.iter().enumerate() {
                     let slot = part.bin(&keys).unwrap_or(part.bins());
-                    let s = &mut out[pi][slot][fold];
-                    s.n += 1;
-                    s.sy += y;
-                    s.syy += y * y;
-                    for i in 0..p {
-                        s.sx[i] += x[i];
-                        s.xty[i] += x[i] * y;
-                        for j in 0..p {
-                            s.xtx[i * p + j] += x[i] * x[j];
-                        }
-                    }
+                    out[pi][slot][fold].push_naive(&x, y);
                 }
             }
         }
@@ -1124,7 +1089,6 @@ mod tests {
     }
 
     use crate::partition::RowKeys;
-    use crate::stats::packed_index;
 
     #[test]
     fn the_pass_from_memory_equals_sums_by_hand() {
@@ -1194,19 +1158,12 @@ mod tests {
                             );
                             assert_eq!(got.n, w.n, "{what}");
                             let scale = w.n as f64;
-                            close(got.sum_y, w.sy, scale, &what);
-                            close(got.sum_yy, w.syy, scale, &what);
-                            for i in 0..p {
-                                close(got.sum_x[i], w.sx[i], scale, &what);
-                                close(got.xty[i], w.xty[i], scale, &what);
-                                for j in 0..=i {
-                                    close(
-                                        got.xtx[packed_index(i, j)],
-                                        w.xtx[i * p + j],
-                                        scale,
-                                        &what,
-                                    );
-                                }
+                            close(got.sum_y, w.sum_y, scale, &what);
+                            close(got.sum_yy, w.sum_yy, scale, &what);
+                            let got_all = got.sum_x.iter().chain(&got.xty).chain(&got.xtx);
+                            let want_all = w.sum_x.iter().chain(&w.xty).chain(&w.xtx);
+                            for (g, v) in got_all.zip(want_all) {
+                                close(*g, *v, scale, &what);
                             }
                         }
                     }

@@ -194,6 +194,24 @@ fn new_gram(p: usize) -> Vec<f64> {
     g
 }
 
+#[cfg(test)]
+impl SuffStats {
+    /// Adds one row by plain loops: the reference the tests hold the
+    /// accumulators to.
+    pub(crate) fn push_naive(&mut self, x: &[f64], y: f64) {
+        self.n += 1;
+        self.sum_y += y;
+        self.sum_yy += y * y;
+        for i in 0..self.p {
+            self.sum_x[i] += x[i];
+            self.xty[i] += x[i] * y;
+            for j in 0..=i {
+                self.xtx[packed_index(i, j)] += x[i] * x[j];
+            }
+        }
+    }
+}
+
 /// Accumulates rows into [`SuffStats`]: rows are staged in a `block × p`
 /// column-major buffer and flushed through the Gram kernel when it is full.
 #[derive(Debug)]
@@ -419,16 +437,7 @@ mod tests {
     fn naive(rows: &[Vec<f64>], ys: &[f64], p: usize) -> SuffStats {
         let mut s = SuffStats::zeros(p);
         for (x, &y) in rows.iter().zip(ys) {
-            s.n += 1;
-            s.sum_y += y;
-            s.sum_yy += y * y;
-            for i in 0..p {
-                s.sum_x[i] += x[i];
-                s.xty[i] += x[i] * y;
-                for j in 0..=i {
-                    s.xtx[packed_index(i, j)] += x[i] * x[j];
-                }
-            }
+            s.push_naive(x, y);
         }
         s
     }
