@@ -4,7 +4,7 @@
 //! global expert and, per partition, one expert per slot (its bins, plus the
 //! unbinned slot when the partition has one); a slot whose bin had too few
 //! rows has no expert (`None`). Each expert is a
-//! [`Coefficients`](crate::ridge::Coefficients) (α, w, intercept) with the
+//! [`crate::ridge::Coefficients`] (α, w, intercept) with the
 //! rows it was fitted on and how α was chosen. The set also records what the
 //! experts were fitted on: pixels, the layout of the shards, the noise model
 //! of the statistics (SNR routing uses its level) and the provenance.

@@ -18,7 +18,7 @@
 //!   and the rename a window of a few system calls remains; a destination
 //!   that did not exist is claimed atomically with `RENAME_NOREPLACE`.)
 //! * **Scratch of dead runs** (`kill -9`, a node lost) is removed by the next
-//!   run writing to the same directory ([`Staged::new`]): scratch names carry
+//!   run writing to the same directory ([`Staged::file`], [`Staged::dir`]): scratch names carry
 //!   the host and process id, and only this host's processes that no longer
 //!   exist are cleaned.
 

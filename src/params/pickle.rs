@@ -162,7 +162,7 @@ fn latin1(bytes: &[u8]) -> String {
 
 /// Decodes a pickle of a list or tuple of strings (or bytes) into the strings.
 ///
-/// Never panics; allocation is bounded by the input length and [`MAX_ITEMS`].
+/// Never panics; allocation is bounded by the input length and a fixed item cap.
 pub fn decode_string_list(bytes: &[u8]) -> Result<Vec<String>, PickleError> {
     let mut c = Cursor { bytes, pos: 0 };
     let mut stack: Vec<Value> = Vec::new();

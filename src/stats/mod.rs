@@ -3,7 +3,7 @@
 //! [`SuffStats`] holds one accumulator's sums; [`Accumulator`] builds them
 //! from staged rows through the Gram kernel ([`gram`]). A statistics set is
 //! a [`StatsHeader`] (configuration, provenance, shift), the accumulators
-//! keyed by [`Mode`], and the gate's [`Reservoir`]; [`file`] stores it.
+//! keyed by [`Mode`], and the gate's [`Reservoir`]; [`mod@file`] stores it.
 
 pub mod derive;
 pub mod file;

@@ -4,7 +4,8 @@
 //! common refinement, or a (partition, bin, fold)), the sums of
 //! [`SuffStats`], plus the gate's [`Reservoir`].
 //!
-//! * **Reading overlaps computing**: a [`Prefetcher`] thread reads ahead.
+//! * **Reading overlaps computing**: the [`RowStream`]'s thread reads,
+//!   keys and noises rows ahead ([`crate::rows`]).
 //! * **Work per row** is one Gram update in [`Mode::Cells`] however many
 //!   partitions there are; [`Mode::PerBin`] (the fallback when the cells do
 //!   not fit the budget) costs one per partition.

@@ -42,7 +42,7 @@
 //! its RNG is a Xoshiro256++ seeded from SplitMix64 mixing of the three
 //! (plus a domain tag), never on block size, thread count or which shards are
 //! written. The test file has shard index `u64::MAX`; its noise stream for
-//! row r is [`test_noise_row`]'s: Xoshiro256++ seeded with
+//! row r is `test_noise_row`'s: Xoshiro256++ seeded with
 //! `mix(mix(mix(seed) ^ u64::MAX) ^ r)` (`mix` = the SplitMix64 finaliser of
 //! `z + 0x9E3779B97F4A7C15`), then `StandardNormal` per pixel in order.
 //! Everything fixed (line forest, sky lines, telluric structure) comes from a
