@@ -86,7 +86,7 @@ fn main() -> gramstream::Result<()> {
     let mut first = Vec::new();
     let summary = predict(
         &models,
-        &[test.clone()],
+        std::slice::from_ref(&test),
         &popts,
         &mut |row| {
             if first.len() < 3 {

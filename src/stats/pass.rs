@@ -874,6 +874,9 @@ pub fn accumulate_sources<S: ChunkSource + 'static>(
     })
 }
 
+/// What a checkpoint restores.
+type Restored = (StatsHeader, Vec<Accumulator>, Sample, (usize, usize));
+
 /// The state saved in a checkpoint of this same run, and its cursor.
 fn restore(
     file: &StatsFile,
@@ -882,7 +885,7 @@ fn restore(
     plan: &MemoryPlan,
     pixels: usize,
     fingerprints: &[ShardFingerprint],
-) -> Result<(StatsHeader, Vec<Accumulator>, Sample, (usize, usize))> {
+) -> Result<Restored> {
     let refuse = |why: String| Error::Layout {
         path: ckpt_path.to_path_buf(),
         dataset: "/".into(),
