@@ -67,6 +67,11 @@ fn pickle_names() {
 }
 
 #[test]
+fn open_results() {
+    replay("open_results", checks::check_open_results);
+}
+
+#[test]
 fn open_shard() {
     replay("open_shard", checks::check_open_shard);
 }

@@ -862,3 +862,48 @@ pub fn check_open_shard_file(path: &std::path::Path, strict: bool) {
         }
     }
 }
+
+/// Arbitrary bytes as a statistics file or a `models.h5`: the loaders never
+/// panic; what `StatsFile` accepts has the shapes its header declares and
+/// finite sums (an overflow never reaches a solver); a model set
+/// `ModelSet::open` accepts is one `write_models` accepts too, and it
+/// round-trips unchanged.
+pub fn check_open_results(data: &[u8]) {
+    with_temp_file(data, check_open_results_file);
+}
+
+/// [`check_open_results`] on a file.
+pub fn check_open_results_file(path: &std::path::Path) {
+    use gramstream::models::{write_models, ModelSet};
+    use gramstream::stats::{packed_len, StatsFile};
+    if let Ok(file) = StatsFile::open(path) {
+        let h = file.header();
+        let p = h.pixels;
+        assert!(p >= 1, "statistics of 0 pixels");
+        // Bounded work: a header may declare huge sizes the datasets refuse.
+        if (h.accumulators() as u128) * (packed_len(p) as u128) <= 1 << 22 {
+            for a in 0..h.accumulators() {
+                if let Ok(s) = file.accumulator(a) {
+                    assert_eq!((s.p, s.sum_x.len(), s.xty.len(), s.xtx.len()), (p, p, p, packed_len(p)));
+                    let all = s.sum_x.iter().chain(&s.xty).chain(&s.xtx);
+                    assert!(all.chain([&s.sum_y, &s.sum_yy]).all(|v| v.is_finite()), "non-finite sums loaded");
+                }
+            }
+        }
+        if let Ok(r) = file.reservoir() {
+            assert_eq!(r.x.len(), r.keys.len() * r.pixels);
+            assert_eq!((r.origin.len(), r.params.len()), (r.keys.len(), r.keys.len()));
+            assert!(r.keys.windows(2).all(|w| w[0] <= w[1]), "reservoir keys unsorted");
+        }
+        let _ = file.cursor();
+    }
+    if let Ok(models) = ModelSet::open(path) {
+        let out = temp_path();
+        let written = write_models(&out, &models);
+        let back = written.as_ref().ok().map(|()| ModelSet::open(&out));
+        let _ = std::fs::remove_file(&out);
+        written.expect("a model set the loader accepts is one the writer accepts");
+        let back = back.expect("written").expect("a written model set reopens");
+        assert!(back == models, "models.h5 does not round-trip");
+    }
+}
