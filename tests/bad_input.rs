@@ -4,7 +4,7 @@
 //! Files that need a writer are written by h5py (`tests/interop/make_files.py`,
 //! see `common::interop`); files that are not HDF5 at all are written here.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -1689,7 +1689,6 @@ fn concurrent_runs_do_not_mix() {
 /// signal), and scratch left by `kill -9` is removed by the next run.
 #[test]
 fn killed_runs_clean_up() {
-    let f = fixture();
     let dir = tempfile::tempdir().unwrap();
     // Many seeds: the run is still going when the signal comes.
     let seeds: Vec<String> = (1..=400).map(|s| s.to_string()).collect();

@@ -4,7 +4,7 @@
 //! saved experts, a run is reproducible, and bad configurations fail
 //! without leaving output behind.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

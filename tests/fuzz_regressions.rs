@@ -1,6 +1,6 @@
 //! Replays the committed fuzz corpora and regression inputs through the same
 //! checks as the libFuzzer targets (`fuzz/checks/mod.rs`), without libFuzzer:
-//! a plain `cargo test --test fuzz_regressions`.
+//! a plain `cargo test --test it fuzz_regressions::`.
 //!
 //! For each target, every file of `fuzz/corpus/<target>/` (seeds and a
 //! minimised corpus) and `fuzz/regressions/<target>/` (inputs that once found
@@ -156,7 +156,7 @@ fn open_shard_seeds_are_valid_shards() {
 /// Inputs that show a known, not yet fixed bug in src/ (FUZZING.md, "Known
 /// issues"): `fuzz/known_issues/<target>/`. Each fails today; once the bug is
 /// fixed, move the file to `fuzz/regressions/<target>/` and this stays empty.
-/// `cargo test --test fuzz_regressions -- --ignored` replays them.
+/// `cargo test --test it fuzz_regressions:: -- --ignored` replays them.
 #[test]
 #[ignore = "known, unfixed bugs in src/ (FUZZING.md)"]
 fn known_issues() {

@@ -10,7 +10,7 @@
 //! reach a test accuracy within 1 percentage point of the gate's, and the
 //! two must give the same test probabilities to ≤ 1e-4.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -9,7 +9,7 @@
 //! as no dataset has more than 256), and, for information only, around the
 //! first row and around zero (raw sums).
 //!
-//! Measured on this commit (`cargo test --test nist -- --nocapture`):
+//! Measured on this commit (`cargo test --test it nist:: -- --nocapture`):
 //! LRE with the pass's mean shift, with the first row as shift, with no
 //! shift (raw sums), and, as a diagnostic only, with each feature column
 //! divided by a power of two (exact) before accumulating, mean shift.
@@ -395,7 +395,7 @@ fn lre_table() -> Vec<Lre> {
         .collect()
 }
 
-/// The LRE table (`cargo test --test nist -- --nocapture`), both
+/// The LRE table (`cargo test --test it nist:: -- --nocapture`), both
 /// methods, and what each must reach: the issue's ≥ 9 digits on Norris,
 /// Pontius, NoInt1 and NoInt2, and elsewhere floors about half a digit below
 /// the values measured (module docs; faer's kernels may round differently

@@ -1,7 +1,7 @@
 //! The pass's statistics at noise 0 on files written by h5py and pandas agree
 //! with numpy on the same rows (tests/interop/check_stats_numpy.py).
 
-mod common;
+use crate::common;
 
 use gramstream::noise::NoiseModel;
 use gramstream::stats::pass::{accumulate, AccumulateOptions};

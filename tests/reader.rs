@@ -4,7 +4,7 @@
 //! The interop files and the values they must read as come from
 //! `tests/interop/make_files.py` (see `common::interop`).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! stored `noisy` array), every (group, α) model's weights and intercept,
 //! test R² and exact K-fold CV MSE.
 
-mod common;
+use crate::common;
 
 use gramstream::noise::NoiseModel;
 use gramstream::partition::{fold_of, PartitionSet};

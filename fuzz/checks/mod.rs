@@ -884,16 +884,28 @@ pub fn check_open_results_file(path: &std::path::Path) {
         if (h.accumulators() as u128) * (packed_len(p) as u128) <= 1 << 22 {
             for a in 0..h.accumulators() {
                 if let Ok(s) = file.accumulator(a) {
-                    assert_eq!((s.p, s.sum_x.len(), s.xty.len(), s.xtx.len()), (p, p, p, packed_len(p)));
+                    assert_eq!(
+                        (s.p, s.sum_x.len(), s.xty.len(), s.xtx.len()),
+                        (p, p, p, packed_len(p))
+                    );
                     let all = s.sum_x.iter().chain(&s.xty).chain(&s.xtx);
-                    assert!(all.chain([&s.sum_y, &s.sum_yy]).all(|v| v.is_finite()), "non-finite sums loaded");
+                    assert!(
+                        all.chain([&s.sum_y, &s.sum_yy]).all(|v| v.is_finite()),
+                        "non-finite sums loaded"
+                    );
                 }
             }
         }
         if let Ok(r) = file.reservoir() {
             assert_eq!(r.x.len(), r.keys.len() * r.pixels);
-            assert_eq!((r.origin.len(), r.params.len()), (r.keys.len(), r.keys.len()));
-            assert!(r.keys.windows(2).all(|w| w[0] <= w[1]), "reservoir keys unsorted");
+            assert_eq!(
+                (r.origin.len(), r.params.len()),
+                (r.keys.len(), r.keys.len())
+            );
+            assert!(
+                r.keys.windows(2).all(|w| w[0] <= w[1]),
+                "reservoir keys unsorted"
+            );
         }
         let _ = file.cursor();
     }
