@@ -1,7 +1,8 @@
 //! Streaming prediction with a [`ModelSet`]: shards in, one prediction per row out.
 //!
 //! Each shard is read chunk by chunk ([`crate::source`]), so memory is
-//! bounded by the chunk (one or two `chunk_rows × P` buffers), never the
+//! bounded by the chunks in flight (the row stream reads two ahead: a few
+//! `chunk_rows × P` buffers), never the
 //! shard. The spectra are, by default, the stored `noisy` array when the
 //! shard has one and the flux as stored otherwise (real observed spectra);
 //! [`SpectraChoice::Noise`] adds the deterministic noise of
@@ -13,12 +14,12 @@
 //! * `Global`: every row goes to the global expert.
 //! * `Oracle`: a row goes to the expert of its bin in one partition, found
 //!   from its true keys ([`Partition::bin`]): T_eff and [M/H] from the
-//!   params table, or the SNR = ‖flux‖₂ / (L‖error‖₂) of the noiseless flux
-//!   (a second reader over the same rows when the spectra come from the
-//!   stored `noisy` array). L is the level of [`SpectraChoice::Noise`] when
-//!   given, else the models' [`ModelSet::noise_level`]; 1 when 0, as in the
-//!   pass. A row outside every bin, or whose bin has no expert, is
-//!   predicted by the global expert and counted.
+//!   params table, or the SNR key of the row stream ([`crate::rows::snr`]:
+//!   from flux and error, read beside a stored `noisy` array when the
+//!   spectra come from it). L is the level of [`SpectraChoice::Noise`] when
+//!   given, else the models' [`ModelSet::noise_level`]. The router
+//!   ([`crate::route`]) decides: a row outside every bin, or whose bin has
+//!   no expert, is predicted by the global expert and counted.
 //!
 //! * `Gate`: the learned gate saved in the models ([`ModelSet::gate`],
 //!   written by `experiment`) computes each row's bin probabilities from its

@@ -1360,20 +1360,19 @@ fn output_errors_name_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a_file");
     std::fs::write(&file, b"").unwrap();
+    sweep_fails_naming(&file.join("sw"), &f.stats, "Not a directory (os error 20)");
+}
+
+/// `sweep --out OUT` fails with exactly `error: OUT: REASON`.
+fn sweep_fails_naming(out: &Path, stats: &Path, reason: &str) {
     let err = fails(
         gramstream()
             .args(["sweep", "--no-plots", "--out"])
-            .arg(file.join("sw"))
-            .arg(&f.stats),
+            .arg(out)
+            .arg(stats),
         1,
     );
-    assert_eq!(
-        err,
-        format!(
-            "error: {}: Not a directory (os error 20)",
-            file.join("sw").display()
-        )
-    );
+    assert_eq!(err, format!("error: {}: {reason}", out.display()));
 }
 
 /// A small tmpfs, mounted when the tests may (root); unmounted on drop.
@@ -1444,19 +1443,10 @@ fn full_and_read_only_disks_are_named() {
         "{err}"
     );
     fs.remount_read_only();
-    let err = fails(
-        gramstream()
-            .args(["sweep", "--no-plots", "--out"])
-            .arg(mnt.join("sw2"))
-            .arg(&f.stats),
-        1,
-    );
-    assert_eq!(
-        err,
-        format!(
-            "error: {}: Read-only file system (os error 30)",
-            mnt.join("sw2").display()
-        )
+    sweep_fails_naming(
+        &mnt.join("sw2"),
+        &f.stats,
+        "Read-only file system (os error 30)",
     );
 }
 
