@@ -371,7 +371,9 @@ impl Shard {
                         let info = array_info(&ds, name, file_len);
                         Ok(Some((ds, info)))
                     }
-                    Err(_) if !required => Ok(None),
+                    // Optional and absent; an optional dataset that exists
+                    // but cannot be opened (damaged) is an error, not "missing".
+                    Err(_) if !required && !exists(&file, name) => Ok(None),
                     Err(e) => Err(unopenable(name, e)),
                 }
             };
