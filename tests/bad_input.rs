@@ -690,6 +690,44 @@ fn python(script: &str, args: &[&Path]) -> Option<()> {
 
 // ------------------------------------- issue 11, item 3: finite statistics
 
+/// One flux value of 1e200 made `accumulate` exit 0 with `inf` in `xtx`
+/// (the failure surfaced later in `sweep`, naming nothing of the input).
+/// The reader now refuses a value whose square would overflow the sums,
+/// naming the file, dataset, row and pixel, and nothing is written.
+#[test]
+fn overflowing_flux_is_refused() {
+    let f = fixture();
+    let (dir, shard) = copy_of(&f.train[0], "big.h5");
+    let script = "import sys, h5py\nwith h5py.File(sys.argv[1], 'r+') as h:\n    h['/dataset/arrays/flux/value'][17, 5] = 1e200\n";
+    if python(script, &[&shard]).is_none() {
+        return;
+    }
+    let out = dir.path().join("s.h5");
+    let err = fails(
+        gramstream()
+            .args(["accumulate", "--out"])
+            .arg(&out)
+            .arg(&shard),
+        1,
+    );
+    assert_eq!(
+        err,
+        format!(
+            "error: {}: {FLUX}: row 17, column pixel 5: flux 1e200 is too large (|value| > 1e100: its square would overflow the sums)",
+            shard.display()
+        )
+    );
+    assert!(!out.exists() && scratch_in(dir.path()).is_empty());
+    // With --skip-bad-rows the row is counted out and the rest accumulated.
+    let text = succeeds(
+        gramstream()
+            .args(["accumulate", "--skip-bad-rows", "--out"])
+            .arg(&out)
+            .arg(&shard),
+    );
+    assert!(text.contains("(1 skipped)"), "{text}");
+}
+
 /// A statistics file holding inf or NaN (an overflow in the pass) is refused
 /// by the loader, naming the file, the dataset and the accumulator.
 #[test]

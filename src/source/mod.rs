@@ -26,6 +26,7 @@ pub use plan::{plan, plan_iter, ChunkTask};
 pub use prefetch::Prefetcher;
 pub use shard::{
     ArrayInfo, NonFinitePolicy, ReadOptions, ReadPath, Shard, ShardReader, Spectra, Storage,
+    MAX_SPECTRUM_VALUE,
 };
 
 use std::ops::Range;

@@ -629,6 +629,37 @@ impl ArrayReader {
     }
 }
 
+/// Flux, error and stored noisy values larger than this are refused (or
+/// skipped) like non-finite ones: their squares, summed over the pixels and
+/// rows of a pass, would overflow f64 — a flux of 1e200 is finite, its square
+/// is not. At 1e100, even with noise of level ≤ 1e6 on such an error,
+/// 2^20 pixels and 2^40 rows the sums stay below 1e240.
+pub const MAX_SPECTRUM_VALUE: f64 = 1e100;
+
+fn too_large(what: &str, v: f64) -> String {
+    format!(
+        "{what} {v:e} is too large (|value| > {MAX_SPECTRUM_VALUE:e}: its square would overflow the sums)"
+    )
+}
+
+/// The first pixel of a spectrum that is non-finite or too large, if any.
+fn spectrum_problem<'a>(
+    dataset: &'a str,
+    what: &str,
+    values: &[f64],
+) -> Option<(&'a str, String, String)> {
+    let i = values
+        .iter()
+        .position(|v| !(v.abs() <= MAX_SPECTRUM_VALUE))?;
+    let v = values[i];
+    let problem = if v.is_finite() {
+        too_large(what, v)
+    } else {
+        format!("non-finite {what} {v}")
+    };
+    Some((dataset, format!("pixel {i}"), problem))
+}
+
 /// Reads chunks of one shard (see [`Shard::reader`]).
 #[derive(Debug)]
 pub struct ShardReader {
@@ -708,40 +739,27 @@ impl ShardReader {
         for r in 0..chunk.rows {
             let row = chunk.start + r;
             let flux = &chunk.flux[r * p..(r + 1) * p];
-            let mut problem = flux.iter().position(|v| !v.is_finite()).map(|i| {
-                (
-                    self.flux_name.as_str(),
-                    format!("pixel {i}"),
-                    format!("non-finite flux {}", flux[i]),
-                )
-            });
+            let mut problem = spectrum_problem(&self.flux_name, "flux", flux);
             if problem.is_none() && !chunk.error.is_empty() {
                 let error = &chunk.error[r * p..(r + 1) * p];
                 problem = error
                     .iter()
-                    .position(|v| !v.is_finite() || *v < 0.0)
+                    .position(|v| !(*v >= 0.0 && *v <= MAX_SPECTRUM_VALUE))
                     .map(|i| {
-                        let what = if error[i].is_finite() {
-                            "negative"
+                        let e = error[i];
+                        let what = if !e.is_finite() {
+                            format!("non-finite error {e}")
+                        } else if e < 0.0 {
+                            format!("negative error {e}")
                         } else {
-                            "non-finite"
+                            too_large("error", e)
                         };
-                        (
-                            self.error_name.as_str(),
-                            format!("pixel {i}"),
-                            format!("{what} error {}", error[i]),
-                        )
+                        (self.error_name.as_str(), format!("pixel {i}"), what)
                     });
             }
             if problem.is_none() && !chunk.noisy.is_empty() {
                 let noisy = &chunk.noisy[r * p..(r + 1) * p];
-                problem = noisy.iter().position(|v| !v.is_finite()).map(|i| {
-                    (
-                        self.noisy_name.as_str(),
-                        format!("pixel {i}"),
-                        format!("non-finite flux {}", noisy[i]),
-                    )
-                });
+                problem = spectrum_problem(&self.noisy_name, "flux", noisy);
             }
             if problem.is_none() && !self.lenient_params {
                 let params = chunk.params_row(r);

@@ -534,35 +534,12 @@ impl State<'_> {
         }
     }
 
-    /// Refuses a row whose squares overflow: its products would turn the
-    /// statistics into `inf` (a flux of 1e200 is finite, its square is not).
-    fn check_magnitude(&self, chunk: &Chunk, r: usize, x: &[f64]) -> Result<()> {
-        let shift = &self.header.shift_x;
-        let ss: f64 = x.iter().zip(shift).map(|(a, b)| (a - b) * (a - b)).sum();
-        if ss.is_finite() {
-            return Ok(());
-        }
-        let (pixel, v) = x
-            .iter()
-            .zip(shift)
-            .map(|(a, b)| (a - b).abs())
-            .enumerate()
-            .fold((0, 0.0f64), |m, (i, v)| if v > m.1 { (i, v) } else { m });
-        Err(Error::BadValue {
-            path: self.origins[(chunk.shard - self.opts.first_shard_index) as usize].clone(),
-            dataset: self.opts.layout.flux.clone(),
-            row: chunk.start + r,
-            column: format!("pixel {pixel}"),
-            problem: format!(
-                "flux {:e} is too large: the sum of squares of the row overflows f64 (|x − x₀| up to {v:e})",
-                x[pixel]
-            ),
-        })
-    }
-
     /// Refuses statistics that became non-finite, naming the accumulator and
-    /// the rows read so far (a backstop to [`Self::check_magnitude`]: sums of
-    /// many large but finite rows).
+    /// the rows read so far. Shard readers already refuse values whose
+    /// squares could overflow ([`crate::source::MAX_SPECTRUM_VALUE`]); this
+    /// is the backstop for other sources (rows in memory) and noise models
+    /// built without [`NoiseModel::new`]'s range check. Per chunk, P values per
+    /// accumulator: nothing on the per-row path.
     fn check_finite(&self, shard: u64, last_row: usize) -> Result<()> {
         for (a, acc) in self.accs.iter().enumerate() {
             if let Some(what) = acc.non_finite() {
@@ -606,7 +583,6 @@ impl State<'_> {
             let log_g = chunk.log_g(r);
             let y = log_g - self.header.shift_y;
             let x = chunk.flux_row(r);
-            self.check_magnitude(chunk, r, x)?;
             match self.plan.mode {
                 Mode::Cells => {
                     let c = set.cell(&self.slots, fold);
@@ -1183,6 +1159,45 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Rows in memory bypass the reader's magnitude check: the pass's own
+    /// check of the accumulators after each chunk names the overflow.
+    #[test]
+    fn non_finite_sums_from_memory_are_refused() {
+        let p = 4;
+        let mut flux = vec![1.0; 300 * p];
+        // After the shift's first 256 rows, so that only this row overflows.
+        flux[283 * p + 2] = 1e200;
+        let src = MemorySource::new(
+            0,
+            p,
+            flux,
+            Some(vec![0.1; 300 * p]),
+            vec![4500.0, -0.5, 3.0].repeat(300),
+            3,
+        )
+        .unwrap();
+        let opts = AccumulateOptions {
+            partitions: PartitionSet::new(vec![Partition::teff_mh()], 1).unwrap(),
+            noise: NoiseModel::new(0.0, 1).unwrap(),
+            threads: 1,
+            chunk_rows: Some(10),
+            block_rows: Some(4),
+            mem_budget: Some(1 << 30),
+            ..Default::default()
+        };
+        let err = accumulate_sources(vec![src], fingerprints(&[300]), &opts, None, &|_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("<memory source 0>") && err.contains("is not finite"),
+            "{err}"
+        );
+        assert!(
+            err.contains("row 289"),
+            "the end of the chunk that overflowed: {err}"
+        );
     }
 
     #[test]
