@@ -9,7 +9,7 @@
 //!   name in the destination's directory, unique to this run (host, process,
 //!   a counter), then synced and renamed into place ([`Staged::commit`]); a
 //!   failed run removes its scratch (on drop), and so does SIGINT or SIGTERM
-//!   (the binary calls [`remove_scratch`] from its signal handler).
+//!   (the binary calls [`interrupt`] from its signal thread).
 //! * **Never mixed**: two runs with the same destination write different
 //!   scratch names, so neither removes or reuses the other's. At commit, a
 //!   destination that another run created or replaced since this one
@@ -120,7 +120,7 @@ pub fn interrupted() -> bool {
 
 /// Removes every scratch path of this process (the paths are dropped from
 /// the registry).
-pub fn remove_scratch() {
+fn remove_scratch() {
     let paths = match SCRATCH.lock() {
         Ok(mut g) => std::mem::take(&mut *g),
         Err(p) => std::mem::take(&mut *p.into_inner()),
@@ -264,11 +264,6 @@ impl Staged {
     /// Where to write.
     pub fn path(&self) -> &Path {
         &self.scratch
-    }
-
-    /// The destination.
-    pub fn dest(&self) -> &Path {
-        &self.dest
     }
 
     /// Syncs the scratch and moves it to the destination, replacing what was

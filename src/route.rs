@@ -137,6 +137,12 @@ impl<'a> Router<'a> {
         self.models.partitions[partition].experts[bin].as_ref()
     }
 
+    /// Bin `bin`'s expert's prediction, or `global` for a bin without one.
+    fn expert_or_global(&self, partition: usize, bin: usize, x: &[f64], global: f64) -> f64 {
+        self.expert(partition, bin)
+            .map_or(global, |e| e.coefficients.predict(x))
+    }
+
     /// Oracle routing on `partition` of a row with these keys, given its
     /// global prediction.
     pub fn oracle(&self, partition: usize, keys: &RowKeys, x: &[f64], global: f64) -> (f64, Route) {
@@ -155,10 +161,7 @@ impl<'a> Router<'a> {
         let (gate, partition) = self.gate?;
         let probs = gate.probabilities(x);
         let experts: Vec<f64> = (0..probs.len())
-            .map(|k| {
-                self.expert(partition, k)
-                    .map_or(global, |e| e.coefficients.predict(x))
-            })
+            .map(|k| self.expert_or_global(partition, k, x, global))
             .collect();
         let bin = crate::gate::logistic::argmax(&probs);
         let soft = probs.iter().zip(&experts).map(|(p, y)| p * y).sum();
@@ -178,8 +181,19 @@ impl<'a> Router<'a> {
         match routing {
             Routing::Global => (global, Route::Global),
             Routing::Oracle { partition } => self.oracle(partition, keys, x, global),
-            Routing::Gate { soft } => match self.gated(x, global) {
-                Some(g) => (if soft { g.soft } else { g.hard }, Route::Gate(g.bin)),
+            Routing::Gate { soft: true } => match self.gated(x, global) {
+                Some(g) => (g.soft, Route::Gate(g.bin)),
+                None => (global, Route::Global),
+            },
+            // Hard routing needs one expert's prediction, not every bin's.
+            Routing::Gate { soft: false } => match self.gate {
+                Some((gate, partition)) => {
+                    let bin = crate::gate::logistic::argmax(&gate.probabilities(x));
+                    (
+                        self.expert_or_global(partition, bin, x, global),
+                        Route::Gate(bin),
+                    )
+                }
                 None => (global, Route::Global),
             },
         }
