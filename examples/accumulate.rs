@@ -34,7 +34,7 @@ fn main() -> gramstream::Result<()> {
     };
     let output = accumulate(&shards, &opts, None, &|_| {})?;
     let header = output.header.clone();
-    let summary = output.write(&dir.join("stats.h5"), 0)?;
+    let summary = output.write(&dir.join("stats.h5"), gramstream::Threads::All)?;
     println!("{summary}");
     let set = &header.partitions;
     let teff_mh = &set.partitions[0];

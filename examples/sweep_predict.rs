@@ -40,7 +40,7 @@ fn main() -> gramstream::Result<()> {
         ..Default::default()
     };
     let stats = dir.join("stats.h5");
-    accumulate(&shards, &opts, None, &|_| {})?.write(&stats, 0)?;
+    accumulate(&shards, &opts, None, &|_| {})?.write(&stats, gramstream::Threads::All)?;
 
     // Every α of every bin, α per bin by exact 3-fold CV, each (bin, α)
     // scored on the bin's own test rows (`gramstream sweep --test`).

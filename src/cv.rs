@@ -116,13 +116,19 @@ pub fn cv_sse_pcg(
 ) -> Result<CvResult> {
     let p = total.p;
     if shift_x.len() != p || total_path.eigenvalues().len() != p || total_path.n() != total.n {
-        return Err(Error::Shape(format!(
-            "cross-validation of {} rows × {p} pixels with a path of {} rows × {} and a shift of {}",
-            total.n,
-            total_path.n(),
-            total_path.eigenvalues().len(),
-            shift_x.len()
-        )));
+        return Err(Error::shape(
+            "cross-validation path and shift",
+            format!(
+                "a path of {} rows × {p} and a shift of {p} (as the statistics)",
+                total.n
+            ),
+            format!(
+                "a path of {} rows × {} and a shift of {}",
+                total_path.n(),
+                total_path.eigenvalues().len(),
+                shift_x.len()
+            ),
+        ));
     }
     if let Some(a) = alphas.iter().find(|a| !(a.is_finite() && **a > 0.0)) {
         return Err(Error::InvalidParameter {

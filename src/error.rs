@@ -101,9 +101,28 @@ pub enum Error {
         /// Why it is invalid.
         problem: String,
     },
-    /// An in-memory source or buffer was given inconsistent dimensions.
-    #[error("{0}")]
-    Shape(String),
+    /// Arrays given to a function do not fit together (lengths,
+    /// dimensions, a row range past the end), or a size does not fit this
+    /// machine. These are the caller's arrays, not a file's: a file's
+    /// shapes are [`Error::Layout`].
+    #[error("{what}: expected {expected}, found {found}")]
+    Shape {
+        /// The array or the operation (e.g. "gate PCA components").
+        what: String,
+        /// The size or shape that fits.
+        expected: String,
+        /// The size or shape given.
+        found: String,
+    },
+    /// A header could not be written as JSON.
+    #[error("{what} to JSON: {source}")]
+    Json {
+        /// The value being written.
+        what: String,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// Two statistics files cannot be combined (by `merge`): different
     /// configuration, a checkpoint, or a shard present in both.
     #[error("cannot merge {first} and {second}: {reason}")]
@@ -164,6 +183,19 @@ impl Error {
             path: path.to_path_buf(),
             what: what.into(),
             message: hdf5_cause(&e),
+        }
+    }
+
+    /// Arrays that do not fit together: `what` expected `expected`, found `found`.
+    pub(crate) fn shape(
+        what: impl Into<String>,
+        expected: impl std::fmt::Display,
+        found: impl std::fmt::Display,
+    ) -> Self {
+        Error::Shape {
+            what: what.into(),
+            expected: expected.to_string(),
+            found: found.to_string(),
         }
     }
 

@@ -63,5 +63,8 @@ pub(crate) fn write_attr<T: H5Type>(
 }
 
 pub(crate) fn json<T: serde::Serialize>(what: &str, v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| Error::Shape(format!("{what} to JSON: {e}")))
+    serde_json::to_string(v).map_err(|source| Error::Json {
+        what: what.into(),
+        source,
+    })
 }

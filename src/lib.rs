@@ -31,6 +31,7 @@
 //! | [`report_figures`] | report PNGs from plain numbers: grouped bars, annotated heatmaps, predicted vs true, bars |
 //! | [`sweep`] | every α of every bin: CV/GCV selection, test scores |
 //! | [`experiment`] | the reference experiments from a TOML config: runs over noise levels and seeds, results.json, per_bin.csv, report.md, plots |
+//! | [`threads`] | parallelism: [`Threads`], the one notion every entry point takes; results never depend on it |
 //! | [`gate`] | the gate: 37 PCA and line features, multinomial L2 logistic regression over the T_eff × [M/H] bins |
 #![deny(missing_docs)]
 
@@ -38,6 +39,7 @@ pub mod error;
 pub mod eval;
 pub mod experiment;
 pub mod gate;
+mod h5check;
 mod h5raw;
 mod h5write;
 pub mod layout;
@@ -47,6 +49,7 @@ pub mod synth;
 
 pub use error::{Error, Result};
 pub use layout::Layout;
+pub use threads::Threads;
 pub mod cv;
 pub mod inspect;
 pub mod linalg;
@@ -63,4 +66,5 @@ pub mod scan;
 pub mod source;
 pub mod stats;
 pub mod sweep;
+pub mod threads;
 pub mod tsqr;

@@ -70,11 +70,11 @@ pub fn eigh(a: &Mat<f64>, par: Par) -> Result<(Vec<f64>, Mat<f64>)> {
 /// only).
 pub fn eigh_with(a: &Mat<f64>, backend: Backend, par: Par) -> Result<(Vec<f64>, Mat<f64>)> {
     if a.nrows() != a.ncols() {
-        return Err(Error::Shape(format!(
-            "eigendecomposition of a {} × {} matrix",
-            a.nrows(),
-            a.ncols()
-        )));
+        return Err(Error::shape(
+            "eigendecomposition",
+            "a square matrix",
+            format!("{} × {}", a.nrows(), a.ncols()),
+        ));
     }
     match backend {
         Backend::Faer => eigh_faer(a, par),
@@ -234,8 +234,9 @@ mod lapack {
         if p == 0 {
             return Ok((Vec::new(), Mat::zeros(0, 0)));
         }
-        let n = c_int::try_from(p)
-            .map_err(|_| Error::Shape(format!("order {p} too large for LAPACK")))?;
+        let n = c_int::try_from(p).map_err(|_| {
+            Error::shape("LAPACK eigendecomposition", "an order that fits a C int", p)
+        })?;
         // Column-major copy (LAPACK overwrites it); 'L' reads the lower triangle.
         let mut buf: Vec<f64> = Vec::with_capacity(p * p);
         for j in 0..p {
@@ -554,15 +555,6 @@ pub fn eigh_residuals(a: &Mat<f64>, lambda: &[f64], v: &Mat<f64>) -> (f64, f64) 
         av.norm_l2() / sym.norm_l2().max(f64::MIN_POSITIVE),
         vtv.norm_l2(),
     )
-}
-
-/// Parallelism of the dense kernels for a thread count (0 = all cores).
-pub fn par(threads: usize) -> faer::Par {
-    match threads {
-        1 => faer::Par::Seq,
-        0 => faer::Par::rayon(0),
-        n => faer::Par::rayon(n),
-    }
 }
 
 #[cfg(test)]

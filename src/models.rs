@@ -103,9 +103,10 @@
 use std::path::Path;
 
 use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
-use hdf5::{Dataset, Group, H5Type};
+use hdf5::{Group, H5Type};
 use serde::{Deserialize, Serialize};
 
+use crate::h5check::Check;
 use crate::h5write::{fixed_str_type, json, padded, write_attr, write_str_attr};
 use crate::output::Staged;
 use crate::partition::Partition;
@@ -389,7 +390,11 @@ const I64: TypeDescriptor = TypeDescriptor::Integer(IntSize::U8);
 /// is untouched.
 pub fn write_models(path: &Path, models: &ModelSet) -> Result<()> {
     models.problems().map_err(|(object, problem)| {
-        Error::Shape(format!("writing {}: {object}: {problem}", path.display()))
+        Error::shape(
+            format!("writing {}: {object}", path.display()),
+            "a consistent model set",
+            problem,
+        )
     })?;
     let staged = Staged::file(path)?;
     write_file(staged.path(), path, models)?;
@@ -551,7 +556,7 @@ fn read_gate(
     let Ok(g) = root.group("gate") else {
         return Ok(None);
     };
-    let idx = ck.num_attr::<u64>(&g, "partition")?;
+    let idx = ck.num_attr::<u64>(&g, "/gate", "partition")?;
     let partition = usize::try_from(idx)
         .ok()
         .and_then(|i| parts.get(i).map(|pt| (i, pt.clone())))
@@ -564,24 +569,12 @@ fn read_gate(
         })?;
     let k = crate::gate::features::PCA_COMPONENTS;
     let d = crate::gate::features::N_FEATURES;
-    let wave: Vec<f64> = ck.read(root, "/gate/wave", &F64, &[p])?;
-    let mean: Vec<f64> = ck.read(root, "/gate/pca_mean", &F64, &[p])?;
-    let c: Vec<f64> = ck.read(root, "/gate/pca_components", &F64, &[k, p])?;
-    let fmean: Vec<f64> = ck.read(root, "/gate/feature_mean", &F64, &[d])?;
-    let fscale: Vec<f64> = ck.read(root, "/gate/feature_scale", &F64, &[d])?;
-    let n_present = match root.dataset("/gate/present").map(|ds| ds.shape()) {
-        Ok(shape) if shape.len() == 1 => shape[0],
-        Ok(shape) => {
-            return Err(ck.bad("/gate/present", "a 1-D dataset", format!("shape {shape:?}")))
-        }
-        Err(_) => {
-            return Err(Error::MissingDataset {
-                path: ck.path.to_path_buf(),
-                dataset: "/gate/present".into(),
-                found: String::new(),
-            })
-        }
-    };
+    let wave: Vec<f64> = ck.read_checked(root, "/gate/wave", &F64, &[p])?;
+    let mean: Vec<f64> = ck.read_checked(root, "/gate/pca_mean", &F64, &[p])?;
+    let c: Vec<f64> = ck.read_checked(root, "/gate/pca_components", &F64, &[k, p])?;
+    let fmean: Vec<f64> = ck.read_checked(root, "/gate/feature_mean", &F64, &[d])?;
+    let fscale: Vec<f64> = ck.read_checked(root, "/gate/feature_scale", &F64, &[d])?;
+    let (present_ds, n_present) = ck.dataset_rows(root, "/gate/present", &U64, &[])?;
     if n_present == 0 || n_present > partition.1.bins() {
         return Err(ck.bad(
             "/gate/present",
@@ -589,8 +582,8 @@ fn read_gate(
             format!("{n_present}"),
         ));
     }
-    let present: Vec<u64> = ck.read(root, "/gate/present", &U64, &[n_present])?;
-    let theta: Vec<f64> = ck.read(root, "/gate/theta", &F64, &[n_present, d + 1])?;
+    let present: Vec<u64> = ck.read(&present_ds, "/gate/present")?;
+    let theta: Vec<f64> = ck.read_checked(root, "/gate/theta", &F64, &[n_present, d + 1])?;
     let bad = |object: &str, e: Error| ck.bad(object, "a valid gate", e.to_string());
     let features =
         crate::gate::GateFeatures::new(&wave, mean, faer::Mat::from_fn(p, k, |i, j| c[j * p + i]))
@@ -613,169 +606,19 @@ fn read_gate(
     }))
 }
 
-/// Errors of [`ModelSet::open`]: all name the file and the object.
-struct Check<'a> {
-    path: &'a Path,
-}
-
-impl Check<'_> {
-    fn bad(&self, object: &str, expected: impl Into<String>, found: impl Into<String>) -> Error {
-        Error::Layout {
-            path: self.path.to_path_buf(),
-            dataset: object.to_string(),
-            expected: expected.into(),
-            found: found.into(),
-        }
-    }
-
-    fn attr(&self, root: &Group, name: &str) -> Result<hdf5::Attribute> {
-        root.attr(name).map_err(|_| {
-            self.bad(
-                &format!("/ attribute {name}"),
-                "the attribute",
-                "nothing (missing)",
-            )
-        })
-    }
-
-    fn str_attr(&self, root: &Group, name: &str) -> Result<String> {
-        let a = self.attr(root, name)?;
-        let object = format!("/ attribute {name}");
-        let bytes = crate::h5raw::read_fixed_string_attr(&a)
-            .map_err(|e| self.bad(&object, "a string", e.to_string()))?;
-        String::from_utf8(bytes).map_err(|_| self.bad(&object, "UTF-8 text", "invalid UTF-8"))
-    }
-
-    fn num_attr<T: H5Type>(&self, root: &Group, name: &str) -> Result<T> {
-        self.attr(root, name)?.read_scalar::<T>().map_err(|e| {
-            self.bad(
-                &format!("/ attribute {name}"),
-                format!("a scalar {}", std::any::type_name::<T>()),
-                e.to_string(),
-            )
-        })
-    }
-
-    fn json_attr<T: serde::de::DeserializeOwned>(
-        &self,
-        root: &Group,
-        name: &str,
-        what: &str,
-    ) -> Result<T> {
-        let s = self.str_attr(root, name)?;
-        serde_json::from_str(&s)
-            .map_err(|e| self.bad(&format!("/ attribute {name}"), what, e.to_string()))
-    }
-
-    /// Opens a dataset and checks its type, shape and Fletcher32 filter.
-    fn dataset(
-        &self,
-        root: &Group,
-        name: &str,
-        dtype: &TypeDescriptor,
-        shape: &[usize],
-    ) -> Result<Dataset> {
-        let ds = root.dataset(name).map_err(|_| Error::MissingDataset {
-            path: self.path.to_path_buf(),
-            dataset: name.to_string(),
-            found: String::new(),
-        })?;
-        let found = ds
-            .dtype()
-            .and_then(|t| t.to_descriptor())
-            .map_err(|e| self.bad(name, format!("{dtype}"), e.to_string()))?;
-        let same = match (dtype, &found) {
-            (TypeDescriptor::FixedUnicode(_), TypeDescriptor::FixedUnicode(_)) => true,
-            (a, b) => a == b,
-        };
-        if !same {
-            return Err(self.bad(name, format!("{dtype}"), format!("{found}")));
-        }
-        let got = ds.shape();
-        if got != shape {
-            return Err(self.bad(name, format!("shape {shape:?}"), format!("shape {got:?}")));
-        }
-        if !ds.filters().contains(&hdf5::filters::Filter::Fletcher32) {
-            return Err(self.bad(name, "a Fletcher32 checksum filter", "no checksum"));
-        }
-        Ok(ds)
-    }
-
-    fn read<T: H5Type>(
-        &self,
-        root: &Group,
-        name: &str,
-        dtype: &TypeDescriptor,
-        shape: &[usize],
-    ) -> Result<Vec<T>> {
-        self.dataset(root, name, dtype, shape)?
-            .read_raw::<T>()
-            .map_err(|e| Error::hdf5(self.path, format!("reading {name}"), e))
-    }
-
-    /// A 1-D dataset of fixed-length UTF-8 strings (trailing NULs removed).
-    fn strings(&self, root: &Group, name: &str, n: usize) -> Result<Vec<String>> {
-        let ds = self.dataset(root, name, &TypeDescriptor::FixedUnicode(1), &[n])?;
-        let dtype = ds
-            .dtype()
-            .map_err(|e| Error::hdf5(self.path, format!("reading {name}"), e))?;
-        let width = dtype.size();
-        let mut buf = vec![0u8; n * width];
-        crate::h5raw::transfer_rows(
-            &ds,
-            0..n,
-            None,
-            &dtype,
-            crate::h5raw::Buffer::Read(&mut buf),
-        )
-        .map_err(|e| Error::hdf5(self.path, format!("reading {name}"), e))?;
-        buf.chunks_exact(width.max(1))
-            .map(|c| {
-                let end = c.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-                String::from_utf8(c[..end].to_vec())
-                    .map_err(|_| self.bad(name, "UTF-8 text", "invalid UTF-8"))
-            })
-            .collect()
-    }
-}
-
 fn read_file(path: &Path) -> Result<ModelSet> {
     std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     let file = hdf5::File::open(path).map_err(|e| Error::hdf5(path, "opening as HDF5", e))?;
     let ck = Check { path };
     let root: &Group = &file;
 
-    let format = root
-        .attr("format")
-        .ok()
-        .and_then(|a| crate::h5raw::read_fixed_string_attr(&a).ok());
-    if format.as_deref() != Some(FORMAT_NAME.as_bytes()) {
-        return Err(ck.bad(
-            "/ attribute format",
-            format!("{FORMAT_NAME:?} (a gramstream models file)"),
-            match format {
-                None => "no such attribute".to_string(),
-                Some(b) => format!("{:?}", String::from_utf8_lossy(&b)),
-            },
-        ));
-    }
-    let version = ck.num_attr::<u64>(root, "format_version")?;
-    if version == 0 || version > u64::from(FORMAT_VERSION) {
-        return Err(ck.bad(
-            "/ attribute format_version",
-            format!("1…{FORMAT_VERSION}"),
-            if version == 0 {
-                "0".to_string()
-            } else {
-                format!("version {version}: written by a newer gramstream; upgrade to read it")
-            },
-        ));
-    }
-    let size = |name: &str| -> Result<usize> {
-        let v = ck.num_attr::<u64>(root, name)?;
-        usize::try_from(v)
-            .map_err(|_| ck.bad(&format!("/ attribute {name}"), "a size", v.to_string()))
-    };
+    ck.format(
+        root,
+        FORMAT_NAME,
+        "a gramstream models file",
+        FORMAT_VERSION,
+    )?;
+    let size = |name: &str| ck.usize_attr(root, "/", name);
     let p = size("pixels")?;
     if p == 0 {
         return Err(ck.bad("/ attribute pixels", "at least 1", "0"));
@@ -784,20 +627,21 @@ fn read_file(path: &Path) -> Result<ModelSet> {
     if e_count == 0 {
         return Err(ck.bad("/ attribute experts", "at least 1 (the global expert)", "0"));
     }
-    let noise_level = ck.num_attr::<f64>(root, "noise_level")?;
-    let seed = ck.num_attr::<u64>(root, "seed")?;
-    let layout: Layout = ck.json_attr(root, "layout", "a layout as JSON")?;
-    let parts: Vec<Partition> = ck.json_attr(root, "partitions", "a list of partitions as JSON")?;
-    let provenance: Provenance = ck.json_attr(root, "provenance", "provenance as JSON")?;
+    let noise_level = ck.num_attr::<f64>(root, "/", "noise_level")?;
+    let seed = ck.num_attr::<u64>(root, "/", "seed")?;
+    let layout: Layout = ck.json_attr(root, "/", "layout", "a layout as JSON")?;
+    let parts: Vec<Partition> =
+        ck.json_attr(root, "/", "partitions", "a list of partitions as JSON")?;
+    let provenance: Provenance = ck.json_attr(root, "/", "provenance", "provenance as JSON")?;
 
     // Shapes before reading: a damaged header may declare 2^40 experts.
     let w_ds = ck.dataset(root, "/experts/w", &F64, &[e_count, p])?;
-    let partition: Vec<i64> = ck.read(root, "/experts/partition", &I64, &[e_count])?;
-    let slot: Vec<u64> = ck.read(root, "/experts/slot", &U64, &[e_count])?;
-    let alpha: Vec<f64> = ck.read(root, "/experts/alpha", &F64, &[e_count])?;
-    let intercept: Vec<f64> = ck.read(root, "/experts/intercept", &F64, &[e_count])?;
-    let n_train: Vec<u64> = ck.read(root, "/experts/n_train", &U64, &[e_count])?;
-    let selected_by = ck.strings(root, "/experts/selected_by", e_count)?;
+    let partition: Vec<i64> = ck.read_checked(root, "/experts/partition", &I64, &[e_count])?;
+    let slot: Vec<u64> = ck.read_checked(root, "/experts/slot", &U64, &[e_count])?;
+    let alpha: Vec<f64> = ck.read_checked(root, "/experts/alpha", &F64, &[e_count])?;
+    let intercept: Vec<f64> = ck.read_checked(root, "/experts/intercept", &F64, &[e_count])?;
+    let n_train: Vec<u64> = ck.read_checked(root, "/experts/n_train", &U64, &[e_count])?;
+    let selected_by = ck.strings(root, "/experts/selected_by", Some(e_count))?;
     let w: Vec<f64> = w_ds
         .read_raw::<f64>()
         .map_err(|e| Error::hdf5(path, "reading /experts/w", e))?;

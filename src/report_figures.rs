@@ -33,8 +33,13 @@ fn category_color(i: usize) -> RGBColor {
     rgb(colors::CATEGORICAL[i % colors::CATEGORICAL.len()])
 }
 
-fn shape(msg: impl Into<String>) -> Error {
-    Error::Shape(msg.into())
+/// Figure inputs that do not fit together: `what` expected `expected`, found `found`.
+fn shape(
+    what: impl Into<String>,
+    expected: impl std::fmt::Display,
+    found: impl std::fmt::Display,
+) -> Error {
+    Error::shape(what, expected, found)
 }
 
 /// Text width and height in pixels at `size` (a rough estimate if the font
@@ -92,7 +97,7 @@ fn auto_format(v: f64) -> String {
 
 fn check_categories(what: &str, categories: &[String]) -> Result<()> {
     if categories.is_empty() {
-        return Err(shape(format!("{what}: no categories")));
+        return Err(shape(what, "at least one category", "none"));
     }
     Ok(())
 }
@@ -120,15 +125,15 @@ pub fn grouped_bars(
 ) -> Result<()> {
     check_categories("grouped bars", categories)?;
     if series.is_empty() {
-        return Err(shape("grouped bars: no series"));
+        return Err(shape("grouped bars", "at least one series", "none"));
     }
     for (label, values) in series {
         if values.len() != categories.len() {
-            return Err(shape(format!(
-                "grouped bars: series {label:?} has {} values for {} categories",
+            return Err(shape(
+                format!("grouped bars: series {label:?}"),
+                format!("{} values (categories)", categories.len()),
                 values.len(),
-                categories.len()
-            )));
+            ));
         }
     }
     let bar_series: Vec<BarSeries> = series
@@ -155,11 +160,11 @@ pub fn bars(
 ) -> Result<()> {
     check_categories("bars", categories)?;
     if values.len() != categories.len() {
-        return Err(shape(format!(
-            "bars: {} values for {} categories",
+        return Err(shape(
+            "bars",
+            format!("{} values (categories)", categories.len()),
             values.len(),
-            categories.len()
-        )));
+        ));
     }
     let one = [BarSeries {
         label: None,
@@ -392,25 +397,25 @@ pub fn heatmap(
     diverging: bool,
 ) -> Result<()> {
     if row_labels.is_empty() || col_labels.is_empty() {
-        return Err(shape("heatmap: no rows or no columns"));
+        return Err(shape("heatmap", "at least one row and one column", "none"));
     }
     if values.len() != row_labels.len() {
-        return Err(shape(format!(
-            "heatmap: {} rows of values for {} row labels",
+        return Err(shape(
+            "heatmap values",
+            format!("{} rows (row labels)", row_labels.len()),
             values.len(),
-            row_labels.len()
-        )));
+        ));
     }
     if let Some((r, row)) = values
         .iter()
         .enumerate()
         .find(|(_, row)| row.len() != col_labels.len())
     {
-        return Err(shape(format!(
-            "heatmap: row {r} has {} values for {} column labels",
+        return Err(shape(
+            format!("heatmap row {r}"),
+            format!("{} values (column labels)", col_labels.len()),
             row.len(),
-            col_labels.len()
-        )));
+        ));
     }
     ensure_font()?;
     let finite: Vec<f64> = values
@@ -600,24 +605,24 @@ pub fn scatter_pred_true(
     group_names: &[String],
 ) -> Result<()> {
     if y_true.is_empty() {
-        return Err(shape("scatter: no points"));
+        return Err(shape("scatter", "at least one point", "none"));
     }
     if y_pred.len() != y_true.len() || group.len() != y_true.len() {
-        return Err(shape(format!(
-            "scatter: {} true values, {} predictions, {} groups",
-            y_true.len(),
-            y_pred.len(),
-            group.len()
-        )));
+        return Err(shape(
+            "scatter predictions and groups",
+            format!("{} of each (true values)", y_true.len()),
+            format!("{} predictions, {} groups", y_pred.len(), group.len()),
+        ));
     }
     if group_names.is_empty() {
-        return Err(shape("scatter: no group names"));
+        return Err(shape("scatter group names", "at least one", "none"));
     }
     if let Some(&g) = group.iter().find(|&&g| g >= group_names.len()) {
-        return Err(shape(format!(
-            "scatter: group {g} has no name ({} names)",
-            group_names.len()
-        )));
+        return Err(shape(
+            "scatter group",
+            format!("< {} (the names given)", group_names.len()),
+            g,
+        ));
     }
     ensure_font()?;
     let mut idx: Vec<usize> = (0..y_true.len())
@@ -810,7 +815,7 @@ mod tests {
         let short = vec![("s".to_string(), vec![1.0])];
         assert!(matches!(
             grouped_bars(&p, "t", &cats, &short, "y"),
-            Err(Error::Shape(_))
+            Err(Error::Shape { .. })
         ));
         assert!(grouped_bars(&p, "t", &[], &[], "y").is_err());
         assert!(grouped_bars(&p, "t", &cats, &[], "y").is_err());
@@ -834,7 +839,7 @@ mod tests {
         let q = dir.path().join("c.png");
         assert!(matches!(
             bars(&q, "t", &cats, &[1.0], "y"),
-            Err(Error::Shape(_))
+            Err(Error::Shape { .. })
         ));
         assert!(bars(&q, "t", &[], &[], "y").is_err());
         assert!(!q.exists());
@@ -882,7 +887,7 @@ mod tests {
         let ragged = vec![vec![1.0, 2.0], vec![3.0]];
         assert!(matches!(
             heatmap(&p, "t", &rows, &cols, &ragged, &f, false),
-            Err(Error::Shape(_))
+            Err(Error::Shape { .. })
         ));
         let one_row = vec![vec![1.0, 2.0]];
         assert!(heatmap(&p, "t", &rows, &cols, &one_row, &f, false).is_err());
@@ -923,7 +928,7 @@ mod tests {
         assert!(scatter_pred_true(&p, "t", &[], &[], &[], &g).is_err());
         assert!(matches!(
             scatter_pred_true(&p, "t", &[1.0, 2.0], &[1.0], &[0, 0], &g),
-            Err(Error::Shape(_))
+            Err(Error::Shape { .. })
         ));
         assert!(scatter_pred_true(&p, "t", &[1.0], &[1.0], &[1], &g).is_err());
         assert!(scatter_pred_true(&p, "t", &[1.0], &[1.0], &[0], &[]).is_err());

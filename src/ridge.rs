@@ -90,10 +90,11 @@ impl RidgePath {
             });
         }
         if shift_x.len() != p {
-            return Err(Error::Shape(format!(
-                "shift of {} values for {p} pixels",
-                shift_x.len()
-            )));
+            return Err(Error::shape(
+                "shift",
+                format!("{p} values (pixels)"),
+                shift_x.len(),
+            ));
         }
         let (cov, c, syy, m, my) = centred(stats);
         let (lambda, v) = eigh(&cov, par)?;

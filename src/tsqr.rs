@@ -145,11 +145,11 @@ impl Tsqr {
     /// and folds the block when it is full.
     pub fn push(&mut self, x: &[f64], y: f64, par: Par) -> Result<()> {
         if x.len() != self.p {
-            return Err(Error::Shape(format!(
-                "a row of {} values for {} features",
+            return Err(Error::shape(
+                "QR row",
+                format!("{} values (features)", self.p),
                 x.len(),
-                self.p
-            )));
+            ));
         }
         let o = self.intercept as usize;
         let (sx, sy) = (&self.shift_x, self.shift_y);
@@ -197,10 +197,11 @@ impl Tsqr {
     /// of the union from [R; R_other] and `other`'s staged rows.
     pub fn merge(&mut self, other: &Tsqr, par: Par) -> Result<()> {
         if other.p != self.p || other.intercept != self.intercept {
-            return Err(Error::Shape(format!(
-                "merging a QR of {} features (intercept: {}) into one of {} (intercept: {})",
-                other.p, other.intercept, self.p, self.intercept
-            )));
+            return Err(Error::shape(
+                "merging QR accumulators",
+                format!("{} features (intercept: {})", self.p, self.intercept),
+                format!("{} features (intercept: {})", other.p, other.intercept),
+            ));
         }
         if other.shift_x != self.shift_x || other.shift_y != self.shift_y {
             return Err(Error::InvalidParameter {
@@ -227,11 +228,11 @@ impl Tsqr {
             });
         }
         if shift_x.len() != self.p {
-            return Err(Error::Shape(format!(
-                "shift of {} values for {} features",
+            return Err(Error::shape(
+                "shift",
+                format!("{} values (features)", self.p),
                 shift_x.len(),
-                self.p
-            )));
+            ));
         }
         let rows = self.k() + self.staged;
         let d: Vec<f64> = self

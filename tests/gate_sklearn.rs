@@ -36,7 +36,7 @@ fn noisy_rows(dir: &Path, name: &str, rows: usize, shard: u64) -> (Reservoir, Ve
         partitions: PartitionSet::new(vec![Partition::teff_mh()], 1).unwrap(),
         noise: NoiseModel::new(1.0, SEED).unwrap(),
         mode: Some(Mode::PerBin),
-        threads: 1,
+        threads: gramstream::Threads::ONE,
         gate_sample: rows,
         mem_budget: Some(1 << 30),
         first_shard_index: shard,

@@ -42,7 +42,7 @@ fn statistics_agree_with_numpy_on_h5py_and_pandas_files() {
         let stats = dir.path().join(format!("{name}.stats.h5"));
         accumulate(&[shard.clone()], &opts, None, &|_| {})
             .unwrap()
-            .write(&stats, 2)
+            .write(&stats, gramstream::Threads::new(2))
             .unwrap();
         let out = std::process::Command::new(&python)
             .arg(&script)

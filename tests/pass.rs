@@ -28,7 +28,7 @@ fn options(folds: usize, threads: usize) -> AccumulateOptions {
     AccumulateOptions {
         partitions: PartitionSet::new(PartitionSet::default().partitions, folds).unwrap(),
         noise: NoiseModel::new(1.0, 11).unwrap(),
-        threads,
+        threads: gramstream::Threads::new(threads),
         chunk_rows: Some(64),
         block_rows: Some(16),
         mem_budget: Some(1 << 30),
@@ -137,7 +137,7 @@ fn pass_matches_naive_accumulation_in_both_modes() {
             opts.mode = Some(mode);
             let out = accumulate(&paths, &opts, None, &|_| {}).unwrap();
             assert_eq!(out.summary.rows, 470);
-            let (header, stats, reservoir) = out.into_stats(1);
+            let (header, stats, reservoir) = out.into_stats(gramstream::Threads::new(1));
             assert_eq!(header.mode, mode);
             let want = naive(&paths, &header);
             assert_eq!(stats.len(), want.len());
@@ -167,7 +167,7 @@ fn bitwise_identical_for_threads_and_chunk_sizes() {
         let mut opts = options(2, threads);
         opts.chunk_rows = Some(chunk);
         let out = accumulate(&paths, &opts, None, &|_| {}).unwrap();
-        let (h, stats, res) = out.into_stats(threads);
+        let (h, stats, res) = out.into_stats(gramstream::Threads::new(threads));
         (h, bits(&stats), res)
     };
     let (h1, a, r1) = run(1, 64);
@@ -190,11 +190,11 @@ fn cells_sum_to_per_bin_statistics() {
     opts.mode = Some(Mode::Cells);
     let (hc, cells, _) = accumulate(&paths, &opts, None, &|_| {})
         .unwrap()
-        .into_stats(2);
+        .into_stats(gramstream::Threads::new(2));
     opts.mode = Some(Mode::PerBin);
     let (hb, bins, _) = accumulate(&paths, &opts, None, &|_| {})
         .unwrap()
-        .into_stats(2);
+        .into_stats(gramstream::Threads::new(2));
     let set = &hc.partitions;
     assert_eq!(hc.shift_x, hb.shift_x);
     for (k, part) in set.partitions.iter().enumerate() {
@@ -248,7 +248,7 @@ fn large_mean_is_centred_accurately() {
     opts.mode = Some(Mode::Cells);
     let (header, stats, _) = accumulate(&paths, &opts, None, &|_| {})
         .unwrap()
-        .into_stats(2);
+        .into_stats(gramstream::Threads::new(2));
     let mut all = SuffStats::zeros(P);
     for s in &stats {
         all.add(s).unwrap();
@@ -308,11 +308,11 @@ fn derived_groups_agree_between_modes() {
     opts.mode = Some(Mode::Cells);
     let (hc, cells, _) = accumulate(&paths, &opts, None, &|_| {})
         .unwrap()
-        .into_stats(1);
+        .into_stats(gramstream::Threads::new(1));
     opts.mode = Some(Mode::PerBin);
     let (hb, bins, _) = accumulate(&paths, &opts, None, &|_| {})
         .unwrap()
-        .into_stats(1);
+        .into_stats(gramstream::Threads::new(1));
     let groups = [
         Group::Global,
         Group::Bin {

@@ -68,14 +68,14 @@ fn fit(train: &Path) -> ModelSet {
     let opts = AccumulateOptions {
         partitions: PartitionSet::new(PartitionSet::default().partitions, 1).unwrap(),
         noise: NoiseModel::new(1.0, 11).unwrap(),
-        threads: 1,
+        threads: gramstream::Threads::ONE,
         chunk_rows: Some(64),
         mem_budget: Some(1 << 30),
         ..Default::default()
     };
     let (h, stats, _) = accumulate(&[train.to_path_buf()], &opts, None, &|_| {})
         .unwrap()
-        .into_stats(1);
+        .into_stats(gramstream::Threads::ONE);
     let expert = |group: Group| -> Option<Expert> {
         let s = sum(P, &members(&h, group, None).unwrap(), |a| {
             Ok(stats[a].clone())

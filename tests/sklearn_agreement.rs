@@ -44,7 +44,7 @@ fn every_bin_and_alpha_agrees_with_scikit_learn() {
         let stats = dir.path().join("stats.h5");
         accumulate(&[train.clone()], &opts, None, &|_| {})
             .unwrap()
-            .write(&stats, 2)
+            .write(&stats, gramstream::Threads::new(2))
             .unwrap();
         let file = StatsFile::open(&stats).unwrap();
         let alphas: Vec<f64> = (-2..=6).map(|e| 10f64.powi(e)).collect();
@@ -59,7 +59,7 @@ fn every_bin_and_alpha_agrees_with_scikit_learn() {
                     noise: None,
                     chunk_rows: 97,
                 }),
-                par: faer::Par::Seq,
+                threads: gramstream::Threads::ONE,
                 fixed_alpha: None,
                 pca_components: 0,
             },

@@ -591,7 +591,11 @@ fn failing(r: &Run, ok: usize) -> impl Iterator<Item = gramstream::Result<SuffSt
         if a < ok {
             Ok(s.clone())
         } else {
-            Err(Error::Shape("the pass failed".into()))
+            Err(Error::Shape {
+                what: "the pass failed".into(),
+                expected: "success".into(),
+                found: "a failure".into(),
+            })
         }
     })
 }
@@ -623,7 +627,7 @@ fn a_failed_write_leaves_nothing_behind_and_keeps_the_old_file() {
         other.cursor.as_ref(),
     )
     .unwrap_err();
-    assert!(matches!(err, Error::Shape(_)));
+    assert!(matches!(err, Error::Shape { .. }));
     assert_eq!(
         std::fs::read(&path).unwrap(),
         before,

@@ -303,3 +303,52 @@ fn small_bins_and_least_squares_are_reported_not_dropped() {
         assert!(g["selected"].is_null());
     }
 }
+
+/// The sweep's numbers do not depend on its threads: one thread (the
+/// single-threaded path) and two give the same CSV and the same weights,
+/// bit for bit, with CV (folds in parallel) and without (groups in parallel).
+#[test]
+fn sweep_is_bitwise_identical_for_one_and_two_threads() {
+    use gramstream::stats::StatsFile;
+    use gramstream::sweep::{self, SweepOptions, TestSpec};
+    use gramstream::Threads;
+
+    let dir = tempfile::tempdir().unwrap();
+    for folds in [3, 1] {
+        let (stats, test) = setup(dir.path(), folds);
+        let file = StatsFile::open(&stats).unwrap();
+        let run = |threads: Threads| {
+            let mut opts = SweepOptions::new(sweep::log_grid(1e-2, 1e5, 8).unwrap());
+            opts.threads = threads;
+            opts.test = Some(TestSpec {
+                path: test.clone(),
+                noise: None,
+                chunk_rows: 100,
+            });
+            let sw = sweep::run(&file, &opts, |_| {}).unwrap();
+            let mut csv = Vec::new();
+            sweep::report::write_csv(&sw, &mut csv).unwrap();
+            let bits: Vec<u64> = sw
+                .models
+                .iter()
+                .flat_map(|m| {
+                    let w =
+                        m.w.col_iter()
+                            .flat_map(|c| c.iter().copied().collect::<Vec<_>>());
+                    w.chain(m.intercept.iter().copied())
+                        .map(f64::to_bits)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            (String::from_utf8(csv).unwrap(), bits)
+        };
+        let (csv1, w1) = run(Threads::ONE);
+        let (csv2, w2) = run(Threads::new(2));
+        assert!(!w1.is_empty());
+        assert_eq!(csv1, csv2, "sweep.csv, {folds} fold(s)");
+        assert!(
+            w1 == w2,
+            "weights differ between 1 and 2 threads, {folds} fold(s)"
+        );
+    }
+}

@@ -41,7 +41,7 @@ use serde::Deserialize;
 
 use crate::partition::{Partition, PartitionKind};
 use crate::sweep::Select;
-use crate::{Error, Result};
+use crate::{Error, Result, Threads};
 
 /// An experiment: data, noise, statistics, Ridge, gate, outputs.
 #[derive(Debug, Clone, Deserialize)]
@@ -141,7 +141,7 @@ pub struct StatsConfig {
     pub mem_budget: Option<String>,
     /// Threads (0: all cores).
     #[serde(default)]
-    pub threads: usize,
+    pub threads: Threads,
     /// Rows per chunk read (default: from the budget).
     #[serde(default)]
     pub chunk_rows: Option<usize>,
@@ -163,7 +163,7 @@ impl Default for StatsConfig {
             partitions: default_partitions(),
             folds: default_folds(),
             mem_budget: None,
-            threads: 0,
+            threads: Threads::All,
             chunk_rows: None,
             keep: false,
         }

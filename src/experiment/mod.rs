@@ -274,7 +274,7 @@ fn run_one(
         } else {
             CvMethod::Skip
         },
-        par: crate::linalg::par(cfg.stats.threads),
+        threads: cfg.stats.threads,
         fixed_alpha: cfg.ridge.alpha,
         pca_components: if plan.gate_partition.is_some() {
             crate::gate::features::PCA_COMPONENTS
@@ -386,7 +386,7 @@ fn run_one(
         &models,
         gate.as_ref().map(|(g, p)| (g, *p)),
         Some(&mut sw),
-        sopts.par,
+        sopts.threads,
         &mut |n| progress(Event::Advance(n)),
     )?;
     timing.evaluate = t.elapsed().as_secs_f64();

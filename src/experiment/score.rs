@@ -16,7 +16,8 @@ use crate::route::Router;
 use crate::stats::StatsHeader;
 use crate::sweep::test_eval::{stream, CurveScorer, TestSpec};
 use crate::sweep::{GroupId, Sweep};
-use crate::Result;
+use crate::threads::Pool;
+use crate::{Result, Threads};
 
 /// Per-row predictions of the test set.
 #[derive(Debug, Clone, Default)]
@@ -69,17 +70,18 @@ impl TestTable {
 /// Streams the test shard of `spec` once and predicts every row with
 /// `models` (and `gate`, routing on partition position `gate_partition`);
 /// with `curves`, the same rows also score every (group, α) model of that
-/// sweep (its test metrics and summary are filled in; `par`: the
-/// parallelism of their matrix products).
+/// sweep (its test metrics and summary are filled in; `threads` run their
+/// matrix products).
 pub fn score(
     spec: &TestSpec,
     header: &StatsHeader,
     models: &ModelSet,
     gate: Option<(&Gate, usize)>,
     curves: Option<&mut Sweep>,
-    par: faer::Par,
+    threads: Threads,
     progress: &mut dyn FnMut(u64),
 ) -> Result<TestTable> {
+    let pool = Pool::new(threads)?;
     let mut t = TestTable {
         bins: vec![Vec::new(); models.partitions.len()],
         oracle: vec![Vec::new(); models.partitions.len()],
@@ -102,7 +104,7 @@ pub fn score(
             ..
         }) => {
             let ids: Vec<GroupId> = groups.iter().map(|g| g.id).collect();
-            let scorer = CurveScorer::new(header, &ids, models, alphas.len(), par);
+            let scorer = CurveScorer::new(header, &ids, models, alphas.len(), &pool);
             (Some(scorer), Some((groups, test)))
         }
         None => (None, None),

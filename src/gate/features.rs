@@ -148,17 +148,22 @@ impl GateFeatures {
             });
         }
         if pca_mean.len() != p || pca_components.nrows() != p {
-            return Err(Error::Shape(format!(
-                "gate PCA: mean of length {} and components with {} rows for a grid of {p} pixels",
-                pca_mean.len(),
-                pca_components.nrows()
-            )));
+            return Err(Error::shape(
+                "gate PCA mean and components",
+                format!("{p} values and {p} rows (the wavelength grid)"),
+                format!(
+                    "{} values and {} rows",
+                    pca_mean.len(),
+                    pca_components.nrows()
+                ),
+            ));
         }
         if pca_components.ncols() != PCA_COMPONENTS {
-            return Err(Error::Shape(format!(
-                "gate PCA: {} components given, {PCA_COMPONENTS} expected",
-                pca_components.ncols()
-            )));
+            return Err(Error::shape(
+                "gate PCA components",
+                format!("{PCA_COMPONENTS} columns"),
+                format!("{} columns", pca_components.ncols()),
+            ));
         }
         let finite_components =
             (0..PCA_COMPONENTS).all(|k| pca_components.col(k).iter().all(|v| v.is_finite()));
@@ -301,11 +306,11 @@ impl GateFeatures {
     /// The features of every row of `x` (row-major `n × P`): row-major `n × 37`.
     pub fn compute_rows(&self, x: &[f64]) -> Result<Vec<f64>> {
         if x.len() % self.pixels != 0 {
-            return Err(Error::Shape(format!(
-                "gate features: {} values are not whole rows of {} pixels",
-                x.len(),
-                self.pixels
-            )));
+            return Err(Error::shape(
+                "gate feature rows",
+                format!("whole rows of {} pixels", self.pixels),
+                format!("{} values", x.len()),
+            ));
         }
         let n = x.len() / self.pixels;
         let mut out = vec![0.0; n * N_FEATURES];
@@ -331,12 +336,18 @@ pub fn leading_components(
 ) -> Result<(Vec<f64>, Mat<f64>)> {
     let p = eigenvalues.len();
     if eigenvectors.ncols() != p || eigenvectors.nrows() != mean.len() || k > p {
-        return Err(Error::Shape(format!(
-            "leading components: {k} of {p} eigenvalues, eigenvectors {} × {}, mean of length {}",
-            eigenvectors.nrows(),
-            eigenvectors.ncols(),
-            mean.len()
-        )));
+        return Err(Error::shape(
+            "leading components",
+            format!(
+                "k ≤ {p} eigenvalues, eigenvectors {0} × {p}, a mean of length {0}",
+                mean.len()
+            ),
+            format!(
+                "k = {k}, eigenvectors {} × {}",
+                eigenvectors.nrows(),
+                eigenvectors.ncols()
+            ),
+        ));
     }
     if eigenvalues.windows(2).any(|w| w[0] > w[1]) {
         return Err(Error::InvalidParameter {

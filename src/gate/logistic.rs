@@ -248,10 +248,11 @@ pub fn fit(features: &[f64], labels: &[usize], classes: usize, c: f64) -> Result
         });
     }
     if features.len() % n != 0 || features.is_empty() {
-        return Err(Error::Shape(format!(
-            "logistic regression: {} feature values for {n} labels",
-            features.len()
-        )));
+        return Err(Error::shape(
+            "logistic regression features",
+            format!("a positive multiple of {n} values (one row per label)"),
+            format!("{} values", features.len()),
+        ));
     }
     let d = features.len() / n;
     if !(c > 0.0 && c.is_finite()) {
@@ -439,13 +440,21 @@ impl Logistic {
             problem,
         };
         if scale.len() != d || theta.nrows() != d + 1 || theta.ncols() != present.len() {
-            return Err(Error::Shape(format!(
-                "logistic regression: {d} means, {} scales, θ {} × {} for {} present classes",
-                scale.len(),
-                theta.nrows(),
-                theta.ncols(),
-                present.len()
-            )));
+            return Err(Error::shape(
+                "logistic regression parameters",
+                format!(
+                    "{d} scales and θ {} × {} ({d} means, {} present classes)",
+                    d + 1,
+                    present.len(),
+                    present.len()
+                ),
+                format!(
+                    "{} scales and θ {} × {}",
+                    scale.len(),
+                    theta.nrows(),
+                    theta.ncols()
+                ),
+            ));
         }
         if present.is_empty()
             || present.windows(2).any(|w| w[0] >= w[1])

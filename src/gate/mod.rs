@@ -85,13 +85,20 @@ impl Gate {
             || reservoir.x.len() != reservoir.len() * p
             || reservoir.params.len() != reservoir.len()
         {
-            return Err(Error::Shape(format!(
-                "gate: reservoir of {} rows × {p} pixels ({} values, {} params) for a grid of {} pixels",
-                reservoir.len(),
-                reservoir.x.len(),
-                reservoir.params.len(),
-                wave.len()
-            )));
+            return Err(Error::shape(
+                "gate reservoir",
+                format!(
+                    "{} rows × {} pixels (the wavelength grid) and {} params",
+                    reservoir.len(),
+                    wave.len(),
+                    reservoir.len()
+                ),
+                format!(
+                    "{} values at {p} pixels and {} params",
+                    reservoir.x.len(),
+                    reservoir.params.len()
+                ),
+            ));
         }
         let features = GateFeatures::new(wave, pca_mean, pca_components)?;
         let d = features::N_FEATURES;

@@ -288,14 +288,16 @@ impl ParamsTable {
     ) -> Result<()> {
         let n = rows.end.saturating_sub(rows.start);
         if rows.end > self.rows || out.len() != n * cols.len() {
-            return Err(Error::Shape(format!(
-                "params read of rows {}..{} (table has {}) into {} values for {} columns",
-                rows.start,
-                rows.end,
-                self.rows,
-                out.len(),
-                cols.len()
-            )));
+            return Err(Error::shape(
+                format!("params rows {}..{}", rows.start, rows.end),
+                format!(
+                    "rows within the table's {} and a buffer of {} values ({} columns)",
+                    self.rows,
+                    n * cols.len(),
+                    cols.len()
+                ),
+                format!("a buffer of {} values", out.len()),
+            ));
         }
         crate::h5raw::read_records_raw(&self.dataset, &self.mem_type, rows.clone(), scratch)
             .map_err(|e| {
@@ -310,10 +312,13 @@ impl ParamsTable {
             })?;
         for (r, record) in scratch.chunks_exact(self.record).enumerate() {
             for (j, &c) in cols.iter().enumerate() {
-                let col = self
-                    .columns
-                    .get(c)
-                    .ok_or_else(|| Error::Shape(format!("no column index {c}")))?;
+                let col = self.columns.get(c).ok_or_else(|| {
+                    Error::shape(
+                        "params column index",
+                        format!("< {}", self.columns.len()),
+                        c,
+                    )
+                })?;
                 let value = record
                     .get(col.offset..)
                     .and_then(|b| col.kind.decode(b))

@@ -29,26 +29,28 @@ impl MemorySource {
         ncols: usize,
     ) -> Result<Self> {
         if pixels == 0 || flux.len() % pixels != 0 {
-            return Err(Error::Shape(format!(
-                "{} flux values are not rows of {pixels} pixels",
-                flux.len()
-            )));
+            return Err(Error::shape(
+                "in-memory flux",
+                format!("whole rows of {pixels} pixels (at least 1)"),
+                format!("{} values", flux.len()),
+            ));
         }
         let rows = flux.len() / pixels;
         if let Some(e) = &error {
             if e.len() != flux.len() {
-                return Err(Error::Shape(format!(
-                    "error has {} values, flux {}",
+                return Err(Error::shape(
+                    "in-memory error",
+                    format!("{} values (as flux)", flux.len()),
                     e.len(),
-                    flux.len()
-                )));
+                ));
             }
         }
         if params.len() != rows * ncols {
-            return Err(Error::Shape(format!(
-                "params has {} values for {rows} rows × {ncols} columns",
-                params.len()
-            )));
+            return Err(Error::shape(
+                "in-memory params",
+                format!("{} values ({rows} rows × {ncols} columns)", rows * ncols),
+                params.len(),
+            ));
         }
         Ok(MemorySource {
             shard,
@@ -74,10 +76,11 @@ impl ChunkSource for MemorySource {
     }
     fn read_chunk(&mut self, rows: Range<usize>, chunk: &mut Chunk) -> Result<()> {
         if rows.start > rows.end || rows.end > self.rows {
-            return Err(Error::Shape(format!(
-                "rows {}..{} of a source of {} rows",
-                rows.start, rows.end, self.rows
-            )));
+            return Err(Error::shape(
+                "in-memory rows",
+                format!("a range within 0..{}", self.rows),
+                format!("{}..{}", rows.start, rows.end),
+            ));
         }
         let p = self.pixels;
         chunk.reset(

@@ -650,7 +650,7 @@ fn spectrum_problem<'a>(
 ) -> Option<(&'a str, String, String)> {
     let i = values
         .iter()
-        .position(|v| !(v.abs() <= MAX_SPECTRUM_VALUE))?;
+        .position(|v| v.is_nan() || v.abs() > MAX_SPECTRUM_VALUE)?;
     let v = values[i];
     let problem = if v.is_finite() {
         too_large(what, v)
@@ -797,13 +797,11 @@ impl ChunkSource for ShardReader {
     }
     fn read_chunk(&mut self, rows: Range<usize>, chunk: &mut Chunk) -> Result<()> {
         if rows.start > rows.end || rows.end > self.rows {
-            return Err(Error::Shape(format!(
-                "{}: rows {}..{} of a shard of {} rows",
-                self.path.display(),
-                rows.start,
-                rows.end,
-                self.rows
-            )));
+            return Err(Error::shape(
+                format!("{}: rows", self.path.display()),
+                format!("a range within 0..{}", self.rows),
+                format!("{}..{}", rows.start, rows.end),
+            ));
         }
         chunk.reset(
             self.index,

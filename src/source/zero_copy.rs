@@ -64,10 +64,14 @@ impl<B: AsRef<[u8]>> RawArray<B> {
                 cols,
                 dtype,
             }),
-            _ => Err(Error::Shape(format!(
-                "{rows} × {cols} values of {} bytes at offset {offset} do not fit in {len} bytes",
-                dtype.size()
-            ))),
+            _ => Err(Error::shape(
+                format!(
+                    "{rows} × {cols} values of {} bytes at offset {offset}",
+                    dtype.size()
+                ),
+                "to fit in the mapped bytes",
+                format!("{len} bytes"),
+            )),
         }
     }
 
@@ -88,14 +92,14 @@ impl<B: AsRef<[u8]>> RawArray<B> {
             .checked_sub(rows.start)
             .filter(|_| rows.end <= self.rows);
         let Some(n) = n.filter(|&n| out.len() == n * self.cols) else {
-            return Err(Error::Shape(format!(
-                "rows {}..{} of {} into a buffer of {} values ({} per row)",
-                rows.start,
-                rows.end,
-                self.rows,
-                out.len(),
-                self.cols
-            )));
+            return Err(Error::shape(
+                format!("rows {}..{}", rows.start, rows.end),
+                format!(
+                    "rows within the array's {}, into a buffer of {} values per row",
+                    self.rows, self.cols
+                ),
+                format!("a buffer of {} values", out.len()),
+            ));
         };
         let size = self.dtype.size();
         let a = self.offset + rows.start * self.cols * size;
@@ -223,6 +227,8 @@ mod tests {
     }
 
     #[test]
+    // A reversed range is one of the inputs refused (clippy flags it as a mistake).
+    #[allow(clippy::reversed_empty_ranges)]
     fn out_of_bounds_is_refused() {
         let bytes = vec![0u8; 100];
         assert!(RawArray::new(&bytes[..], 0, 13, 1, FloatType::F64Le).is_err());

@@ -77,6 +77,7 @@ use hdf5::{Dataset, Group, H5Type};
 use super::{
     packed_len, Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, SuffStats, FORMAT_VERSION,
 };
+use crate::h5check::Check;
 use crate::h5write::{fixed_str_type, json, padded, write_attr, write_str_attr};
 use crate::output::Staged;
 use crate::partition::PartitionSet;
@@ -120,18 +121,29 @@ fn check_for_write(
     cursor: Option<&Cursor>,
 ) -> Result<()> {
     let p = header.pixels;
-    let bad = |m: String| Err(Error::Shape(format!("writing statistics: {m}")));
+    let bad = |what: &str, expected: String, found: String| {
+        Err(Error::shape(
+            format!("writing statistics: {what}"),
+            expected,
+            found,
+        ))
+    };
     if p == 0 {
-        return bad("0 pixels".into());
+        return bad("pixels", "at least 1".into(), "0".into());
     }
     if header.shift_x.len() != p {
-        return bad(format!(
-            "shift_x has {} values for {p} pixels",
-            header.shift_x.len()
-        ));
+        return bad(
+            "shift_x",
+            format!("{p} values"),
+            header.shift_x.len().to_string(),
+        );
     }
     if !header.shift_y.is_finite() || header.shift_x.iter().any(|v| !v.is_finite()) {
-        return bad("the shift is not finite".into());
+        return bad(
+            "the shift",
+            "finite values".into(),
+            "a non-finite value".into(),
+        );
     }
     let n = reservoir.keys.len();
     if reservoir.origin.len() != n
@@ -141,31 +153,40 @@ fn check_for_write(
         || !(reservoir.pixels == p || (n == 0 && reservoir.pixels == 0))
         || reservoir.keys.windows(2).any(|w| w[0] > w[1])
     {
-        return bad(format!(
-            "inconsistent reservoir: {n} keys, {} origins, {} params, {} values of {} pixels, capacity {} (P = {p}, keys must ascend)",
-            reservoir.origin.len(),
-            reservoir.params.len(),
-            reservoir.x.len(),
-            reservoir.pixels,
-            reservoir.capacity
-        ));
+        return bad(
+            "the reservoir",
+            format!(
+                "{n} origins, params and rows of {p} pixels, at most {} rows, keys ascending",
+                reservoir.capacity
+            ),
+            format!(
+                "{n} keys, {} origins, {} params, {} values of {} pixels",
+                reservoir.origin.len(),
+                reservoir.params.len(),
+                reservoir.x.len(),
+                reservoir.pixels
+            ),
+        );
     }
     if let Some(c) = cursor {
         let a = header.accumulators();
         if c.staged.len() != a {
-            return bad(format!(
-                "the cursor has staged rows for {} accumulators, not {a}",
-                c.staged.len()
-            ));
+            return bad(
+                "the cursor",
+                format!("staged rows for {a} accumulators"),
+                format!("{}", c.staged.len()),
+            );
         }
         for (i, (x, y)) in c.staged.iter().enumerate() {
             if x.len() != y.len() * p || y.len() >= c.block_rows.max(1) {
-                return bad(format!(
-                    "accumulator {i}: {} staged values for {} staged rows (block {})",
-                    x.len(),
-                    y.len(),
-                    c.block_rows
-                ));
+                return bad(
+                    &format!("the cursor's accumulator {i}"),
+                    format!(
+                        "fewer staged rows than a block of {}, of {p} values each",
+                        c.block_rows
+                    ),
+                    format!("{} staged values for {} staged rows", x.len(), y.len()),
+                );
             }
         }
     }
@@ -198,32 +219,6 @@ fn write_paths(group: &Group, path: &Path, paths: &[&str]) -> Result<()> {
         crate::h5raw::Buffer::Write(&buf),
     )
     .map_err(wrap)
-}
-
-/// Reads a 1-D dataset of fixed-length strings (trailing NULs removed).
-fn read_fixed_strings(ds: &Dataset) -> hdf5::Result<Vec<Vec<u8>>> {
-    let dtype = ds.dtype()?;
-    match dtype.to_descriptor()? {
-        TypeDescriptor::FixedUnicode(_) | TypeDescriptor::FixedAscii(_) => {}
-        other => {
-            return Err(hdf5::Error::from(format!(
-                "expected fixed-length strings, found {other}"
-            )))
-        }
-    }
-    let (n, width) = (ds.size(), dtype.size());
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    let mut buf = vec![0u8; n * width];
-    crate::h5raw::transfer_rows(ds, 0..n, None, &dtype, crate::h5raw::Buffer::Read(&mut buf))?;
-    Ok(buf
-        .chunks_exact(width)
-        .map(|c| {
-            let end = c.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-            c[..end].to_vec()
-        })
-        .collect())
 }
 
 /// Creates a dataset, chunked with Fletcher32 unless it is empty (a chunk
@@ -272,8 +267,10 @@ fn write_array<T: H5Type>(
 }
 
 fn header_json(header: &StatsHeader) -> Result<String> {
-    let mut v = serde_json::to_value(header)
-        .map_err(|e| Error::Shape(format!("statistics header to JSON: {e}")))?;
+    let mut v = serde_json::to_value(header).map_err(|source| Error::Json {
+        what: "statistics header".into(),
+        source,
+    })?;
     if let Some(o) = v.as_object_mut() {
         o.remove("shift_x");
         o.remove("shards");
@@ -368,21 +365,25 @@ fn write_file(
         let st = match accumulators.next() {
             Some(r) => r?,
             None => {
-                return Err(Error::Shape(format!(
-                    "writing {}: {a} accumulators given, {a_count} expected",
-                    path.display()
-                )))
+                return Err(Error::shape(
+                    format!("writing {}: accumulators", path.display()),
+                    a_count,
+                    a,
+                ))
             }
         };
         if st.p != p || st.sum_x.len() != p || st.xty.len() != p || st.xtx.len() != l {
-            return Err(Error::Shape(format!(
-                "writing {}: accumulator {a} has p = {} ({} + {} + {} values) for P = {p}",
-                path.display(),
-                st.p,
-                st.sum_x.len(),
-                st.xty.len(),
-                st.xtx.len()
-            )));
+            return Err(Error::shape(
+                format!("writing {}: accumulator {a}", path.display()),
+                format!("p = {p} ({p} + {p} + {l} values)"),
+                format!(
+                    "p = {} ({} + {} + {} values)",
+                    st.p,
+                    st.sum_x.len(),
+                    st.xty.len(),
+                    st.xtx.len()
+                ),
+            ));
         }
         let row = |ds: &Dataset, name: &str, v: &[f64]| {
             ds.write_slice(v, (a, ..))
@@ -396,10 +397,11 @@ fn write_file(
         sum_yy.push(st.sum_yy);
     }
     if accumulators.next().is_some() {
-        return Err(Error::Shape(format!(
-            "writing {}: more than the {a_count} accumulators expected",
-            path.display()
-        )));
+        return Err(Error::shape(
+            format!("writing {}: accumulators", path.display()),
+            a_count,
+            format!("more than {a_count}"),
+        ));
     }
     write_array(&acc, path, "n", &[a_count], &n)?;
     write_array(&acc, path, "sum_y", &[a_count], &sum_y)?;
@@ -451,170 +453,6 @@ pub struct StatsFile {
     file: hdf5::File,
 }
 
-/// Errors of [`StatsFile::open`]: all name the file and the object.
-struct Check<'a> {
-    path: &'a Path,
-}
-
-impl Check<'_> {
-    fn bad(&self, object: &str, expected: impl Into<String>, found: impl Into<String>) -> Error {
-        Error::Layout {
-            path: self.path.to_path_buf(),
-            dataset: object.to_string(),
-            expected: expected.into(),
-            found: found.into(),
-        }
-    }
-
-    fn attr(&self, loc: &hdf5::Location, loc_name: &str, name: &str) -> Result<hdf5::Attribute> {
-        loc.attr(name).map_err(|_| {
-            self.bad(
-                &format!("{loc_name} attribute {name}"),
-                "the attribute",
-                "nothing (missing)",
-            )
-        })
-    }
-
-    fn str_attr(&self, loc: &hdf5::Location, loc_name: &str, name: &str) -> Result<String> {
-        let a = self.attr(loc, loc_name, name)?;
-        let bytes = crate::h5raw::read_fixed_string_attr(&a).map_err(|e| {
-            self.bad(
-                &format!("{loc_name} attribute {name}"),
-                "a string",
-                e.to_string(),
-            )
-        })?;
-        String::from_utf8(bytes).map_err(|_| {
-            self.bad(
-                &format!("{loc_name} attribute {name}"),
-                "UTF-8 text",
-                "invalid UTF-8",
-            )
-        })
-    }
-
-    fn num_attr<T: H5Type>(&self, loc: &hdf5::Location, loc_name: &str, name: &str) -> Result<T> {
-        let a = self.attr(loc, loc_name, name)?;
-        a.read_scalar::<T>().map_err(|e| {
-            self.bad(
-                &format!("{loc_name} attribute {name}"),
-                format!("a scalar {}", std::any::type_name::<T>()),
-                e.to_string(),
-            )
-        })
-    }
-
-    fn usize_attr(&self, loc: &hdf5::Location, loc_name: &str, name: &str) -> Result<usize> {
-        let v = self.num_attr::<u64>(loc, loc_name, name)?;
-        usize::try_from(v).map_err(|_| {
-            self.bad(
-                &format!("{loc_name} attribute {name}"),
-                "a size",
-                v.to_string(),
-            )
-        })
-    }
-
-    /// Opens a dataset and checks its type, its shape and, when it holds
-    /// data, that it is Fletcher32-checksummed.
-    fn dataset(
-        &self,
-        group: &Group,
-        name: &str,
-        dtype: &TypeDescriptor,
-        shape: &[usize],
-    ) -> Result<Dataset> {
-        let ds = group.dataset(name).map_err(|_| Error::MissingDataset {
-            path: self.path.to_path_buf(),
-            dataset: name.to_string(),
-            found: String::new(),
-        })?;
-        let found = ds
-            .dtype()
-            .and_then(|t| t.to_descriptor())
-            .map_err(|e| self.bad(name, format!("{dtype}"), e.to_string()))?;
-        if &found != dtype {
-            return Err(self.bad(name, format!("{dtype}"), format!("{found}")));
-        }
-        let got = ds.shape();
-        if got != shape {
-            return Err(self.bad(name, format!("shape {shape:?}"), format!("shape {got:?}")));
-        }
-        if shape.iter().product::<usize>() > 0
-            && !ds.filters().contains(&hdf5::filters::Filter::Fletcher32)
-        {
-            return Err(self.bad(name, "a Fletcher32 checksum filter", "no checksum"));
-        }
-        Ok(ds)
-    }
-
-    /// `/shards/path`: 1-D fixed-length UTF-8 strings, checksummed.
-    fn paths(&self, root: &Group) -> Result<Vec<String>> {
-        let name = "/shards/path";
-        let ds = root.dataset(name).map_err(|_| Error::MissingDataset {
-            path: self.path.to_path_buf(),
-            dataset: name.to_string(),
-            found: String::new(),
-        })?;
-        let shape = ds.shape();
-        if shape.len() != 1 {
-            return Err(self.bad(name, "1 dimension", format!("shape {shape:?}")));
-        }
-        if shape[0] > 0 && !ds.filters().contains(&hdf5::filters::Filter::Fletcher32) {
-            return Err(self.bad(name, "a Fletcher32 checksum filter", "no checksum"));
-        }
-        read_fixed_strings(&ds)
-            .map_err(|e| Error::hdf5(self.path, format!("reading {name}"), e))?
-            .into_iter()
-            .map(|b| {
-                String::from_utf8(b).map_err(|_| self.bad(name, "UTF-8 paths", "invalid UTF-8"))
-            })
-            .collect()
-    }
-
-    /// Refuses a non-finite value in `values`; `at` says where index `i` is
-    /// (accumulator, pixel, …).
-    fn finite(&self, name: &str, values: &[f64], at: impl Fn(usize) -> String) -> Result<()> {
-        match values.iter().position(|v| !v.is_finite()) {
-            None => Ok(()),
-            Some(i) => Err(self.bad(name, "finite values", format!("{} at {}", values[i], at(i)))),
-        }
-    }
-
-    fn read<T: H5Type>(&self, ds: &Dataset, name: &str) -> Result<Vec<T>> {
-        ds.read_raw::<T>()
-            .map_err(|e| Error::hdf5(self.path, format!("reading {name}"), e))
-    }
-
-    /// Opens a dataset whose first dimension is free; returns it and that length.
-    fn dataset_rows(
-        &self,
-        group: &Group,
-        name: &str,
-        dtype: &TypeDescriptor,
-        tail: &[usize],
-    ) -> Result<(Dataset, usize)> {
-        let ds = group.dataset(name).map_err(|_| Error::MissingDataset {
-            path: self.path.to_path_buf(),
-            dataset: name.to_string(),
-            found: String::new(),
-        })?;
-        let shape = ds.shape();
-        if shape.len() != tail.len() + 1 {
-            return Err(self.bad(
-                name,
-                format!("{} dimensions", tail.len() + 1),
-                format!("shape {shape:?}"),
-            ));
-        }
-        let rows = shape[0];
-        let mut want = vec![rows];
-        want.extend_from_slice(tail);
-        Ok((self.dataset(group, name, dtype, &want)?, rows))
-    }
-}
-
 const F64: TypeDescriptor = TypeDescriptor::Float(FloatSize::U8);
 const U64: TypeDescriptor = TypeDescriptor::Unsigned(IntSize::U8);
 const I64: TypeDescriptor = TypeDescriptor::Integer(IntSize::U8);
@@ -653,43 +491,12 @@ impl StatsFile {
         let root: &Group = &file;
         let loc: &hdf5::Location = root;
 
-        // A root header libhdf5 cannot read (damaged) is not a missing attribute.
-        let names = root
-            .attr_names()
-            .map_err(|e| Error::hdf5(path, "reading the root group's attributes", e))?;
-        let format = if names.iter().any(|n| n == "format") {
-            let a = root
-                .attr("format")
-                .map_err(|e| Error::hdf5(path, "reading the root attribute format", e))?;
-            crate::h5raw::read_fixed_string_attr(&a).ok()
-        } else {
-            None
-        };
-        if format.as_deref() != Some(FORMAT_NAME.as_bytes()) {
-            return Err(ck.bad(
-                "/ attribute format",
-                format!("{FORMAT_NAME:?} (a gramstream statistics file)"),
-                match format {
-                    None => "no such attribute".to_string(),
-                    Some(b) => format!("{:?}", String::from_utf8_lossy(&b)),
-                },
-            ));
-        }
-        let version = ck.num_attr::<u64>(loc, "/", "format_version")?;
-        if version > u64::from(FORMAT_VERSION) {
-            return Err(ck.bad(
-                "/ attribute format_version",
-                format!("format version {FORMAT_VERSION} or older"),
-                format!("version {version}: written by a newer gramstream; upgrade to read it"),
-            ));
-        }
-        if version == 0 {
-            return Err(ck.bad(
-                "/ attribute format_version",
-                format!("1…{FORMAT_VERSION}"),
-                "0",
-            ));
-        }
+        ck.format(
+            root,
+            FORMAT_NAME,
+            "a gramstream statistics file",
+            FORMAT_VERSION,
+        )?;
         let kind = ck.str_attr(loc, "/", "kind")?;
         let checkpoint = match kind.as_str() {
             KIND_STATS => false,
@@ -841,7 +648,7 @@ impl StatsFile {
         header.shift_x = ck.read(&ds, "/shift_x")?;
         ck.finite("/shift_x", &header.shift_x, |i| format!("pixel {i}"))?;
         ck.finite("/ attribute shift_y", &[header.shift_y], |_| "y₀".into())?;
-        let paths = ck.paths(root)?;
+        let paths = ck.strings(root, "/shards/path", None)?;
         let s = paths.len();
         let read_u64 = |name: &str| -> Result<Vec<u64>> {
             let ds = ck.dataset(root, name, &U64, &[s])?;

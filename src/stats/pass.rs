@@ -34,7 +34,7 @@ use crate::rows::{key_columns, RowSpec, RowStream};
 use crate::source::{
     Chunk, ChunkSource, NonFinitePolicy, ReadOptions, ReadPath, Shard, ShardReader, Spectra,
 };
-use crate::{Error, Layout, Result};
+use crate::{Error, Layout, Result, Threads};
 
 /// The pass computes at least this many times as long as the last
 /// checkpoint took to write before it writes the next: checkpoints cost at
@@ -55,8 +55,9 @@ pub struct AccumulateOptions {
     pub partitions: PartitionSet,
     /// Noise level and seed (the seed also drives folds and the reservoir).
     pub noise: NoiseModel,
-    /// Threads for noise and the Gram kernel (0 = all cores).
-    pub threads: usize,
+    /// Threads for the Gram kernel (the reader and the row stream have
+    /// their own).
+    pub threads: Threads,
     /// Rows per chunk read (None: 256).
     pub chunk_rows: Option<usize>,
     /// Rows staged per accumulator before a Gram update (None: from the budget).
@@ -87,7 +88,7 @@ impl Default for AccumulateOptions {
                 level: 1.0,
                 seed: 42,
             },
-            threads: 0,
+            threads: Threads::All,
             chunk_rows: None,
             block_rows: None,
             mem_budget: None,
@@ -349,33 +350,27 @@ pub struct PassOutput {
 impl PassOutput {
     /// Writes the statistics atomically, finishing (and dropping) one
     /// accumulator at a time so memory does not double.
-    pub fn write(self, path: &Path, threads: usize) -> Result<PassSummary> {
-        let par = par_of(threads);
-        let mut accs = self
-            .accumulators
-            .into_iter()
-            .map(move |mut a| Ok(a.finish(par)));
-        write_stats(path, &self.header, &mut accs, &self.reservoir, None)?;
-        Ok(self.summary)
+    pub fn write(self, path: &Path, threads: Threads) -> Result<PassSummary> {
+        let par = threads.par();
+        let (header, reservoir, summary) = (self.header, self.reservoir, self.summary);
+        let accumulators = self.accumulators;
+        threads.install(move || {
+            let mut accs = accumulators.into_iter().map(move |mut a| Ok(a.finish(par)));
+            write_stats(path, &header, &mut accs, &reservoir, None)
+        })??;
+        Ok(summary)
     }
 
     /// The finished statistics of every accumulator (small P: tests, examples).
-    pub fn into_stats(self, threads: usize) -> (StatsHeader, Vec<SuffStats>, Reservoir) {
-        let par = par_of(threads);
+    /// Runs in the calling thread's rayon pool with `threads.par()`.
+    pub fn into_stats(self, threads: Threads) -> (StatsHeader, Vec<SuffStats>, Reservoir) {
+        let par = threads.par();
         let stats = self
             .accumulators
             .into_iter()
             .map(|mut a| a.finish(par))
             .collect();
         (self.header, stats, self.reservoir)
-    }
-}
-
-fn par_of(threads: usize) -> Par {
-    if threads == 1 {
-        Par::Seq
-    } else {
-        Par::rayon(threads)
     }
 }
 
@@ -687,35 +682,25 @@ pub fn accumulate_sources<S: ChunkSource + 'static>(
     };
     let pixels = first.pixels();
     if let Some(s) = sources.iter().find(|s| s.pixels() != pixels) {
-        return Err(Error::Shape(format!(
-            "{}: {} pixels, {} has {pixels}",
-            s.origin().display(),
-            s.pixels(),
-            first.origin().display()
-        )));
+        return Err(Error::shape(
+            s.origin().display().to_string(),
+            format!("{pixels} pixels (as {})", first.origin().display()),
+            format!("{} pixels", s.pixels()),
+        ));
     }
     crate::noise::shard_indices(opts.first_shard_index, sources.len())?;
     if fingerprints.len() != sources.len() {
-        return Err(Error::Shape(format!(
-            "{} fingerprints for {} sources",
+        return Err(Error::shape(
+            "shard fingerprints",
+            format!("one per source ({})", sources.len()),
             fingerprints.len(),
-            sources.len()
-        )));
+        ));
     }
     let rows: Vec<usize> = sources.iter().map(ChunkSource::rows).collect();
     let origins: Vec<PathBuf> = sources.iter().map(ChunkSource::origin).collect();
     let plan = MemoryPlan::new(opts, pixels, checkpoint.is_some())?;
-    let threads = if opts.threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        opts.threads
-    };
     super::gram::init();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| Error::Worker(format!("thread pool: {e}")))?;
-    let par = par_of(threads);
+    let par = opts.threads.par();
     let spec = RowSpec::draw(opts.noise);
 
     let resume = match checkpoint {
@@ -783,7 +768,7 @@ pub fn accumulate_sources<S: ChunkSource + 'static>(
     let (mut rows_this_run, mut bytes_this_run, mut checkpoints) = (0u64, 0u64, 0usize);
     let mut last_checkpoint = Instant::now();
     let (mut checkpoint_cost, mut checkpoint_seconds) = (Duration::ZERO, 0.0);
-    pool.install(|| -> Result<()> {
+    opts.threads.install(|| -> Result<()> {
         // SNR and noise run on the stream's thread, overlapping the Gram
         // updates (in the main thread they left a core idle: perf).
         let mut stream = RowStream::new(readers, spec, plan.chunk_rows, plan.prefetch)?;
@@ -835,7 +820,7 @@ pub fn accumulate_sources<S: ChunkSource + 'static>(
             state.check_finite(shard, row)?;
         }
         Ok(())
-    })?;
+    })??;
     let reservoir = std::mem::take(&mut state.sample).into_reservoir();
     let seconds = start.elapsed().as_secs_f64();
     let summary = PassSummary {
@@ -1096,7 +1081,7 @@ mod tests {
                 let opts = AccumulateOptions {
                     partitions: set.clone(),
                     noise,
-                    threads: 1,
+                    threads: Threads::ONE,
                     chunk_rows: Some(13),
                     block_rows: Some(5),
                     mem_budget: Some(1 << 30),
@@ -1108,7 +1093,7 @@ mod tests {
                 let out =
                     accumulate_sources(srcs.clone(), fingerprints(&sizes), &opts, None, &|_| {})
                         .unwrap();
-                let (header, stats, reservoir) = out.into_stats(1);
+                let (header, stats, reservoir) = out.into_stats(Threads::ONE);
                 let total: usize = sizes.iter().sum();
                 assert_eq!(header.rows, total as u64);
                 assert_eq!(reservoir.len(), 17.min(total));
@@ -1174,14 +1159,14 @@ mod tests {
             p,
             flux,
             Some(vec![0.1; 300 * p]),
-            vec![4500.0, -0.5, 3.0].repeat(300),
+            [4500.0, -0.5, 3.0].repeat(300),
             3,
         )
         .unwrap();
         let opts = AccumulateOptions {
             partitions: PartitionSet::new(vec![Partition::teff_mh()], 1).unwrap(),
             noise: NoiseModel::new(0.0, 1).unwrap(),
-            threads: 1,
+            threads: Threads::ONE,
             chunk_rows: Some(10),
             block_rows: Some(4),
             mem_budget: Some(1 << 30),
@@ -1209,7 +1194,7 @@ mod tests {
                 partitions: PartitionSet::new(vec![Partition::teff_mh(), Partition::snr()], 2)
                     .unwrap(),
                 noise,
-                threads,
+                threads: Threads::new(threads),
                 chunk_rows: Some(chunk),
                 block_rows: Some(8),
                 mem_budget: Some(1 << 30),
@@ -1224,7 +1209,7 @@ mod tests {
                 &|_| {},
             )
             .unwrap();
-            let (_, stats, reservoir) = out.into_stats(threads);
+            let (_, stats, reservoir) = out.into_stats(Threads::new(threads));
             (stats, reservoir.x)
         };
         let one = run(1, 256);

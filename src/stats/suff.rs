@@ -63,10 +63,11 @@ impl SuffStats {
     /// Adds `other` (same shift, same p).
     pub fn add(&mut self, other: &SuffStats) -> Result<()> {
         if other.p != self.p {
-            return Err(Error::Shape(format!(
-                "adding statistics of {} pixels to {}",
-                other.p, self.p
-            )));
+            return Err(Error::shape(
+                "adding statistics",
+                format!("{} pixels", self.p),
+                format!("{} pixels", other.p),
+            ));
         }
         self.n += other.n;
         self.sum_y += other.sum_y;
@@ -86,10 +87,11 @@ impl SuffStats {
     /// Subtracts `other` (same shift, same p; its rows a subset of ours).
     pub fn sub(&mut self, other: &SuffStats) -> Result<()> {
         if other.p != self.p || other.n > self.n {
-            return Err(Error::Shape(format!(
-                "subtracting statistics of {} rows × {} pixels from {} rows × {}",
-                other.n, other.p, self.n, self.p
-            )));
+            return Err(Error::shape(
+                "subtracting statistics",
+                format!("at most {} rows of {} pixels", self.n, self.p),
+                format!("{} rows of {} pixels", other.n, other.p),
+            ));
         }
         self.n -= other.n;
         self.sum_y -= other.sum_y;
@@ -404,12 +406,19 @@ impl Accumulator {
             || staged_x.len() != staged_y.len() * p
             || stats.xtx.len() != packed_len(p)
         {
-            return Err(Error::Shape(format!(
-                "checkpoint accumulator: {} staged rows for a block of {block}, {} staged values, {} Gram values for p = {p}",
-                staged_y.len(),
-                staged_x.len(),
-                stats.xtx.len()
-            )));
+            return Err(Error::shape(
+                "checkpoint accumulator",
+                format!(
+                    "fewer staged rows than a block of {block}, {p} values per staged row, {} Gram values",
+                    packed_len(p)
+                ),
+                format!(
+                    "{} staged rows, {} staged values, {} Gram values",
+                    staged_y.len(),
+                    staged_x.len(),
+                    stats.xtx.len()
+                ),
+            ));
         }
         let mut acc = Accumulator::new(p, block);
         acc.n = stats.n;

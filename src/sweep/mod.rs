@@ -29,9 +29,15 @@ use crate::models::{Expert, ModelSet, PartitionModels, Provenance};
 use crate::ridge::{self, RidgePath};
 use crate::stats::derive::{members, Group};
 use crate::stats::{StatsFile, StatsHeader, SuffStats};
-use crate::{Error, Result};
+use crate::threads::Pool;
+use crate::{Error, Result, Threads};
 
 pub use test_eval::TestSpec;
+
+/// Groups solved at once without CV (with enough threads): each holds its
+/// K fold sums of P²/2 values, so this bounds the sweep's memory (two
+/// groups at P = 4096, K = 5: 1.3 GB), not only its speed.
+const CONCURRENT_GROUPS: usize = 2;
 
 /// How each group's α is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -88,8 +94,8 @@ pub struct SweepOptions {
     pub test: Option<TestSpec>,
     /// How CV solves the folds.
     pub cv: CvMethod,
-    /// Parallelism of the dense kernels.
-    pub par: Par,
+    /// Threads for the groups' decompositions, CV and test scoring.
+    pub threads: Threads,
     /// With [`Select::Fixed`]: the α every group uses (must be in `alphas`).
     pub fixed_alpha: Option<f64>,
     /// Keep this many leading principal components of the global
@@ -99,14 +105,14 @@ pub struct SweepOptions {
 
 impl SweepOptions {
     /// `alphas`, selection by the default rule, no test, CV by
-    /// eigendecomposition, sequential kernels, nothing fixed, no PCA kept.
+    /// eigendecomposition, all cores, nothing fixed, no PCA kept.
     pub fn new(alphas: Vec<f64>) -> Self {
         SweepOptions {
             alphas,
             select: None,
             test: None,
             cv: CvMethod::Eigh,
-            par: Par::Seq,
+            threads: Threads::All,
             fixed_alpha: None,
             pca_components: 0,
         }
@@ -696,6 +702,7 @@ pub fn run(
     mut progress: impl FnMut(Progress<'_>),
 ) -> Result<Sweep> {
     let start = Instant::now();
+    let pool = Pool::new(opts.threads)?;
     let h = file.header().clone();
     let p = h.pixels;
     if opts.alphas.is_empty() || opts.alphas.iter().any(|a| !a.is_finite() || *a < 0.0) {
@@ -812,11 +819,16 @@ pub fn run(
         .chain(std::iter::once(0))
         .chain((1..ids.len()).filter(|&g| ids[g].partition.is_some_and(|pi| pi > 0)))
         .collect();
-    // Without CV each group is one single-threaded decomposition: solve two
-    // groups at a time so both cores work (with CV, a group's own and its
-    // folds' decompositions already run concurrently). Each group's numbers
-    // do not depend on this: the same calls, with the same `par`, either way.
-    let batch = if want_cv.is_none() { 2 } else { 1 };
+    // Without CV each group is one single-threaded decomposition: solve as
+    // many groups at a time as there are threads, up to
+    // CONCURRENT_GROUPS (with CV, a group's own and its folds'
+    // decompositions already run concurrently). Each group's numbers do
+    // not depend on this: the same calls, with the same `par`, either way.
+    let batch = if want_cv.is_none() {
+        pool.threads().get().min(CONCURRENT_GROUPS)
+    } else {
+        1
+    };
     let mut step = 0;
     for chunk in order.chunks(batch) {
         let mut work: Vec<(usize, Vec<SuffStats>, GroupSweep, Option<Pca>)> = Vec::new();
@@ -851,17 +863,17 @@ pub fn run(
             work.push((g, fs, groups[g].clone(), None));
         }
         let t = Instant::now();
-        let solved: Vec<Result<GroupModels>> = {
+        let solved: Vec<Result<GroupModels>> = pool.run(|| {
             use rayon::prelude::*;
             work.par_iter_mut()
                 .with_max_len(1)
                 .map(|(g, fs, gs, pca_slot)| {
                     let keep = (ids[*g].partition.is_none() && opts.pca_components > 0)
                         .then_some((opts.pca_components, pca_slot));
-                    solve_group(&h, fs, &opts.alphas, want_cv, opts.par, gs, keep)
+                    solve_group(&h, fs, &opts.alphas, want_cv, pool.par(), gs, keep)
                 })
                 .collect()
-        };
+        });
         let elapsed = t.elapsed().as_secs_f64();
         let mut inner = 0.0;
         for ((g, _, gs, pca_slot), m) in work.into_iter().zip(solved) {
@@ -889,7 +901,7 @@ pub fn run(
             &h,
             &models,
             opts.alphas.len(),
-            opts.par,
+            &pool,
             &mut groups,
             &mut progress,
         )?;

@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use faer::{Mat, Par};
+use faer::Mat;
 use serde::Serialize;
 
 use super::{GroupId, GroupModels, GroupSweep, Progress};
@@ -19,6 +19,7 @@ use crate::partition::RowKeys;
 use crate::rows::{key_columns, ModelSpectra, RowSpec, RowStream};
 use crate::source::{Chunk, ReadOptions, Shard};
 use crate::stats::StatsHeader;
+use crate::threads::Pool;
 use crate::{Error, Result};
 
 /// Shard index the test noise streams use (distinct from every training
@@ -74,11 +75,11 @@ pub fn stream(
     let shard = Shard::open(&spec.path, layout)?;
     let p = header.pixels;
     if shard.pixels() != p {
-        return Err(Error::Shape(format!(
-            "{}: test spectra have {} pixels, the statistics {p}",
-            spec.path.display(),
-            shard.pixels()
-        )));
+        return Err(Error::shape(
+            format!("{}: test spectra", spec.path.display()),
+            format!("{p} pixels (as the statistics)"),
+            format!("{} pixels", shard.pixels()),
+        ));
     }
     let (spectra, stored) = match spec.noise {
         Some(noise) => (ModelSpectra::Draw(noise), false),
@@ -135,7 +136,7 @@ pub fn stream(
 pub(crate) struct CurveScorer<'a> {
     header: &'a StatsHeader,
     models: &'a [GroupModels],
-    par: Par,
+    pool: &'a Pool,
     /// Group index of (partition, slot).
     slot_group: Vec<Vec<usize>>,
     acc: Vec<Vec<Scores>>,
@@ -151,7 +152,7 @@ impl<'a> CurveScorer<'a> {
         ids: &[GroupId],
         models: &'a [GroupModels],
         alphas: usize,
-        par: Par,
+        pool: &'a Pool,
     ) -> Self {
         let parts = &header.partitions.partitions;
         let mut slot_group: Vec<Vec<usize>> =
@@ -164,7 +165,7 @@ impl<'a> CurveScorer<'a> {
         CurveScorer {
             header,
             models,
-            par,
+            pool,
             slot_group,
             acc: vec![vec![Scores::around(header.shift_y); alphas]; ids.len()],
             n_test: vec![0; ids.len()],
@@ -204,14 +205,16 @@ impl<'a> CurveScorer<'a> {
             let model = &self.models[g];
             let xm = Mat::from_fn(members.len(), p, |i, j| x.flux[members[i] * p + j]);
             let mut pred = Mat::<f64>::zeros(members.len(), model.intercept.len());
-            faer::linalg::matmul::matmul(
-                pred.as_mut(),
-                faer::Accum::Replace,
-                xm.as_ref(),
-                model.w.as_ref(),
-                1.0,
-                self.par,
-            );
+            self.pool.run(|| {
+                faer::linalg::matmul::matmul(
+                    pred.as_mut(),
+                    faer::Accum::Replace,
+                    xm.as_ref(),
+                    model.w.as_ref(),
+                    1.0,
+                    self.pool.par(),
+                )
+            });
             for (a, acc) in self.acc[g].iter_mut().enumerate() {
                 if !model.valid[a] {
                     continue;
@@ -268,13 +271,13 @@ pub(crate) fn score(
     header: &StatsHeader,
     models: &[GroupModels],
     alphas: usize,
-    par: Par,
+    pool: &Pool,
     groups: &mut [GroupSweep],
     progress: &mut impl FnMut(Progress<'_>),
 ) -> Result<TestSummary> {
     let ids: Vec<GroupId> = groups.iter().map(|g| g.id).collect();
     let total = Shard::open(&spec.path, &header.layout)?.rows() as u64;
-    let mut scorer = CurveScorer::new(header, &ids, models, alphas, par);
+    let mut scorer = CurveScorer::new(header, &ids, models, alphas, pool);
     let (_, spectra) = stream(spec, header, |rows, x| {
         scorer.add(rows, x);
         progress(Progress::TestRows {

@@ -30,9 +30,9 @@ pub struct AccumulateArgs {
     /// Folds for exact K-fold cross-validation (1 = none).
     #[arg(long, default_value_t = 1)]
     pub folds: usize,
-    /// Threads (0 = all cores).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
+    /// Threads (0 = all cores). The results do not depend on it, bit for bit.
+    #[arg(long, default_value = "0", value_parser = crate::parse_threads)]
+    pub threads: gramstream::Threads,
     /// Rows per chunk read (≥ 1).
     #[arg(long, value_parser = crate::parse_rows)]
     pub chunk_rows: Option<usize>,

@@ -340,9 +340,12 @@ fn demo(out: &std::path::Path, rows: usize, pixels: usize) -> Result<()> {
     Ok(())
 }
 
-/// Parallelism of the dense kernels for `--threads N` (0 = all cores).
-fn par(threads: usize) -> faer::Par {
-    gramstream::linalg::par(threads)
+/// `--threads N`: a thread count, 0 = all cores.
+pub fn parse_threads(s: &str) -> Result<gramstream::Threads, String> {
+    s.trim()
+        .parse::<usize>()
+        .map(gramstream::Threads::new)
+        .map_err(|_| format!("{s:?} is not a thread count (0 = all cores)"))
 }
 
 /// glibc returns every freed block above its mmap threshold (≤ 32 MiB) to the

@@ -45,9 +45,9 @@ pub struct SweepArgs {
     /// Output directory (created if needed).
     #[arg(long)]
     pub out: PathBuf,
-    /// Threads (0 = all cores).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
+    /// Threads (0 = all cores). The results do not depend on it, bit for bit.
+    #[arg(long, default_value = "0", value_parser = crate::parse_threads)]
+    pub threads: gramstream::Threads,
     /// Rows per chunk when reading the test shard (≥ 1).
     #[arg(long, default_value_t = 256, value_parser = crate::parse_rows)]
     pub chunk_rows: usize,
@@ -101,7 +101,7 @@ pub fn run(args: &SweepArgs) -> Result<String> {
         select,
         cv: args.cv,
         test,
-        par: crate::par(args.threads),
+        threads: args.threads,
         fixed_alpha: args.fixed_alpha,
         pca_components: 0,
     };
