@@ -479,6 +479,347 @@ fn accumulators_checked(set: &PartitionSet, mode: Mode) -> Option<usize> {
     base.checked_mul(set.folds)
 }
 
+/// `/ attribute kind`: complete statistics or a checkpoint.
+fn read_kind(ck: &Check<'_>, root: &Group) -> Result<bool> {
+    match ck.str_attr(root, "/", "kind")?.as_str() {
+        KIND_STATS => Ok(false),
+        KIND_CHECKPOINT => Ok(true),
+        other => Err(ck.bad(
+            "/ attribute kind",
+            format!("{KIND_STATS:?} or {KIND_CHECKPOINT:?}"),
+            format!("{other:?}"),
+        )),
+    }
+}
+
+/// The header from `header_json` (without `shift_x` and the shards, which
+/// are datasets and are read after the shapes are known).
+fn read_header(ck: &Check<'_>, root: &Group) -> Result<StatsHeader> {
+    let hj = ck.str_attr(root, "/", "header_json")?;
+    let not_header = |e: serde_json::Error| {
+        ck.bad(
+            "/ attribute header_json",
+            "a statistics header as JSON",
+            e.to_string(),
+        )
+    };
+    let mut value: serde_json::Value = serde_json::from_str(&hj).map_err(not_header)?;
+    let obj = value.as_object_mut().ok_or_else(|| {
+        ck.bad(
+            "/ attribute header_json",
+            "a JSON object",
+            "another JSON value",
+        )
+    })?;
+    obj.insert("shift_x".into(), serde_json::Value::Array(Vec::new()));
+    obj.insert("shards".into(), serde_json::Value::Array(Vec::new()));
+    serde_json::from_value(value).map_err(not_header)
+}
+
+/// The plain root attributes (written for h5py users) must agree with the
+/// header, and the partitions must be valid; returns the accumulator count.
+fn attributes_agree(ck: &Check<'_>, root: &Group, header: &StatsHeader) -> Result<usize> {
+    let agree = |name: &str, ok: bool, want: String, found: String| -> Result<()> {
+        if ok {
+            Ok(())
+        } else {
+            Err(ck.bad(
+                &format!("/ attribute {name}"),
+                format!("{want} (as in header_json)"),
+                found,
+            ))
+        }
+    };
+    let count = |name: &str, want: u64| -> Result<()> {
+        let v = ck.num_attr::<u64>(root, "/", name)?;
+        agree(name, v == want, want.to_string(), v.to_string())
+    };
+    let real = |name: &str, want: f64| -> Result<()> {
+        let v = ck.num_attr::<f64>(root, "/", name)?;
+        agree(
+            name,
+            v.to_bits() == want.to_bits(),
+            want.to_string(),
+            v.to_string(),
+        )
+    };
+    let p = header.pixels;
+    count("pixels", p as u64)?;
+    if p == 0 {
+        return Err(ck.bad("/ attribute pixels", "at least 1", "0"));
+    }
+    count("rows", header.rows)?;
+    count("skipped", header.skipped)?;
+    real("noise_level", header.noise.level)?;
+    count("seed", header.noise.seed)?;
+    count("folds", header.partitions.folds as u64)?;
+    let v = ck.str_attr(root, "/", "mode")?;
+    agree(
+        "mode",
+        v == mode_name(header.mode),
+        mode_name(header.mode).into(),
+        format!("{v:?}"),
+    )?;
+    let v = ck.str_attr(root, "/", "partitions")?;
+    let parts: PartitionSet = serde_json::from_str(&v).map_err(|e| {
+        ck.bad(
+            "/ attribute partitions",
+            "partitions as JSON",
+            e.to_string(),
+        )
+    })?;
+    agree(
+        "partitions",
+        parts == header.partitions,
+        "the same partitions".into(),
+        v,
+    )?;
+    PartitionSet::new(parts.partitions.clone(), parts.folds)
+        .map_err(|e| ck.bad("/ attribute partitions", "valid partitions", e.to_string()))?;
+    let v = ck.str_attr(root, "/", "layout")?;
+    let layout: Layout = serde_json::from_str(&v)
+        .map_err(|e| ck.bad("/ attribute layout", "a layout as JSON", e.to_string()))?;
+    agree(
+        "layout",
+        layout == header.layout,
+        "the same layout".into(),
+        v,
+    )?;
+    real("shift_y", header.shift_y)?;
+    let a_count = accumulators_checked(&header.partitions, header.mode).ok_or_else(|| {
+        ck.bad(
+            "/ attribute partitions",
+            "a countable number of accumulators",
+            "an overflow",
+        )
+    })?;
+    count("accumulators", a_count as u64)?;
+    Ok(a_count)
+}
+
+/// `/shift_x` (P values), and the shift finite.
+fn read_shift(ck: &Check<'_>, root: &Group, header: &StatsHeader) -> Result<Vec<f64>> {
+    let ds = ck.dataset(root, "/shift_x", &F64, &[header.pixels])?;
+    let shift_x: Vec<f64> = ck.read(&ds, "/shift_x")?;
+    ck.finite("/shift_x", &shift_x, |i| format!("pixel {i}"))?;
+    ck.finite("/ attribute shift_y", &[header.shift_y], |_| "y₀".into())?;
+    Ok(shift_x)
+}
+
+/// The shard table: one fingerprint per shard, unique indices, and (for
+/// complete statistics) at least the rows the header counts.
+fn read_shards(
+    ck: &Check<'_>,
+    root: &Group,
+    header: &StatsHeader,
+    checkpoint: bool,
+) -> Result<Vec<ShardFingerprint>> {
+    let paths = ck.strings(root, "/shards/path", None)?;
+    let s = paths.len();
+    let read_u64 = |name: &str| -> Result<Vec<u64>> {
+        let ds = ck.dataset(root, name, &U64, &[s])?;
+        ck.read(&ds, name)
+    };
+    let rows = read_u64("/shards/rows")?;
+    let bytes = read_u64("/shards/bytes")?;
+    let index = read_u64("/shards/index")?;
+    let ds = ck.dataset(root, "/shards/mtime_ns", &I64, &[s])?;
+    let mtime: Vec<i64> = ck.read(&ds, "/shards/mtime_ns")?;
+    let mut sorted = index.clone();
+    sorted.sort_unstable();
+    if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        return Err(ck.bad(
+            "/shards/index",
+            "unique shard indices",
+            format!("index {} twice", w[0]),
+        ));
+    }
+    let shard_rows = rows.iter().try_fold(0u64, |a, &r| a.checked_add(r));
+    let counted = u128::from(header.rows) + u128::from(header.skipped);
+    if !checkpoint && shard_rows.is_none_or(|t| counted > u128::from(t)) {
+        return Err(ck.bad(
+            "/shards/rows",
+            format!("at least rows + skipped = {counted} rows in all"),
+            format!("{shard_rows:?}"),
+        ));
+    }
+    Ok((0..s)
+        .map(|i| ShardFingerprint {
+            path: paths[i].clone(),
+            rows: rows[i],
+            bytes: bytes[i],
+            mtime_ns: mtime[i],
+            index: index[i],
+        })
+        .collect())
+}
+
+/// The accumulators' arrays: the per-accumulator scalars read (and
+/// finite), the P- and P²-sized rows only opened, read one accumulator at
+/// a time by [`StatsFile::accumulator`].
+struct AccumulatorArrays {
+    n: Vec<u64>,
+    sum_y: Vec<f64>,
+    sum_yy: Vec<f64>,
+    sum_x: Dataset,
+    xty: Dataset,
+    xtx: Dataset,
+}
+
+fn open_accumulators(
+    ck: &Check<'_>,
+    root: &Group,
+    p: usize,
+    a_count: usize,
+) -> Result<AccumulatorArrays> {
+    let n = ck.read_checked(root, "/accumulators/n", &U64, &[a_count])?;
+    let sum_y: Vec<f64> = ck.read_checked(root, "/accumulators/sum_y", &F64, &[a_count])?;
+    let sum_yy: Vec<f64> = ck.read_checked(root, "/accumulators/sum_yy", &F64, &[a_count])?;
+    let accumulator = |a: usize| format!("accumulator {a}");
+    ck.finite("/accumulators/sum_y", &sum_y, accumulator)?;
+    ck.finite("/accumulators/sum_yy", &sum_yy, accumulator)?;
+    Ok(AccumulatorArrays {
+        n,
+        sum_y,
+        sum_yy,
+        sum_x: ck.dataset(root, "/accumulators/sum_x", &F64, &[a_count, p])?,
+        xty: ck.dataset(root, "/accumulators/xty", &F64, &[a_count, p])?,
+        xtx: ck.dataset(root, "/accumulators/xtx", &F64, &[a_count, packed_len(p)])?,
+    })
+}
+
+/// The reservoir's shapes (its values are read by [`StatsFile::reservoir`]):
+/// at most `capacity` rows of P pixels (0 pixels when empty).
+fn check_reservoir(ck: &Check<'_>, root: &Group, p: usize) -> Result<()> {
+    let res = root.group("reservoir").map_err(|_| Error::MissingDataset {
+        path: ck.path.to_path_buf(),
+        dataset: "/reservoir".into(),
+        found: String::new(),
+    })?;
+    let capacity = ck.usize_attr(&res, "/reservoir", "capacity")?;
+    let rp = ck.usize_attr(&res, "/reservoir", "pixels")?;
+    let (_, rn) = ck.dataset_rows(root, "/reservoir/keys", &U64, &[])?;
+    if rn > capacity {
+        return Err(ck.bad(
+            "/reservoir/keys",
+            format!("at most capacity = {capacity} rows"),
+            rn.to_string(),
+        ));
+    }
+    if !(rp == p || (rn == 0 && rp == 0)) {
+        return Err(ck.bad(
+            "/reservoir attribute pixels",
+            format!("{p}"),
+            rp.to_string(),
+        ));
+    }
+    ck.dataset(root, "/reservoir/origin", &U64, &[rn, 2])?;
+    ck.dataset(root, "/reservoir/x", &F64, &[rn, rp])?;
+    ck.dataset(root, "/reservoir/params", &F64, &[rn, 4])?;
+    Ok(())
+}
+
+/// A checkpoint has a cursor and complete statistics none; the cursor's
+/// attributes, and each accumulator's staged rows (x and y both or
+/// neither, fewer than a block). Returns how many rows are staged in all.
+fn check_cursor(
+    ck: &Check<'_>,
+    root: &Group,
+    checkpoint: bool,
+    a_count: usize,
+    p: usize,
+) -> Result<u128> {
+    let has_cursor = root.link_exists("cursor");
+    if has_cursor != checkpoint {
+        return Err(ck.bad(
+            "/cursor",
+            if checkpoint {
+                "a cursor (the file is a checkpoint)"
+            } else {
+                "no cursor (complete statistics)"
+            },
+            if has_cursor { "a cursor" } else { "none" },
+        ));
+    }
+    if !checkpoint {
+        return Ok(0);
+    }
+    let g = root
+        .group("cursor")
+        .map_err(|e| Error::hdf5(ck.path, "opening /cursor", e))?;
+    let block = ck.usize_attr(&g, "/cursor", "block_rows")?;
+    ck.usize_attr(&g, "/cursor", "source")?;
+    ck.usize_attr(&g, "/cursor", "row")?;
+    let mut staged_total = 0u128;
+    for a in 0..a_count {
+        let (xn, yn) = (
+            format!("/cursor/staged_x_{a}"),
+            format!("/cursor/staged_y_{a}"),
+        );
+        match (root.link_exists(&xn), root.link_exists(&yn)) {
+            (false, false) => {}
+            (true, true) => {
+                let (_, s) = ck.dataset_rows(root, &yn, &F64, &[])?;
+                ck.dataset(root, &xn, &F64, &[s, p])?;
+                if s == 0 || s >= block.max(1) {
+                    return Err(ck.bad(
+                        &yn,
+                        format!("1…{} staged rows (block_rows − 1)", block.max(1) - 1),
+                        s.to_string(),
+                    ));
+                }
+                staged_total += s as u128;
+            }
+            (x, _) => {
+                return Err(Error::MissingDataset {
+                    path: ck.path.to_path_buf(),
+                    dataset: if x { yn } else { xn },
+                    found: String::new(),
+                })
+            }
+        }
+    }
+    Ok(staged_total)
+}
+
+/// The accumulators' rows (with a checkpoint's staged rows) add up to the
+/// header's rows, once per partition in per-bin mode.
+fn check_row_total(
+    ck: &Check<'_>,
+    header: &StatsHeader,
+    checkpoint: bool,
+    n: &[u64],
+    staged: u128,
+) -> Result<()> {
+    let per_row: u128 = match header.mode {
+        Mode::Cells => 1,
+        Mode::PerBin => header.partitions.partitions.len() as u128,
+    };
+    let total: u128 = n.iter().map(|&v| u128::from(v)).sum::<u128>() + staged;
+    let want = u128::from(header.rows) * per_row;
+    if total == want {
+        return Ok(());
+    }
+    Err(ck.bad(
+        "/accumulators/n",
+        format!(
+            "rows{} summing to {want} (rows = {}{})",
+            if checkpoint {
+                " (with the staged rows)"
+            } else {
+                ""
+            },
+            header.rows,
+            if per_row > 1 {
+                format!(" × {per_row} partitions")
+            } else {
+                String::new()
+            }
+        ),
+        format!("a sum of {total}"),
+    ))
+}
+
 impl StatsFile {
     /// Opens and validates a statistics file or checkpoint: format and
     /// version, kind, the header against the plain attributes, partitions,
@@ -489,340 +830,31 @@ impl StatsFile {
         let file = hdf5::File::open(path).map_err(|e| Error::hdf5(path, "opening as HDF5", e))?;
         let ck = Check { path };
         let root: &Group = &file;
-        let loc: &hdf5::Location = root;
-
         ck.format(
             root,
             FORMAT_NAME,
             "a gramstream statistics file",
             FORMAT_VERSION,
         )?;
-        let kind = ck.str_attr(loc, "/", "kind")?;
-        let checkpoint = match kind.as_str() {
-            KIND_STATS => false,
-            KIND_CHECKPOINT => true,
-            other => {
-                return Err(ck.bad(
-                    "/ attribute kind",
-                    format!("{KIND_STATS:?} or {KIND_CHECKPOINT:?}"),
-                    format!("{other:?}"),
-                ))
-            }
-        };
-
-        // The header (without shift_x and shards, which are datasets).
-        let hj = ck.str_attr(loc, "/", "header_json")?;
-        let mut value: serde_json::Value = serde_json::from_str(&hj).map_err(|e| {
-            ck.bad(
-                "/ attribute header_json",
-                "a statistics header as JSON",
-                e.to_string(),
-            )
-        })?;
-        let obj = value.as_object_mut().ok_or_else(|| {
-            ck.bad(
-                "/ attribute header_json",
-                "a JSON object",
-                "another JSON value",
-            )
-        })?;
-        obj.insert("shift_x".into(), serde_json::Value::Array(Vec::new()));
-        obj.insert("shards".into(), serde_json::Value::Array(Vec::new()));
-        let mut header: StatsHeader = serde_json::from_value(value).map_err(|e| {
-            ck.bad(
-                "/ attribute header_json",
-                "a statistics header as JSON",
-                e.to_string(),
-            )
-        })?;
-
-        // Plain attributes agree with the header.
-        let p = header.pixels;
-        let agree = |name: &str, ok: bool, want: String, found: String| -> Result<()> {
-            if ok {
-                Ok(())
-            } else {
-                Err(ck.bad(
-                    &format!("/ attribute {name}"),
-                    format!("{want} (as in header_json)"),
-                    found,
-                ))
-            }
-        };
-        let v = ck.num_attr::<u64>(loc, "/", "pixels")?;
-        agree("pixels", v == p as u64, p.to_string(), v.to_string())?;
-        if p == 0 {
-            return Err(ck.bad("/ attribute pixels", "at least 1", "0"));
-        }
-        let v = ck.num_attr::<u64>(loc, "/", "rows")?;
-        agree(
-            "rows",
-            v == header.rows,
-            header.rows.to_string(),
-            v.to_string(),
-        )?;
-        let v = ck.num_attr::<u64>(loc, "/", "skipped")?;
-        agree(
-            "skipped",
-            v == header.skipped,
-            header.skipped.to_string(),
-            v.to_string(),
-        )?;
-        let v = ck.num_attr::<f64>(loc, "/", "noise_level")?;
-        agree(
-            "noise_level",
-            v.to_bits() == header.noise.level.to_bits(),
-            header.noise.level.to_string(),
-            v.to_string(),
-        )?;
-        let v = ck.num_attr::<u64>(loc, "/", "seed")?;
-        agree(
-            "seed",
-            v == header.noise.seed,
-            header.noise.seed.to_string(),
-            v.to_string(),
-        )?;
-        let v = ck.num_attr::<u64>(loc, "/", "folds")?;
-        agree(
-            "folds",
-            v == header.partitions.folds as u64,
-            header.partitions.folds.to_string(),
-            v.to_string(),
-        )?;
-        let v = ck.str_attr(loc, "/", "mode")?;
-        agree(
-            "mode",
-            v == mode_name(header.mode),
-            mode_name(header.mode).into(),
-            format!("{v:?}"),
-        )?;
-        let v = ck.str_attr(loc, "/", "partitions")?;
-        let parts: PartitionSet = serde_json::from_str(&v).map_err(|e| {
-            ck.bad(
-                "/ attribute partitions",
-                "partitions as JSON",
-                e.to_string(),
-            )
-        })?;
-        agree(
-            "partitions",
-            parts == header.partitions,
-            "the same partitions".into(),
-            v,
-        )?;
-        PartitionSet::new(parts.partitions.clone(), parts.folds)
-            .map_err(|e| ck.bad("/ attribute partitions", "valid partitions", e.to_string()))?;
-        let v = ck.str_attr(loc, "/", "layout")?;
-        let layout: Layout = serde_json::from_str(&v)
-            .map_err(|e| ck.bad("/ attribute layout", "a layout as JSON", e.to_string()))?;
-        agree(
-            "layout",
-            layout == header.layout,
-            "the same layout".into(),
-            v,
-        )?;
-        let v = ck.num_attr::<f64>(loc, "/", "shift_y")?;
-        agree(
-            "shift_y",
-            v.to_bits() == header.shift_y.to_bits(),
-            header.shift_y.to_string(),
-            v.to_string(),
-        )?;
-        let a_count = accumulators_checked(&header.partitions, header.mode).ok_or_else(|| {
-            ck.bad(
-                "/ attribute partitions",
-                "a countable number of accumulators",
-                "an overflow",
-            )
-        })?;
-        let v = ck.num_attr::<u64>(loc, "/", "accumulators")?;
-        agree(
-            "accumulators",
-            v == a_count as u64,
-            a_count.to_string(),
-            v.to_string(),
-        )?;
-
-        // Shift and shards.
-        let ds = ck.dataset(root, "/shift_x", &F64, &[p])?;
-        header.shift_x = ck.read(&ds, "/shift_x")?;
-        ck.finite("/shift_x", &header.shift_x, |i| format!("pixel {i}"))?;
-        ck.finite("/ attribute shift_y", &[header.shift_y], |_| "y₀".into())?;
-        let paths = ck.strings(root, "/shards/path", None)?;
-        let s = paths.len();
-        let read_u64 = |name: &str| -> Result<Vec<u64>> {
-            let ds = ck.dataset(root, name, &U64, &[s])?;
-            ck.read(&ds, name)
-        };
-        let rows = read_u64("/shards/rows")?;
-        let bytes = read_u64("/shards/bytes")?;
-        let index = read_u64("/shards/index")?;
-        let ds = ck.dataset(root, "/shards/mtime_ns", &I64, &[s])?;
-        let mtime: Vec<i64> = ck.read(&ds, "/shards/mtime_ns")?;
-        header.shards = (0..s)
-            .map(|i| ShardFingerprint {
-                path: paths[i].clone(),
-                rows: rows[i],
-                bytes: bytes[i],
-                mtime_ns: mtime[i],
-                index: index[i],
-            })
-            .collect();
-        let mut sorted = index.clone();
-        sorted.sort_unstable();
-        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-            return Err(ck.bad(
-                "/shards/index",
-                "unique shard indices",
-                format!("index {} twice", w[0]),
-            ));
-        }
-        let shard_rows = rows.iter().try_fold(0u64, |a, &r| a.checked_add(r));
-        if !checkpoint
-            && shard_rows.is_none_or(|t| {
-                u128::from(header.rows) + u128::from(header.skipped) > u128::from(t)
-            })
-        {
-            return Err(ck.bad(
-                "/shards/rows",
-                format!(
-                    "at least rows + skipped = {} rows in all",
-                    u128::from(header.rows) + u128::from(header.skipped)
-                ),
-                format!("{shard_rows:?}"),
-            ));
-        }
-
-        // Accumulators.
-        let l = packed_len(p);
-        let n_ds = ck.dataset(root, "/accumulators/n", &U64, &[a_count])?;
-        let n: Vec<u64> = ck.read(&n_ds, "/accumulators/n")?;
-        let ds = ck.dataset(root, "/accumulators/sum_y", &F64, &[a_count])?;
-        let sum_y: Vec<f64> = ck.read(&ds, "/accumulators/sum_y")?;
-        let ds = ck.dataset(root, "/accumulators/sum_yy", &F64, &[a_count])?;
-        let sum_yy: Vec<f64> = ck.read(&ds, "/accumulators/sum_yy")?;
-        let accumulator = |a: usize| format!("accumulator {a}");
-        ck.finite("/accumulators/sum_y", &sum_y, accumulator)?;
-        ck.finite("/accumulators/sum_yy", &sum_yy, accumulator)?;
-        let sum_x = ck.dataset(root, "/accumulators/sum_x", &F64, &[a_count, p])?;
-        let xty = ck.dataset(root, "/accumulators/xty", &F64, &[a_count, p])?;
-        let xtx = ck.dataset(root, "/accumulators/xtx", &F64, &[a_count, l])?;
-
-        // Reservoir (shapes only).
-        let res = root.group("reservoir").map_err(|_| Error::MissingDataset {
-            path: path.to_path_buf(),
-            dataset: "/reservoir".into(),
-            found: String::new(),
-        })?;
-        let capacity = ck.usize_attr(&res, "/reservoir", "capacity")?;
-        let rp = ck.usize_attr(&res, "/reservoir", "pixels")?;
-        let (_, rn) = ck.dataset_rows(root, "/reservoir/keys", &U64, &[])?;
-        if rn > capacity {
-            return Err(ck.bad(
-                "/reservoir/keys",
-                format!("at most capacity = {capacity} rows"),
-                rn.to_string(),
-            ));
-        }
-        if !(rp == p || (rn == 0 && rp == 0)) {
-            return Err(ck.bad(
-                "/reservoir attribute pixels",
-                format!("{p}"),
-                rp.to_string(),
-            ));
-        }
-        ck.dataset(root, "/reservoir/origin", &U64, &[rn, 2])?;
-        ck.dataset(root, "/reservoir/x", &F64, &[rn, rp])?;
-        ck.dataset(root, "/reservoir/params", &F64, &[rn, 4])?;
-
-        // Cursor.
-        let has_cursor = root.link_exists("cursor");
-        if has_cursor != checkpoint {
-            return Err(ck.bad(
-                "/cursor",
-                if checkpoint {
-                    "a cursor (the file is a checkpoint)"
-                } else {
-                    "no cursor (complete statistics)"
-                },
-                if has_cursor { "a cursor" } else { "none" },
-            ));
-        }
-        let mut staged_total = 0u128;
-        if checkpoint {
-            let g = root
-                .group("cursor")
-                .map_err(|e| Error::hdf5(path, "opening /cursor", e))?;
-            let block = ck.usize_attr(&g, "/cursor", "block_rows")?;
-            ck.usize_attr(&g, "/cursor", "source")?;
-            ck.usize_attr(&g, "/cursor", "row")?;
-            for a in 0..a_count {
-                let (xn, yn) = (
-                    format!("/cursor/staged_x_{a}"),
-                    format!("/cursor/staged_y_{a}"),
-                );
-                match (root.link_exists(&xn), root.link_exists(&yn)) {
-                    (false, false) => {}
-                    (true, true) => {
-                        let (_, s) = ck.dataset_rows(root, &yn, &F64, &[])?;
-                        ck.dataset(root, &xn, &F64, &[s, p])?;
-                        if s == 0 || s >= block.max(1) {
-                            return Err(ck.bad(
-                                &yn,
-                                format!("1…{} staged rows (block_rows − 1)", block.max(1) - 1),
-                                s.to_string(),
-                            ));
-                        }
-                        staged_total += s as u128;
-                    }
-                    (x, _) => {
-                        return Err(Error::MissingDataset {
-                            path: path.to_path_buf(),
-                            dataset: if x { yn } else { xn },
-                            found: String::new(),
-                        })
-                    }
-                }
-            }
-        }
-
-        let per_row: u128 = match header.mode {
-            Mode::Cells => 1,
-            Mode::PerBin => header.partitions.partitions.len() as u128,
-        };
-        let total: u128 = n.iter().map(|&v| u128::from(v)).sum::<u128>() + staged_total;
-        if total != u128::from(header.rows) * per_row {
-            return Err(ck.bad(
-                "/accumulators/n",
-                format!(
-                    "rows{} summing to {} (rows = {}{})",
-                    if checkpoint {
-                        " (with the staged rows)"
-                    } else {
-                        ""
-                    },
-                    u128::from(header.rows) * per_row,
-                    header.rows,
-                    if per_row > 1 {
-                        format!(" × {per_row} partitions")
-                    } else {
-                        String::new()
-                    }
-                ),
-                format!("a sum of {total}"),
-            ));
-        }
-        drop(n_ds);
+        let checkpoint = read_kind(&ck, root)?;
+        let mut header = read_header(&ck, root)?;
+        let a_count = attributes_agree(&ck, root, &header)?;
+        header.shift_x = read_shift(&ck, root, &header)?;
+        header.shards = read_shards(&ck, root, &header, checkpoint)?;
+        let arrays = open_accumulators(&ck, root, header.pixels, a_count)?;
+        check_reservoir(&ck, root, header.pixels)?;
+        let staged = check_cursor(&ck, root, checkpoint, a_count, header.pixels)?;
+        check_row_total(&ck, &header, checkpoint, &arrays.n, staged)?;
         Ok(StatsFile {
             path: path.to_path_buf(),
             header,
             checkpoint,
-            n,
-            sum_y,
-            sum_yy,
-            sum_x,
-            xty,
-            xtx,
+            n: arrays.n,
+            sum_y: arrays.sum_y,
+            sum_yy: arrays.sum_yy,
+            sum_x: arrays.sum_x,
+            xty: arrays.xty,
+            xtx: arrays.xtx,
             file,
         })
     }
