@@ -487,7 +487,6 @@ fn solve_group(
     out: &mut GroupSweep,
     pca: Option<(usize, &mut Option<Pca>)>,
 ) -> Result<GroupModels> {
-    use rayon::prelude::*;
     let p = header.pixels;
     let mut models = GroupModels {
         w: Mat::zeros(p, alphas.len()),
@@ -518,23 +517,7 @@ fn solve_group(
             total.n
         ));
     }
-    // CV needs rows in ≥ 2 folds and ≥ 2 training rows in every complement.
-    let nonempty = folds.iter().filter(|f| f.n > 0).count();
-    let cv = match cv {
-        Some(_) if nonempty < 2 => {
-            out.notes.push(format!(
-                "CV unavailable: rows in {nonempty} of {} folds",
-                folds.len()
-            ));
-            None
-        }
-        Some(_) if folds.iter().any(|f| total.n - f.n < 2) => {
-            out.notes
-                .push("CV unavailable: a fold's complement has fewer than 2 rows".into());
-            None
-        }
-        other => other,
-    };
+    let cv = cv.filter(|_| cv_possible(folds, total.n, out));
     // α = 0 is defined only on a full-rank covariance; CV uses α > 0 only
     // when a fold's complement could be singular.
     let cv_alphas: Vec<usize> = (0..alphas.len()).filter(|&a| alphas[a] > 0.0).collect();
@@ -543,33 +526,8 @@ fn solve_group(
     let t = Instant::now();
     let (path, fold_sse) = match cv {
         Some(CvMethod::Eigh) => {
-            // The bin's decomposition and each fold's run concurrently,
-            // each single-threaded: deterministic and both cores busy.
-            let tasks: Vec<Option<&SuffStats>> = std::iter::once(None)
-                .chain(fold_refs.iter().map(|f| Some(*f)))
-                .collect();
-            enum Done {
-                Path(Box<RidgePath>),
-                Fold(Vec<f64>),
-            }
-            let done: Vec<Result<Done>> = tasks
-                .par_iter()
-                .with_max_len(1)
-                .map(|task| match task {
-                    None => RidgePath::new(&total, &header.shift_x, header.shift_y, Par::Seq)
-                        .map(|p| Done::Path(Box::new(p))),
-                    Some(fold) => fold_sse_eigh(header, &total, fold, &cv_grid).map(Done::Fold),
-                })
-                .collect();
-            let mut path = None;
-            let mut sse = vec![0.0; cv_grid.len()];
-            for d in done {
-                match d? {
-                    Done::Path(p) => path = Some(*p),
-                    Done::Fold(s) => sse.iter_mut().zip(&s).for_each(|(a, b)| *a += b),
-                }
-            }
-            (path.expect("the bin's own task"), Some(sse))
+            let (path, sse) = path_and_folds_eigh(header, &total, &fold_refs, &cv_grid)?;
+            (path, Some(sse))
         }
         _ => (
             RidgePath::new(&total, &header.shift_x, header.shift_y, par)?,
@@ -578,20 +536,7 @@ fn solve_group(
     };
     let elapsed = t.elapsed().as_secs_f64();
     if let Some((k, slot)) = pca {
-        let k = k.min(p);
-        let (mean, components) = crate::gate::features::leading_components(
-            path.x_mean(),
-            path.eigenvalues(),
-            path.eigenvectors(),
-            k,
-        )?;
-        let ev = path.eigenvalues();
-        *slot = Some(Pca {
-            mean,
-            components,
-            eigenvalues: ev.iter().rev().take(k).copied().collect(),
-            total: ev.iter().map(|v| v.max(0.0)).sum(),
-        });
+        *slot = Some(leading_pca(&path, k.min(p))?);
     }
     out.y_mean = path.y_mean();
     out.y_var = path.syy() / total.n as f64;
@@ -599,36 +544,9 @@ fn solve_group(
         (Some(CvMethod::Pcg), _) => {
             out.eigh_s = elapsed;
             let t = Instant::now();
-            let owned: Vec<SuffStats> = fold_refs.iter().map(|f| (*f).clone()).collect();
-            let r = crate::cv::cv_sse_pcg(
-                &path,
-                &total,
-                &owned,
-                &header.shift_x,
-                header.shift_y,
-                &cv_grid,
-                &crate::cv::PcgOptions::default(),
-                par,
-            )?;
+            let sse = folds_pcg(header, &path, &total, &fold_refs, &cv_grid, par, out)?;
             out.cv_s = t.elapsed().as_secs_f64();
-            if r.fallback_folds > 0 {
-                out.notes.push(format!(
-                    "PCG did not converge on {} of {} folds: solved by eigendecomposition",
-                    r.fallback_folds,
-                    owned.len()
-                ));
-            }
-            let its: Vec<usize> = r
-                .iterations
-                .iter()
-                .filter(|f| !f.fallback)
-                .map(|f| f.max)
-                .collect();
-            if let Some(m) = its.iter().max() {
-                out.notes
-                    .push(format!("PCG: at most {m} iterations per fold"));
-            }
-            Some(r.sse)
+            Some(sse)
         }
         (Some(CvMethod::Eigh), s) => {
             // 1 + K decompositions ran together; count the bin's share as
@@ -650,14 +568,146 @@ fn solve_group(
             out.points[a].cv_mse = Some(sse[j] / rows as f64);
         }
     }
+    fill_models(&path, alphas, par, total.n, out, &mut models);
+    Ok(models)
+}
+
+/// Exact K-fold CV needs rows in ≥ 2 folds and ≥ 2 training rows in every
+/// complement; otherwise the group says why it has none.
+fn cv_possible(folds: &[SuffStats], n: u64, out: &mut GroupSweep) -> bool {
+    let nonempty = folds.iter().filter(|f| f.n > 0).count();
+    if nonempty < 2 {
+        out.notes.push(format!(
+            "CV unavailable: rows in {nonempty} of {} folds",
+            folds.len()
+        ));
+        return false;
+    }
+    if folds.iter().any(|f| n - f.n < 2) {
+        out.notes
+            .push("CV unavailable: a fold's complement has fewer than 2 rows".into());
+        return false;
+    }
+    true
+}
+
+/// The bin's decomposition and each fold's complement's, run concurrently,
+/// each single-threaded (deterministic, and every core busy); returns the
+/// bin's path and the folds' summed squared errors on `cv_grid`.
+fn path_and_folds_eigh(
+    header: &StatsHeader,
+    total: &SuffStats,
+    folds: &[&SuffStats],
+    cv_grid: &[f64],
+) -> Result<(RidgePath, Vec<f64>)> {
+    use rayon::prelude::*;
+    enum Done {
+        Path(Box<RidgePath>),
+        Fold(Vec<f64>),
+    }
+    let tasks: Vec<Option<&SuffStats>> = std::iter::once(None)
+        .chain(folds.iter().map(|f| Some(*f)))
+        .collect();
+    let done: Vec<Result<Done>> = tasks
+        .par_iter()
+        .with_max_len(1)
+        .map(|task| match task {
+            None => RidgePath::new(total, &header.shift_x, header.shift_y, Par::Seq)
+                .map(|p| Done::Path(Box::new(p))),
+            Some(fold) => fold_sse_eigh(header, total, fold, cv_grid).map(Done::Fold),
+        })
+        .collect();
+    let mut path = None;
+    let mut sse = vec![0.0; cv_grid.len()];
+    for d in done {
+        match d? {
+            Done::Path(p) => path = Some(*p),
+            Done::Fold(s) => sse.iter_mut().zip(&s).for_each(|(a, b)| *a += b),
+        }
+    }
+    Ok((path.expect("the bin's own task"), sse))
+}
+
+/// The leading `k` principal components of the bin's covariance (the
+/// gate's PCA features), with the share of variance they hold.
+fn leading_pca(path: &RidgePath, k: usize) -> Result<Pca> {
+    let (mean, components) = crate::gate::features::leading_components(
+        path.x_mean(),
+        path.eigenvalues(),
+        path.eigenvectors(),
+        k,
+    )?;
+    let ev = path.eigenvalues();
+    Ok(Pca {
+        mean,
+        components,
+        eigenvalues: ev.iter().rev().take(k).copied().collect(),
+        total: ev.iter().map(|v| v.max(0.0)).sum(),
+    })
+}
+
+/// The folds' summed squared errors by block PCG from the bin's
+/// decomposition; notes the folds it solved by decomposition instead and
+/// its iterations.
+fn folds_pcg(
+    header: &StatsHeader,
+    path: &RidgePath,
+    total: &SuffStats,
+    folds: &[&SuffStats],
+    cv_grid: &[f64],
+    par: Par,
+    out: &mut GroupSweep,
+) -> Result<Vec<f64>> {
+    let owned: Vec<SuffStats> = folds.iter().map(|f| (*f).clone()).collect();
+    let r = crate::cv::cv_sse_pcg(
+        path,
+        total,
+        &owned,
+        &header.shift_x,
+        header.shift_y,
+        cv_grid,
+        &crate::cv::PcgOptions::default(),
+        par,
+    )?;
+    if r.fallback_folds > 0 {
+        out.notes.push(format!(
+            "PCG did not converge on {} of {} folds: solved by eigendecomposition",
+            r.fallback_folds,
+            owned.len()
+        ));
+    }
+    let its: Vec<usize> = r
+        .iterations
+        .iter()
+        .filter(|f| !f.fallback)
+        .map(|f| f.max)
+        .collect();
+    if let Some(m) = its.iter().max() {
+        out.notes
+            .push(format!("PCG: at most {m} iterations per fold"));
+    }
+    Ok(r.sse)
+}
+
+/// Every α's weights from the path, and each point's training R², degrees
+/// of freedom and GCV; α = 0 is skipped (with a note) when the covariance
+/// is singular.
+fn fill_models(
+    path: &RidgePath,
+    alphas: &[f64],
+    par: Par,
+    n: u64,
+    out: &mut GroupSweep,
+    models: &mut GroupModels,
+) {
     let singular = path.is_rank_deficient();
     let usable: Vec<usize> = (0..alphas.len())
         .filter(|&a| alphas[a] > 0.0 || !singular)
         .collect();
     if usable.len() < alphas.len() {
         out.notes.push(format!(
-            "α = 0 (least squares) skipped: the covariance is singular ({} rows, {p} pixels)",
-            total.n
+            "α = 0 (least squares) skipped: the covariance is singular ({n} rows, {} pixels)",
+            models.w.nrows()
         ));
     }
     let ua: Vec<f64> = usable.iter().map(|&a| alphas[a]).collect();
@@ -671,7 +721,6 @@ fn solve_group(
         pt.dof = path.dof(alphas[a]);
         pt.gcv = path.gcv(alphas[a]);
     }
-    Ok(models)
 }
 
 /// Picks the α with the smallest criterion; ties go to the larger α.
@@ -695,16 +744,20 @@ fn select(points: &[AlphaPoint], by: Select) -> Option<usize> {
     best.map(|(i, _)| i)
 }
 
-/// Runs the sweep over the statistics in `file` (see the module docs).
-pub fn run(
-    file: &StatsFile,
-    opts: &SweepOptions,
-    mut progress: impl FnMut(Progress<'_>),
-) -> Result<Sweep> {
-    let start = Instant::now();
-    let pool = Pool::new(opts.threads)?;
-    let h = file.header().clone();
-    let p = h.pixels;
+/// How a sweep chooses α, from the options and the statistics' folds.
+struct Rule {
+    /// The grid index every group uses (selection by a fixed α).
+    fixed_index: Option<usize>,
+    select_by: Select,
+    /// CV, when the statistics have folds and it is not skipped.
+    want_cv: Option<CvMethod>,
+}
+
+/// Checks the grid and the selection options against the statistics
+/// (before any work): every α finite and ≥ 0, a fixed α in the grid, CV
+/// only with folds and an α > 0.
+fn rule(file: &StatsFile, opts: &SweepOptions) -> Result<Rule> {
+    let folds = file.header().partitions.folds;
     if opts.alphas.is_empty() || opts.alphas.iter().any(|a| !a.is_finite() || *a < 0.0) {
         return Err(Error::InvalidParameter {
             name: "alphas",
@@ -714,7 +767,6 @@ pub fn run(
     if opts.alphas.len() > MAX_ALPHAS {
         return Err(too_many_alphas(opts.alphas.len()));
     }
-    let folds = h.partitions.folds;
     let fixed_index = match (opts.select, opts.fixed_alpha) {
         (Some(Select::Fixed), Some(a)) => match opts.alphas.iter().position(|&x| x == a) {
             Some(i) => Some(i),
@@ -766,6 +818,16 @@ pub fn run(
         });
     }
     let want_cv = (folds >= 2 && opts.cv != CvMethod::Skip).then_some(opts.cv);
+    Ok(Rule {
+        fixed_index,
+        select_by,
+        want_cv,
+    })
+}
+
+/// The groups of a sweep, global first, then each partition's slots, each
+/// with its empty record.
+fn groups_of(h: &StatsHeader) -> Vec<GroupSweep> {
     let parts = &h.partitions.partitions;
     let mut ids = vec![GroupId {
         partition: None,
@@ -777,8 +839,7 @@ pub fn run(
             slot,
         }));
     }
-    let mut timing = Timing::default();
-    let mut groups: Vec<GroupSweep> = ids
+    let groups: Vec<GroupSweep> = ids
         .iter()
         .map(|id| {
             let (partition, bin, name) = match id.partition {
@@ -786,7 +847,7 @@ pub fn run(
                 Some(pi) => (
                     parts[pi].name.clone(),
                     id.slot.to_string(),
-                    slot_name(&h, pi, id.slot),
+                    slot_name(h, pi, id.slot),
                 ),
             };
             GroupSweep {
@@ -808,6 +869,23 @@ pub fn run(
             }
         })
         .collect();
+    groups
+}
+
+/// Solves every group from its fold sums, reading the file once per
+/// partition, a batch of groups at a time in the pool.
+fn solve_groups(
+    file: &StatsFile,
+    opts: &SweepOptions,
+    want_cv: Option<CvMethod>,
+    pool: &Pool,
+    groups: &mut [GroupSweep],
+    timing: &mut Timing,
+    progress: &mut impl FnMut(Progress<'_>),
+) -> Result<(Vec<GroupModels>, Option<Pca>)> {
+    let h = file.header();
+    let ids: Vec<GroupId> = groups.iter().map(|g| g.id).collect();
+    let (p, folds) = (h.pixels, h.partitions.folds);
     let mut models: Vec<Option<GroupModels>> = vec![None; ids.len()];
     let mut pca = None;
     // Partition 0's slots are solved first while their fold sums build the
@@ -870,7 +948,7 @@ pub fn run(
                 .map(|(g, fs, gs, pca_slot)| {
                     let keep = (ids[*g].partition.is_none() && opts.pca_components > 0)
                         .then_some((opts.pca_components, pca_slot));
-                    solve_group(&h, fs, &opts.alphas, want_cv, pool.par(), gs, keep)
+                    solve_group(h, fs, &opts.alphas, want_cv, pool.par(), gs, keep)
                 })
                 .collect()
         });
@@ -893,12 +971,53 @@ pub fn run(
         .into_iter()
         .map(|m| m.expect("every group solved"))
         .collect();
+    Ok((models, pca))
+}
+
+/// Each group's α: the fixed one, or the best point by the rule (GCV for a
+/// group without CV; see its notes).
+fn select_alphas(groups: &mut [GroupSweep], rule: &Rule) {
+    for g in groups {
+        let by = if rule.select_by == Select::Cv && g.points.iter().all(|p| p.cv_mse.is_none()) {
+            Select::Gcv
+        } else {
+            rule.select_by
+        };
+        g.selected = match rule.fixed_index {
+            Some(i) => g.points[i].train_r2.is_finite().then_some(i),
+            None => select(&g.points, by),
+        };
+        g.selected_by = g.selected.map(|_| by);
+    }
+}
+
+/// Runs the sweep over the statistics in `file` (see the module docs).
+pub fn run(
+    file: &StatsFile,
+    opts: &SweepOptions,
+    mut progress: impl FnMut(Progress<'_>),
+) -> Result<Sweep> {
+    let start = Instant::now();
+    let rule = rule(file, opts)?;
+    let pool = Pool::new(opts.threads)?;
+    let h = file.header();
+    let mut groups = groups_of(h);
+    let mut timing = Timing::default();
+    let (models, pca) = solve_groups(
+        file,
+        opts,
+        rule.want_cv,
+        &pool,
+        &mut groups,
+        &mut timing,
+        &mut progress,
+    )?;
     let mut test = None;
     if let Some(spec) = &opts.test {
         let t = Instant::now();
         let summary = test_eval::score(
             spec,
-            &h,
+            h,
             &models,
             opts.alphas.len(),
             &pool,
@@ -908,24 +1027,13 @@ pub fn run(
         timing.test_s = t.elapsed().as_secs_f64();
         test = Some(summary);
     }
-    for g in &mut groups {
-        let by = if select_by == Select::Cv && g.points.iter().all(|p| p.cv_mse.is_none()) {
-            Select::Gcv
-        } else {
-            select_by
-        };
-        g.selected = match fixed_index {
-            Some(i) => g.points[i].train_r2.is_finite().then_some(i),
-            None => select(&g.points, by),
-        };
-        g.selected_by = g.selected.map(|_| by);
-    }
+    select_alphas(&mut groups, &rule);
     timing.total_s = start.elapsed().as_secs_f64();
     Ok(Sweep {
         alphas: opts.alphas.clone(),
-        select: select_by,
-        folds,
-        pixels: p,
+        select: rule.select_by,
+        folds: h.partitions.folds,
+        pixels: h.pixels,
         train_rows: h.rows,
         groups,
         test,
