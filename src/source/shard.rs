@@ -179,21 +179,24 @@ fn array_info(ds: &hdf5::Dataset, name: &str, file_len: u64) -> ArrayInfo {
         #[allow(unreachable_patterns)]
         _ => Storage::Other,
     };
-    let bytes =
-        shape.iter().product::<usize>() as u64 * dtype.as_ref().map_or(0, |d| d.size() as u64);
+    // The declared size; None when it overflows (a damaged shape).
+    let size = dtype.as_ref().map_or(0, |d| d.size() as u64);
+    let bytes = shape.iter().try_fold(size, |a, &d| a.checked_mul(d as u64));
     let zero_copy = match (&storage, float) {
         (_, None) => Err(format!(
             "element type {dtype_name} is not a little-endian float"
         )),
-        (Storage::Contiguous { offset: Some(o) }, Some(_))
-            if o.checked_add(bytes).is_some_and(|e| e <= file_len) =>
-        {
-            Ok(())
+        (Storage::Contiguous { offset: Some(o) }, Some(_)) => {
+            match bytes.and_then(|b| o.checked_add(b)) {
+                Some(end) if end <= file_len => Ok(()),
+                Some(end) => Err(format!(
+                    "data at bytes {o}..{end} lie past the end of the {file_len}-byte file"
+                )),
+                None => Err(format!(
+                    "data of shape {shape:?} × {size} bytes from byte {o} exceed 2^64 bytes"
+                )),
+            }
         }
-        (Storage::Contiguous { offset: Some(o) }, Some(_)) => Err(format!(
-            "data at bytes {o}..{} lie past the end of the {file_len}-byte file",
-            o + bytes
-        )),
         (Storage::Contiguous { offset: None }, _) => Err("storage not allocated".into()),
         (Storage::Chunked { .. }, _) => Err("chunked storage".into()),
         (Storage::Compact, _) => Err("compact storage".into()),
