@@ -44,7 +44,7 @@ use crate::partition::{Partition, PartitionKind, RowKeys};
 use crate::route::Router;
 pub use crate::route::{Route, Routing};
 use crate::rows::{ModelSpectra, RowSpec, RowStream};
-use crate::source::{ReadOptions, ReadPath, Shard};
+use crate::source::{ReadOptions, ReadPath, Shard, ShardReader};
 use crate::{Error, Layout, Result};
 
 /// The params column whose value identifies a row in the output (when present).
@@ -221,6 +221,165 @@ fn columns(shard: &Shard, layout: &Layout, need_teff_mh: bool) -> Result<Columns
     })
 }
 
+/// What the routing reads beyond the spectra: an oracle on an SNR
+/// partition needs the SNR (from flux and error), one on T_eff × [M/H]
+/// those columns.
+struct Needs {
+    snr: bool,
+    teff_mh: bool,
+}
+
+impl Needs {
+    fn of(routing: Routing, partition: Option<&Partition>) -> Needs {
+        let oracle = matches!(routing, Routing::Oracle { .. });
+        let kind = partition.map(|p| &p.kind);
+        Needs {
+            snr: oracle && matches!(kind, Some(PartitionKind::Snr { .. })),
+            teff_mh: oracle && matches!(kind, Some(PartitionKind::TeffMh { .. })),
+        }
+    }
+}
+
+/// Opens and checks every shard before anything is predicted: the models'
+/// pixels, the columns the routing needs, the stored noisy array when asked
+/// for; returns a reader and the columns of each.
+fn open_readers(
+    models: &ModelSet,
+    shards: &[PathBuf],
+    opts: &PredictOptions,
+    spec: &RowSpec,
+    needs: &Needs,
+) -> Result<(Vec<ShardReader>, Vec<Columns>)> {
+    let mut cols = Vec::with_capacity(shards.len());
+    let mut readers = Vec::with_capacity(shards.len());
+    for (position, path) in shards.iter().enumerate() {
+        let shard = Shard::open(path, &opts.layout)?;
+        if shard.pixels() != models.pixels {
+            return Err(Error::Layout {
+                path: path.clone(),
+                dataset: opts.layout.flux.clone(),
+                expected: format!("{} pixels (the models')", models.pixels),
+                found: format!("{} pixels", shard.pixels()),
+            });
+        }
+        let c = columns(&shard, &opts.layout, needs.teff_mh)?;
+        let missing = |dataset: &str, why: &str| Error::MissingDataset {
+            path: shard.path().to_path_buf(),
+            dataset: dataset.to_string(),
+            found: format!(" ({why})"),
+        };
+        let stored_noisy = match opts.spectra {
+            SpectraChoice::Auto => shard.has_noisy(),
+            SpectraChoice::Noise(_) => false,
+            SpectraChoice::StoredNoisy if shard.has_noisy() => true,
+            SpectraChoice::StoredNoisy => {
+                return Err(missing(
+                    &opts.layout.noisy,
+                    "the stored noisy spectra were asked for",
+                ))
+            }
+        };
+        let read = ReadOptions {
+            spectra: spec.reader_spectra(stored_noisy),
+            columns: c.names.clone(),
+            path: opts.read_path,
+            ..Default::default()
+        };
+        let index = opts.first_shard_index + position as u64;
+        let reader = shard.reader(index, &read).map_err(|e| match e {
+            Error::MissingDataset { dataset, .. } if needs.snr => missing(
+                &dataset,
+                "oracle routing on an SNR partition needs flux and error",
+            ),
+            other => other,
+        })?;
+        readers.push(reader.lenient_params());
+        cols.push(c);
+    }
+    Ok((readers, cols))
+}
+
+/// Rows and scores by route, as the rows go by.
+struct Tally {
+    bin_rows: Vec<u64>,
+    bin_scores: Vec<Scores>,
+    rows: u64,
+    global_rows: u64,
+    unbinned: u64,
+    no_expert: u64,
+    scores: Scores,
+}
+
+impl Tally {
+    fn new(bins: usize) -> Tally {
+        Tally {
+            bin_rows: vec![0; bins],
+            bin_scores: vec![Scores::default(); bins],
+            rows: 0,
+            global_rows: 0,
+            unbinned: 0,
+            no_expert: 0,
+            scores: Scores::default(),
+        }
+    }
+
+    /// One row: its route, and its score when its log g is known.
+    fn add(&mut self, route: Route, log_g: Option<f64>, prediction: f64) {
+        if let Some(y) = log_g.filter(|y| y.is_finite()) {
+            self.scores.add(y, prediction);
+            if let Route::Bin(b) | Route::Gate(b) = route {
+                self.bin_scores[b].add(y, prediction);
+            }
+        }
+        match route {
+            Route::Bin(b) | Route::Gate(b) => self.bin_rows[b] += 1,
+            Route::Global => self.global_rows += 1,
+            Route::Unbinned => {
+                self.global_rows += 1;
+                self.unbinned += 1;
+            }
+            Route::NoExpert(_) => {
+                self.global_rows += 1;
+                self.no_expert += 1;
+            }
+        }
+        self.rows += 1;
+    }
+
+    fn summary(
+        self,
+        shards: usize,
+        routing: Routing,
+        partition: Option<&Partition>,
+        seconds: f64,
+    ) -> PredictSummary {
+        PredictSummary {
+            rows: self.rows,
+            shards,
+            routing: match routing {
+                Routing::Global => "global",
+                Routing::Oracle { .. } => "oracle",
+                Routing::Gate { soft: true } => "soft gate",
+                Routing::Gate { soft: false } => "hard gate",
+            }
+            .into(),
+            partition: partition.map(|p| p.name.clone()),
+            bins: (0..self.bin_rows.len())
+                .map(|b| BinSummary {
+                    name: partition.map_or_else(String::new, |p| p.bin_names[b].clone()),
+                    rows: self.bin_rows[b],
+                    metrics: self.bin_scores[b].metrics(),
+                })
+                .collect(),
+            global_rows: self.global_rows,
+            unbinned: self.unbinned,
+            no_expert: self.no_expert,
+            metrics: self.scores.metrics(),
+            seconds,
+        }
+    }
+}
+
 /// Predicts every row of `shards` with `models`, calling `on_row` for each
 /// in order (shard after shard, row after row) and `progress` with the rows
 /// of each chunk done. Returns counts and scores.
@@ -250,78 +409,21 @@ pub fn predict(
     let partition: Option<&Partition> = router
         .partition(opts.routing)
         .map(|p| &models.partitions[p].partition);
-    let oracle = matches!(opts.routing, Routing::Oracle { .. });
-    let need_snr = oracle && matches!(partition.map(|p| &p.kind), Some(PartitionKind::Snr { .. }));
-    let need_teff_mh = oracle
-        && matches!(
-            partition.map(|p| &p.kind),
-            Some(PartitionKind::TeffMh { .. })
-        );
+    let needs = Needs::of(opts.routing, partition);
     let spec = RowSpec {
         spectra: match opts.spectra {
             SpectraChoice::Noise(m) => ModelSpectra::Draw(m),
             SpectraChoice::Auto | SpectraChoice::StoredNoisy => ModelSpectra::Stored,
         },
-        snr_level: need_snr.then_some(match opts.spectra {
+        snr_level: needs.snr.then_some(match opts.spectra {
             SpectraChoice::Noise(m) => m.level,
             _ => models.noise_level,
         }),
         parallel: false,
     };
+    let (readers, cols) = open_readers(models, shards, opts, &spec, &needs)?;
 
-    // Open and check every shard before predicting anything.
-    let mut cols = Vec::with_capacity(shards.len());
-    let mut readers = Vec::with_capacity(shards.len());
-    for (position, path) in shards.iter().enumerate() {
-        let shard = Shard::open(path, &opts.layout)?;
-        if shard.pixels() != models.pixels {
-            return Err(Error::Layout {
-                path: path.clone(),
-                dataset: opts.layout.flux.clone(),
-                expected: format!("{} pixels (the models')", models.pixels),
-                found: format!("{} pixels", shard.pixels()),
-            });
-        }
-        let c = columns(&shard, &opts.layout, need_teff_mh)?;
-        let missing = |dataset: &str, why: &str| Error::MissingDataset {
-            path: shard.path().to_path_buf(),
-            dataset: dataset.to_string(),
-            found: format!(" ({why})"),
-        };
-        let stored_noisy = match opts.spectra {
-            SpectraChoice::Auto => shard.has_noisy(),
-            SpectraChoice::Noise(_) => false,
-            SpectraChoice::StoredNoisy if shard.has_noisy() => true,
-            SpectraChoice::StoredNoisy => {
-                return Err(missing(
-                    &opts.layout.noisy,
-                    "the stored noisy spectra were asked for",
-                ))
-            }
-        };
-        let read = ReadOptions {
-            spectra: spec.reader_spectra(stored_noisy),
-            columns: c.names.clone(),
-            path: opts.read_path,
-            ..Default::default()
-        };
-        let index = opts.first_shard_index + position as u64;
-        let reader = shard.reader(index, &read).map_err(|e| match e {
-            Error::MissingDataset { dataset, .. } if need_snr => missing(
-                &dataset,
-                "oracle routing on an SNR partition needs flux and error",
-            ),
-            other => other,
-        })?;
-        readers.push(reader.lenient_params());
-        cols.push(c);
-    }
-
-    let bins = partition.map_or(0, Partition::bins);
-    let mut bin_rows = vec![0u64; bins];
-    let mut bin_scores = vec![Scores::default(); bins];
-    let (mut rows, mut global_rows, mut unbinned, mut no_expert) = (0u64, 0u64, 0u64, 0u64);
-    let mut scores = Scores::default();
+    let mut tally = Tally::new(partition.map_or(0, Partition::bins));
     let mut stream = RowStream::new(readers, spec, opts.chunk_rows, 2)?;
     while let Some(chunk) = stream.next() {
         let chunk = chunk?;
@@ -329,7 +431,6 @@ pub fn predict(
         let cols = &cols[position];
         for r in 0..chunk.rows {
             let prm = chunk.params_row(r);
-            let x = chunk.flux_row(r);
             let (teff, mh) = cols
                 .teff_mh
                 .map_or((f64::NAN, f64::NAN), |(t, m)| (prm[t], prm[m]));
@@ -338,27 +439,9 @@ pub fn predict(
                 mh,
                 snr: chunk.snr.get(r).copied().unwrap_or(f64::NAN),
             };
-            let (prediction, route) = router.predict(opts.routing, x, &keys);
+            let (prediction, route) = router.predict(opts.routing, chunk.flux_row(r), &keys);
             let log_g = cols.log_g.map(|i| prm[i]);
-            if let Some(y) = log_g.filter(|y| y.is_finite()) {
-                scores.add(y, prediction);
-                if let Route::Bin(b) | Route::Gate(b) = route {
-                    bin_scores[b].add(y, prediction);
-                }
-            }
-            match route {
-                Route::Bin(b) | Route::Gate(b) => bin_rows[b] += 1,
-                Route::Global => global_rows += 1,
-                Route::Unbinned => {
-                    global_rows += 1;
-                    unbinned += 1;
-                }
-                Route::NoExpert(_) => {
-                    global_rows += 1;
-                    no_expert += 1;
-                }
-            }
-            rows += 1;
+            tally.add(route, log_g, prediction);
             on_row(&PredictedRow {
                 shard: position,
                 row: chunk.start + r,
@@ -371,30 +454,8 @@ pub fn predict(
         progress(chunk.rows as u64);
         stream.recycle(chunk);
     }
-    Ok(PredictSummary {
-        rows,
-        shards: shards.len(),
-        routing: match opts.routing {
-            Routing::Global => "global",
-            Routing::Oracle { .. } => "oracle",
-            Routing::Gate { soft: true } => "soft gate",
-            Routing::Gate { soft: false } => "hard gate",
-        }
-        .into(),
-        partition: partition.map(|p| p.name.clone()),
-        bins: (0..bins)
-            .map(|b| BinSummary {
-                name: partition.map_or_else(String::new, |p| p.bin_names[b].clone()),
-                rows: bin_rows[b],
-                metrics: bin_scores[b].metrics(),
-            })
-            .collect(),
-        global_rows,
-        unbinned,
-        no_expert,
-        metrics: scores.metrics(),
-        seconds: start.elapsed().as_secs_f64(),
-    })
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(tally.summary(shards.len(), opts.routing, partition, seconds))
 }
 
 /// A CSV field: quoted when it holds a comma, quote or line break.

@@ -154,7 +154,15 @@ fn run_in(plan: Plan, dir: &Path, progress: &(dyn Fn(Event<'_>) + Sync)) -> Resu
                 path: run_dir.clone(),
                 source: e,
             })?;
-            let (result, art) = run_one(&plan, level, seed, &run_dir, index, n_runs, progress)?;
+            let (result, art) = run_one(&Run {
+                plan: &plan,
+                level,
+                seed,
+                dir: &run_dir,
+                index,
+                runs: n_runs,
+                progress,
+            })?;
             if index == 0 {
                 std::fs::copy(run_dir.join("models.h5"), dir.join("models.h5")).map_err(|e| {
                     Error::Io {
@@ -179,19 +187,109 @@ fn run_in(plan: Plan, dir: &Path, progress: &(dyn Fn(Event<'_>) + Sync)) -> Resu
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_one(
-    plan: &Plan,
+/// One (noise level, seed) run and where it reports: the stages below
+/// share it.
+struct Run<'a> {
+    plan: &'a Plan,
     level: f64,
     seed: u64,
-    dir: &Path,
-    run: usize,
+    dir: &'a Path,
+    /// This run's index and the number of runs (for progress).
+    index: usize,
     runs: usize,
-    progress: &(dyn Fn(Event<'_>) + Sync),
-) -> Result<(RunResult, RunArtifacts)> {
-    let cfg = &plan.config;
+    progress: &'a (dyn for<'e> Fn(Event<'e>) + Sync),
+}
+
+impl Run<'_> {
+    fn stage(&self, stage: &'static str, detail: &str, total: u64) {
+        (self.progress)(Event::Stage {
+            run: self.index,
+            runs: self.runs,
+            stage,
+            detail,
+            total,
+        });
+    }
+}
+
+/// A run: the pass, the solve (every α of every bin), the gate, one read
+/// of the test shard scoring the mixtures and the α curves; its results
+/// and the artifacts the report draws.
+fn run_one(r: &Run<'_>) -> Result<(RunResult, RunArtifacts)> {
     let start = Instant::now();
     let mut timing = Timing::default();
+    let (stats_path, wave) = accumulate_stage(r, &mut timing)?;
+    let file = StatsFile::open(&stats_path)?;
+    let header = file.header().clone();
+    let (mut sw, threads) = solve_stage(r, &file, &mut timing)?;
+    let stats_name = stats_path.display().to_string();
+    let mut models = sw.model_set(&header, &stats_name)?;
+    let (gate, mut gate_info) = match gate_stage(r, &file, &sw, &wave, &mut timing)? {
+        Some((g, gp, info)) => (Some((g, gp)), Some(info)),
+        None => (None, None),
+    };
+    models.gate = gate.as_ref().map(|(g, p)| crate::models::ModelGate {
+        partition: *p,
+        gate: g.clone(),
+    });
+    crate::models::write_models(&r.dir.join("models.h5"), &models)?;
+    drop(file);
+    if !r.plan.config.stats.keep {
+        let _ = std::fs::remove_file(&stats_path);
+    }
+    let table = evaluate_stage(r, &header, &models, gate.as_ref(), &mut sw, threads)?;
+    timing.evaluate = sw.timing.test_s;
+    write_file(&r.dir.join("sweep.csv"), |w| {
+        sweep::report::write_csv(&sw, w)
+    })?;
+    write_file(&r.dir.join("sweep.json"), |w| {
+        sweep::report::write_json(&sw, &stats_name, w)
+    })?;
+    let plan = r.plan;
+    let names: Vec<String> = plan.partitions.iter().map(|p| p.name.clone()).collect();
+    let bin_names: Vec<Vec<String>> = plan
+        .partitions
+        .iter()
+        .map(|p| p.bin_names.clone())
+        .collect();
+    let (global, moe, gate_eval) = results::measure(&table, &sw, &names, &bin_names);
+    if let (Some(info), Some((acc, confusion, probs))) = (gate_info.as_mut(), gate_eval) {
+        info.routing_accuracy = acc;
+        info.confusion = confusion;
+        info.mean_probabilities = probs;
+    }
+    timing.total = start.elapsed().as_secs_f64();
+    (r.progress)(Event::Done(&format!(
+        "test R²: global {:.4}{}",
+        global.r2,
+        moe.iter()
+            .map(|(n, p)| format!(", oracle {n} {:.4}", p.oracle.r2))
+            .collect::<String>()
+    )));
+    let result = RunResult {
+        data: DataInfo {
+            train_rows: header.rows,
+            test_rows: table.len() as u64,
+            pixels: header.pixels,
+            noise: r.level,
+            seed: r.seed,
+            train_shards: plan.train.iter().map(|p| p.display().to_string()).collect(),
+            test: plan.test.display().to_string(),
+            test_spectra: table.spectra.clone(),
+        },
+        global,
+        moe,
+        gate: gate_info,
+        timing_s: timing,
+    };
+    Ok((result, RunArtifacts { sweep: sw, table }))
+}
+
+/// The pass over the training shards at this run's noise level and seed,
+/// written to `stats.h5` in the run's directory; returns that path and the
+/// wavelength grid (for the gate's features).
+fn accumulate_stage(r: &Run<'_>, timing: &mut Timing) -> Result<(PathBuf, Vec<f64>)> {
+    let (plan, cfg) = (r.plan, &r.plan.config);
     let gate_sample = if plan.gate_partition.is_some() {
         cfg.gate.sample
     } else {
@@ -199,7 +297,7 @@ fn run_one(
     };
     let opts = AccumulateOptions {
         partitions: PartitionSet::new(plan.partitions.clone(), cfg.stats.folds)?,
-        noise: NoiseModel::new(level, seed)?,
+        noise: NoiseModel::new(r.level, r.seed)?,
         threads: cfg.stats.threads,
         chunk_rows: cfg.stats.chunk_rows,
         mem_budget: plan.mem_budget,
@@ -216,55 +314,49 @@ fn run_one(
         }
     }
     let detail = format!(
-        "noise {level}, seed {seed}: {} shard(s), {total_rows} rows, {} fold(s), gate sample {gate_sample}",
+        "noise {}, seed {}: {} shard(s), {total_rows} rows, {} fold(s), gate sample {gate_sample}",
+        r.level,
+        r.seed,
         plan.train.len(),
         cfg.stats.folds
     );
-    progress(Event::Stage {
-        run,
-        runs,
-        stage: "accumulate",
-        detail: &detail,
-        total: total_rows,
-    });
+    r.stage("accumulate", &detail, total_rows);
     let t = Instant::now();
-    let stats_path = dir.join("stats.h5");
-    {
-        let output = accumulate(&plan.train, &opts, None, &|n| progress(Event::Advance(n)))?;
-        let summary = output.write(&stats_path, cfg.stats.threads)?;
-        timing.accumulate = t.elapsed().as_secs_f64();
-        progress(Event::Done(&format!(
-            "{} rows in {:.1} s ({:.0} rows/s), {} accumulators",
-            summary.rows,
-            timing.accumulate,
-            summary.rows as f64 / timing.accumulate.max(1e-9),
-            summary.plan.accumulators
-        )));
-    }
-    let file = StatsFile::open(&stats_path)?;
-    let header = file.header().clone();
-    let test_noise = match cfg.data.test_spectra {
-        config::TestSpectra::Draw => Some(NoiseModel::new(level, seed)?),
-        config::TestSpectra::Stored => None,
-    };
-    let test = TestSpec {
-        path: plan.test.clone(),
-        noise: test_noise,
-        chunk_rows: 256,
-    };
+    let stats_path = r.dir.join("stats.h5");
+    let output = accumulate(&plan.train, &opts, None, &|n| {
+        (r.progress)(Event::Advance(n))
+    })?;
+    let summary = output.write(&stats_path, cfg.stats.threads)?;
+    timing.accumulate = t.elapsed().as_secs_f64();
+    (r.progress)(Event::Done(&format!(
+        "{} rows in {:.1} s ({:.0} rows/s), {} accumulators",
+        summary.rows,
+        timing.accumulate,
+        summary.rows as f64 / timing.accumulate.max(1e-9),
+        summary.plan.accumulators
+    )));
+    Ok((stats_path, wave))
+}
+
+/// Every α of the global model and of every bin, α chosen by the plan's
+/// rule, and the global model's principal components when a gate follows.
+fn solve_stage(
+    r: &Run<'_>,
+    file: &StatsFile,
+    timing: &mut Timing,
+) -> Result<(Sweep, crate::Threads)> {
+    let (plan, cfg) = (r.plan, &r.plan.config);
     let n_groups = 1 + plan.partitions.iter().map(|p| p.slots()).sum::<usize>();
-    progress(Event::Stage {
-        run,
-        runs,
-        stage: "solve",
-        detail: &format!(
+    r.stage(
+        "solve",
+        &format!(
             "{} α for the global model and {} bins, α by {}",
             plan.alphas.len(),
             n_groups - 1,
             plan.select.describe()
         ),
-        total: n_groups as u64,
-    });
+        n_groups as u64,
+    );
     let sopts = SweepOptions {
         alphas: plan.alphas.clone(),
         select: Some(plan.select),
@@ -282,93 +374,108 @@ fn run_one(
             0
         },
     };
-    let mut sw = sweep::run(&file, &sopts, |p| {
+    let sw = sweep::run(file, &sopts, |p| {
         if let sweep::Progress::Group { index, .. } = p {
             if index > 0 {
-                progress(Event::Advance(1));
+                (r.progress)(Event::Advance(1));
             }
         }
     })?;
-    progress(Event::Advance(1));
+    (r.progress)(Event::Advance(1));
     timing.solve = sw.timing.total_s;
-    progress(Event::Done(&format!(
+    (r.progress)(Event::Done(&format!(
         "solved in {:.1} s (eigendecompositions {:.1} s, CV {:.1} s)",
         timing.solve, sw.timing.eigh_s, sw.timing.cv_s
     )));
-    let stats_name = stats_path.display().to_string();
-    let mut models = sw.model_set(&header, &stats_name)?;
+    Ok((sw, sopts.threads))
+}
 
-    // The gate.
-    let mut gate = None;
-    let mut gate_info = None;
-    if let Some(gp) = plan.gate_partition {
-        let reservoir = file.reservoir()?;
-        progress(Event::Stage {
-            run,
-            runs,
-            stage: "gate",
-            detail: &format!(
-                "37 features and a {}-class logistic regression on {} reservoir rows",
-                plan.partitions[gp].bins(),
-                reservoir.len()
-            ),
-            total: 1,
-        });
-        let t = Instant::now();
-        let pca = sw.pca.clone().ok_or_else(|| Error::InvalidParameter {
-            name: "gate",
-            problem: "no principal components from the global model".into(),
-        })?;
-        let explained = pca.eigenvalues.iter().map(|v| v.max(0.0)).sum::<f64>() / pca.total;
-        let (g, rep) = Gate::train(
-            &reservoir,
-            &wave,
-            pca.mean,
-            pca.components,
-            &plan.partitions[gp],
-            cfg.gate.c,
-        )?;
-        timing.gate = t.elapsed().as_secs_f64();
-        progress(Event::Advance(1));
-        progress(Event::Done(&format!(
-            "gate: {} rows, training accuracy {:.1} %, {} Newton iterations, {:.1} s",
-            rep.rows,
-            100.0 * rep.train_accuracy,
-            rep.iterations,
-            timing.gate
-        )));
-        gate_info = Some(GateInfo {
-            partition: plan.partitions[gp].name.clone(),
-            c: cfg.gate.c,
-            train_rows: rep.rows,
-            train_unbinned: rep.unbinned,
-            train_accuracy: rep.train_accuracy,
-            iterations: rep.iterations,
-            pca_explained: explained,
-            seconds: timing.gate,
-            routing_accuracy: f64::NAN,
-            confusion: vec![],
-            mean_probabilities: vec![],
-        });
-        gate = Some((g, gp));
-    }
-    models.gate = gate.as_ref().map(|(g, p)| crate::models::ModelGate {
-        partition: *p,
-        gate: g.clone(),
-    });
-    crate::models::write_models(&dir.join("models.h5"), &models)?;
-    drop(file);
-    if !cfg.stats.keep {
-        let _ = std::fs::remove_file(&stats_path);
-    }
+/// The gate, when the plan has one: trained on the reservoir with the
+/// global model's principal components; returns it, the partition it
+/// routes on and what its training saw.
+fn gate_stage(
+    r: &Run<'_>,
+    file: &StatsFile,
+    sw: &Sweep,
+    wave: &[f64],
+    timing: &mut Timing,
+) -> Result<Option<(Gate, usize, GateInfo)>> {
+    let (plan, cfg) = (r.plan, &r.plan.config);
+    let Some(gp) = plan.gate_partition else {
+        return Ok(None);
+    };
+    let reservoir = file.reservoir()?;
+    r.stage(
+        "gate",
+        &format!(
+            "37 features and a {}-class logistic regression on {} reservoir rows",
+            plan.partitions[gp].bins(),
+            reservoir.len()
+        ),
+        1,
+    );
+    let t = Instant::now();
+    let pca = sw.pca.clone().ok_or_else(|| Error::InvalidParameter {
+        name: "gate",
+        problem: "no principal components from the global model".into(),
+    })?;
+    let explained = pca.eigenvalues.iter().map(|v| v.max(0.0)).sum::<f64>() / pca.total;
+    let (g, rep) = Gate::train(
+        &reservoir,
+        wave,
+        pca.mean,
+        pca.components,
+        &plan.partitions[gp],
+        cfg.gate.c,
+    )?;
+    timing.gate = t.elapsed().as_secs_f64();
+    (r.progress)(Event::Advance(1));
+    (r.progress)(Event::Done(&format!(
+        "gate: {} rows, training accuracy {:.1} %, {} Newton iterations, {:.1} s",
+        rep.rows,
+        100.0 * rep.train_accuracy,
+        rep.iterations,
+        timing.gate
+    )));
+    let info = GateInfo {
+        partition: plan.partitions[gp].name.clone(),
+        c: cfg.gate.c,
+        train_rows: rep.rows,
+        train_unbinned: rep.unbinned,
+        train_accuracy: rep.train_accuracy,
+        iterations: rep.iterations,
+        pca_explained: explained,
+        seconds: timing.gate,
+        routing_accuracy: f64::NAN,
+        confusion: vec![],
+        mean_probabilities: vec![],
+    };
+    Ok(Some((g, gp, info)))
+}
 
-    // Evaluate.
+/// One read of the test shard: the global model, the oracle, the gates,
+/// and every (group, α) curve of the sweep (its test scores filled in).
+fn evaluate_stage(
+    r: &Run<'_>,
+    header: &crate::stats::StatsHeader,
+    models: &crate::models::ModelSet,
+    gate: Option<&(Gate, usize)>,
+    sw: &mut Sweep,
+    threads: crate::Threads,
+) -> Result<score::TestTable> {
+    let plan = r.plan;
+    let test = TestSpec {
+        path: plan.test.clone(),
+        noise: match plan.config.data.test_spectra {
+            config::TestSpectra::Draw => Some(NoiseModel::new(r.level, r.seed)?),
+            config::TestSpectra::Stored => None,
+        },
+        chunk_rows: 256,
+    };
     let test_rows = Shard::open(&plan.test, &header.layout)?.rows() as u64;
-    progress(Event::Stage {
-        run,
-        runs,
-        stage: "evaluate",
-        detail: &format!(
+    r.stage(
+        "evaluate",
+        &format!(
             "{test_rows} test rows: global, oracle{}",
             if gate.is_some() {
                 ", soft and hard gate"
@@ -376,62 +483,20 @@ fn run_one(
                 ""
             }
         ),
-        total: test_rows,
-    });
-    // One read of the test shard: the mixtures, and every (group, α) curve.
+        test_rows,
+    );
     let t = Instant::now();
     let table = score::score(
         &test,
-        &header,
-        &models,
-        gate.as_ref().map(|(g, p)| (g, *p)),
-        Some(&mut sw),
-        sopts.threads,
-        &mut |n| progress(Event::Advance(n)),
+        header,
+        models,
+        gate.map(|(g, p)| (g, *p)),
+        Some(sw),
+        threads,
+        &mut |n| (r.progress)(Event::Advance(n)),
     )?;
-    timing.evaluate = t.elapsed().as_secs_f64();
-    sw.timing.test_s = timing.evaluate;
-    write_file(&dir.join("sweep.csv"), |w| sweep::report::write_csv(&sw, w))?;
-    write_file(&dir.join("sweep.json"), |w| {
-        sweep::report::write_json(&sw, &stats_name, w)
-    })?;
-    let names: Vec<String> = plan.partitions.iter().map(|p| p.name.clone()).collect();
-    let bin_names: Vec<Vec<String>> = plan
-        .partitions
-        .iter()
-        .map(|p| p.bin_names.clone())
-        .collect();
-    let (global, moe, gate_eval) = results::measure(&table, &sw, &names, &bin_names);
-    if let (Some(info), Some((acc, confusion, probs))) = (gate_info.as_mut(), gate_eval) {
-        info.routing_accuracy = acc;
-        info.confusion = confusion;
-        info.mean_probabilities = probs;
-    }
-    timing.total = start.elapsed().as_secs_f64();
-    progress(Event::Done(&format!(
-        "test R²: global {:.4}{}",
-        global.r2,
-        moe.iter()
-            .map(|(n, p)| format!(", oracle {n} {:.4}", p.oracle.r2))
-            .collect::<String>()
-    )));
-    let result = RunResult {
-        data: DataInfo {
-            train_rows: header.rows,
-            test_rows: table.len() as u64,
-            pixels: header.pixels,
-            noise: level,
-            seed,
-            train_shards: plan.train.iter().map(|p| p.display().to_string()).collect(),
-            test: plan.test.display().to_string(),
-            test_spectra: table.spectra.clone(),
-        },
-        global,
-        moe,
-        gate: gate_info,
-        timing_s: timing,
-    };
-    Ok((result, RunArtifacts { sweep: sw, table }))
+    sw.timing.test_s = t.elapsed().as_secs_f64();
+    Ok(table)
 }
 
 /// Writes a file through a buffered writer, naming the path on error.
