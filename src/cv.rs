@@ -114,34 +114,7 @@ pub fn cv_sse_pcg(
     opts: &PcgOptions,
     par: Par,
 ) -> Result<CvResult> {
-    let p = total.p;
-    if shift_x.len() != p || total_path.eigenvalues().len() != p || total_path.n() != total.n {
-        return Err(Error::shape(
-            "cross-validation path and shift",
-            format!(
-                "a path of {} rows × {p} and a shift of {p} (as the statistics)",
-                total.n
-            ),
-            format!(
-                "a path of {} rows × {} and a shift of {}",
-                total_path.n(),
-                total_path.eigenvalues().len(),
-                shift_x.len()
-            ),
-        ));
-    }
-    if let Some(a) = alphas.iter().find(|a| !(a.is_finite() && **a > 0.0)) {
-        return Err(Error::InvalidParameter {
-            name: "alpha",
-            problem: format!("cross-validation by PCG needs finite α > 0, got {a}"),
-        });
-    }
-    if !(opts.tol > 0.0 && opts.tol.is_finite()) {
-        return Err(Error::InvalidParameter {
-            name: "tol",
-            problem: format!("the PCG tolerance must be finite and > 0, got {}", opts.tol),
-        });
-    }
+    check_inputs(total_path, total, shift_x, alphas, opts)?;
     let lambda: Vec<f64> = total_path
         .eigenvalues()
         .iter()
@@ -204,6 +177,47 @@ pub fn cv_sse_pcg(
         out.rows += fold.n;
     }
     Ok(out)
+}
+
+/// Refuses what [`cv_sse_pcg`] cannot use: a path or shift of another
+/// shape than the statistics, an α that is not finite and > 0 (the folds'
+/// systems must be definite), or a tolerance that is not finite and > 0.
+fn check_inputs(
+    total_path: &RidgePath,
+    total: &SuffStats,
+    shift_x: &[f64],
+    alphas: &[f64],
+    opts: &PcgOptions,
+) -> Result<()> {
+    let p = total.p;
+    if shift_x.len() != p || total_path.eigenvalues().len() != p || total_path.n() != total.n {
+        return Err(Error::shape(
+            "cross-validation path and shift",
+            format!(
+                "a path of {} rows × {p} and a shift of {p} (as the statistics)",
+                total.n
+            ),
+            format!(
+                "a path of {} rows × {} and a shift of {}",
+                total_path.n(),
+                total_path.eigenvalues().len(),
+                shift_x.len()
+            ),
+        ));
+    }
+    if let Some(a) = alphas.iter().find(|a| !(a.is_finite() && **a > 0.0)) {
+        return Err(Error::InvalidParameter {
+            name: "alpha",
+            problem: format!("cross-validation by PCG needs finite α > 0, got {a}"),
+        });
+    }
+    if !(opts.tol > 0.0 && opts.tol.is_finite()) {
+        return Err(Error::InvalidParameter {
+            name: "tol",
+            problem: format!("the PCG tolerance must be finite and > 0, got {}", opts.tol),
+        });
+    }
+    Ok(())
 }
 
 /// Folds with at most this share of P rows are solved in the basis of V with
@@ -394,9 +408,10 @@ fn view_mut(buf: &mut [f64], p: usize, cols: usize) -> MatMut<'_, f64> {
 /// The solutions (p × m column-major) and the iterations per α, or None
 /// when some column did not converge within the cap.
 ///
-/// The block state lives in column-major buffers allocated once; the running
-/// columns are the first `ma` of each, compacted in place (order kept) as
-/// columns converge.
+/// Each iteration: new directions ([`Block::direction`]), a step along them
+/// ([`Block::advance`]), and for the columns whose recurrence says they
+/// converged, a check of the true residual ([`Block::confirm`]) before they
+/// leave the block ([`Block::retire_done`]).
 #[allow(clippy::type_complexity)]
 fn block_pcg(
     apply: &dyn Fn(MatMut<'_, f64>, MatRef<'_, f64>),
@@ -413,142 +428,259 @@ fn block_pcg(
     let bnorm: Vec<f64> = (0..m)
         .map(|j| dot(&b[j * p..(j + 1) * p], &b[j * p..(j + 1) * p]).sqrt())
         .collect();
-    // Block state of the running columns (the first `ma`), compacted as
-    // columns converge; columns whose zero start already meets the goal
-    // never enter.
-    let mut act: Vec<usize> = (0..m).filter(|&j| bnorm[j] > goal[j]).collect();
+    // Columns whose zero start already meets the goal never enter.
+    let act: Vec<usize> = (0..m).filter(|&j| bnorm[j] > goal[j]).collect();
     if act.is_empty() {
         return Some((x_out, iters));
     }
-    let mut x = vec![0.0f64; p * m];
-    let mut r: Vec<f64> = act
-        .iter()
-        .flat_map(|&k| b[k * p..(k + 1) * p].iter().copied())
-        .collect();
-    r.resize(p * m, 0.0);
-    let mut dir = vec![0.0f64; p * m];
-    // Scratch: the preconditioner's, then q = (A + α)p, then the true residuals.
-    let mut t = vec![0.0f64; p * m];
-    // Scratch: z = M⁻¹r, then the candidates' iterates.
-    let mut z = vec![0.0f64; p * m];
-    let mut rz_old = vec![0.0f64; m];
-    let mut rr = vec![0.0f64; m];
-    let mut fresh = vec![true; m];
-    let mut cand: Vec<usize> = Vec::with_capacity(m);
-    let mut done = vec![false; m];
+    let sys = System {
+        apply,
+        precond,
+        b,
+        goal,
+        bnorm: &bnorm,
+        alphas,
+        p,
+    };
+    let mut block = Block::start(&sys, act);
     for it in 1..=opts.max_iter {
-        let ma = act.len();
-        precond(&mut z[..p * ma], &mut t[..p * ma], &r[..p * ma], &act);
+        block.direction(&sys);
+        block.advance(&sys, it, &mut iters)?;
+        if !block.find_candidates(&sys) {
+            if block.stagnates(&sys, it, opts.max_iter) {
+                return None;
+            }
+            continue;
+        }
+        block.confirm(&sys, &mut x_out);
+        if block.retire_done(&sys) {
+            return Some((x_out, iters));
+        }
+    }
+    None
+}
+
+/// [`block_pcg`]'s `apply`: writes A·src into dst.
+type Apply<'a> = dyn Fn(MatMut<'_, f64>, MatRef<'_, f64>) + 'a;
+
+/// [`block_pcg`]'s `precond(z, scratch, r, act)`.
+type Precond<'a> = dyn Fn(&mut [f64], &mut [f64], &[f64], &[usize]) + 'a;
+
+/// What [`block_pcg`] solves, per α: the operator and preconditioner, the
+/// right-hand sides (p × m column-major) with their norms, and the goals.
+struct System<'a> {
+    apply: &'a Apply<'a>,
+    precond: &'a Precond<'a>,
+    b: &'a [f64],
+    goal: &'a [f64],
+    bnorm: &'a [f64],
+    alphas: &'a [f64],
+    p: usize,
+}
+
+/// The block state of [`block_pcg`]: column-major p-row buffers of m
+/// columns (and per-column values), allocated once; the running columns
+/// are the first `act.len()` of each, compacted in place (order kept) as
+/// columns converge.
+struct Block {
+    /// The α index of each running column.
+    act: Vec<usize>,
+    x: Vec<f64>,
+    r: Vec<f64>,
+    dir: Vec<f64>,
+    /// Scratch: the preconditioner's, then q = (A + α)p, then the true residuals.
+    t: Vec<f64>,
+    /// Scratch: z = M⁻¹r, then the candidates' iterates.
+    z: Vec<f64>,
+    rz_old: Vec<f64>,
+    /// Squared residual norms by the recurrence.
+    rr: Vec<f64>,
+    /// Columns whose next direction is z alone (β = 0): at the start and
+    /// after a restart.
+    fresh: Vec<bool>,
+    /// Running columns whose recurrence residual meets the goal.
+    cand: Vec<usize>,
+    /// Running columns confirmed by their true residual.
+    done: Vec<bool>,
+}
+
+impl Block {
+    /// The zero start of the running columns `act` (α indices): residuals b.
+    fn start(sys: &System<'_>, act: Vec<usize>) -> Self {
+        let (p, m) = (sys.p, sys.alphas.len());
+        let x = vec![0.0f64; p * m];
+        let mut r: Vec<f64> = act
+            .iter()
+            .flat_map(|&k| sys.b[k * p..(k + 1) * p].iter().copied())
+            .collect();
+        r.resize(p * m, 0.0);
+        Block {
+            act,
+            x,
+            r,
+            dir: vec![0.0f64; p * m],
+            t: vec![0.0f64; p * m],
+            z: vec![0.0f64; p * m],
+            rz_old: vec![0.0f64; m],
+            rr: vec![0.0f64; m],
+            fresh: vec![true; m],
+            cand: Vec::with_capacity(m),
+            done: vec![false; m],
+        }
+    }
+
+    /// The next search directions: z = M⁻¹r, then p = z + βp with
+    /// β = (rᵀz) / (rᵀz)_previous (0 for a fresh column).
+    fn direction(&mut self, sys: &System<'_>) {
+        let (p, ma) = (sys.p, self.act.len());
+        (sys.precond)(
+            &mut self.z[..p * ma],
+            &mut self.t[..p * ma],
+            &self.r[..p * ma],
+            &self.act,
+        );
         for j in 0..ma {
             let cols = j * p..(j + 1) * p;
-            let rz = dot(&r[cols.clone()], &z[cols.clone()]);
-            let beta = if fresh[j] { 0.0 } else { rz / rz_old[j] };
-            fresh[j] = false;
-            rz_old[j] = rz;
-            for (pi, zi) in dir[cols.clone()].iter_mut().zip(&z[cols]) {
+            let rz = dot(&self.r[cols.clone()], &self.z[cols.clone()]);
+            let beta = if self.fresh[j] {
+                0.0
+            } else {
+                rz / self.rz_old[j]
+            };
+            self.fresh[j] = false;
+            self.rz_old[j] = rz;
+            for (pi, zi) in self.dir[cols.clone()].iter_mut().zip(&self.z[cols]) {
                 *pi = zi + beta * *pi;
             }
         }
+    }
+
+    /// One step along the directions: q = (A + α)p, then x += γp and
+    /// r −= γq with γ = rᵀz / pᵀq, recording iteration `it` in `iters` (per
+    /// α). None on a breakdown (pᵀq ≤ 0 or γ not finite): the caller's
+    /// fold falls back.
+    fn advance(&mut self, sys: &System<'_>, it: usize, iters: &mut [usize]) -> Option<()> {
+        let (p, ma) = (sys.p, self.act.len());
         // q = (A + α) p
-        apply(view_mut(&mut t, p, ma), view(&dir, p, ma));
-        for (j, &k) in act.iter().enumerate() {
-            let alpha = alphas[k];
+        (sys.apply)(view_mut(&mut self.t, p, ma), view(&self.dir, p, ma));
+        for (j, &k) in self.act.iter().enumerate() {
+            let alpha = sys.alphas[k];
             let cols = j * p..(j + 1) * p;
-            let pj = &dir[cols.clone()];
-            let qj = &mut t[cols.clone()];
+            let pj = &self.dir[cols.clone()];
+            let qj = &mut self.t[cols.clone()];
             let mut pq = 0.0;
             for (qi, pi) in qj.iter_mut().zip(pj) {
                 *qi += alpha * pi;
                 pq += pi * *qi;
             }
-            let gamma = rz_old[j] / pq;
+            let gamma = self.rz_old[j] / pq;
             if !(gamma.is_finite() && pq > 0.0) {
                 return None;
             }
-            for (xi, pi) in x[cols.clone()].iter_mut().zip(pj) {
+            for (xi, pi) in self.x[cols.clone()].iter_mut().zip(pj) {
                 *xi += gamma * pi;
             }
             let mut s = 0.0;
-            for (ri, qi) in r[cols].iter_mut().zip(&*qj) {
+            for (ri, qi) in self.r[cols].iter_mut().zip(&*qj) {
                 *ri -= gamma * qi;
                 s += *ri * *ri;
             }
-            rr[j] = s;
+            self.rr[j] = s;
             iters[k] = it;
         }
-        // Candidates by the recurrence, confirmed by the true residual.
-        cand.clear();
-        cand.extend((0..ma).filter(|&j| rr[j].sqrt() <= goal[act[j]]));
-        if cand.is_empty() {
-            // Stagnation: when the slowest column's residual, reduced at its
-            // mean rate so far, would need more than twice the cap, stop now
-            // (the fold falls back) instead of paying for the cap first.
-            if it >= 20 {
-                let worst = (0..ma)
-                    .map(|j| rr[j].sqrt() / bnorm[act[j]])
-                    .fold(0.0f64, f64::max);
-                let need = (0..ma)
-                    .map(|j| goal[act[j]] / bnorm[act[j]])
-                    .fold(1.0f64, f64::min);
-                let rate = worst.powf(1.0 / it as f64);
-                if rate >= 1.0 || need.ln() / rate.ln() > 2.0 * opts.max_iter as f64 {
-                    return None;
-                }
-            }
-            continue;
+        Some(())
+    }
+
+    /// Collects in `cand` the running columns whose residual by the
+    /// recurrence meets their goal (to be confirmed by the true residual);
+    /// whether there are any.
+    fn find_candidates(&mut self, sys: &System<'_>) -> bool {
+        let ma = self.act.len();
+        self.cand.clear();
+        let (rr, act) = (&self.rr, &self.act);
+        self.cand
+            .extend((0..ma).filter(|&j| rr[j].sqrt() <= sys.goal[act[j]]));
+        !self.cand.is_empty()
+    }
+
+    /// Stagnation after iteration `it` (checked from the 20th on): whether
+    /// the slowest column's residual, reduced at its mean rate so far,
+    /// would need more than twice the cap `max_iter` — then the fold falls
+    /// back now instead of paying for the cap first.
+    fn stagnates(&self, sys: &System<'_>, it: usize, max_iter: usize) -> bool {
+        if it < 20 {
+            return false;
         }
-        let nc = cand.len();
-        for (c, &j) in cand.iter().enumerate() {
+        let (ma, act, bnorm) = (self.act.len(), &self.act, sys.bnorm);
+        let worst = (0..ma)
+            .map(|j| self.rr[j].sqrt() / bnorm[act[j]])
+            .fold(0.0f64, f64::max);
+        let need = (0..ma)
+            .map(|j| sys.goal[act[j]] / bnorm[act[j]])
+            .fold(1.0f64, f64::min);
+        let rate = worst.powf(1.0 / it as f64);
+        rate >= 1.0 || need.ln() / rate.ln() > 2.0 * max_iter as f64
+    }
+
+    /// Recomputes the candidates' true residuals b − (A + α)x: a column
+    /// that meets its goal is done and its iterate goes to `x_out` (α
+    /// order); one whose recurrence drifted restarts from its iterate.
+    fn confirm(&mut self, sys: &System<'_>, x_out: &mut [f64]) {
+        let (p, ma, nc) = (sys.p, self.act.len(), self.cand.len());
+        for (c, &j) in self.cand.iter().enumerate() {
             let (src, dst) = (j * p, c * p);
-            z[dst..dst + p].copy_from_slice(&x[src..src + p]);
+            self.z[dst..dst + p].copy_from_slice(&self.x[src..src + p]);
         }
-        apply(view_mut(&mut t, p, nc), view(&z, p, nc));
-        done[..ma].fill(false);
-        for (c, &j) in cand.iter().enumerate() {
-            let k = act[j];
-            let alpha = alphas[k];
-            let xj = &z[c * p..(c + 1) * p];
-            let rc = &mut t[c * p..(c + 1) * p];
+        (sys.apply)(view_mut(&mut self.t, p, nc), view(&self.z, p, nc));
+        self.done[..ma].fill(false);
+        for (c, &j) in self.cand.iter().enumerate() {
+            let k = self.act[j];
+            let alpha = sys.alphas[k];
+            let xj = &self.z[c * p..(c + 1) * p];
+            let rc = &mut self.t[c * p..(c + 1) * p];
             let mut s = 0.0;
-            for ((ri, bi), xi) in rc.iter_mut().zip(&b[k * p..(k + 1) * p]).zip(xj) {
+            for ((ri, bi), xi) in rc.iter_mut().zip(&sys.b[k * p..(k + 1) * p]).zip(xj) {
                 *ri = bi - *ri - alpha * xi;
                 s += *ri * *ri;
             }
-            if s.sqrt() <= goal[k] {
-                done[j] = true;
+            if s.sqrt() <= sys.goal[k] {
+                self.done[j] = true;
                 x_out[k * p..(k + 1) * p].copy_from_slice(xj);
             } else {
                 // The recurrence drifted: restart from the iterate.
-                r[j * p..(j + 1) * p].copy_from_slice(rc);
-                fresh[j] = true;
+                self.r[j * p..(j + 1) * p].copy_from_slice(rc);
+                self.fresh[j] = true;
             }
-        }
-        if done[..ma].iter().any(|&d| d) {
-            // Stable in-place compaction of the running columns.
-            let mut keep = 0;
-            for j in 0..ma {
-                if done[j] {
-                    continue;
-                }
-                if keep != j {
-                    let (src, dst) = (j * p, keep * p);
-                    x.copy_within(src..src + p, dst);
-                    r.copy_within(src..src + p, dst);
-                    dir.copy_within(src..src + p, dst);
-                    rz_old[keep] = rz_old[j];
-                    rr[keep] = rr[j];
-                    fresh[keep] = fresh[j];
-                    act[keep] = act[j];
-                }
-                keep += 1;
-            }
-            if keep == 0 {
-                return Some((x_out, iters));
-            }
-            act.truncate(keep);
         }
     }
-    None
+
+    /// Removes the done columns from the block by a stable in-place
+    /// compaction; whether every column is done.
+    fn retire_done(&mut self, sys: &System<'_>) -> bool {
+        let (p, ma) = (sys.p, self.act.len());
+        if !self.done[..ma].iter().any(|&d| d) {
+            return false;
+        }
+        let mut keep = 0;
+        for j in 0..ma {
+            if self.done[j] {
+                continue;
+            }
+            if keep != j {
+                let (src, dst) = (j * p, keep * p);
+                self.x.copy_within(src..src + p, dst);
+                self.r.copy_within(src..src + p, dst);
+                self.dir.copy_within(src..src + p, dst);
+                self.rz_old[keep] = self.rz_old[j];
+                self.rr[keep] = self.rr[j];
+                self.fresh[keep] = self.fresh[j];
+                self.act[keep] = self.act[j];
+            }
+            keep += 1;
+        }
+        self.act.truncate(keep);
+        keep == 0
+    }
 }
 
 /// The fold's system by dense block PCG: (C_k + α) w = c with

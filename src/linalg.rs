@@ -237,154 +237,204 @@ mod lapack {
         let n = c_int::try_from(p).map_err(|_| {
             Error::shape("LAPACK eigendecomposition", "an order that fits a C int", p)
         })?;
-        // Column-major copy (LAPACK overwrites it); 'L' reads the lower triangle.
+        let mut buf = lower_column_major(a);
+        let mut w = vec![0.0f64; p];
+        let _threads = Threads::set(threads);
+        let vectors = if !mrrr {
+            dsyevd(n, &mut buf, &mut w)?;
+            buf
+        } else {
+            dsyevr(n, &mut buf, &mut w)?
+        };
+        let v = Mat::from_fn(p, p, |i, j| vectors[i + j * p]);
+        Ok((w, v))
+    }
+
+    /// Column-major copy of the square `a`, which LAPACK overwrites; with
+    /// uplo 'L' it reads the lower triangle only.
+    fn lower_column_major(a: &Mat<f64>) -> Vec<f64> {
+        let p = a.nrows();
         let mut buf: Vec<f64> = Vec::with_capacity(p * p);
         for j in 0..p {
             buf.extend((0..p).map(|i| a[(i, j)]));
         }
-        let mut w = vec![0.0f64; p];
-        let _threads = Threads::set(threads);
-        let (jobz, uplo, range) = (b'V' as c_char, b'L' as c_char, b'A' as c_char);
+        buf
+    }
+
+    /// Both drivers compute the eigenvectors too, not the eigenvalues alone.
+    const JOBZ: c_char = b'V' as c_char;
+    /// `dsyevr` computes every eigenpair ('I' or 'V' would select some).
+    const RANGE: c_char = b'A' as c_char;
+    /// Both drivers read the lower triangle, as [`lower_column_major`] says.
+    const UPLO: c_char = b'L' as c_char;
+
+    /// LAPACK's double and integer workspaces with their lengths as passed
+    /// (−1 for a workspace query).
+    struct Workspace {
+        work: Vec<f64>,
+        lwork: c_int,
+        iwork: Vec<c_int>,
+        liwork: c_int,
+    }
+
+    impl Workspace {
+        /// A workspace query: the driver computes nothing and writes the
+        /// optimal lengths into the first element of each workspace.
+        fn query() -> Self {
+            Workspace {
+                work: vec![0.0],
+                lwork: -1,
+                iwork: vec![0],
+                liwork: -1,
+            }
+        }
+
+        /// Workspaces of the lengths a query wrote into `self` (at least one
+        /// element each, so the pointers are valid).
+        fn queried(&self) -> Self {
+            let lwork = self.work[0] as c_int;
+            let liwork = self.iwork[0];
+            Workspace {
+                work: vec![0.0f64; lwork.max(1) as usize],
+                lwork,
+                iwork: vec![0 as c_int; liwork.max(1) as usize],
+                liwork,
+            }
+        }
+    }
+
+    /// `dsyevd` (divide and conquer) on the n × n column-major `a`:
+    /// eigenvalues into `w`, eigenvectors over `a`. A workspace query, then
+    /// the call.
+    fn dsyevd(n: c_int, a: &mut [f64], w: &mut [f64]) -> Result<()> {
+        let mut ws = Workspace::query();
+        let info = dsyevd_call(n, a, w, &mut ws);
+        if info != 0 {
+            return Err(not_converged(format!(
+                "dsyevd workspace query: info = {info}"
+            )));
+        }
+        let mut ws = ws.queried();
+        let info = dsyevd_call(n, a, w, &mut ws);
+        if info != 0 {
+            return Err(not_converged(format!("dsyevd: info = {info}")));
+        }
+        Ok(())
+    }
+
+    /// One `dsyevd_` call with the workspaces of `ws`; LAPACK's `info`.
+    fn dsyevd_call(n: c_int, a: &mut [f64], w: &mut [f64], ws: &mut Workspace) -> c_int {
+        let order = n as usize;
+        assert!(a.len() >= order * order && w.len() >= order);
         let mut info: c_int = 0;
-        let vectors = if !mrrr {
-            // Workspace query, then the call.
-            let (mut wq, mut iwq) = (0.0f64, 0 as c_int);
-            let q: c_int = -1;
-            // SAFETY: all pointers are valid for the sizes LAPACK reads or
-            // writes: `buf` is n × n (lda = n), `w` has n values, and the
-            // query call writes one value to each workspace argument.
-            unsafe {
-                dsyevd_(
-                    &jobz,
-                    &uplo,
-                    &n,
-                    buf.as_mut_ptr(),
-                    &n,
-                    w.as_mut_ptr(),
-                    &mut wq,
-                    &q,
-                    &mut iwq,
-                    &q,
-                    &mut info,
-                    1,
-                    1,
-                )
-            };
-            if info != 0 {
-                return Err(not_converged(format!(
-                    "dsyevd workspace query: info = {info}"
-                )));
-            }
-            let lwork = wq as c_int;
-            let liwork = iwq;
-            let mut work = vec![0.0f64; lwork.max(1) as usize];
-            let mut iwork = vec![0 as c_int; liwork.max(1) as usize];
-            // SAFETY: as above, with workspaces of the queried sizes.
-            unsafe {
-                dsyevd_(
-                    &jobz,
-                    &uplo,
-                    &n,
-                    buf.as_mut_ptr(),
-                    &n,
-                    w.as_mut_ptr(),
-                    work.as_mut_ptr(),
-                    &lwork,
-                    iwork.as_mut_ptr(),
-                    &liwork,
-                    &mut info,
-                    1,
-                    1,
-                )
-            };
-            if info != 0 {
-                return Err(not_converged(format!("dsyevd: info = {info}")));
-            }
-            buf
-        } else {
-            let mut z = vec![0.0f64; p * p];
-            let mut isuppz = vec![0 as c_int; 2 * p];
-            let (vl, vu, il, iu, abstol) = (0.0f64, 0.0f64, 1 as c_int, n, 0.0f64);
-            let mut m: c_int = 0;
-            let (mut wq, mut iwq) = (0.0f64, 0 as c_int);
-            let q: c_int = -1;
-            // SAFETY: `buf` and `z` are n × n (lda = ldz = n), `w` has n values,
-            // `isuppz` 2n; the query writes one value to each workspace.
-            unsafe {
-                dsyevr_(
-                    &jobz,
-                    &range,
-                    &uplo,
-                    &n,
-                    buf.as_mut_ptr(),
-                    &n,
-                    &vl,
-                    &vu,
-                    &il,
-                    &iu,
-                    &abstol,
-                    &mut m,
-                    w.as_mut_ptr(),
-                    z.as_mut_ptr(),
-                    &n,
-                    isuppz.as_mut_ptr(),
-                    &mut wq,
-                    &q,
-                    &mut iwq,
-                    &q,
-                    &mut info,
-                    1,
-                    1,
-                    1,
-                )
-            };
-            if info != 0 {
-                return Err(not_converged(format!(
-                    "dsyevr workspace query: info = {info}"
-                )));
-            }
-            let lwork = wq as c_int;
-            let liwork = iwq;
-            let mut work = vec![0.0f64; lwork.max(1) as usize];
-            let mut iwork = vec![0 as c_int; liwork.max(1) as usize];
-            // SAFETY: as above, with workspaces of the queried sizes.
-            unsafe {
-                dsyevr_(
-                    &jobz,
-                    &range,
-                    &uplo,
-                    &n,
-                    buf.as_mut_ptr(),
-                    &n,
-                    &vl,
-                    &vu,
-                    &il,
-                    &iu,
-                    &abstol,
-                    &mut m,
-                    w.as_mut_ptr(),
-                    z.as_mut_ptr(),
-                    &n,
-                    isuppz.as_mut_ptr(),
-                    work.as_mut_ptr(),
-                    &lwork,
-                    iwork.as_mut_ptr(),
-                    &liwork,
-                    &mut info,
-                    1,
-                    1,
-                    1,
-                )
-            };
-            if info != 0 || m != n {
-                return Err(not_converged(format!(
-                    "dsyevr: info = {info}, {m} of {n} eigenpairs"
-                )));
-            }
-            z
+        // SAFETY: all pointers are valid for the sizes LAPACK reads or
+        // writes: `a` is n × n (lda = n), `w` has n values (both asserted),
+        // and the workspaces have the lengths passed, or one element each
+        // for a query, which writes one value to each.
+        unsafe {
+            dsyevd_(
+                &JOBZ,
+                &UPLO,
+                &n,
+                a.as_mut_ptr(),
+                &n,
+                w.as_mut_ptr(),
+                ws.work.as_mut_ptr(),
+                &ws.lwork,
+                ws.iwork.as_mut_ptr(),
+                &ws.liwork,
+                &mut info,
+                1,
+                1,
+            )
         };
-        let v = Mat::from_fn(p, p, |i, j| vectors[i + j * p]);
-        Ok((w, v))
+        info
+    }
+
+    /// `dsyevr` (MRRR, all eigenpairs) on the n × n column-major `a`
+    /// (destroyed): eigenvalues into `w`, and the eigenvectors, n × n
+    /// column-major. A workspace query, then the call; fewer than n
+    /// eigenpairs is an error.
+    fn dsyevr(n: c_int, a: &mut [f64], w: &mut [f64]) -> Result<Vec<f64>> {
+        let p = n as usize;
+        let mut out = Mrrr {
+            z: vec![0.0f64; p * p],
+            isuppz: vec![0 as c_int; 2 * p],
+            m: 0,
+        };
+        let mut ws = Workspace::query();
+        let info = dsyevr_call(n, a, w, &mut out, &mut ws);
+        if info != 0 {
+            return Err(not_converged(format!(
+                "dsyevr workspace query: info = {info}"
+            )));
+        }
+        let mut ws = ws.queried();
+        let info = dsyevr_call(n, a, w, &mut out, &mut ws);
+        let m = out.m;
+        if info != 0 || m != n {
+            return Err(not_converged(format!(
+                "dsyevr: info = {info}, {m} of {n} eigenpairs"
+            )));
+        }
+        Ok(out.z)
+    }
+
+    /// The outputs of `dsyevr` besides the eigenvalues: the eigenvectors
+    /// `z` (n × n), their support `isuppz` (2n) and the count found `m`.
+    struct Mrrr {
+        z: Vec<f64>,
+        isuppz: Vec<c_int>,
+        m: c_int,
+    }
+
+    /// One `dsyevr_` call for all eigenpairs with the workspaces of `ws`;
+    /// LAPACK's `info`.
+    fn dsyevr_call(
+        n: c_int,
+        a: &mut [f64],
+        w: &mut [f64],
+        out: &mut Mrrr,
+        ws: &mut Workspace,
+    ) -> c_int {
+        let order = n as usize;
+        assert!(a.len() >= order * order && w.len() >= order);
+        assert!(out.z.len() >= order * order && out.isuppz.len() >= 2 * order);
+        // Bounds of a range 'I' or 'V' and the tolerance, unused with 'A'.
+        let (vl, vu, il, iu, abstol) = (0.0f64, 0.0f64, 1 as c_int, n, 0.0f64);
+        let mut info: c_int = 0;
+        // SAFETY: `a` and `z` are n × n (lda = ldz = n), `w` has n values,
+        // `isuppz` 2n (all asserted); the workspaces have the lengths passed,
+        // or one element each for a query, which writes one value to each.
+        unsafe {
+            dsyevr_(
+                &JOBZ,
+                &RANGE,
+                &UPLO,
+                &n,
+                a.as_mut_ptr(),
+                &n,
+                &vl,
+                &vu,
+                &il,
+                &iu,
+                &abstol,
+                &mut out.m,
+                w.as_mut_ptr(),
+                out.z.as_mut_ptr(),
+                &n,
+                out.isuppz.as_mut_ptr(),
+                ws.work.as_mut_ptr(),
+                &ws.lwork,
+                ws.iwork.as_mut_ptr(),
+                &ws.liwork,
+                &mut info,
+                1,
+                1,
+                1,
+            )
+        };
+        info
     }
 }
 

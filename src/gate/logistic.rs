@@ -240,6 +240,49 @@ fn center_intercepts(theta: &mut Mat<f64>) {
 /// non-finite features, `c` not positive and finite. Classes without rows
 /// are reported in [`FitReport::absent`] and get probability 0.
 pub fn fit(features: &[f64], labels: &[usize], classes: usize, c: f64) -> Result<Logistic> {
+    let d = check_fit_inputs(features, labels, classes, c)?;
+    let n = labels.len();
+    let Labels {
+        class_counts,
+        present,
+        absent,
+        y,
+    } = Labels::count(labels, classes);
+    let (mean, scale) = standardisation(features, n, d);
+    let k = present.len();
+    let x = design(features, n, d, &mean, &scale);
+    let problem = Problem {
+        x: &x,
+        y: &y,
+        k,
+        lambda: 1.0 / c,
+    };
+    let mut theta = Mat::zeros(d + 1, k);
+    let mut report = FitReport {
+        rows: n,
+        class_counts,
+        absent,
+        iterations: 0,
+        gradient_norm: 0.0,
+        converged: true,
+        objective: 0.0,
+    };
+    if k > 1 {
+        solve(&problem, &mut theta, &mut report)?;
+    }
+    Ok(Logistic {
+        classes,
+        mean,
+        scale,
+        present,
+        theta,
+        report,
+    })
+}
+
+/// Refuses the inputs [`fit`] documents as errors, checked in this order
+/// (the first failure is the one reported); the features per row, d.
+fn check_fit_inputs(features: &[f64], labels: &[usize], classes: usize, c: f64) -> Result<usize> {
     let n = labels.len();
     if n == 0 {
         return Err(Error::InvalidParameter {
@@ -278,19 +321,47 @@ pub fn fit(features: &[f64], labels: &[usize], classes: usize, c: f64) -> Result
             ),
         });
     }
-    let mut class_counts = vec![0usize; classes];
-    for &l in labels {
-        class_counts[l] += 1;
-    }
-    let present: Vec<usize> = (0..classes).filter(|&k| class_counts[k] > 0).collect();
-    let absent: Vec<usize> = (0..classes).filter(|&k| class_counts[k] == 0).collect();
-    let mut compact = vec![usize::MAX; classes];
-    for (i, &k) in present.iter().enumerate() {
-        compact[k] = i;
-    }
-    let y: Vec<usize> = labels.iter().map(|&l| compact[l]).collect();
+    Ok(d)
+}
 
-    // Standardisation (population std; constant features keep scale 1).
+/// The labels as the solver sees them: only the present classes get
+/// parameters, so labels are renumbered into `0..present.len()`.
+struct Labels {
+    class_counts: Vec<usize>,
+    /// The classes with rows, ascending.
+    present: Vec<usize>,
+    absent: Vec<usize>,
+    /// Each row's index into `present`.
+    y: Vec<usize>,
+}
+
+impl Labels {
+    /// Counts `labels` (each < `classes`) per class and renumbers them.
+    fn count(labels: &[usize], classes: usize) -> Self {
+        let mut class_counts = vec![0usize; classes];
+        for &l in labels {
+            class_counts[l] += 1;
+        }
+        let present: Vec<usize> = (0..classes).filter(|&k| class_counts[k] > 0).collect();
+        let absent: Vec<usize> = (0..classes).filter(|&k| class_counts[k] == 0).collect();
+        let mut compact = vec![usize::MAX; classes];
+        for (i, &k) in present.iter().enumerate() {
+            compact[k] = i;
+        }
+        let y: Vec<usize> = labels.iter().map(|&l| compact[l]).collect();
+        Labels {
+            class_counts,
+            present,
+            absent,
+            y,
+        }
+    }
+}
+
+/// Mean and scale of each of the d features of the `n × d` row-major
+/// `features`: the population standard deviation, 1 for a constant feature
+/// (within rounding of its mean), as scikit-learn's `StandardScaler`.
+fn standardisation(features: &[f64], n: usize, d: usize) -> (Vec<f64>, Vec<f64>) {
     let mut mean = vec![0.0; d];
     for row in features.chunks_exact(d) {
         for (m, v) in mean.iter_mut().zip(row) {
@@ -310,36 +381,7 @@ pub fn fit(features: &[f64], labels: &[usize], classes: usize, c: f64) -> Result
             *s = 1.0;
         }
     }
-
-    let k = present.len();
-    let x = design(features, n, d, &mean, &scale);
-    let problem = Problem {
-        x: &x,
-        y: &y,
-        k,
-        lambda: 1.0 / c,
-    };
-    let mut theta = Mat::zeros(d + 1, k);
-    let mut report = FitReport {
-        rows: n,
-        class_counts,
-        absent,
-        iterations: 0,
-        gradient_norm: 0.0,
-        converged: true,
-        objective: 0.0,
-    };
-    if k > 1 {
-        solve(&problem, &mut theta, &mut report)?;
-    }
-    Ok(Logistic {
-        classes,
-        mean,
-        scale,
-        present,
-        theta,
-        report,
-    })
+    (mean, scale)
 }
 
 fn solve(problem: &Problem<'_>, theta: &mut Mat<f64>, report: &mut FitReport) -> Result<()> {

@@ -164,203 +164,150 @@ fn latin1(bytes: &[u8]) -> String {
 ///
 /// Never panics; allocation is bounded by the input length and a fixed item cap.
 pub fn decode_string_list(bytes: &[u8]) -> Result<Vec<String>, PickleError> {
-    let mut c = Cursor { bytes, pos: 0 };
-    let mut stack: Vec<Value> = Vec::new();
-    let mut memo: Vec<Option<Value>> = Vec::new();
-    // Memo PUT/GET copy values; without a bound a small hostile pickle could
-    // copy a long list again and again (memory quadratic in the input, found
-    // by fuzzing). Copies may total a few times the input, no more.
-    let mut copy_budget = bytes.len().saturating_mul(4).saturating_add(4096);
-    let mut charge = |v: &Value, offset: usize| -> Result<(), PickleError> {
-        let size = match v {
-            Value::Mark => 1,
-            Value::Str(s) => s.len() + 1,
-            Value::List(l) => l.iter().map(|s| s.len() + 1).sum::<usize>() + 1,
-        };
-        copy_budget = copy_budget.checked_sub(size).ok_or(malformed(
-            "memo copies exceed a few times the input size",
-            offset,
-        ))?;
-        Ok(())
+    let mut decoder = Decoder {
+        c: Cursor { bytes, pos: 0 },
+        stack: Vec::new(),
+        memo: Memo {
+            slots: Vec::new(),
+            // Memo PUT/GET copy values; without a bound a small hostile pickle
+            // could copy a long list again and again (memory quadratic in the
+            // input, found by fuzzing). Copies may total a few times the
+            // input, no more.
+            copy_budget: bytes.len().saturating_mul(4).saturating_add(4096),
+        },
     };
+    loop {
+        let offset = decoder.c.pos;
+        let op = decoder.c.byte()?;
+        if decoder.stack.len() > MAX_ITEMS {
+            return Err(malformed("stack too deep", offset));
+        }
+        if let Some(names) = decoder.step(op, offset)? {
+            return Ok(names);
+        }
+    }
+}
 
-    fn pop_mark(stack: &mut Vec<Value>, offset: usize) -> Result<Vec<Value>, PickleError> {
-        let at = stack
-            .iter()
-            .rposition(|v| matches!(v, Value::Mark))
-            .ok_or(malformed("no MARK on the stack", offset))?;
-        let items = stack.split_off(at + 1);
-        stack.pop();
-        Ok(items)
-    }
-    fn strings(items: Vec<Value>, offset: usize) -> Result<Vec<String>, PickleError> {
-        items
-            .into_iter()
-            .map(|v| match v {
-                Value::Str(s) => Ok(s),
-                _ => Err(malformed("list item is not a string", offset)),
-            })
-            .collect()
-    }
-    fn memo_put(
-        memo: &mut Vec<Option<Value>>,
-        idx: usize,
-        v: Value,
-        offset: usize,
-    ) -> Result<(), PickleError> {
+/// The pickle machine's state between opcodes: the input, the value stack
+/// and the memo.
+struct Decoder<'a> {
+    c: Cursor<'a>,
+    stack: Vec<Value>,
+    memo: Memo,
+}
+
+/// The memo's slots and what is left of the budget for copies into and out
+/// of it.
+struct Memo {
+    slots: Vec<Option<Value>>,
+    copy_budget: usize,
+}
+
+impl Memo {
+    /// Stores a copy of `v` at `idx` (None: the next free slot, as MEMOIZE
+    /// does). The copy is charged before it is made, and indices are capped
+    /// at [`MAX_ITEMS`] so that one PUT cannot allocate without bound.
+    fn copy_in(&mut self, idx: Option<usize>, v: &Value, offset: usize) -> Result<(), PickleError> {
+        charge(&mut self.copy_budget, v, offset)?;
+        let v = v.clone();
+        let idx = idx.unwrap_or(self.slots.len());
         if idx >= MAX_ITEMS {
             return Err(malformed("memo index too large", offset));
         }
-        if memo.len() <= idx {
-            memo.resize(idx + 1, None);
+        if self.slots.len() <= idx {
+            self.slots.resize(idx + 1, None);
         }
-        memo[idx] = Some(v);
+        self.slots[idx] = Some(v);
         Ok(())
     }
 
-    loop {
-        let offset = c.pos;
-        let op = c.byte()?;
-        if stack.len() > MAX_ITEMS {
-            return Err(malformed("stack too deep", offset));
-        }
+    /// A copy of slot `idx`, charged before it is made.
+    fn copy_out(&mut self, idx: usize, offset: usize) -> Result<Value, PickleError> {
+        let v = self
+            .slots
+            .get(idx)
+            .and_then(|v| v.as_ref())
+            .ok_or(malformed("GET of an unset memo slot", offset))?;
+        charge(&mut self.copy_budget, v, offset)?;
+        Ok(v.clone())
+    }
+}
+
+/// Takes the size of a copy of `v` from `budget`: every PUT and GET copies,
+/// and the budget is what keeps a small hostile pickle from copying a long
+/// list again and again.
+fn charge(budget: &mut usize, v: &Value, offset: usize) -> Result<(), PickleError> {
+    let size = match v {
+        Value::Mark => 1,
+        Value::Str(s) => s.len() + 1,
+        Value::List(l) => l.iter().map(|s| s.len() + 1).sum::<usize>() + 1,
+    };
+    *budget = budget.checked_sub(size).ok_or(malformed(
+        "memo copies exceed a few times the input size",
+        offset,
+    ))?;
+    Ok(())
+}
+
+/// The protocol-0 decimal index argument of PUT and GET (`problem` names
+/// which, for the error).
+fn decimal_index(line: &[u8], problem: &'static str, offset: usize) -> Result<usize, PickleError> {
+    std::str::from_utf8(line)
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .ok_or(malformed(problem, offset))
+}
+
+/// The values from the topmost MARK up, in order, with the MARK removed.
+fn pop_mark(stack: &mut Vec<Value>, offset: usize) -> Result<Vec<Value>, PickleError> {
+    let at = stack
+        .iter()
+        .rposition(|v| matches!(v, Value::Mark))
+        .ok_or(malformed("no MARK on the stack", offset))?;
+    let items = stack.split_off(at + 1);
+    stack.pop();
+    Ok(items)
+}
+
+/// The strings of `items`: a list of anything else is not what the params
+/// table's column names can be.
+fn strings(items: Vec<Value>, offset: usize) -> Result<Vec<String>, PickleError> {
+    items
+        .into_iter()
+        .map(|v| match v {
+            Value::Str(s) => Ok(s),
+            _ => Err(malformed("list item is not a string", offset)),
+        })
+        .collect()
+}
+
+impl Decoder<'_> {
+    /// Runs opcode `op` (read at `offset`, its arguments still in the
+    /// cursor): the decoded names at STOP, None to go on.
+    fn step(&mut self, op: u8, offset: usize) -> Result<Option<Vec<String>>, PickleError> {
         match op {
             0x80 => {
-                c.byte()?; // PROTO n
+                self.c.byte()?; // PROTO n
             }
             0x95 => {
-                c.take(8)?; // FRAME length: frames are only a buffering hint
+                self.c.take(8)?; // FRAME length: frames are only a buffering hint
             }
-            b'.' => {
-                // STOP
-                return match stack.pop() {
-                    Some(Value::List(v)) if stack.is_empty() => Ok(v),
-                    Some(Value::List(_)) => {
-                        Err(malformed("values left on the stack at STOP", offset))
-                    }
-                    _ => Err(malformed("the pickle is not a list of strings", offset)),
-                };
-            }
-            b'(' => stack.push(Value::Mark),
-            b']' | b')' => stack.push(Value::List(Vec::new())),
+            b'.' => return self.stop(offset).map(Some),
+            b'(' => self.stack.push(Value::Mark),
+            b']' | b')' => self.stack.push(Value::List(Vec::new())),
             b'l' | b't' => {
-                let items = pop_mark(&mut stack, offset)?;
-                stack.push(Value::List(strings(items, offset)?));
+                let items = pop_mark(&mut self.stack, offset)?;
+                self.stack.push(Value::List(strings(items, offset)?));
             }
-            0x85..=0x87 => {
-                // TUPLE1..TUPLE3
-                let n = (op - 0x84) as usize;
-                if stack.len() < n {
-                    return Err(malformed("TUPLE on a short stack", offset));
-                }
-                let items = stack.split_off(stack.len() - n);
-                stack.push(Value::List(strings(items, offset)?));
+            0x85..=0x87 => self.tuple_n(op, offset)?,
+            b'a' => self.append(offset)?,
+            b'e' => self.appends(offset)?,
+            b'V' | b'S' | b'X' | 0x8c | 0x8d | b'T' | b'B' | b'U' | b'C' => {
+                let s = self.string_arg(op, offset)?;
+                self.stack.push(Value::Str(s));
             }
-            b'a' => {
-                let item = stack
-                    .pop()
-                    .ok_or(malformed("APPEND on an empty stack", offset))?;
-                let Value::Str(s) = item else {
-                    return Err(malformed("list item is not a string", offset));
-                };
-                match stack.last_mut() {
-                    Some(Value::List(v)) => v.push(s),
-                    _ => return Err(malformed("APPEND to a non-list", offset)),
-                }
-            }
-            b'e' => {
-                let items = strings(pop_mark(&mut stack, offset)?, offset)?;
-                match stack.last_mut() {
-                    Some(Value::List(v)) => {
-                        if v.len() + items.len() > MAX_ITEMS {
-                            return Err(malformed("list too long", offset));
-                        }
-                        v.extend(items)
-                    }
-                    _ => return Err(malformed("APPENDS to a non-list", offset)),
-                }
-            }
-            b'V' => {
-                let line = c.line()?;
-                stack.push(Value::Str(raw_unicode_escape(line, offset)?));
-            }
-            b'S' => {
-                let line = c.line()?;
-                stack.push(Value::Str(quoted_string(line, offset)?));
-            }
-            b'X' => {
-                let n = c.len_u32()?;
-                stack.push(Value::Str(utf8(c.take(n)?, offset)?));
-            }
-            0x8c => {
-                let n = c.byte()? as usize;
-                stack.push(Value::Str(utf8(c.take(n)?, offset)?));
-            }
-            0x8d => {
-                let n = c.len_u64()?;
-                stack.push(Value::Str(utf8(c.take(n)?, offset)?));
-            }
-            b'T' | b'B' => {
-                let n = c.len_u32()?;
-                stack.push(Value::Str(latin1(c.take(n)?)));
-            }
-            b'U' | b'C' => {
-                let n = c.byte()? as usize;
-                stack.push(Value::Str(latin1(c.take(n)?)));
-            }
-            b'p' => {
-                let line = c.line()?;
-                let idx = std::str::from_utf8(line)
-                    .ok()
-                    .and_then(|s| s.trim().parse::<usize>().ok())
-                    .ok_or(malformed("bad PUT index", offset))?;
-                let top = stack
-                    .last()
-                    .ok_or(malformed("PUT on an empty stack", offset))?;
-                charge(top, offset)?;
-                let top = top.clone();
-                memo_put(&mut memo, idx, top, offset)?;
-            }
-            b'q' | b'r' => {
-                let idx = if op == b'q' {
-                    c.byte()? as usize
-                } else {
-                    c.len_u32()?
-                };
-                let top = stack
-                    .last()
-                    .ok_or(malformed("PUT on an empty stack", offset))?;
-                charge(top, offset)?;
-                let top = top.clone();
-                memo_put(&mut memo, idx, top, offset)?;
-            }
-            0x94 => {
-                let top = stack
-                    .last()
-                    .ok_or(malformed("MEMOIZE on an empty stack", offset))?;
-                charge(top, offset)?;
-                let top = top.clone();
-                let idx = memo.len();
-                memo_put(&mut memo, idx, top, offset)?;
-            }
-            b'g' | b'h' | b'j' => {
-                let idx = match op {
-                    b'g' => std::str::from_utf8(c.line()?)
-                        .ok()
-                        .and_then(|s| s.trim().parse::<usize>().ok())
-                        .ok_or(malformed("bad GET index", offset))?,
-                    b'h' => c.byte()? as usize,
-                    _ => c.len_u32()?,
-                };
-                let v = memo
-                    .get(idx)
-                    .and_then(|v| v.as_ref())
-                    .ok_or(malformed("GET of an unset memo slot", offset))?;
-                charge(v, offset)?;
-                let v = v.clone();
-                // Memoised lists are aliased in Python; we only ever GET strings in practice.
-                stack.push(v);
-            }
+            b'p' | b'q' | b'r' | 0x94 => self.memo_put(op, offset)?,
+            b'g' | b'h' | b'j' => self.memo_get(op, offset)?,
             other => {
                 return Err(PickleError::Unsupported {
                     opcode: other,
@@ -368,6 +315,124 @@ pub fn decode_string_list(bytes: &[u8]) -> Result<Vec<String>, PickleError> {
                 })
             }
         }
+        Ok(None)
+    }
+
+    /// STOP: the pickle must leave exactly one list on the stack.
+    fn stop(&mut self, offset: usize) -> Result<Vec<String>, PickleError> {
+        match self.stack.pop() {
+            Some(Value::List(v)) if self.stack.is_empty() => Ok(v),
+            Some(Value::List(_)) => Err(malformed("values left on the stack at STOP", offset)),
+            _ => Err(malformed("the pickle is not a list of strings", offset)),
+        }
+    }
+
+    /// TUPLE1..TUPLE3 (0x85..=0x87): the top 1 to 3 values become one tuple,
+    /// kept as a list.
+    fn tuple_n(&mut self, op: u8, offset: usize) -> Result<(), PickleError> {
+        let n = (op - 0x84) as usize;
+        if self.stack.len() < n {
+            return Err(malformed("TUPLE on a short stack", offset));
+        }
+        let items = self.stack.split_off(self.stack.len() - n);
+        self.stack.push(Value::List(strings(items, offset)?));
+        Ok(())
+    }
+
+    /// APPEND: the top string goes to the end of the list below it.
+    fn append(&mut self, offset: usize) -> Result<(), PickleError> {
+        let item = self
+            .stack
+            .pop()
+            .ok_or(malformed("APPEND on an empty stack", offset))?;
+        let Value::Str(s) = item else {
+            return Err(malformed("list item is not a string", offset));
+        };
+        match self.stack.last_mut() {
+            Some(Value::List(v)) => v.push(s),
+            _ => return Err(malformed("APPEND to a non-list", offset)),
+        }
+        Ok(())
+    }
+
+    /// APPENDS: the strings above the topmost MARK go to the end of the
+    /// list below it, which stays within [`MAX_ITEMS`].
+    fn appends(&mut self, offset: usize) -> Result<(), PickleError> {
+        let items = strings(pop_mark(&mut self.stack, offset)?, offset)?;
+        match self.stack.last_mut() {
+            Some(Value::List(v)) => {
+                if v.len() + items.len() > MAX_ITEMS {
+                    return Err(malformed("list too long", offset));
+                }
+                v.extend(items)
+            }
+            _ => return Err(malformed("APPENDS to a non-list", offset)),
+        }
+        Ok(())
+    }
+
+    /// The argument of a string push (`op` one of the string opcodes
+    /// [`Self::step`] routes here): text (protocol 0's escapes, UTF-8) or
+    /// bytes taken as Latin-1.
+    fn string_arg(&mut self, op: u8, offset: usize) -> Result<String, PickleError> {
+        let c = &mut self.c;
+        match op {
+            b'V' => raw_unicode_escape(c.line()?, offset),
+            b'S' => quoted_string(c.line()?, offset),
+            b'X' => {
+                let n = c.len_u32()?;
+                utf8(c.take(n)?, offset)
+            }
+            0x8c => {
+                let n = c.byte()? as usize;
+                utf8(c.take(n)?, offset)
+            }
+            0x8d => {
+                let n = c.len_u64()?;
+                utf8(c.take(n)?, offset)
+            }
+            b'T' | b'B' => {
+                let n = c.len_u32()?;
+                Ok(latin1(c.take(n)?))
+            }
+            // SHORT_BINSTRING and SHORT_BINBYTES (b'U', b'C'): the last
+            // string opcodes step routes here.
+            _ => {
+                let n = c.byte()? as usize;
+                Ok(latin1(c.take(n)?))
+            }
+        }
+    }
+
+    /// PUT, BINPUT, LONG_BINPUT and MEMOIZE (`op`): a copy of the top of the
+    /// stack into the memo.
+    fn memo_put(&mut self, op: u8, offset: usize) -> Result<(), PickleError> {
+        let (idx, empty_stack) = match op {
+            b'p' => (
+                Some(decimal_index(self.c.line()?, "bad PUT index", offset)?),
+                "PUT on an empty stack",
+            ),
+            b'q' => (Some(self.c.byte()? as usize), "PUT on an empty stack"),
+            b'r' => (Some(self.c.len_u32()?), "PUT on an empty stack"),
+            // MEMOIZE: the next free slot.
+            _ => (None, "MEMOIZE on an empty stack"),
+        };
+        let top = self.stack.last().ok_or(malformed(empty_stack, offset))?;
+        self.memo.copy_in(idx, top, offset)
+    }
+
+    /// GET, BINGET and LONG_BINGET (`op`): a copy of a memo slot onto the
+    /// stack.
+    fn memo_get(&mut self, op: u8, offset: usize) -> Result<(), PickleError> {
+        let idx = match op {
+            b'g' => decimal_index(self.c.line()?, "bad GET index", offset)?,
+            b'h' => self.c.byte()? as usize,
+            _ => self.c.len_u32()?,
+        };
+        let v = self.memo.copy_out(idx, offset)?;
+        // Memoised lists are aliased in Python; we only ever GET strings in practice.
+        self.stack.push(v);
+        Ok(())
     }
 }
 

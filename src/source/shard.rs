@@ -315,15 +315,22 @@ fn has_hdf5_signature(path: &Path, file_len: u64) -> bool {
     false
 }
 
-impl Shard {
-    /// Opens `path` with `layout` and validates it: datasets present, 2-D
-    /// float arrays of one shape (N, P) with N ≥ 1, a params table of N rows,
-    /// a wavelength grid of P values, contiguous data inside the file, and
-    /// storage allocated for every declared row of flux, error and noisy
-    /// (unwritten rows would read as fill values; a tiny file declaring 2^40
-    /// rows is refused here instead of being read for ever).
-    pub fn open(path: impl AsRef<Path>, layout: &Layout) -> Result<Self> {
-        let path = path.as_ref();
+/// A dataset opened for reading with what we know about it.
+type Array = (hdf5::Dataset, ArrayInfo);
+
+/// The HDF5 file [`Shard::open`] validates, with its path and size: what
+/// every check needs, and what its errors name.
+struct OpenFile<'a> {
+    path: &'a Path,
+    file: hdf5::File,
+    file_len: u64,
+}
+
+impl<'a> OpenFile<'a> {
+    /// Opens `path` as HDF5; a directory, or a file without the HDF5
+    /// signature, is refused with a message that says so (libhdf5's own
+    /// does not).
+    fn open(path: &'a Path) -> Result<Self> {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if meta.is_dir() {
             return Err(Error::io(
@@ -344,47 +351,81 @@ impl Shard {
                 )
             }
         })?;
-        let missing = |dataset: &str| {
-            let groups = file.member_names().unwrap_or_default();
-            Error::MissingDataset {
-                path: path.to_path_buf(),
-                dataset: dataset.to_string(),
-                found: format!("; top-level members: [{}]", groups.join(", ")),
-            }
-        };
-        // A dataset that exists but cannot be opened (damaged, or written in a
-        // newer format than this libhdf5 reads) is not "missing": say why.
-        let unopenable = |dataset: &str, e: hdf5::Error| {
-            if exists(&file, dataset) {
-                Error::hdf5(path, format!("opening {dataset}"), e)
-            } else {
-                missing(dataset)
-            }
-        };
-        let layout_err = |dataset: &str, expected: &str, found: String| Error::Layout {
-            path: path.to_path_buf(),
+        Ok(OpenFile {
+            path,
+            file,
+            file_len,
+        })
+    }
+
+    /// `dataset` is absent: the error lists the top-level members, which
+    /// usually shows the layout that was meant.
+    fn missing(&self, dataset: &str) -> Error {
+        let groups = self.file.member_names().unwrap_or_default();
+        Error::MissingDataset {
+            path: self.path.to_path_buf(),
+            dataset: dataset.to_string(),
+            found: format!("; top-level members: [{}]", groups.join(", ")),
+        }
+    }
+
+    /// Why `dataset` could not be opened. A dataset that exists but cannot
+    /// be opened (damaged, or written in a newer format than this libhdf5
+    /// reads) is not "missing": say why.
+    fn unopenable(&self, dataset: &str, e: hdf5::Error) -> Error {
+        if exists(&self.file, dataset) {
+            Error::hdf5(self.path, format!("opening {dataset}"), e)
+        } else {
+            self.missing(dataset)
+        }
+    }
+
+    /// `dataset` is not what the layout needs.
+    fn layout_err(&self, dataset: &str, expected: &str, found: String) -> Error {
+        Error::Layout {
+            path: self.path.to_path_buf(),
             dataset: dataset.to_string(),
             expected: expected.to_string(),
             found,
-        };
-        let open_array =
-            |name: &str, required: bool| -> Result<Option<(hdf5::Dataset, ArrayInfo)>> {
-                match file.dataset(name) {
-                    Ok(ds) => {
-                        let info = array_info(&ds, name, file_len);
-                        Ok(Some((ds, info)))
-                    }
-                    // Optional and absent; an optional dataset that exists
-                    // but cannot be opened (damaged) is an error, not "missing".
-                    Err(_) if !required && !exists(&file, name) => Ok(None),
-                    Err(e) => Err(unopenable(name, e)),
-                }
-            };
+        }
+    }
 
-        let flux = open_array(&layout.flux, true)?.ok_or_else(|| missing(&layout.flux))?;
-        let shape = flux.1.shape.clone();
+    /// The array `name`; None when it is optional (`!required`) and absent.
+    fn array(&self, name: &str, required: bool) -> Result<Option<Array>> {
+        match self.file.dataset(name) {
+            Ok(ds) => {
+                let info = array_info(&ds, name, self.file_len);
+                Ok(Some((ds, info)))
+            }
+            // Optional and absent; an optional dataset that exists
+            // but cannot be opened (damaged) is an error, not "missing".
+            Err(_) if !required && !exists(&self.file, name) => Ok(None),
+            Err(e) => Err(self.unopenable(name, e)),
+        }
+    }
+
+    /// Refuses an array whose elements are not float32 or float64 (of
+    /// either byte order: libhdf5 converts what the memory map cannot read).
+    fn check_float(&self, info: &ArrayInfo) -> Result<()> {
+        if info.float.is_none() && !info.dtype.starts_with("float") {
+            return Err(self.layout_err(
+                &info.name,
+                "float32 or float64 values",
+                info.dtype.clone(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The flux array and its (rows, pixels): it fixes the shape every
+    /// other dataset must match, so it must be a non-empty 2-D float array.
+    fn flux(&self, layout: &Layout) -> Result<(Array, usize, usize)> {
+        let flux = self
+            .array(&layout.flux, true)?
+            .ok_or_else(|| self.missing(&layout.flux))?;
+        let shape = &flux.1.shape;
         if shape.len() != 2 {
-            return Err(layout_err(
+            return Err(self.layout_err(
                 &layout.flux,
                 "a 2-D (rows, pixels) array",
                 format!("shape {shape:?}"),
@@ -392,64 +433,60 @@ impl Shard {
         }
         let (rows, pixels) = (shape[0], shape[1]);
         if rows == 0 || pixels == 0 {
-            return Err(layout_err(
+            return Err(self.layout_err(
                 &layout.flux,
                 "at least one row and one pixel",
                 format!("shape {shape:?}"),
             ));
         }
-        let check_float = |info: &ArrayInfo| -> Result<()> {
-            if info.float.is_none() && !info.dtype.starts_with("float") {
-                return Err(layout_err(
+        self.check_float(&flux.1)?;
+        Ok((flux, rows, pixels))
+    }
+
+    /// An optional array (error, noisy), refused unless it is a float array
+    /// of the shape of `flux`.
+    fn like_flux(
+        &self,
+        a: Option<Array>,
+        flux: &ArrayInfo,
+        layout: &Layout,
+    ) -> Result<Option<Array>> {
+        if let Some((_, info)) = &a {
+            let shape = &flux.shape;
+            if info.shape != *shape {
+                return Err(self.layout_err(
                     &info.name,
-                    "float32 or float64 values",
-                    info.dtype.clone(),
+                    &format!("shape {shape:?} like {}", layout.flux),
+                    format!("shape {:?}", info.shape),
                 ));
             }
-            Ok(())
-        };
-        check_float(&flux.1)?;
-        let same_shape =
-            |a: Option<(hdf5::Dataset, ArrayInfo)>| -> Result<Option<(hdf5::Dataset, ArrayInfo)>> {
-                if let Some((_, info)) = &a {
-                    if info.shape != shape {
-                        return Err(layout_err(
-                            &info.name,
-                            &format!("shape {shape:?} like {}", layout.flux),
-                            format!("shape {:?}", info.shape),
-                        ));
-                    }
-                    check_float(info)?;
-                }
-                Ok(a)
-            };
-        let error = same_shape(open_array(&layout.error, false)?)?;
-        let noisy = same_shape(open_array(&layout.noisy, false)?)?;
-        if error.is_none() && noisy.is_none() {
-            return Err(missing(&layout.error));
+            self.check_float(info)?;
         }
-        for (ds, info) in [Some(&flux), error.as_ref(), noisy.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            check_allocated(path, ds, info)?;
-        }
-        let mask = open_array(&layout.mask, false)?.map(|(_, info)| info);
+        Ok(a)
+    }
 
-        let params = ParamsTable::open(&file, path, &layout.params)?;
+    /// The params table, which must have one row per spectrum.
+    fn params(&self, layout: &Layout, rows: usize) -> Result<ParamsTable> {
+        let params = ParamsTable::open(&self.file, self.path, &layout.params)?;
         if params.rows() != rows {
-            return Err(layout_err(
+            return Err(self.layout_err(
                 &layout.params,
                 &format!("{rows} rows like {}", layout.flux),
                 format!("{} rows", params.rows()),
             ));
         }
-        let wave_ds = file
+        Ok(params)
+    }
+
+    /// The wavelength grid: one finite value per pixel.
+    fn wave(&self, layout: &Layout, pixels: usize) -> Result<Vec<f64>> {
+        let wave_ds = self
+            .file
             .dataset(&layout.wave)
-            .map_err(|e| unopenable(&layout.wave, e))?;
+            .map_err(|e| self.unopenable(&layout.wave, e))?;
         // Check the shape before reading: a damaged file may declare 2^40 values.
         if wave_ds.ndim() != 1 || wave_ds.size() != pixels {
-            return Err(layout_err(
+            return Err(self.layout_err(
                 &layout.wave,
                 &format!("{pixels} wavelengths (one per pixel of {})", layout.flux),
                 format!("shape {:?}", wave_ds.shape()),
@@ -457,16 +494,67 @@ impl Shard {
         }
         let wave: Vec<f64> = wave_ds
             .read_raw::<f64>()
-            .map_err(|e| Error::hdf5(path, format!("reading {}", layout.wave), e))?;
+            .map_err(|e| Error::hdf5(self.path, format!("reading {}", layout.wave), e))?;
         if let Some(i) = wave.iter().position(|w| !w.is_finite()) {
             return Err(Error::BadValue {
-                path: path.to_path_buf(),
+                path: self.path.to_path_buf(),
                 dataset: layout.wave.clone(),
                 row: i,
                 column: "wavelength".into(),
                 problem: format!("non-finite wavelength {}", wave[i]),
             });
         }
+        Ok(wave)
+    }
+
+    /// Refuses contiguous data of `rows` × `pixels` that would run past the
+    /// end of the file (a truncated file), whichever read path is taken.
+    fn check_inside(&self, info: &ArrayInfo, rows: usize, pixels: usize) -> Result<()> {
+        let file_len = self.file_len;
+        if let Storage::Contiguous { offset: Some(o) } = info.storage {
+            let bytes = (rows * pixels) as u64
+                * if info.dtype.starts_with("float32") {
+                    4
+                } else {
+                    8
+                };
+            if o.saturating_add(bytes) > file_len {
+                return Err(self.layout_err(
+                    &info.name,
+                    &format!("{bytes} bytes of data from byte {o}"),
+                    format!("a file of only {file_len} bytes (truncated?)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Shard {
+    /// Opens `path` with `layout` and validates it: datasets present, 2-D
+    /// float arrays of one shape (N, P) with N ≥ 1, a params table of N rows,
+    /// a wavelength grid of P values, contiguous data inside the file, and
+    /// storage allocated for every declared row of flux, error and noisy
+    /// (unwritten rows would read as fill values; a tiny file declaring 2^40
+    /// rows is refused here instead of being read for ever).
+    pub fn open(path: impl AsRef<Path>, layout: &Layout) -> Result<Self> {
+        let path = path.as_ref();
+        let f = OpenFile::open(path)?;
+        let (flux, rows, pixels) = f.flux(layout)?;
+        let error = f.like_flux(f.array(&layout.error, false)?, &flux.1, layout)?;
+        let noisy = f.like_flux(f.array(&layout.noisy, false)?, &flux.1, layout)?;
+        if error.is_none() && noisy.is_none() {
+            return Err(f.missing(&layout.error));
+        }
+        for (ds, info) in [Some(&flux), error.as_ref(), noisy.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            check_allocated(path, ds, info)?;
+        }
+        let mask = f.array(&layout.mask, false)?.map(|(_, info)| info);
+        let params = f.params(layout, rows)?;
+        let wave = f.wave(layout, pixels)?;
         for info in [
             Some(&flux.1),
             error.as_ref().map(|e| &e.1),
@@ -475,28 +563,14 @@ impl Shard {
         .into_iter()
         .flatten()
         {
-            if let Storage::Contiguous { offset: Some(o) } = info.storage {
-                let bytes = (rows * pixels) as u64
-                    * if info.dtype.starts_with("float32") {
-                        4
-                    } else {
-                        8
-                    };
-                if o.saturating_add(bytes) > file_len {
-                    return Err(layout_err(
-                        &info.name,
-                        &format!("{bytes} bytes of data from byte {o}"),
-                        format!("a file of only {file_len} bytes (truncated?)"),
-                    ));
-                }
-            }
+            f.check_inside(info, rows, pixels)?;
         }
         Ok(Shard {
             path: path.to_path_buf(),
             layout: layout.clone(),
             rows,
             pixels,
-            file_len,
+            file_len: f.file_len,
             flux,
             error,
             noisy,
