@@ -512,12 +512,15 @@ impl<'a> OpenFile<'a> {
     fn check_inside(&self, info: &ArrayInfo, rows: usize, pixels: usize) -> Result<()> {
         let file_len = self.file_len;
         if let Storage::Contiguous { offset: Some(o) } = info.storage {
-            let bytes = (rows * pixels) as u64
-                * if info.dtype.starts_with("float32") {
-                    4
-                } else {
-                    8
-                };
+            let width: u64 = if info.dtype.starts_with("float32") {
+                4
+            } else {
+                8
+            };
+            // Saturating: a damaged shape may declare more than 2^64 bytes.
+            let bytes = (rows as u64)
+                .saturating_mul(pixels as u64)
+                .saturating_mul(width);
             if o.saturating_add(bytes) > file_len {
                 return Err(self.layout_err(
                     &info.name,
