@@ -674,67 +674,22 @@ pub fn accumulate_sources<S: ChunkSource + 'static>(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<PassOutput> {
     let start = Instant::now();
-    let Some(first) = sources.first() else {
-        return Err(Error::InvalidParameter {
-            name: "shards",
-            problem: "no shard given".into(),
-        });
-    };
-    let pixels = first.pixels();
-    if let Some(s) = sources.iter().find(|s| s.pixels() != pixels) {
-        return Err(Error::shape(
-            s.origin().display().to_string(),
-            format!("{pixels} pixels (as {})", first.origin().display()),
-            format!("{} pixels", s.pixels()),
-        ));
-    }
-    crate::noise::shard_indices(opts.first_shard_index, sources.len())?;
-    if fingerprints.len() != sources.len() {
-        return Err(Error::shape(
-            "shard fingerprints",
-            format!("one per source ({})", sources.len()),
-            fingerprints.len(),
-        ));
-    }
+    let pixels = check_sources(&sources, &fingerprints, opts)?;
     let rows: Vec<usize> = sources.iter().map(ChunkSource::rows).collect();
     let origins: Vec<PathBuf> = sources.iter().map(ChunkSource::origin).collect();
     let plan = MemoryPlan::new(opts, pixels, checkpoint.is_some())?;
     super::gram::init();
-    let par = opts.threads.par();
     let spec = RowSpec::draw(opts.noise);
-
-    let resume = match checkpoint {
-        Some(c) if c.resume && c.path.exists() => Some(StatsFile::open(&c.path)?),
-        _ => None,
-    };
     let mut sources = sources;
-    let (header, accs, sample, cursor) = match resume {
-        Some(file) => {
-            let ckpt_path = &checkpoint.map(|c| c.path.clone()).unwrap_or_default();
-            let (header, accs, sample, cursor) =
-                restore(&file, ckpt_path, opts, &plan, pixels, &fingerprints)?;
-            (header, accs, sample, Some(cursor))
-        }
-        None => {
-            let (shift_x, shift_y) = shift_of(&mut sources[0], &spec)?;
-            let header = StatsHeader {
-                pixels,
-                noise: opts.noise,
-                partitions: opts.partitions.clone(),
-                mode: plan.mode,
-                layout: opts.layout.clone(),
-                shards: fingerprints,
-                shift_x,
-                shift_y,
-                rows: 0,
-                skipped: 0,
-            };
-            let accs = (0..plan.accumulators)
-                .map(|_| Accumulator::new(pixels, plan.block_rows))
-                .collect();
-            (header, accs, Sample::new(opts.gate_sample, pixels), None)
-        }
-    };
+    let (header, accs, sample, cursor) = begin(
+        &mut sources[0],
+        fingerprints,
+        opts,
+        checkpoint,
+        &plan,
+        pixels,
+        &spec,
+    )?;
     let resumed = cursor.is_some();
     let (from_source, from_row) = cursor.unwrap_or((0, 0));
 
@@ -757,17 +712,12 @@ pub fn accumulate_sources<S: ChunkSource + 'static>(
         header,
         accs,
         sample,
-        par,
+        par: opts.threads.par(),
         slots: vec![0; opts.partitions.partitions.len()],
         origins,
     };
-    let updates_per_row = match plan.mode {
-        Mode::Cells => 1.0,
-        Mode::PerBin => opts.partitions.partitions.len() as f64,
-    };
-    let (mut rows_this_run, mut bytes_this_run, mut checkpoints) = (0u64, 0u64, 0usize);
-    let mut last_checkpoint = Instant::now();
-    let (mut checkpoint_cost, mut checkpoint_seconds) = (Duration::ZERO, 0.0);
+    let mut checkpoints = checkpoint.map(|c| Checkpoints::new(c, rows));
+    let (mut rows_this_run, mut bytes_this_run) = (0u64, 0u64);
     opts.threads.install(|| -> Result<()> {
         // SNR and noise run on the stream's thread, overlapping the Gram
         // updates (in the main thread they left a core idle: perf).
@@ -776,37 +726,15 @@ pub fn accumulate_sources<S: ChunkSource + 'static>(
         while let Some(chunk) = stream.next() {
             let chunk = chunk?;
             state.absorb(&chunk)?;
-            last_row = Some((chunk.shard, (chunk.start + chunk.rows).saturating_sub(1)));
-            if let Some((shard, row)) = last_row {
-                state.check_finite(shard, row)?;
-            }
+            let last = (chunk.shard, (chunk.start + chunk.rows).saturating_sub(1));
+            state.check_finite(last.0, last.1)?;
+            last_row = Some(last);
             rows_this_run += chunk.rows as u64;
             bytes_this_run += chunk.spectra_bytes() as u64;
             progress(chunk.rows as u64);
-            if let Some(c) = checkpoint {
-                let next_row = chunk.start + chunk.rows;
-                // An interval of 0 means after every chunk (tests that kill
-                // the process need checkpoints everywhere); otherwise the
-                // writes are held to a tenth of the pass.
-                let wait = if c.every.is_zero() {
-                    Duration::ZERO
-                } else {
-                    c.every.max(checkpoint_cost * CHECKPOINT_SHARE)
-                };
-                if last_checkpoint.elapsed() >= wait {
-                    let pos = (chunk.shard - opts.first_shard_index) as usize;
-                    let (src, row) = if next_row >= rows[pos] {
-                        (pos + 1, 0)
-                    } else {
-                        (pos, next_row)
-                    };
-                    let t = Instant::now();
-                    state.checkpoint(&c.path, src, row)?;
-                    checkpoint_cost = t.elapsed();
-                    checkpoint_seconds += checkpoint_cost.as_secs_f64();
-                    checkpoints += 1;
-                    last_checkpoint = Instant::now();
-                }
+            if let Some(c) = checkpoints.as_mut() {
+                let source = (chunk.shard - opts.first_shard_index) as usize;
+                c.after_chunk(&mut state, source, chunk.start + chunk.rows)?;
             }
             stream.recycle(chunk);
         }
@@ -822,16 +750,21 @@ pub fn accumulate_sources<S: ChunkSource + 'static>(
         Ok(())
     })??;
     let reservoir = std::mem::take(&mut state.sample).into_reservoir();
-    let seconds = start.elapsed().as_secs_f64();
+    let updates_per_row = match plan.mode {
+        Mode::Cells => 1.0,
+        Mode::PerBin => opts.partitions.partitions.len() as f64,
+    };
+    let (checkpoint_count, checkpoint_seconds) =
+        checkpoints.map_or((0, 0.0), |c| (c.count, c.seconds));
     let summary = PassSummary {
         rows: state.header.rows,
         skipped: state.header.skipped,
         rows_this_run,
         bytes_this_run,
-        seconds,
+        seconds: start.elapsed().as_secs_f64(),
         flops_this_run: rows_this_run as f64 * (pixels * pixels) as f64 * updates_per_row,
         plan,
-        checkpoints,
+        checkpoints: checkpoint_count,
         checkpoint_seconds,
         resumed,
         peak_rss: peak_rss(),
@@ -842,6 +775,135 @@ pub fn accumulate_sources<S: ChunkSource + 'static>(
         reservoir,
         summary,
     })
+}
+
+/// At least one source, all of one pixel count, a usable range of shard
+/// indices, one fingerprint per source; returns the pixel count.
+fn check_sources<S: ChunkSource>(
+    sources: &[S],
+    fingerprints: &[ShardFingerprint],
+    opts: &AccumulateOptions,
+) -> Result<usize> {
+    let Some(first) = sources.first() else {
+        return Err(Error::InvalidParameter {
+            name: "shards",
+            problem: "no shard given".into(),
+        });
+    };
+    let pixels = first.pixels();
+    if let Some(s) = sources.iter().find(|s| s.pixels() != pixels) {
+        return Err(Error::shape(
+            s.origin().display().to_string(),
+            format!("{pixels} pixels (as {})", first.origin().display()),
+            format!("{} pixels", s.pixels()),
+        ));
+    }
+    crate::noise::shard_indices(opts.first_shard_index, sources.len())?;
+    if fingerprints.len() != sources.len() {
+        return Err(Error::shape(
+            "shard fingerprints",
+            format!("one per source ({})", sources.len()),
+            fingerprints.len(),
+        ));
+    }
+    Ok(pixels)
+}
+
+/// The header, accumulators and gate sample a pass starts from, and the
+/// cursor it resumes at.
+type Begun = (
+    StatsHeader,
+    Vec<Accumulator>,
+    Sample,
+    Option<(usize, usize)>,
+);
+
+/// The pass's starting state: restored from this run's checkpoint when it
+/// resumes (with the cursor where it stopped), else a new header with the
+/// shift from the first source and empty accumulators.
+fn begin<S: ChunkSource>(
+    first: &mut S,
+    fingerprints: Vec<ShardFingerprint>,
+    opts: &AccumulateOptions,
+    checkpoint: Option<&CheckpointOptions>,
+    plan: &MemoryPlan,
+    pixels: usize,
+    spec: &RowSpec,
+) -> Result<Begun> {
+    if let Some(c) = checkpoint.filter(|c| c.resume && c.path.exists()) {
+        let file = StatsFile::open(&c.path)?;
+        let (header, accs, sample, cursor) =
+            restore(&file, &c.path, opts, plan, pixels, &fingerprints)?;
+        return Ok((header, accs, sample, Some(cursor)));
+    }
+    let (shift_x, shift_y) = shift_of(first, spec)?;
+    let header = StatsHeader {
+        pixels,
+        noise: opts.noise,
+        partitions: opts.partitions.clone(),
+        mode: plan.mode,
+        layout: opts.layout.clone(),
+        shards: fingerprints,
+        shift_x,
+        shift_y,
+        rows: 0,
+        skipped: 0,
+    };
+    let accs = (0..plan.accumulators)
+        .map(|_| Accumulator::new(pixels, plan.block_rows))
+        .collect();
+    Ok((header, accs, Sample::new(opts.gate_sample, pixels), None))
+}
+
+/// When to write checkpoints, and what they cost: after a chunk once the
+/// interval has passed — and at least 9× the last write's time, so writes
+/// take at most a tenth of the pass — or after every chunk with an
+/// interval of 0 (tests that kill the process need them everywhere).
+struct Checkpoints<'a> {
+    options: &'a CheckpointOptions,
+    /// Rows of each source (where the cursor moves to the next).
+    rows: Vec<usize>,
+    last: Instant,
+    cost: Duration,
+    count: usize,
+    seconds: f64,
+}
+
+impl<'a> Checkpoints<'a> {
+    fn new(options: &'a CheckpointOptions, rows: Vec<usize>) -> Self {
+        Checkpoints {
+            options,
+            rows,
+            last: Instant::now(),
+            cost: Duration::ZERO,
+            count: 0,
+            seconds: 0.0,
+        }
+    }
+
+    /// After the chunk that ends before `next_row` of source `source`.
+    fn after_chunk(&mut self, state: &mut State<'_>, source: usize, next_row: usize) -> Result<()> {
+        let wait = if self.options.every.is_zero() {
+            Duration::ZERO
+        } else {
+            self.options.every.max(self.cost * CHECKPOINT_SHARE)
+        };
+        if self.last.elapsed() < wait {
+            return Ok(());
+        }
+        let (src, row) = if next_row >= self.rows[source] {
+            (source + 1, 0)
+        } else {
+            (source, next_row)
+        };
+        let t = Instant::now();
+        state.checkpoint(&self.options.path, src, row)?;
+        self.cost = t.elapsed();
+        self.seconds += self.cost.as_secs_f64();
+        self.count += 1;
+        self.last = Instant::now();
+        Ok(())
+    }
 }
 
 /// What a checkpoint restores.
