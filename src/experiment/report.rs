@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::results::{LevelSummary, RunResult, Stat};
+use super::results::{GateInfo, LevelSummary, RunResult, Stat};
 use super::{write_file, Experiment};
-use crate::partition::PartitionKind;
+use crate::partition::{Partition, PartitionKind};
 use crate::report_figures::{bars, grouped_bars, heatmap, scatter_pred_true};
 use crate::Result;
 
@@ -422,10 +422,42 @@ pub fn summary_text(exp: &Experiment) -> String {
     s
 }
 
+/// `report.md`: the setup, each level's tables and findings, the noise
+/// levels compared, the gate, the runs, the time, the figures and the files.
 fn markdown(exp: &Experiment, figures: &[PathBuf]) -> String {
-    let cfg = &exp.plan.config;
     let first = &exp.runs[0];
     let mut s = String::new();
+    setup(&mut s, exp);
+    for lvl in &exp.summary {
+        level(&mut s, exp, lvl);
+    }
+    if exp.summary.len() > 1 {
+        noise_table(&mut s, exp);
+        noise_verdicts(&mut s, exp);
+    }
+    if let Some(g) = &first.gate {
+        gate(&mut s, exp, g);
+    }
+    if exp.runs.len() > 1 {
+        runs_table(&mut s, exp);
+    }
+    time_table(&mut s, exp);
+    if !figures.is_empty() {
+        figure_list(&mut s, first, figures);
+    }
+    let _ = writeln!(
+        s,
+        "\nFiles: `results.json` (every number; schema {SCHEMA}), `per_bin.csv`, `predictions.csv` (the first run's test rows), `models.h5` (the first run's experts, for `gramstream predict`), `runs/*/sweep.csv` (every α of every bin)."
+    );
+    s
+}
+
+/// The title, the description, where the numbers came from, and the
+/// `## Setup` table of data, runs, partitions, α grid and gate (the first
+/// run's: every run reads the same shards).
+fn setup(s: &mut String, exp: &Experiment) {
+    let cfg = &exp.plan.config;
+    let first = &exp.runs[0];
     let _ = writeln!(s, "# {}\n", cfg.name);
     if !cfg.description.is_empty() {
         let _ = writeln!(s, "{}\n", cfg.description.trim());
@@ -494,193 +526,226 @@ fn markdown(exp: &Experiment, figures: &[PathBuf]) -> String {
             g.train_rows
         );
     }
-    for lvl in &exp.summary {
-        let seeds = lvl.seeds.len();
-        let _ = writeln!(
-            s,
-            "\n## Results at noise {}{}\n",
-            lvl.noise,
-            if seeds > 1 {
-                format!(" — mean ± std over seeds {:?}", lvl.seeds)
-            } else {
-                format!(" — seed {}", lvl.seeds[0])
-            }
-        );
-        s.push_str(&model_table(exp, lvl));
-        let m = |k: &str| lvl.metrics.get(k);
-        for p in &exp.plan.partitions {
-            let n = &p.name;
-            let gate = m(&format!("moe.{n}.soft_gate.r2")).is_some();
-            let _ = writeln!(s, "\n### Per bin: {n}\n");
-            let _ = write!(s, "| bin | name | α | n_train | n_test | R² oracle | R² global | ΔR² | MAE | MAE global |");
-            if gate {
-                let _ = write!(s, " R² soft | R² hard | routed to own bin |");
-            }
-            let _ = writeln!(s);
-            let _ = writeln!(
-                s,
-                "|---|---|---|---|---|---|---|---|---|---|{}",
-                if gate { "---|---|---|" } else { "" }
-            );
-            for (b, name) in p.bin_names.iter().enumerate() {
-                let k = |f: &str| m(&format!("moe.{n}.bins.{b}.{f}"));
-                let _ = write!(
-                    s,
-                    "| {b} | {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                    alpha_cell(k("alpha")),
-                    pm(k("n_train"), 0, false),
-                    pm(k("n_test"), 0, false),
-                    pm(k("r2"), 4, false),
-                    pm(k("r2_global"), 4, false),
-                    pm(k("delta_r2"), 4, true),
-                    pm(k("mae"), 3, false),
-                    pm(k("mae_global"), 3, false),
-                );
-                if gate {
-                    let _ = write!(
-                        s,
-                        " {} | {} | {} |",
-                        pm(k("r2_soft"), 4, false),
-                        pm(k("r2_hard"), 4, false),
-                        pm(k("routing_accuracy"), 3, false)
-                    );
-                }
-                let _ = writeln!(s);
-            }
+}
+
+/// `## Results at noise …`: the model table, one per-bin table per
+/// partition, and the reference reports' findings checked on this level.
+fn level(s: &mut String, exp: &Experiment, lvl: &LevelSummary) {
+    let seeds = lvl.seeds.len();
+    let _ = writeln!(
+        s,
+        "\n## Results at noise {}{}\n",
+        lvl.noise,
+        if seeds > 1 {
+            format!(" — mean ± std over seeds {:?}", lvl.seeds)
+        } else {
+            format!(" — seed {}", lvl.seeds[0])
         }
-        let _ = writeln!(s, "\n### What the reference reports found, checked here\n");
-        for line in findings(exp, lvl) {
-            let _ = writeln!(s, "- {line}");
-        }
+    );
+    s.push_str(&model_table(exp, lvl));
+    for p in &exp.plan.partitions {
+        per_bin_table(s, p, lvl);
     }
-    if exp.summary.len() > 1 {
-        let _ = writeln!(s, "\n## Noise levels compared\n");
-        let _ = write!(s, "| noise | global R² |");
-        for p in &exp.plan.partitions {
-            let _ = write!(s, " oracle R² {0} | ΔR² {0} |", p.name);
+    let _ = writeln!(s, "\n### What the reference reports found, checked here\n");
+    for line in findings(exp, lvl) {
+        let _ = writeln!(s, "- {line}");
+    }
+}
+
+/// `### Per bin: …` of one partition at one level; the gate's three columns
+/// only where this partition has a gate.
+fn per_bin_table(s: &mut String, p: &Partition, lvl: &LevelSummary) {
+    let m = |k: &str| lvl.metrics.get(k);
+    let n = &p.name;
+    let gate = m(&format!("moe.{n}.soft_gate.r2")).is_some();
+    let _ = writeln!(s, "\n### Per bin: {n}\n");
+    let _ = write!(
+        s,
+        "| bin | name | α | n_train | n_test | R² oracle | R² global | ΔR² | MAE | MAE global |"
+    );
+    if gate {
+        let _ = write!(s, " R² soft | R² hard | routed to own bin |");
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "|---|---|---|---|---|---|---|---|---|---|{}",
+        if gate { "---|---|---|" } else { "" }
+    );
+    for (b, name) in p.bin_names.iter().enumerate() {
+        let k = |f: &str| m(&format!("moe.{n}.bins.{b}.{f}"));
+        let _ = write!(
+            s,
+            "| {b} | {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            alpha_cell(k("alpha")),
+            pm(k("n_train"), 0, false),
+            pm(k("n_test"), 0, false),
+            pm(k("r2"), 4, false),
+            pm(k("r2_global"), 4, false),
+            pm(k("delta_r2"), 4, true),
+            pm(k("mae"), 3, false),
+            pm(k("mae_global"), 3, false),
+        );
+        if gate {
+            let _ = write!(
+                s,
+                " {} | {} | {} |",
+                pm(k("r2_soft"), 4, false),
+                pm(k("r2_hard"), 4, false),
+                pm(k("routing_accuracy"), 3, false)
+            );
         }
         let _ = writeln!(s);
-        let _ = writeln!(
-            s,
-            "|---|---|{}",
-            "---|---|".repeat(exp.plan.partitions.len())
-        );
-        for lvl in &exp.summary {
-            let m = |k: &str| lvl.metrics.get(k);
-            let _ = write!(s, "| {} | {} |", lvl.noise, pm(m("global.r2"), 4, false));
-            for p in &exp.plan.partitions {
-                let _ = write!(
-                    s,
-                    " {} | {} |",
-                    pm(m(&format!("moe.{}.oracle.r2", p.name)), 4, false),
-                    pm(m(&format!("moe.{}.oracle.delta_r2", p.name)), 4, true)
-                );
-            }
-            let _ = writeln!(s);
-        }
-        let d = |l: &LevelSummary, p: &str| {
-            l.metrics
-                .get(&format!("moe.{p}.oracle.delta_r2"))
-                .map_or(f64::NAN, |s| s.mean)
-        };
-        let (lo, hi) = (
-            exp.summary
-                .iter()
-                .min_by(|a, b| a.noise.total_cmp(&b.noise))
-                .unwrap(),
-            exp.summary
-                .iter()
-                .max_by(|a, b| a.noise.total_cmp(&b.noise))
-                .unwrap(),
-        );
+    }
+}
+
+/// `## Noise levels compared`: global and oracle R² and ΔR² of every
+/// partition, one row per level (with more than one level).
+fn noise_table(s: &mut String, exp: &Experiment) {
+    let _ = writeln!(s, "\n## Noise levels compared\n");
+    let _ = write!(s, "| noise | global R² |");
+    for p in &exp.plan.partitions {
+        let _ = write!(s, " oracle R² {0} | ΔR² {0} |", p.name);
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "|---|---|{}",
+        "---|---|".repeat(exp.plan.partitions.len())
+    );
+    for lvl in &exp.summary {
+        let m = |k: &str| lvl.metrics.get(k);
+        let _ = write!(s, "| {} | {} |", lvl.noise, pm(m("global.r2"), 4, false));
         for p in &exp.plan.partitions {
-            let (dh, dl) = (d(hi, &p.name), d(lo, &p.name));
-            let verdict = if dl > 0.0 && dh > dl {
-                format!(
-                    "ΔR² at noise {} is {:.2}× that at noise {} (the reports: 3.3× from 0.2 to 1 on teff_mh). **Holds in direction**{}",
-                    hi.noise,
-                    dh / dl,
-                    lo.noise,
-                    if dh / dl < 2.5 { ", weaker than in the reports" } else { "" }
-                )
-            } else {
-                format!(
-                    "ΔR² {} at noise {} against {} at noise {} (the reports: +0.16 against +0.05 on teff_mh). **{}**",
-                    fs(dh, 4),
-                    hi.noise,
-                    fs(dl, 4),
-                    lo.noise,
-                    if dh > dl { "Larger at the higher noise" } else { "Does not hold" }
-                )
-            };
-            let _ = writeln!(
+            let _ = write!(
                 s,
-                "\n**Noise amplifies the structure bonus ({}):** {verdict}.",
-                p.name
+                " {} | {} |",
+                pm(m(&format!("moe.{}.oracle.r2", p.name)), 4, false),
+                pm(m(&format!("moe.{}.oracle.delta_r2", p.name)), 4, true)
             );
         }
+        let _ = writeln!(s);
     }
-    if let Some(g) = &first.gate {
+}
+
+/// Whether noise amplifies each partition's structure bonus: the mean
+/// oracle ΔR² at the highest level against the lowest, by the reports'
+/// measure (their 3.3× from noise 0.2 to 1).
+fn noise_verdicts(s: &mut String, exp: &Experiment) {
+    let d = |l: &LevelSummary, p: &str| {
+        l.metrics
+            .get(&format!("moe.{p}.oracle.delta_r2"))
+            .map_or(f64::NAN, |s| s.mean)
+    };
+    let (lo, hi) = (
+        exp.summary
+            .iter()
+            .min_by(|a, b| a.noise.total_cmp(&b.noise))
+            .unwrap(),
+        exp.summary
+            .iter()
+            .max_by(|a, b| a.noise.total_cmp(&b.noise))
+            .unwrap(),
+    );
+    for p in &exp.plan.partitions {
+        let (dh, dl) = (d(hi, &p.name), d(lo, &p.name));
+        let verdict = if dl > 0.0 && dh > dl {
+            format!(
+                "ΔR² at noise {} is {:.2}× that at noise {} (the reports: 3.3× from 0.2 to 1 on teff_mh). **Holds in direction**{}",
+                hi.noise,
+                dh / dl,
+                lo.noise,
+                if dh / dl < 2.5 { ", weaker than in the reports" } else { "" }
+            )
+        } else {
+            format!(
+                "ΔR² {} at noise {} against {} at noise {} (the reports: +0.16 against +0.05 on teff_mh). **{}**",
+                fs(dh, 4),
+                hi.noise,
+                fs(dl, 4),
+                lo.noise,
+                if dh > dl { "Larger at the higher noise" } else { "Does not hold" }
+            )
+        };
         let _ = writeln!(
             s,
-            "\n## Gate (noise {}, seed {})\n\nTrained on {} reservoir rows ({} outside every bin left out): training accuracy {:.1} %, {} Newton iterations, {:.1} s. On the test rows inside a bin, routing accuracy {:.1} %.\n\nConfusion matrix (rows: true bin; columns: routed bin; test rows):\n",
-            first.data.noise,
-            first.data.seed,
-            g.train_rows,
-            g.train_unbinned,
-            100.0 * g.train_accuracy,
-            g.iterations,
-            g.seconds,
-            100.0 * g.routing_accuracy
+            "\n**Noise amplifies the structure bonus ({}):** {verdict}.",
+            p.name
         );
-        let names = &exp.plan.partitions[exp.plan.gate_partition.unwrap_or(0)].bin_names;
-        let _ = writeln!(s, "| true \\ routed | {} |", names.join(" | "));
-        let _ = writeln!(s, "|---|{}", "---|".repeat(names.len()));
-        for (i, row) in g.confusion.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "| {} | {} |",
-                names[i],
-                row.iter()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            );
-        }
     }
-    if exp.runs.len() > 1 {
+}
+
+/// `## Gate`: how the first run's gate was trained, and its confusion
+/// matrix on the test rows, labelled with its partition's bin names.
+fn gate(s: &mut String, exp: &Experiment, g: &GateInfo) {
+    let first = &exp.runs[0];
+    let _ = writeln!(
+        s,
+        "\n## Gate (noise {}, seed {})\n\nTrained on {} reservoir rows ({} outside every bin left out): training accuracy {:.1} %, {} Newton iterations, {:.1} s. On the test rows inside a bin, routing accuracy {:.1} %.\n\nConfusion matrix (rows: true bin; columns: routed bin; test rows):\n",
+        first.data.noise,
+        first.data.seed,
+        g.train_rows,
+        g.train_unbinned,
+        100.0 * g.train_accuracy,
+        g.iterations,
+        g.seconds,
+        100.0 * g.routing_accuracy
+    );
+    let names = &exp.plan.partitions[exp.plan.gate_partition.unwrap_or(0)].bin_names;
+    let _ = writeln!(s, "| true \\ routed | {} |", names.join(" | "));
+    let _ = writeln!(s, "|---|{}", "---|".repeat(names.len()));
+    for (i, row) in g.confusion.iter().enumerate() {
         let _ = writeln!(
             s,
-            "\n## Runs\n\n| noise | seed | global R² | {} | seconds |",
-            exp.plan
-                .partitions
-                .iter()
-                .map(|p| format!("oracle R² {}", p.name))
+            "| {} | {} |",
+            names[i],
+            row.iter()
+                .map(|c| c.to_string())
                 .collect::<Vec<_>>()
                 .join(" | ")
         );
+    }
+}
+
+/// `## Runs`: global and oracle R² and seconds of every run (with more
+/// than one run).
+fn runs_table(s: &mut String, exp: &Experiment) {
+    let _ = writeln!(
+        s,
+        "\n## Runs\n\n| noise | seed | global R² | {} | seconds |",
+        exp.plan
+            .partitions
+            .iter()
+            .map(|p| format!("oracle R² {}", p.name))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let _ = writeln!(
+        s,
+        "|---|---|---|{}---|",
+        "---|".repeat(exp.plan.partitions.len())
+    );
+    for r in &exp.runs {
         let _ = writeln!(
             s,
-            "|---|---|---|{}---|",
-            "---|".repeat(exp.plan.partitions.len())
+            "| {} | {} | {} | {} | {:.1} |",
+            r.data.noise,
+            r.data.seed,
+            f(r.global.r2, 4),
+            exp.plan
+                .partitions
+                .iter()
+                .map(|p| r.moe.get(&p.name).map_or("—".into(), |x| f(x.oracle.r2, 4)))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            r.timing_s.total
         );
-        for r in &exp.runs {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {:.1} |",
-                r.data.noise,
-                r.data.seed,
-                f(r.global.r2, 4),
-                exp.plan
-                    .partitions
-                    .iter()
-                    .map(|p| r.moe.get(&p.name).map_or("—".into(), |x| f(x.oracle.r2, 4)))
-                    .collect::<Vec<_>>()
-                    .join(" | "),
-                r.timing_s.total
-            );
-        }
     }
+}
+
+/// `## Time`: the first run's stages and the whole experiment, in seconds.
+fn time_table(s: &mut String, exp: &Experiment) {
+    let first = &exp.runs[0];
     let _ = writeln!(
         s,
         "\n## Time (first run)\n\n| accumulate | solve | gate | evaluate | run total | experiment total |\n|---|---|---|---|---|---|\n| {:.1} s | {:.1} s | {:.1} s | {:.1} s | {:.1} s | {:.1} s |",
@@ -691,24 +756,22 @@ fn markdown(exp: &Experiment, figures: &[PathBuf]) -> String {
         first.timing_s.total,
         exp.total_s
     );
-    if !figures.is_empty() {
-        let _ = writeln!(
-            s,
-            "\n## Figures (noise {}, seed {})\n",
-            first.data.noise, first.data.seed
-        );
-        for p in figures {
-            let name = p
-                .file_stem()
-                .map_or(String::new(), |n| n.to_string_lossy().into_owned());
-            let _ = writeln!(s, "### {name}\n\n![{name}]({})\n", p.display());
-        }
-    }
+}
+
+/// `## Figures`: each plot under a heading of its file stem, linked by its
+/// path relative to `report.md`.
+fn figure_list(s: &mut String, first: &RunResult, figures: &[PathBuf]) {
     let _ = writeln!(
         s,
-        "\nFiles: `results.json` (every number; schema {SCHEMA}), `per_bin.csv`, `predictions.csv` (the first run's test rows), `models.h5` (the first run's experts, for `gramstream predict`), `runs/*/sweep.csv` (every α of every bin)."
+        "\n## Figures (noise {}, seed {})\n",
+        first.data.noise, first.data.seed
     );
-    s
+    for p in figures {
+        let name = p
+            .file_stem()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        let _ = writeln!(s, "### {name}\n\n![{name}]({})\n", p.display());
+    }
 }
 
 /// Draws the figures of the first run of each level; returns their paths.
