@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::results::{GateInfo, LevelSummary, RunResult, Stat};
+use super::results::{GateInfo, LevelSummary, PartitionResult, RunResult, Stat};
+use super::score::GateTable;
 use super::{write_file, Experiment};
 use crate::partition::{Partition, PartitionKind};
 use crate::report_figures::{bars, grouped_bars, heatmap, scatter_pred_true};
@@ -776,37 +777,107 @@ fn figure_list(s: &mut String, first: &RunResult, figures: &[PathBuf]) {
 
 /// Draws the figures of the first run of each level; returns their paths.
 pub fn write_plots(exp: &Experiment, dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
     let first = &exp.runs[0];
-    let art = &exp.artifacts[0];
-    let t = &art.table;
-    let tag = format!("noise {}, seed {}", first.data.noise, first.data.seed);
-    // Model comparison.
-    let mut names = vec!["global".to_string()];
-    let mut r2 = vec![first.global.r2];
-    for p in &exp.plan.partitions {
-        let pr = &first.moe[&p.name];
-        names.push(format!("oracle {}", p.name));
-        r2.push(pr.oracle.r2);
-        if let (Some(s), Some(h)) = (&pr.soft_gate, &pr.hard_gate) {
-            names.push(format!("soft gate {}", p.name));
-            r2.push(s.r2);
-            names.push(format!("hard gate {}", p.name));
-            r2.push(h.r2);
+    let mut plots = Plots {
+        exp,
+        dir,
+        tag: format!("noise {}, seed {}", first.data.noise, first.data.seed),
+        out: Vec::new(),
+    };
+    plots.model_r2()?;
+    for (pi, p) in exp.plan.partitions.iter().enumerate() {
+        plots.partition(pi, p)?;
+    }
+    // α paths (every bin's training, GCV, CV and test R² against α).
+    plots.out.extend(crate::sweep::report::write_plots(
+        &exp.artifacts[0].sweep,
+        dir,
+    )?);
+    // Noise levels: per-bin ΔR² at each level.
+    if exp.summary.len() > 1 {
+        for p in &exp.plan.partitions {
+            plots.noise_delta_r2(p)?;
         }
     }
-    let path = dir.join("model_r2.png");
-    bars(
-        &path,
-        &format!("Test R² by model ({tag})"),
-        &names,
-        &r2,
-        "R² (test)",
-    )?;
-    out.push(path);
-    for (pi, p) in exp.plan.partitions.iter().enumerate() {
-        let pr = &first.moe[&p.name];
-        let bins: Vec<String> = p.bin_names.clone();
+    Ok(plots.out)
+}
+
+/// The figures of [`write_plots`] as they are drawn: each method draws one
+/// figure (or one partition's) of the first run into `dir` and appends its
+/// path to `out`, whose order is the order of the report's figure list.
+struct Plots<'a> {
+    exp: &'a Experiment,
+    dir: &'a Path,
+    /// `noise …, seed …` of the first run, for the titles.
+    tag: String,
+    out: Vec<PathBuf>,
+}
+
+impl<'a> Plots<'a> {
+    /// The first run's scores of partition `p`.
+    fn scores(&self, p: &Partition) -> &'a PartitionResult {
+        &self.exp.runs[0].moe[&p.name]
+    }
+
+    /// `model_r2.png`: test R² of the global model, then of each
+    /// partition's oracle and (where trained) soft and hard gate.
+    fn model_r2(&mut self) -> Result<()> {
+        let first = &self.exp.runs[0];
+        let mut names = vec!["global".to_string()];
+        let mut r2 = vec![first.global.r2];
+        for p in &self.exp.plan.partitions {
+            let pr = &first.moe[&p.name];
+            names.push(format!("oracle {}", p.name));
+            r2.push(pr.oracle.r2);
+            if let (Some(s), Some(h)) = (&pr.soft_gate, &pr.hard_gate) {
+                names.push(format!("soft gate {}", p.name));
+                r2.push(s.r2);
+                names.push(format!("hard gate {}", p.name));
+                r2.push(h.r2);
+            }
+        }
+        let path = self.dir.join("model_r2.png");
+        bars(
+            &path,
+            &format!("Test R² by model ({})", self.tag),
+            &names,
+            &r2,
+            "R² (test)",
+        )?;
+        self.out.push(path);
+        Ok(())
+    }
+
+    /// The figures of partition `pi`: per-bin R², ΔR², predicted vs true,
+    /// training rows per bin, and the gate's three if it routes to `p`.
+    fn partition(&mut self, pi: usize, p: &Partition) -> Result<()> {
+        let exp = self.exp;
+        let t = &exp.artifacts[0].table;
+        self.per_bin_r2(p)?;
+        self.delta_r2(p)?;
+        // Colour by true bin; rows outside every bin are a last group.
+        let k = p.bins();
+        let group: Vec<usize> = t.bins[pi].iter().map(|b| b.unwrap_or(k)).collect();
+        let mut gnames = p.bin_names.clone();
+        if group.contains(&k) {
+            gnames.push("outside bins (global)".into());
+        }
+        self.pred_vs_true(pi, p, &group, &gnames)?;
+        self.samples_per_bin(p)?;
+        if let (Some(gt), Some(g)) = (
+            t.gate.as_ref().filter(|g| g.partition == pi),
+            &exp.runs[0].gate,
+        ) {
+            self.gate(p, g)?;
+            self.soft_gate_pred_vs_true(p, gt, &group, &gnames)?;
+        }
+        Ok(())
+    }
+
+    /// `perbin_r2_<p>.png`: the oracle expert, the global model and (with a
+    /// gate) the soft gate on each bin's test rows.
+    fn per_bin_r2(&mut self, p: &Partition) -> Result<()> {
+        let pr = self.scores(p);
         let mut series = vec![
             (
                 "oracle expert".to_string(),
@@ -826,154 +897,207 @@ pub fn write_plots(exp: &Experiment, dir: &Path) -> Result<Vec<PathBuf>> {
                     .collect(),
             ));
         }
-        let path = dir.join(format!("perbin_r2_{}.png", p.name));
+        let path = self.dir.join(format!("perbin_r2_{}.png", p.name));
         grouped_bars(
             &path,
-            &format!("Per-bin test R², {} ({tag})", p.name),
-            &bins,
+            &format!("Per-bin test R², {} ({})", p.name, self.tag),
+            &p.bin_names,
             &series,
             "R² (test rows of the bin)",
         )?;
-        out.push(path);
-        let delta: Vec<f64> = pr.bins.iter().map(|b| b.delta_r2).collect();
-        match grid_of(&p.kind, &p.bin_names) {
+        self.out.push(path);
+        Ok(())
+    }
+
+    /// Each bin's ΔR²: a T_eff × [M/H] heatmap (`delta_r2_heatmap_<p>.png`)
+    /// for a grid partition, bars (`delta_r2_<p>.png`) for any other.
+    fn delta_r2(&mut self, p: &Partition) -> Result<()> {
+        let delta: Vec<f64> = self.scores(p).bins.iter().map(|b| b.delta_r2).collect();
+        let path = match grid_of(&p.kind, &p.bin_names) {
             Some((nt, nm, rows, cols)) => {
                 let grid: Vec<Vec<f64>> = (0..nt)
                     .map(|i| (0..nm).map(|j| delta[i * nm + j]).collect())
                     .collect();
-                let path = dir.join(format!("delta_r2_heatmap_{}.png", p.name));
+                let path = self.dir.join(format!("delta_r2_heatmap_{}.png", p.name));
                 heatmap(
                     &path,
-                    &format!("ΔR² = R²(oracle expert) − R²(global) per bin ({tag})"),
+                    &format!(
+                        "ΔR² = R²(oracle expert) − R²(global) per bin ({})",
+                        self.tag
+                    ),
                     &rows,
                     &cols,
                     &grid,
                     &|v| format!("{v:+.3}"),
                     true,
                 )?;
-                out.push(path);
+                path
             }
             None => {
-                let path = dir.join(format!("delta_r2_{}.png", p.name));
+                let path = self.dir.join(format!("delta_r2_{}.png", p.name));
                 bars(
                     &path,
-                    &format!("ΔR² = R²(oracle expert) − R²(global), {} ({tag})", p.name),
-                    &bins,
+                    &format!(
+                        "ΔR² = R²(oracle expert) − R²(global), {} ({})",
+                        p.name, self.tag
+                    ),
+                    &p.bin_names,
                     &delta,
                     "ΔR²",
                 )?;
-                out.push(path);
+                path
             }
-        }
-        // Predicted vs true, oracle routing, coloured by true bin.
-        let k = p.bins();
-        let group: Vec<usize> = t.bins[pi].iter().map(|b| b.unwrap_or(k)).collect();
-        let mut gnames = bins.clone();
-        if group.contains(&k) {
-            gnames.push("outside bins (global)".into());
-        }
-        let path = dir.join(format!("pred_vs_true_{}.png", p.name));
+        };
+        self.out.push(path);
+        Ok(())
+    }
+
+    /// `pred_vs_true_<p>.png`: oracle routing's predictions against the
+    /// true log g, coloured by `group` (the true bin) named by `gnames`.
+    fn pred_vs_true(
+        &mut self,
+        pi: usize,
+        p: &Partition,
+        group: &[usize],
+        gnames: &[String],
+    ) -> Result<()> {
+        let t = &self.exp.artifacts[0].table;
+        let path = self.dir.join(format!("pred_vs_true_{}.png", p.name));
         scatter_pred_true(
             &path,
-            &format!("Oracle MoE {}: predicted vs true log g ({tag})", p.name),
+            &format!(
+                "Oracle MoE {}: predicted vs true log g ({})",
+                p.name, self.tag
+            ),
             &t.y,
             &t.oracle[pi],
-            &group,
-            &gnames,
+            group,
+            gnames,
         )?;
-        out.push(path);
-        let path = dir.join(format!("samples_per_bin_{}.png", p.name));
+        self.out.push(path);
+        Ok(())
+    }
+
+    /// `samples_per_bin_<p>.png`: each bin's training rows.
+    fn samples_per_bin(&mut self, p: &Partition) -> Result<()> {
+        let path = self.dir.join(format!("samples_per_bin_{}.png", p.name));
         bars(
             &path,
-            &format!("Training rows per bin, {} ({tag})", p.name),
-            &bins,
-            &pr.bins.iter().map(|b| b.n_train as f64).collect::<Vec<_>>(),
+            &format!("Training rows per bin, {} ({})", p.name, self.tag),
+            &p.bin_names,
+            &self
+                .scores(p)
+                .bins
+                .iter()
+                .map(|b| b.n_train as f64)
+                .collect::<Vec<_>>(),
             "training rows",
         )?;
-        out.push(path);
-        if let (Some(gt), Some(g)) = (t.gate.as_ref().filter(|g| g.partition == pi), &first.gate) {
-            let frac: Vec<Vec<f64>> = g
-                .confusion
-                .iter()
-                .map(|row| {
-                    let n: u64 = row.iter().sum();
-                    row.iter()
-                        .map(|&c| if n > 0 { c as f64 / n as f64 } else { f64::NAN })
-                        .collect()
-                })
-                .collect();
-            let path = dir.join("gate_confusion.png");
-            heatmap(
-                &path,
-                &format!(
-                    "Gate routing: true bin → argmax bin, fraction of row (accuracy {:.1} %)",
-                    100.0 * g.routing_accuracy
-                ),
-                &bins,
-                &bins,
-                &frac,
-                &|v| format!("{v:.2}"),
-                false,
-            )?;
-            out.push(path);
-            let path = dir.join("gate_probabilities.png");
-            heatmap(
-                &path,
-                "Mean gate probability: true bin (rows) × expert (columns)",
-                &bins,
-                &bins,
-                &g.mean_probabilities,
-                &|v| format!("{v:.2}"),
-                false,
-            )?;
-            out.push(path);
-            let path = dir.join("pred_vs_true_soft_gate.png");
-            let mut soft_names = gnames.clone();
-            if let Some(n) = soft_names.get_mut(k) {
-                *n = "outside bins".into();
-            }
-            scatter_pred_true(
-                &path,
-                &format!("Soft-gate MoE: predicted vs true log g, coloured by true bin ({tag})"),
-                &t.y,
-                &gt.soft,
-                &group,
-                &soft_names,
-            )?;
-            out.push(path);
-        }
+        self.out.push(path);
+        Ok(())
     }
-    // α paths (every bin's training, GCV, CV and test R² against α).
-    out.extend(crate::sweep::report::write_plots(&art.sweep, dir)?);
-    // Noise levels: per-bin ΔR² at each level.
-    if exp.summary.len() > 1 {
-        for p in &exp.plan.partitions {
-            let series: Vec<(String, Vec<f64>)> = exp
-                .summary
-                .iter()
-                .map(|l| {
-                    (
-                        format!("noise {}", l.noise),
-                        (0..p.bins())
-                            .map(|b| {
-                                l.metrics
-                                    .get(&format!("moe.{}.bins.{b}.delta_r2", p.name))
-                                    .map_or(f64::NAN, |s| s.mean)
-                            })
-                            .collect(),
-                    )
-                })
-                .collect();
-            let path = dir.join(format!("noise_delta_r2_{}.png", p.name));
-            grouped_bars(
-                &path,
-                &format!("Structure bonus per bin and noise level, {}", p.name),
-                &p.bin_names,
-                &series,
-                "ΔR² (oracle − global)",
-            )?;
-            out.push(path);
-        }
+
+    /// `gate_confusion.png` (each true bin's test rows as fractions of the
+    /// row, so bins of any size compare) and `gate_probabilities.png`.
+    fn gate(&mut self, p: &Partition, g: &GateInfo) -> Result<()> {
+        let frac: Vec<Vec<f64>> = g
+            .confusion
+            .iter()
+            .map(|row| {
+                let n: u64 = row.iter().sum();
+                row.iter()
+                    .map(|&c| if n > 0 { c as f64 / n as f64 } else { f64::NAN })
+                    .collect()
+            })
+            .collect();
+        let path = self.dir.join("gate_confusion.png");
+        heatmap(
+            &path,
+            &format!(
+                "Gate routing: true bin → argmax bin, fraction of row (accuracy {:.1} %)",
+                100.0 * g.routing_accuracy
+            ),
+            &p.bin_names,
+            &p.bin_names,
+            &frac,
+            &|v| format!("{v:.2}"),
+            false,
+        )?;
+        self.out.push(path);
+        let path = self.dir.join("gate_probabilities.png");
+        heatmap(
+            &path,
+            "Mean gate probability: true bin (rows) × expert (columns)",
+            &p.bin_names,
+            &p.bin_names,
+            &g.mean_probabilities,
+            &|v| format!("{v:.2}"),
+            false,
+        )?;
+        self.out.push(path);
+        Ok(())
     }
-    Ok(out)
+
+    /// `pred_vs_true_soft_gate.png`: as [`Plots::pred_vs_true`] for the
+    /// soft gate's mixture; rows outside every bin are named without
+    /// "(global)", since the gate routes them too.
+    fn soft_gate_pred_vs_true(
+        &mut self,
+        p: &Partition,
+        gt: &GateTable,
+        group: &[usize],
+        gnames: &[String],
+    ) -> Result<()> {
+        let t = &self.exp.artifacts[0].table;
+        let path = self.dir.join("pred_vs_true_soft_gate.png");
+        let mut soft_names = gnames.to_vec();
+        if let Some(n) = soft_names.get_mut(p.bins()) {
+            *n = "outside bins".into();
+        }
+        scatter_pred_true(
+            &path,
+            &format!(
+                "Soft-gate MoE: predicted vs true log g, coloured by true bin ({})",
+                self.tag
+            ),
+            &t.y,
+            &gt.soft,
+            group,
+            &soft_names,
+        )?;
+        self.out.push(path);
+        Ok(())
+    }
+
+    /// `noise_delta_r2_<p>.png`: each bin's mean ΔR² over seeds, one series
+    /// per noise level.
+    fn noise_delta_r2(&mut self, p: &Partition) -> Result<()> {
+        let series: Vec<(String, Vec<f64>)> = self
+            .exp
+            .summary
+            .iter()
+            .map(|l| {
+                (
+                    format!("noise {}", l.noise),
+                    (0..p.bins())
+                        .map(|b| {
+                            l.metrics
+                                .get(&format!("moe.{}.bins.{b}.delta_r2", p.name))
+                                .map_or(f64::NAN, |s| s.mean)
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        let path = self.dir.join(format!("noise_delta_r2_{}.png", p.name));
+        grouped_bars(
+            &path,
+            &format!("Structure bonus per bin and noise level, {}", p.name),
+            &p.bin_names,
+            &series,
+            "ΔR² (oracle − global)",
+        )?;
+        self.out.push(path);
+        Ok(())
+    }
 }
