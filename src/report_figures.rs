@@ -12,6 +12,9 @@
 
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::drawing::DrawingAreaErrorKind;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -169,6 +172,22 @@ pub fn bars(
     draw_bars(path, title, categories, &one, y_label)
 }
 
+/// A plotters failure on the bitmap; the figure's entry point turns it into
+/// [`plot_err`] on its file.
+type Drawn<T = ()> = std::result::Result<
+    T,
+    DrawingAreaErrorKind<<BitMapBackend<'static> as DrawingBackend>::ErrorType>,
+>;
+
+/// A chart with linear axes, drawn on a bitmap.
+type LinearChart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A drawing area in pixels: a figure's bitmap, or a part split off it.
+type Root<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+
+/// Draws checked series (as many values as categories, at least one of
+/// each): [`bars`] and [`grouped_bars`] differ only in their series.
 fn draw_bars(
     path: &Path,
     title: &str,
@@ -177,56 +196,137 @@ fn draw_bars(
     y_label: &str,
 ) -> Result<()> {
     ensure_font()?;
-    let n_cat = categories.len();
-    let n_ser = series.len();
-    // A category slot is wide enough for its bars and their value labels.
-    let widest_value = series
-        .iter()
-        .flat_map(|s| s.values.iter())
-        .filter(|v| v.is_finite())
-        .map(|&v| text_size(&auto_format(v), 12.0).0)
-        .max()
-        .unwrap_or(30);
-    let bar_px = (widest_value + 6).max(26);
-    let slot_px = (bar_px * n_ser as u32 + 28).max(96);
-    let left = 90u32;
-    let w = (left + 30 + slot_px * n_cat as u32).max(640);
-    let label_lines = categories
-        .iter()
-        .map(|c| wrap(c, 14.0, slot_px - 8).len())
-        .max()
-        .unwrap_or(1) as u32;
-    let x_area = 14 + 18 * label_lines;
-    let legend_h = if series.iter().any(|s| s.label.is_some()) {
-        30
-    } else {
-        0
-    };
-    let h = 480 + x_area;
+    let fig = BarFigure { categories, series };
+    fig.draw(path, title, y_label)
+        .map_err(|e| plot_err(path, e))
+}
 
-    let finite: Vec<f64> = series
-        .iter()
-        .flat_map(|s| s.values.iter().copied())
-        .filter(|v| v.is_finite())
-        .collect();
-    let lo = finite.iter().copied().fold(0.0f64, f64::min);
-    let hi = finite.iter().copied().fold(0.0f64, f64::max);
-    let span = if hi > lo { hi - lo } else { 1.0 };
-    let y0 = if lo < 0.0 { lo - 0.1 * span } else { 0.0 };
-    let y1 = if hi > 0.0 || lo == hi {
-        hi + 0.1 * span
-    } else {
-        0.0
-    };
+/// What [`bars`] and [`grouped_bars`] draw: `series[s].values[c]` is the
+/// bar of series `s` in category `c`.
+struct BarFigure<'a> {
+    categories: &'a [String],
+    series: &'a [BarSeries<'a>],
+}
 
-    let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-    let body = root
-        .titled(title, (FONT, 22))
-        .map_err(|e| plot_err(path, e))?;
-    // Legend: one row, centred, between the title and the plot.
-    if legend_h > 0 {
-        let items: Vec<(&str, RGBColor)> = series
+/// Pixel sizes and the y range of a [`BarFigure`].
+struct BarLayout {
+    /// One bar, wide enough for its value label.
+    bar_px: u32,
+    /// One category: its bars side by side, and a gap.
+    slot_px: u32,
+    /// Left of the plot: the y labels.
+    left: u32,
+    w: u32,
+    h: u32,
+    /// Below the plot: the category names, wrapped.
+    x_area: u32,
+    /// Above the plot (0 without labelled series).
+    legend_h: u32,
+    /// The y axis: from 0 (or below the lowest bar) to above the highest.
+    y0: f64,
+    y1: f64,
+    /// The span of the bars and 0 (1 when all are equal).
+    span: f64,
+}
+
+impl BarFigure<'_> {
+    /// Slots wide enough for their bars and value labels, a height for the
+    /// wrapped category names, and a y range holding 0 and every finite
+    /// value with 10 % to spare.
+    fn layout(&self) -> BarLayout {
+        let (n_cat, n_ser) = (self.categories.len(), self.series.len());
+        // A category slot is wide enough for its bars and their value labels.
+        let widest_value = self
+            .series
+            .iter()
+            .flat_map(|s| s.values.iter())
+            .filter(|v| v.is_finite())
+            .map(|&v| text_size(&auto_format(v), 12.0).0)
+            .max()
+            .unwrap_or(30);
+        let bar_px = (widest_value + 6).max(26);
+        let slot_px = (bar_px * n_ser as u32 + 28).max(96);
+        let left = 90u32;
+        let w = (left + 30 + slot_px * n_cat as u32).max(640);
+        let label_lines = self
+            .categories
+            .iter()
+            .map(|c| wrap(c, 14.0, slot_px - 8).len())
+            .max()
+            .unwrap_or(1) as u32;
+        let x_area = 14 + 18 * label_lines;
+        let legend_h = if self.series.iter().any(|s| s.label.is_some()) {
+            30
+        } else {
+            0
+        };
+        let h = 480 + x_area;
+
+        let finite: Vec<f64> = self
+            .series
+            .iter()
+            .flat_map(|s| s.values.iter().copied())
+            .filter(|v| v.is_finite())
+            .collect();
+        let lo = finite.iter().copied().fold(0.0f64, f64::min);
+        let hi = finite.iter().copied().fold(0.0f64, f64::max);
+        let span = if hi > lo { hi - lo } else { 1.0 };
+        let y0 = if lo < 0.0 { lo - 0.1 * span } else { 0.0 };
+        let y1 = if hi > 0.0 || lo == hi {
+            hi + 0.1 * span
+        } else {
+            0.0
+        };
+        BarLayout {
+            bar_px,
+            slot_px,
+            left,
+            w,
+            h,
+            x_area,
+            legend_h,
+            y0,
+            y1,
+            span,
+        }
+    }
+
+    /// Title, legend, axes, bars, value labels and category names, in that
+    /// order (later ones paint over earlier ones).
+    fn draw(&self, path: &Path, title: &str, y_label: &str) -> Drawn {
+        let lay = &self.layout();
+        let root = BitMapBackend::new(path, (lay.w, lay.h)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let body = root.titled(title, (FONT, 22))?;
+        if lay.legend_h > 0 {
+            self.legend(&body, lay.w)?;
+        }
+        let (_, plot_area) = body.split_vertically(lay.legend_h);
+        let mut chart = self.axes(&plot_area, y_label, lay)?;
+        let labels = self.bars(&mut chart, lay)?;
+        for (x, v, text) in labels {
+            let (px, py) = chart.backend_coord(&(x, v));
+            let (anchor, dy) = if v >= 0.0 {
+                (VPos::Bottom, -3)
+            } else {
+                (VPos::Top, 3)
+            };
+            root.draw(&Text::new(
+                text,
+                (px, py + dy),
+                TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Center, anchor)),
+            ))?;
+        }
+        self.category_names(&root, &chart, lay)?;
+        root.present()?;
+        Ok(())
+    }
+
+    /// One row, centred, between the title and the plot: a swatch and the
+    /// label of each labelled series.
+    fn legend(&self, body: &Root<'_>, w: u32) -> Drawn {
+        let items: Vec<(&str, RGBColor)> = self
+            .series
             .iter()
             .filter_map(|s| s.label.map(|l| (l, s.colors[0])))
             .collect();
@@ -237,100 +337,106 @@ fn draw_bars(
         let total: u32 = widths.iter().sum();
         let mut x = (w.saturating_sub(total) / 2) as i32;
         for ((label, color), width) in items.iter().zip(&widths) {
-            body.draw(&Rectangle::new([(x, 6), (x + 16, 20)], color.filled()))
-                .map_err(|e| plot_err(path, e))?;
+            body.draw(&Rectangle::new([(x, 6), (x + 16, 20)], color.filled()))?;
             body.draw(&Text::new(
                 label.to_string(),
                 (x + 22, 13),
                 TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
-            ))
-            .map_err(|e| plot_err(path, e))?;
+            ))?;
             x += *width as i32;
         }
+        Ok(())
     }
-    let (_, plot_area) = body.split_vertically(legend_h);
-    let mut chart = ChartBuilder::on(&plot_area)
-        .margin_left(10)
-        .margin_right(20)
-        .margin_top(8)
-        .margin_bottom(6)
-        .x_label_area_size(x_area)
-        .y_label_area_size(left - 10)
-        .build_cartesian_2d(0f64..n_cat as f64, y0..y1)
-        .map_err(|e| plot_err(path, e))?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(0)
-        .y_desc(y_label)
-        .y_label_formatter(&|v| {
-            if span >= 100.0 {
-                auto_format(v.round())
-            } else {
-                format!("{v:.2}")
-            }
-        })
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 15))
-        .light_line_style(TRANSPARENT)
-        .bold_line_style(RGBColor(225, 225, 225))
-        .draw()
-        .map_err(|e| plot_err(path, e))?;
 
-    // Bars: within a slot of width 1, the group takes `group_w`, centred.
-    let slot_frac = bar_px as f64 / slot_px as f64;
-    let group_w = slot_frac * n_ser as f64;
-    let mut labels: Vec<(f64, f64, String)> = vec![];
-    for (s, ser) in series.iter().enumerate() {
-        let mut rects = vec![];
-        for (c, &v) in ser.values.iter().enumerate() {
-            if !v.is_finite() {
-                continue;
-            }
-            let x0 = c as f64 + 0.5 - group_w / 2.0 + s as f64 * slot_frac;
-            let x1 = x0 + slot_frac * 0.92;
-            rects.push(Rectangle::new([(x0, 0.0), (x1, v)], ser.colors[c].filled()));
-            labels.push(((x0 + x1) / 2.0, v, auto_format(v)));
-        }
-        chart.draw_series(rects).map_err(|e| plot_err(path, e))?;
-    }
-    // Zero line when bars go both ways.
-    if y0 < 0.0 {
+    /// The axes and horizontal grid lines: x has one unit per category and
+    /// no labels of its own; y labels are integers from a span of 100 up.
+    fn axes<'a, 'b>(
+        &self,
+        area: &'a Root<'b>,
+        y_label: &str,
+        lay: &BarLayout,
+    ) -> Drawn<LinearChart<'a, 'b>> {
+        let mut chart = ChartBuilder::on(area)
+            .margin_left(10)
+            .margin_right(20)
+            .margin_top(8)
+            .margin_bottom(6)
+            .x_label_area_size(lay.x_area)
+            .y_label_area_size(lay.left - 10)
+            .build_cartesian_2d(0f64..self.categories.len() as f64, lay.y0..lay.y1)?;
+        let span = lay.span;
         chart
-            .draw_series(LineSeries::new(
-                [(0.0, 0.0), (n_cat as f64, 0.0)],
-                BLACK.stroke_width(1),
-            ))
-            .map_err(|e| plot_err(path, e))?;
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_desc(y_label)
+            .y_label_formatter(&|v| {
+                if span >= 100.0 {
+                    auto_format(v.round())
+                } else {
+                    format!("{v:.2}")
+                }
+            })
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 15))
+            .light_line_style(TRANSPARENT)
+            .bold_line_style(RGBColor(225, 225, 225))
+            .draw()?;
+        Ok(chart)
     }
-    for (x, v, text) in labels {
-        let (px, py) = chart.backend_coord(&(x, v));
-        let (anchor, dy) = if v >= 0.0 {
-            (VPos::Bottom, -3)
-        } else {
-            (VPos::Top, 3)
-        };
-        root.draw(&Text::new(
-            text,
-            (px, py + dy),
-            TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Center, anchor)),
-        ))
-        .map_err(|e| plot_err(path, e))?;
-    }
-    // Category names under their slots, wrapped to the slot width.
-    for (c, name) in categories.iter().enumerate() {
-        let (px, py) = chart.backend_coord(&(c as f64 + 0.5, y0));
-        for (i, line) in wrap(name, 14.0, slot_px - 8).iter().enumerate() {
-            root.draw(&Text::new(
-                line.clone(),
-                (px, py + 8 + 18 * i as i32),
-                TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
-            ))
-            .map_err(|e| plot_err(path, e))?;
+
+    /// The finite bars, series by series, and a zero line when bars go both
+    /// ways; returns each bar's label `(x, value, text)` to write over them.
+    fn bars(
+        &self,
+        chart: &mut LinearChart<'_, '_>,
+        lay: &BarLayout,
+    ) -> Drawn<Vec<(f64, f64, String)>> {
+        // Within a slot of width 1, the group takes `group_w`, centred.
+        let slot_frac = lay.bar_px as f64 / lay.slot_px as f64;
+        let group_w = slot_frac * self.series.len() as f64;
+        let mut labels: Vec<(f64, f64, String)> = vec![];
+        for (s, ser) in self.series.iter().enumerate() {
+            let mut rects = vec![];
+            for (c, &v) in ser.values.iter().enumerate() {
+                if !v.is_finite() {
+                    continue;
+                }
+                let x0 = c as f64 + 0.5 - group_w / 2.0 + s as f64 * slot_frac;
+                let x1 = x0 + slot_frac * 0.92;
+                rects.push(Rectangle::new([(x0, 0.0), (x1, v)], ser.colors[c].filled()));
+                labels.push(((x0 + x1) / 2.0, v, auto_format(v)));
+            }
+            chart.draw_series(rects)?;
         }
+        if lay.y0 < 0.0 {
+            chart.draw_series(LineSeries::new(
+                [(0.0, 0.0), (self.categories.len() as f64, 0.0)],
+                BLACK.stroke_width(1),
+            ))?;
+        }
+        Ok(labels)
     }
-    root.present().map_err(|e| plot_err(path, e))?;
-    Ok(())
+
+    /// Category names under their slots, wrapped to the slot width.
+    fn category_names(
+        &self,
+        root: &Root<'_>,
+        chart: &LinearChart<'_, '_>,
+        lay: &BarLayout,
+    ) -> Drawn {
+        for (c, name) in self.categories.iter().enumerate() {
+            let (px, py) = chart.backend_coord(&(c as f64 + 0.5, lay.y0));
+            for (i, line) in wrap(name, 14.0, lay.slot_px - 8).iter().enumerate() {
+                root.draw(&Text::new(
+                    line.clone(),
+                    (px, py + 8 + 18 * i as i32),
+                    TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
+                ))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Linear interpolation between colour stops `(t, rgb)`, `t` ascending.
