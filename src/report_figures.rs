@@ -519,158 +519,259 @@ pub fn heatmap(
         )));
     }
     ensure_font()?;
-    let finite: Vec<f64> = values
-        .iter()
-        .flatten()
-        .copied()
-        .filter(|v| v.is_finite())
-        .collect();
-    let (lo, hi) = if diverging {
-        let m = finite.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let m = if m > 0.0 { m } else { 1.0 };
-        (-m, m)
-    } else {
-        let lo = finite.iter().copied().fold(0.0f64, f64::min);
-        let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if hi > lo {
-            (lo, hi)
-        } else {
-            (lo, lo + 1.0)
-        }
+    let fig = HeatmapFigure {
+        title,
+        row_labels,
+        col_labels,
+        values,
+        value_format,
+        scale: HeatScale::of(values, diverging),
     };
-    let stops: &[(f64, (u8, u8, u8))] = if diverging { &DIVERGING } else { &SEQUENTIAL };
-    let color_of = |v: f64| ramp(stops, (v - lo) / (hi - lo));
+    fig.draw(path).map_err(|e| plot_err(path, e))
+}
 
-    // Layout in pixels.
-    let (n_rows, n_cols) = (row_labels.len(), col_labels.len());
-    let cell_text = 16.0;
-    let widest_cell = values
-        .iter()
-        .flatten()
-        .map(|&v| text_size(&fmt_cell(v, value_format), cell_text).0)
-        .max()
-        .unwrap_or(40);
-    let cell_w = (widest_cell + 24).max(104);
-    let col_lines: Vec<Vec<String>> = col_labels
-        .iter()
-        .map(|c| wrap(c, 15.0, cell_w - 8))
-        .collect();
-    let col_h = 18 * col_lines.iter().map(Vec::len).max().unwrap_or(1) as u32 + 14;
-    let cell_h = if n_rows > 6 { 52 } else { 80 };
-    let row_w = row_labels
-        .iter()
-        .map(|r| text_size(r, 15.0).0)
-        .max()
-        .unwrap_or(40)
-        + 24;
-    let ticks: Vec<f64> = (0..5).map(|i| lo + (hi - lo) * i as f64 / 4.0).collect();
-    let tick_w = ticks
-        .iter()
-        .map(|&t| text_size(&value_format(t), 13.0).0)
-        .max()
-        .unwrap_or(40);
-    let (grid_w, grid_h) = (cell_w * n_cols as u32, cell_h * n_rows as u32);
-    let title_h = 48u32;
-    let bar_gap = 28u32;
-    let bar_w = 20u32;
-    let right = bar_gap + bar_w + 8 + tick_w + 24;
-    let w = (row_w + grid_w + right).max(text_size(title, 22.0).0 + 40);
-    let h = title_h + grid_h + col_h + 16;
-    // Centred when the title is wider than the grid and its labels.
-    let spare = w - (row_w + grid_w + right);
-    let (gx, gy) = ((row_w + spare / 2) as i32, title_h as i32);
+/// What [`heatmap`] draws, its input checked, with its colour scale.
+struct HeatmapFigure<'a> {
+    title: &'a str,
+    row_labels: &'a [String],
+    col_labels: &'a [String],
+    values: &'a [Vec<f64>],
+    value_format: &'a dyn Fn(f64) -> String,
+    scale: HeatScale,
+}
 
-    let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-    let draw_err = |e| plot_err(path, e);
-    root.draw(&Text::new(
-        title.to_string(),
-        (w as i32 / 2, 14),
-        TextStyle::from((FONT, 22).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
-    ))
-    .map_err(draw_err)?;
-    for (r, row) in values.iter().enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            let x0 = gx + (c as u32 * cell_w) as i32;
-            let y0 = gy + (r as u32 * cell_h) as i32;
-            let fill = if v.is_finite() {
-                color_of(v)
+/// A heatmap's colour scale: `lo..hi` mapped linearly onto `stops`.
+struct HeatScale {
+    lo: f64,
+    hi: f64,
+    stops: &'static [(f64, (u8, u8, u8))],
+}
+
+impl HeatScale {
+    /// Over the finite values: ±max|value| on [`DIVERGING`], or
+    /// min(0, min value)..max on [`SEQUENTIAL`]; never an empty range.
+    fn of(values: &[Vec<f64>], diverging: bool) -> HeatScale {
+        let finite: Vec<f64> = values
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|v| v.is_finite())
+            .collect();
+        let (lo, hi) = if diverging {
+            let m = finite.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let m = if m > 0.0 { m } else { 1.0 };
+            (-m, m)
+        } else {
+            let lo = finite.iter().copied().fold(0.0f64, f64::min);
+            let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            if hi > lo {
+                (lo, hi)
             } else {
-                RGBColor(200, 200, 200)
-            };
-            root.draw(&Rectangle::new(
-                [(x0, y0), (x0 + cell_w as i32, y0 + cell_h as i32)],
-                fill.filled(),
-            ))
-            .map_err(draw_err)?;
-            root.draw(&Rectangle::new(
-                [(x0, y0), (x0 + cell_w as i32, y0 + cell_h as i32)],
-                WHITE.stroke_width(1),
-            ))
-            .map_err(draw_err)?;
-            root.draw(&Text::new(
-                fmt_cell(v, value_format),
-                (x0 + cell_w as i32 / 2, y0 + cell_h as i32 / 2),
-                TextStyle::from((FONT, cell_text).into_font())
-                    .color(&ink_on(fill))
-                    .pos(Pos::new(HPos::Center, VPos::Center)),
-            ))
-            .map_err(draw_err)?;
+                (lo, lo + 1.0)
+            }
+        };
+        let stops: &'static [(f64, (u8, u8, u8))] =
+            if diverging { &DIVERGING } else { &SEQUENTIAL };
+        HeatScale { lo, hi, stops }
+    }
+
+    /// The colour of the finite value `v`.
+    fn color(&self, v: f64) -> RGBColor {
+        ramp(self.stops, (v - self.lo) / (self.hi - self.lo))
+    }
+}
+
+/// Pixel geometry of a heatmap: cells sized to their text, the grid's
+/// top-left corner at (`gx`, `gy`), the colour bar right of it.
+struct HeatLayout {
+    cell_text: f64,
+    cell_w: u32,
+    cell_h: u32,
+    /// Each column label, wrapped to the cell width.
+    col_lines: Vec<Vec<String>>,
+    /// The colour bar's five ticks, lo to hi.
+    ticks: Vec<f64>,
+    grid_w: u32,
+    grid_h: u32,
+    bar_gap: u32,
+    bar_w: u32,
+    gx: i32,
+    gy: i32,
+    w: u32,
+    h: u32,
+}
+
+impl HeatmapFigure<'_> {
+    /// Cells as wide as their widest text and tall enough for the rows;
+    /// the image wide enough for the row labels, grid, colour bar and its
+    /// tick labels, and for the title, over which the grid is centred.
+    fn layout(&self) -> HeatLayout {
+        let (lo, hi) = (self.scale.lo, self.scale.hi);
+        let (n_rows, n_cols) = (self.row_labels.len(), self.col_labels.len());
+        let cell_text = 16.0;
+        let widest_cell = self
+            .values
+            .iter()
+            .flatten()
+            .map(|&v| text_size(&fmt_cell(v, self.value_format), cell_text).0)
+            .max()
+            .unwrap_or(40);
+        let cell_w = (widest_cell + 24).max(104);
+        let col_lines: Vec<Vec<String>> = self
+            .col_labels
+            .iter()
+            .map(|c| wrap(c, 15.0, cell_w - 8))
+            .collect();
+        let col_h = 18 * col_lines.iter().map(Vec::len).max().unwrap_or(1) as u32 + 14;
+        let cell_h = if n_rows > 6 { 52 } else { 80 };
+        let row_w = self
+            .row_labels
+            .iter()
+            .map(|r| text_size(r, 15.0).0)
+            .max()
+            .unwrap_or(40)
+            + 24;
+        let ticks: Vec<f64> = (0..5).map(|i| lo + (hi - lo) * i as f64 / 4.0).collect();
+        let tick_w = ticks
+            .iter()
+            .map(|&t| text_size(&(self.value_format)(t), 13.0).0)
+            .max()
+            .unwrap_or(40);
+        let (grid_w, grid_h) = (cell_w * n_cols as u32, cell_h * n_rows as u32);
+        let title_h = 48u32;
+        let bar_gap = 28u32;
+        let bar_w = 20u32;
+        let right = bar_gap + bar_w + 8 + tick_w + 24;
+        let w = (row_w + grid_w + right).max(text_size(self.title, 22.0).0 + 40);
+        let h = title_h + grid_h + col_h + 16;
+        // Centred when the title is wider than the grid and its labels.
+        let spare = w - (row_w + grid_w + right);
+        let (gx, gy) = ((row_w + spare / 2) as i32, title_h as i32);
+        HeatLayout {
+            cell_text,
+            cell_w,
+            cell_h,
+            col_lines,
+            ticks,
+            grid_w,
+            grid_h,
+            bar_gap,
+            bar_w,
+            gx,
+            gy,
+            w,
+            h,
         }
     }
-    for (r, label) in row_labels.iter().enumerate() {
+
+    /// The title, the cells, the row and column labels, the colour bar.
+    fn draw(&self, path: &Path) -> Drawn {
+        let lay = self.layout();
+        let root = BitMapBackend::new(path, (lay.w, lay.h)).into_drawing_area();
+        root.fill(&WHITE)?;
         root.draw(&Text::new(
-            label.clone(),
-            (gx - 10, gy + (r as u32 * cell_h + cell_h / 2) as i32),
-            TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Right, VPos::Center)),
-        ))
-        .map_err(draw_err)?;
+            self.title.to_string(),
+            (lay.w as i32 / 2, 14),
+            TextStyle::from((FONT, 22).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
+        ))?;
+        self.cells(&root, &lay)?;
+        self.labels(&root, &lay)?;
+        self.colour_bar(&root, &lay)?;
+        root.present()?;
+        Ok(())
     }
-    for (c, lines) in col_lines.iter().enumerate() {
-        for (i, line) in lines.iter().enumerate() {
-            root.draw(&Text::new(
-                line.clone(),
-                (
-                    gx + (c as u32 * cell_w + cell_w / 2) as i32,
-                    gy + grid_h as i32 + 8 + 18 * i as i32,
-                ),
-                TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
-            ))
-            .map_err(draw_err)?;
+
+    /// Each cell filled with its value's colour (grey when not finite),
+    /// outlined in white, its text in black or white, whichever reads.
+    fn cells(&self, root: &Root<'_>, lay: &HeatLayout) -> Drawn {
+        let (gx, gy, cell_w, cell_h) = (lay.gx, lay.gy, lay.cell_w, lay.cell_h);
+        for (r, row) in self.values.iter().enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                let x0 = gx + (c as u32 * cell_w) as i32;
+                let y0 = gy + (r as u32 * cell_h) as i32;
+                let fill = if v.is_finite() {
+                    self.scale.color(v)
+                } else {
+                    RGBColor(200, 200, 200)
+                };
+                root.draw(&Rectangle::new(
+                    [(x0, y0), (x0 + cell_w as i32, y0 + cell_h as i32)],
+                    fill.filled(),
+                ))?;
+                root.draw(&Rectangle::new(
+                    [(x0, y0), (x0 + cell_w as i32, y0 + cell_h as i32)],
+                    WHITE.stroke_width(1),
+                ))?;
+                root.draw(&Text::new(
+                    fmt_cell(v, self.value_format),
+                    (x0 + cell_w as i32 / 2, y0 + cell_h as i32 / 2),
+                    TextStyle::from((FONT, lay.cell_text).into_font())
+                        .color(&ink_on(fill))
+                        .pos(Pos::new(HPos::Center, VPos::Center)),
+                ))?;
+            }
         }
+        Ok(())
     }
-    // Colour bar: one-pixel rows from hi (top) to lo (bottom), then ticks.
-    let bx = gx + grid_w as i32 + bar_gap as i32;
-    let bar_h = grid_h as i32;
-    for y in 0..bar_h {
-        let t = 1.0 - y as f64 / (bar_h - 1).max(1) as f64;
+
+    /// Row labels right-aligned left of their rows; column labels centred
+    /// under their columns, wrapped.
+    fn labels(&self, root: &Root<'_>, lay: &HeatLayout) -> Drawn {
+        let (gx, gy, cell_w, cell_h) = (lay.gx, lay.gy, lay.cell_w, lay.cell_h);
+        for (r, label) in self.row_labels.iter().enumerate() {
+            root.draw(&Text::new(
+                label.clone(),
+                (gx - 10, gy + (r as u32 * cell_h + cell_h / 2) as i32),
+                TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Right, VPos::Center)),
+            ))?;
+        }
+        for (c, lines) in lay.col_lines.iter().enumerate() {
+            for (i, line) in lines.iter().enumerate() {
+                root.draw(&Text::new(
+                    line.clone(),
+                    (
+                        gx + (c as u32 * cell_w + cell_w / 2) as i32,
+                        gy + lay.grid_h as i32 + 8 + 18 * i as i32,
+                    ),
+                    TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
+                ))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One-pixel rows from hi (top) to lo (bottom), a grey outline, then
+    /// the ticks with their values.
+    fn colour_bar(&self, root: &Root<'_>, lay: &HeatLayout) -> Drawn {
+        let (lo, hi) = (self.scale.lo, self.scale.hi);
+        let (gy, bar_w) = (lay.gy, lay.bar_w);
+        let bx = lay.gx + lay.grid_w as i32 + lay.bar_gap as i32;
+        let bar_h = lay.grid_h as i32;
+        for y in 0..bar_h {
+            let t = 1.0 - y as f64 / (bar_h - 1).max(1) as f64;
+            root.draw(&Rectangle::new(
+                [(bx, gy + y), (bx + bar_w as i32, gy + y + 1)],
+                ramp(self.scale.stops, t).filled(),
+            ))?;
+        }
         root.draw(&Rectangle::new(
-            [(bx, gy + y), (bx + bar_w as i32, gy + y + 1)],
-            ramp(stops, t).filled(),
-        ))
-        .map_err(draw_err)?;
+            [(bx, gy), (bx + bar_w as i32, gy + bar_h)],
+            RGBColor(120, 120, 120).stroke_width(1),
+        ))?;
+        for &t in &lay.ticks {
+            let y = gy + ((1.0 - (t - lo) / (hi - lo)) * (bar_h - 1) as f64).round() as i32;
+            root.draw(&PathElement::new(
+                vec![(bx + bar_w as i32, y), (bx + bar_w as i32 + 5, y)],
+                BLACK.stroke_width(1),
+            ))?;
+            root.draw(&Text::new(
+                (self.value_format)(t),
+                (bx + bar_w as i32 + 8, y),
+                TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
+            ))?;
+        }
+        Ok(())
     }
-    root.draw(&Rectangle::new(
-        [(bx, gy), (bx + bar_w as i32, gy + bar_h)],
-        RGBColor(120, 120, 120).stroke_width(1),
-    ))
-    .map_err(draw_err)?;
-    for &t in &ticks {
-        let y = gy + ((1.0 - (t - lo) / (hi - lo)) * (bar_h - 1) as f64).round() as i32;
-        root.draw(&PathElement::new(
-            vec![(bx + bar_w as i32, y), (bx + bar_w as i32 + 5, y)],
-            BLACK.stroke_width(1),
-        ))
-        .map_err(draw_err)?;
-        root.draw(&Text::new(
-            value_format(t),
-            (bx + bar_w as i32 + 8, y),
-            TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
-        ))
-        .map_err(draw_err)?;
-    }
-    root.present().map_err(draw_err)?;
-    Ok(())
 }
 
 fn fmt_cell(v: f64, value_format: &dyn Fn(f64) -> String) -> String {
