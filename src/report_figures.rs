@@ -827,150 +827,231 @@ pub fn scatter_pred_true(
         )));
     }
     ensure_font()?;
-    let mut idx: Vec<usize> = (0..y_true.len())
-        .filter(|&i| y_true[i].is_finite() && y_pred[i].is_finite())
-        .collect();
-    let n_finite = idx.len();
-    idx.sort_unstable_by_key(|&i| mix64(i as u64));
-    idx.truncate(SCATTER_MAX_POINTS);
-    let mut counts = vec![0usize; group_names.len()];
-    for &i in &idx {
-        counts[group[i]] += 1;
+    let fig = ScatterFigure::new(y_true, y_pred, group, group_names);
+    fig.draw(path, title).map_err(|e| plot_err(path, e))
+}
+
+/// What [`scatter_pred_true`] draws: the points kept, in drawing order,
+/// the common range of both axes, and the legend's entries.
+struct ScatterFigure<'a> {
+    y_true: &'a [f64],
+    y_pred: &'a [f64],
+    group: &'a [usize],
+    /// Indices of the points drawn: finite, shuffled, at most
+    /// [`SCATTER_MAX_POINTS`].
+    idx: Vec<usize>,
+    /// Finite points before the subset.
+    n_finite: usize,
+    /// Both axes: the points' range, padded by 4 %.
+    lo: f64,
+    hi: f64,
+    /// `name (count drawn)` of every group, in order.
+    entries: Vec<String>,
+}
+
+/// Pixel sizes of a [`ScatterFigure`]: a square plotting area with its
+/// margins and axis labels, the legend right of it, the title above and
+/// the subset note (when there is one) below.
+struct ScatterLayout {
+    /// Margins left, top, right and bottom of the chart.
+    margins: (u32, u32, u32, u32),
+    /// The y and x label areas.
+    y_area: u32,
+    x_area: u32,
+    chart_w: u32,
+    chart_h: u32,
+    title_h: u32,
+    note_h: u32,
+    w: u32,
+    h: u32,
+}
+
+impl<'a> ScatterFigure<'a> {
+    /// The shuffled finite points (their subset above the limit), each
+    /// group's count among them, and the range of both axes.
+    fn new(
+        y_true: &'a [f64],
+        y_pred: &'a [f64],
+        group: &'a [usize],
+        group_names: &[String],
+    ) -> ScatterFigure<'a> {
+        let mut idx: Vec<usize> = (0..y_true.len())
+            .filter(|&i| y_true[i].is_finite() && y_pred[i].is_finite())
+            .collect();
+        let n_finite = idx.len();
+        idx.sort_unstable_by_key(|&i| mix64(i as u64));
+        idx.truncate(SCATTER_MAX_POINTS);
+        let mut counts = vec![0usize; group_names.len()];
+        for &i in &idx {
+            counts[group[i]] += 1;
+        }
+
+        let (lo, hi) = idx
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &i| {
+                (
+                    a.min(y_true[i]).min(y_pred[i]),
+                    b.max(y_true[i]).max(y_pred[i]),
+                )
+            });
+        let (lo, hi) = if lo.is_finite() && hi > lo {
+            let pad = 0.04 * (hi - lo);
+            (lo - pad, hi + pad)
+        } else if lo.is_finite() {
+            (lo - 1.0, lo + 1.0)
+        } else {
+            (0.0, 1.0)
+        };
+
+        // Legend entries: name and count of every group, in order.
+        let entries: Vec<String> = group_names
+            .iter()
+            .zip(&counts)
+            .map(|(name, &n)| format!("{name} ({})", auto_format(n as f64)))
+            .collect();
+        ScatterFigure {
+            y_true,
+            y_pred,
+            group,
+            idx,
+            n_finite,
+            lo,
+            hi,
+            entries,
+        }
     }
 
-    let (lo, hi) = idx
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &i| {
-            (
-                a.min(y_true[i]).min(y_pred[i]),
-                b.max(y_true[i]).max(y_pred[i]),
-            )
-        });
-    let (lo, hi) = if lo.is_finite() && hi > lo {
-        let pad = 0.04 * (hi - lo);
-        (lo - pad, hi + pad)
-    } else if lo.is_finite() {
-        (lo - 1.0, lo + 1.0)
-    } else {
-        (0.0, 1.0)
-    };
+    /// A 560-pixel square plot, the legend as wide as its widest entry, and
+    /// room for the note when only a subset is drawn.
+    fn layout(&self) -> ScatterLayout {
+        let legend_w = self
+            .entries
+            .iter()
+            .map(|e| text_size(e, 14.0).0)
+            .max()
+            .unwrap_or(60)
+            + 50;
+        let side = 560u32; // the square plotting area
+        let (ml, mt, mr, mb, y_area, x_area) = (10u32, 10u32, 16u32, 10u32, 64u32, 50u32);
+        let chart_w = ml + y_area + side + mr;
+        let title_h = 44u32;
+        let note_h = if self.n_finite > self.idx.len() {
+            22
+        } else {
+            0
+        };
+        let chart_h = mt + side + x_area + mb;
+        ScatterLayout {
+            margins: (ml, mt, mr, mb),
+            y_area,
+            x_area,
+            chart_w,
+            chart_h,
+            title_h,
+            note_h,
+            w: chart_w + legend_w,
+            h: title_h + chart_h + note_h,
+        }
+    }
 
-    // Legend entries: name and count of every group, in order.
-    let entries: Vec<String> = group_names
-        .iter()
-        .zip(&counts)
-        .map(|(name, &n)| format!("{name} ({})", auto_format(n as f64)))
-        .collect();
-    let legend_w = entries
-        .iter()
-        .map(|e| text_size(e, 14.0).0)
-        .max()
-        .unwrap_or(60)
-        + 50;
-    let side = 560u32; // the square plotting area
-    let (ml, mt, mr, mb, y_area, x_area) = (10u32, 10u32, 16u32, 10u32, 64u32, 50u32);
-    let chart_w = ml + y_area + side + mr;
-    let title_h = 44u32;
-    let note_h = if n_finite > idx.len() { 22 } else { 0 };
-    let chart_h = mt + side + x_area + mb;
-    let w = chart_w + legend_w;
-    let h = title_h + chart_h + note_h;
+    /// The title, the chart, the legend and the subset note.
+    fn draw(&self, path: &Path, title: &str) -> Drawn {
+        let lay = self.layout();
+        let (w, h) = (lay.w, lay.h);
+        let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
+        root.fill(&WHITE)?;
+        root.draw(&Text::new(
+            title.to_string(),
+            (w as i32 / 2, 12),
+            TextStyle::from((FONT, 22).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
+        ))?;
+        let (_, below) = root.split_vertically(lay.title_h);
+        let (below, _note_area) = below.split_vertically(lay.chart_h);
+        let (chart_area, legend_area) = below.split_horizontally(lay.chart_w);
+        self.chart(&chart_area, &lay)?;
+        self.legend(&legend_area, &lay)?;
+        if lay.note_h > 0 {
+            root.draw(&Text::new(
+                format!(
+                    "showing a deterministic subset of {} of {} points",
+                    auto_format(self.idx.len() as f64),
+                    auto_format(self.n_finite as f64)
+                ),
+                (w as i32 / 2, h as i32 - 6),
+                TextStyle::from((FONT, 13).into_font())
+                    .color(&RGBColor(90, 90, 90))
+                    .pos(Pos::new(HPos::Center, VPos::Bottom)),
+            ))?;
+        }
+        root.present()?;
+        Ok(())
+    }
 
-    let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-    root.draw(&Text::new(
-        title.to_string(),
-        (w as i32 / 2, 12),
-        TextStyle::from((FONT, 22).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
-    ))
-    .map_err(|e| plot_err(path, e))?;
-    let (_, below) = root.split_vertically(title_h);
-    let (below, _note_area) = below.split_vertically(chart_h);
-    let (chart_area, legend_area) = below.split_horizontally(chart_w);
-    let mut chart = ChartBuilder::on(&chart_area)
-        .margin_left(ml)
-        .margin_top(mt)
-        .margin_right(mr)
-        .margin_bottom(mb)
-        .x_label_area_size(x_area)
-        .y_label_area_size(y_area)
-        .build_cartesian_2d(lo..hi, lo..hi)
-        .map_err(|e| plot_err(path, e))?;
-    chart
-        .configure_mesh()
-        .x_desc("true")
-        .y_desc("predicted")
-        .x_label_formatter(&|v| format!("{v:.1}"))
-        .y_label_formatter(&|v| format!("{v:.1}"))
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 15))
-        .light_line_style(TRANSPARENT)
-        .bold_line_style(RGBColor(225, 225, 225))
-        .draw()
-        .map_err(|e| plot_err(path, e))?;
-    let radius = if idx.len() > 5000 { 2 } else { 3 };
-    chart
-        .draw_series(idx.iter().map(|&i| {
+    /// Equal axes with one decimal, the points (smaller above 5000,
+    /// translucent) and the dashed 1:1 line over them.
+    fn chart(&self, area: &Root<'_>, lay: &ScatterLayout) -> Drawn {
+        let (lo, hi) = (self.lo, self.hi);
+        let (ml, mt, mr, mb) = lay.margins;
+        let mut chart = ChartBuilder::on(area)
+            .margin_left(ml)
+            .margin_top(mt)
+            .margin_right(mr)
+            .margin_bottom(mb)
+            .x_label_area_size(lay.x_area)
+            .y_label_area_size(lay.y_area)
+            .build_cartesian_2d(lo..hi, lo..hi)?;
+        chart
+            .configure_mesh()
+            .x_desc("true")
+            .y_desc("predicted")
+            .x_label_formatter(&|v| format!("{v:.1}"))
+            .y_label_formatter(&|v| format!("{v:.1}"))
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 15))
+            .light_line_style(TRANSPARENT)
+            .bold_line_style(RGBColor(225, 225, 225))
+            .draw()?;
+        let radius = if self.idx.len() > 5000 { 2 } else { 3 };
+        chart.draw_series(self.idx.iter().map(|&i| {
             Circle::new(
-                (y_true[i], y_pred[i]),
+                (self.y_true[i], self.y_pred[i]),
                 radius,
-                category_color(group[i]).mix(0.6).filled(),
+                category_color(self.group[i]).mix(0.6).filled(),
             )
-        }))
-        .map_err(|e| plot_err(path, e))?;
-    chart
-        .draw_series(DashedLineSeries::new(
+        }))?;
+        chart.draw_series(DashedLineSeries::new(
             [(lo, lo), (hi, hi)],
             8,
             5,
             BLACK.stroke_width(2),
-        ))
-        .map_err(|e| plot_err(path, e))?;
+        ))?;
+        Ok(())
+    }
 
-    // Legend at the right, top-aligned with the plotting area.
-    let mut y = mt as i32 + 8;
-    legend_area
-        .draw(&PathElement::new(
+    /// The 1:1 line's entry, then a dot and entry per group, top-aligned
+    /// with the plotting area.
+    fn legend(&self, area: &Root<'_>, lay: &ScatterLayout) -> Drawn {
+        let mut y = lay.margins.1 as i32 + 8;
+        area.draw(&PathElement::new(
             vec![(4, y), (26, y)],
             BLACK.stroke_width(2),
-        ))
-        .map_err(|e| plot_err(path, e))?;
-    legend_area
-        .draw(&Text::new(
+        ))?;
+        area.draw(&Text::new(
             "1:1".to_string(),
             (34, y),
             TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
-        ))
-        .map_err(|e| plot_err(path, e))?;
-    for (g, entry) in entries.iter().enumerate() {
-        y += 24;
-        legend_area
-            .draw(&Circle::new((15, y), 6, category_color(g).filled()))
-            .map_err(|e| plot_err(path, e))?;
-        legend_area
-            .draw(&Text::new(
+        ))?;
+        for (g, entry) in self.entries.iter().enumerate() {
+            y += 24;
+            area.draw(&Circle::new((15, y), 6, category_color(g).filled()))?;
+            area.draw(&Text::new(
                 entry.clone(),
                 (34, y),
                 TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
-            ))
-            .map_err(|e| plot_err(path, e))?;
+            ))?;
+        }
+        Ok(())
     }
-    if note_h > 0 {
-        root.draw(&Text::new(
-            format!(
-                "showing a deterministic subset of {} of {} points",
-                auto_format(idx.len() as f64),
-                auto_format(n_finite as f64)
-            ),
-            (w as i32 / 2, h as i32 - 6),
-            TextStyle::from((FONT, 13).into_font())
-                .color(&RGBColor(90, 90, 90))
-                .pos(Pos::new(HPos::Center, VPos::Bottom)),
-        ))
-        .map_err(|e| plot_err(path, e))?;
-    }
-    root.present().map_err(|e| plot_err(path, e))?;
-    Ok(())
 }
 
 #[cfg(test)]
