@@ -8,6 +8,8 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::{Error, Result};
@@ -185,7 +187,97 @@ pub fn log_x_panels(
         .titled(title, ("sans-serif", 22))
         .map_err(|e| plot_err(path, e))?;
     let areas = root.split_evenly((rows, cols));
+    let axes = LogXAxes {
+        path,
+        x_label,
+        y_label,
+        y_floor,
+    };
     for (panel, area) in panels.iter().zip(areas.iter()) {
+        axes.panel(area, panel)?;
+    }
+    root.present().map_err(|e| plot_err(path, e))?;
+    Ok(())
+}
+
+/// A panel's drawing area in [`log_x_panels`].
+type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+/// A panel's chart: log α against a linear y.
+type LogXChart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<LogCoord<f64>, RangedCoordf64>>;
+
+/// What every panel of one [`log_x_panels`] figure shares: the file (for
+/// errors), the axis labels and the floor of y.
+struct LogXAxes<'a> {
+    path: &'a Path,
+    x_label: &'a str,
+    y_label: &'a str,
+    y_floor: Option<f64>,
+}
+
+impl LogXAxes<'_> {
+    /// One panel: its series, marker and legend on axes fitted to its
+    /// points, or its note when it has nothing drawable.
+    fn panel(&self, area: &Area<'_>, panel: &Panel) -> Result<()> {
+        let path = self.path;
+        let Some(((x0, x1), (y0, y1))) = self.ranges(panel) else {
+            let note = panel.empty_note.as_deref().unwrap_or("nothing to plot");
+            area.draw(&Text::new(
+                format!("{}: {note}", panel.title),
+                (20, 40),
+                ("sans-serif", 15),
+            ))
+            .map_err(|e| plot_err(path, e))?;
+            return Ok(());
+        };
+        let mut chart = ChartBuilder::on(area)
+            .caption(&panel.title, ("sans-serif", 15))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(48)
+            .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
+            .map_err(|e| plot_err(path, e))?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_label)
+            .y_desc(self.y_label)
+            .x_label_formatter(&|v| format!("{v:.0e}"))
+            .y_label_formatter(&|v| format!("{v:.2}"))
+            .label_style(("sans-serif", 12))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(|e| plot_err(path, e))?;
+        self.lines(&mut chart, panel)?;
+        if let Some((x, label)) = &panel.marker {
+            let red = RGBColor(colors::RED.0, colors::RED.1, colors::RED.2);
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(*x, y0), (*x, y1)],
+                    6,
+                    4,
+                    red.stroke_width(2),
+                ))
+                .map_err(|e| plot_err(path, e))?
+                .label(label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], red.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(legend_corner(panel, (x0, x1), (y0, y1), self.y_floor))
+            .label_font(("sans-serif", 11))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(180, 180, 180))
+            .draw()
+            .map_err(|e| plot_err(path, e))?;
+        Ok(())
+    }
+
+    /// The axes' ranges, padded: x by ×1.5 each side (×10 for a single α),
+    /// y by 6 % of its span (at least 1e-3), over the finite points with y
+    /// floored. None when the panel has no finite x > 0 or no finite y.
+    fn ranges(&self, panel: &Panel) -> Option<((f64, f64), (f64, f64))> {
         let xs: Vec<f64> = panel
             .series
             .iter()
@@ -198,18 +290,11 @@ pub fn log_x_panels(
             .flat_map(|s| s.points.iter().map(|p| p.1))
             .filter(|y| y.is_finite())
             .collect();
-        if let Some(f) = y_floor {
+        if let Some(f) = self.y_floor {
             ys.iter_mut().for_each(|y| *y = y.max(f));
         }
         if xs.is_empty() || ys.is_empty() {
-            let note = panel.empty_note.as_deref().unwrap_or("nothing to plot");
-            area.draw(&Text::new(
-                format!("{}: {note}", panel.title),
-                (20, 40),
-                ("sans-serif", 15),
-            ))
-            .map_err(|e| plot_err(path, e))?;
-            continue;
+            return None;
         }
         let (x0, x1) = xs
             .iter()
@@ -225,29 +310,19 @@ pub fn log_x_panels(
         } else {
             (x0 / 10.0, x0 * 10.0)
         };
-        let mut chart = ChartBuilder::on(area)
-            .caption(&panel.title, ("sans-serif", 15))
-            .margin(8)
-            .x_label_area_size(32)
-            .y_label_area_size(48)
-            .build_cartesian_2d((x0..x1).log_scale(), (y0 - pad)..(y1 + pad))
-            .map_err(|e| plot_err(path, e))?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .x_label_formatter(&|v| format!("{v:.0e}"))
-            .y_label_formatter(&|v| format!("{v:.2}"))
-            .label_style(("sans-serif", 12))
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()
-            .map_err(|e| plot_err(path, e))?;
+        Some(((x0, x1), (y0 - pad, y1 + pad)))
+    }
+
+    /// Each series as lines with dots, broken at non-finite points, its
+    /// legend entry on its first run only.
+    fn lines(&self, chart: &mut LogXChart<'_, '_>, panel: &Panel) -> Result<()> {
+        let path = self.path;
         for s in &panel.series {
             let color = RGBColor(s.rgb.0, s.rgb.1, s.rgb.2);
             let pts: Vec<(f64, f64)> = s
                 .points
                 .iter()
-                .map(|&(x, y)| (x, y_floor.map_or(y, |f| y.max(f))))
+                .map(|&(x, y)| (x, self.y_floor.map_or(y, |f| y.max(f))))
                 .collect();
             let mut first = true;
             for run in runs(&pts) {
@@ -265,35 +340,6 @@ pub fn log_x_panels(
                     .map_err(|e| plot_err(path, e))?;
             }
         }
-        if let Some((x, label)) = &panel.marker {
-            let red = RGBColor(colors::RED.0, colors::RED.1, colors::RED.2);
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(*x, y0 - pad), (*x, y1 + pad)],
-                    6,
-                    4,
-                    red.stroke_width(2),
-                ))
-                .map_err(|e| plot_err(path, e))?
-                .label(label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], red.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .position(legend_corner(
-                panel,
-                (x0, x1),
-                (y0 - pad, y1 + pad),
-                y_floor,
-            ))
-            .label_font(("sans-serif", 11))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .draw()
-            .map_err(|e| plot_err(path, e))?;
+        Ok(())
     }
-    root.present().map_err(|e| plot_err(path, e))?;
-    Ok(())
 }

@@ -12,6 +12,9 @@
 
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::drawing::DrawingAreaErrorKind;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -174,6 +177,22 @@ pub fn bars(
     draw_bars(path, title, categories, &one, y_label)
 }
 
+/// A plotters failure on the bitmap; the figure's entry point turns it into
+/// [`plot_err`] on its file.
+type Drawn<T = ()> = std::result::Result<
+    T,
+    DrawingAreaErrorKind<<BitMapBackend<'static> as DrawingBackend>::ErrorType>,
+>;
+
+/// A chart with linear axes, drawn on a bitmap.
+type LinearChart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A drawing area in pixels: a figure's bitmap, or a part split off it.
+type Root<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+
+/// Draws checked series (as many values as categories, at least one of
+/// each): [`bars`] and [`grouped_bars`] differ only in their series.
 fn draw_bars(
     path: &Path,
     title: &str,
@@ -182,56 +201,137 @@ fn draw_bars(
     y_label: &str,
 ) -> Result<()> {
     ensure_font()?;
-    let n_cat = categories.len();
-    let n_ser = series.len();
-    // A category slot is wide enough for its bars and their value labels.
-    let widest_value = series
-        .iter()
-        .flat_map(|s| s.values.iter())
-        .filter(|v| v.is_finite())
-        .map(|&v| text_size(&auto_format(v), 12.0).0)
-        .max()
-        .unwrap_or(30);
-    let bar_px = (widest_value + 6).max(26);
-    let slot_px = (bar_px * n_ser as u32 + 28).max(96);
-    let left = 90u32;
-    let w = (left + 30 + slot_px * n_cat as u32).max(640);
-    let label_lines = categories
-        .iter()
-        .map(|c| wrap(c, 14.0, slot_px - 8).len())
-        .max()
-        .unwrap_or(1) as u32;
-    let x_area = 14 + 18 * label_lines;
-    let legend_h = if series.iter().any(|s| s.label.is_some()) {
-        30
-    } else {
-        0
-    };
-    let h = 480 + x_area;
+    let fig = BarFigure { categories, series };
+    fig.draw(path, title, y_label)
+        .map_err(|e| plot_err(path, e))
+}
 
-    let finite: Vec<f64> = series
-        .iter()
-        .flat_map(|s| s.values.iter().copied())
-        .filter(|v| v.is_finite())
-        .collect();
-    let lo = finite.iter().copied().fold(0.0f64, f64::min);
-    let hi = finite.iter().copied().fold(0.0f64, f64::max);
-    let span = if hi > lo { hi - lo } else { 1.0 };
-    let y0 = if lo < 0.0 { lo - 0.1 * span } else { 0.0 };
-    let y1 = if hi > 0.0 || lo == hi {
-        hi + 0.1 * span
-    } else {
-        0.0
-    };
+/// What [`bars`] and [`grouped_bars`] draw: `series[s].values[c]` is the
+/// bar of series `s` in category `c`.
+struct BarFigure<'a> {
+    categories: &'a [String],
+    series: &'a [BarSeries<'a>],
+}
 
-    let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-    let body = root
-        .titled(title, (FONT, 22))
-        .map_err(|e| plot_err(path, e))?;
-    // Legend: one row, centred, between the title and the plot.
-    if legend_h > 0 {
-        let items: Vec<(&str, RGBColor)> = series
+/// Pixel sizes and the y range of a [`BarFigure`].
+struct BarLayout {
+    /// One bar, wide enough for its value label.
+    bar_px: u32,
+    /// One category: its bars side by side, and a gap.
+    slot_px: u32,
+    /// Left of the plot: the y labels.
+    left: u32,
+    w: u32,
+    h: u32,
+    /// Below the plot: the category names, wrapped.
+    x_area: u32,
+    /// Above the plot (0 without labelled series).
+    legend_h: u32,
+    /// The y axis: from 0 (or below the lowest bar) to above the highest.
+    y0: f64,
+    y1: f64,
+    /// The span of the bars and 0 (1 when all are equal).
+    span: f64,
+}
+
+impl BarFigure<'_> {
+    /// Slots wide enough for their bars and value labels, a height for the
+    /// wrapped category names, and a y range holding 0 and every finite
+    /// value with 10 % to spare.
+    fn layout(&self) -> BarLayout {
+        let (n_cat, n_ser) = (self.categories.len(), self.series.len());
+        // A category slot is wide enough for its bars and their value labels.
+        let widest_value = self
+            .series
+            .iter()
+            .flat_map(|s| s.values.iter())
+            .filter(|v| v.is_finite())
+            .map(|&v| text_size(&auto_format(v), 12.0).0)
+            .max()
+            .unwrap_or(30);
+        let bar_px = (widest_value + 6).max(26);
+        let slot_px = (bar_px * n_ser as u32 + 28).max(96);
+        let left = 90u32;
+        let w = (left + 30 + slot_px * n_cat as u32).max(640);
+        let label_lines = self
+            .categories
+            .iter()
+            .map(|c| wrap(c, 14.0, slot_px - 8).len())
+            .max()
+            .unwrap_or(1) as u32;
+        let x_area = 14 + 18 * label_lines;
+        let legend_h = if self.series.iter().any(|s| s.label.is_some()) {
+            30
+        } else {
+            0
+        };
+        let h = 480 + x_area;
+
+        let finite: Vec<f64> = self
+            .series
+            .iter()
+            .flat_map(|s| s.values.iter().copied())
+            .filter(|v| v.is_finite())
+            .collect();
+        let lo = finite.iter().copied().fold(0.0f64, f64::min);
+        let hi = finite.iter().copied().fold(0.0f64, f64::max);
+        let span = if hi > lo { hi - lo } else { 1.0 };
+        let y0 = if lo < 0.0 { lo - 0.1 * span } else { 0.0 };
+        let y1 = if hi > 0.0 || lo == hi {
+            hi + 0.1 * span
+        } else {
+            0.0
+        };
+        BarLayout {
+            bar_px,
+            slot_px,
+            left,
+            w,
+            h,
+            x_area,
+            legend_h,
+            y0,
+            y1,
+            span,
+        }
+    }
+
+    /// Title, legend, axes, bars, value labels and category names, in that
+    /// order (later ones paint over earlier ones).
+    fn draw(&self, path: &Path, title: &str, y_label: &str) -> Drawn {
+        let lay = &self.layout();
+        let root = BitMapBackend::new(path, (lay.w, lay.h)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let body = root.titled(title, (FONT, 22))?;
+        if lay.legend_h > 0 {
+            self.legend(&body, lay.w)?;
+        }
+        let (_, plot_area) = body.split_vertically(lay.legend_h);
+        let mut chart = self.axes(&plot_area, y_label, lay)?;
+        let labels = self.bars(&mut chart, lay)?;
+        for (x, v, text) in labels {
+            let (px, py) = chart.backend_coord(&(x, v));
+            let (anchor, dy) = if v >= 0.0 {
+                (VPos::Bottom, -3)
+            } else {
+                (VPos::Top, 3)
+            };
+            root.draw(&Text::new(
+                text,
+                (px, py + dy),
+                TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Center, anchor)),
+            ))?;
+        }
+        self.category_names(&root, &chart, lay)?;
+        root.present()?;
+        Ok(())
+    }
+
+    /// One row, centred, between the title and the plot: a swatch and the
+    /// label of each labelled series.
+    fn legend(&self, body: &Root<'_>, w: u32) -> Drawn {
+        let items: Vec<(&str, RGBColor)> = self
+            .series
             .iter()
             .filter_map(|s| s.label.map(|l| (l, s.colors[0])))
             .collect();
@@ -242,100 +342,106 @@ fn draw_bars(
         let total: u32 = widths.iter().sum();
         let mut x = (w.saturating_sub(total) / 2) as i32;
         for ((label, color), width) in items.iter().zip(&widths) {
-            body.draw(&Rectangle::new([(x, 6), (x + 16, 20)], color.filled()))
-                .map_err(|e| plot_err(path, e))?;
+            body.draw(&Rectangle::new([(x, 6), (x + 16, 20)], color.filled()))?;
             body.draw(&Text::new(
                 label.to_string(),
                 (x + 22, 13),
                 TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
-            ))
-            .map_err(|e| plot_err(path, e))?;
+            ))?;
             x += *width as i32;
         }
+        Ok(())
     }
-    let (_, plot_area) = body.split_vertically(legend_h);
-    let mut chart = ChartBuilder::on(&plot_area)
-        .margin_left(10)
-        .margin_right(20)
-        .margin_top(8)
-        .margin_bottom(6)
-        .x_label_area_size(x_area)
-        .y_label_area_size(left - 10)
-        .build_cartesian_2d(0f64..n_cat as f64, y0..y1)
-        .map_err(|e| plot_err(path, e))?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(0)
-        .y_desc(y_label)
-        .y_label_formatter(&|v| {
-            if span >= 100.0 {
-                auto_format(v.round())
-            } else {
-                format!("{v:.2}")
-            }
-        })
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 15))
-        .light_line_style(TRANSPARENT)
-        .bold_line_style(RGBColor(225, 225, 225))
-        .draw()
-        .map_err(|e| plot_err(path, e))?;
 
-    // Bars: within a slot of width 1, the group takes `group_w`, centred.
-    let slot_frac = bar_px as f64 / slot_px as f64;
-    let group_w = slot_frac * n_ser as f64;
-    let mut labels: Vec<(f64, f64, String)> = vec![];
-    for (s, ser) in series.iter().enumerate() {
-        let mut rects = vec![];
-        for (c, &v) in ser.values.iter().enumerate() {
-            if !v.is_finite() {
-                continue;
-            }
-            let x0 = c as f64 + 0.5 - group_w / 2.0 + s as f64 * slot_frac;
-            let x1 = x0 + slot_frac * 0.92;
-            rects.push(Rectangle::new([(x0, 0.0), (x1, v)], ser.colors[c].filled()));
-            labels.push(((x0 + x1) / 2.0, v, auto_format(v)));
-        }
-        chart.draw_series(rects).map_err(|e| plot_err(path, e))?;
-    }
-    // Zero line when bars go both ways.
-    if y0 < 0.0 {
+    /// The axes and horizontal grid lines: x has one unit per category and
+    /// no labels of its own; y labels are integers from a span of 100 up.
+    fn axes<'a, 'b>(
+        &self,
+        area: &'a Root<'b>,
+        y_label: &str,
+        lay: &BarLayout,
+    ) -> Drawn<LinearChart<'a, 'b>> {
+        let mut chart = ChartBuilder::on(area)
+            .margin_left(10)
+            .margin_right(20)
+            .margin_top(8)
+            .margin_bottom(6)
+            .x_label_area_size(lay.x_area)
+            .y_label_area_size(lay.left - 10)
+            .build_cartesian_2d(0f64..self.categories.len() as f64, lay.y0..lay.y1)?;
+        let span = lay.span;
         chart
-            .draw_series(LineSeries::new(
-                [(0.0, 0.0), (n_cat as f64, 0.0)],
-                BLACK.stroke_width(1),
-            ))
-            .map_err(|e| plot_err(path, e))?;
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_desc(y_label)
+            .y_label_formatter(&|v| {
+                if span >= 100.0 {
+                    auto_format(v.round())
+                } else {
+                    format!("{v:.2}")
+                }
+            })
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 15))
+            .light_line_style(TRANSPARENT)
+            .bold_line_style(RGBColor(225, 225, 225))
+            .draw()?;
+        Ok(chart)
     }
-    for (x, v, text) in labels {
-        let (px, py) = chart.backend_coord(&(x, v));
-        let (anchor, dy) = if v >= 0.0 {
-            (VPos::Bottom, -3)
-        } else {
-            (VPos::Top, 3)
-        };
-        root.draw(&Text::new(
-            text,
-            (px, py + dy),
-            TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Center, anchor)),
-        ))
-        .map_err(|e| plot_err(path, e))?;
-    }
-    // Category names under their slots, wrapped to the slot width.
-    for (c, name) in categories.iter().enumerate() {
-        let (px, py) = chart.backend_coord(&(c as f64 + 0.5, y0));
-        for (i, line) in wrap(name, 14.0, slot_px - 8).iter().enumerate() {
-            root.draw(&Text::new(
-                line.clone(),
-                (px, py + 8 + 18 * i as i32),
-                TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
-            ))
-            .map_err(|e| plot_err(path, e))?;
+
+    /// The finite bars, series by series, and a zero line when bars go both
+    /// ways; returns each bar's label `(x, value, text)` to write over them.
+    fn bars(
+        &self,
+        chart: &mut LinearChart<'_, '_>,
+        lay: &BarLayout,
+    ) -> Drawn<Vec<(f64, f64, String)>> {
+        // Within a slot of width 1, the group takes `group_w`, centred.
+        let slot_frac = lay.bar_px as f64 / lay.slot_px as f64;
+        let group_w = slot_frac * self.series.len() as f64;
+        let mut labels: Vec<(f64, f64, String)> = vec![];
+        for (s, ser) in self.series.iter().enumerate() {
+            let mut rects = vec![];
+            for (c, &v) in ser.values.iter().enumerate() {
+                if !v.is_finite() {
+                    continue;
+                }
+                let x0 = c as f64 + 0.5 - group_w / 2.0 + s as f64 * slot_frac;
+                let x1 = x0 + slot_frac * 0.92;
+                rects.push(Rectangle::new([(x0, 0.0), (x1, v)], ser.colors[c].filled()));
+                labels.push(((x0 + x1) / 2.0, v, auto_format(v)));
+            }
+            chart.draw_series(rects)?;
         }
+        if lay.y0 < 0.0 {
+            chart.draw_series(LineSeries::new(
+                [(0.0, 0.0), (self.categories.len() as f64, 0.0)],
+                BLACK.stroke_width(1),
+            ))?;
+        }
+        Ok(labels)
     }
-    root.present().map_err(|e| plot_err(path, e))?;
-    Ok(())
+
+    /// Category names under their slots, wrapped to the slot width.
+    fn category_names(
+        &self,
+        root: &Root<'_>,
+        chart: &LinearChart<'_, '_>,
+        lay: &BarLayout,
+    ) -> Drawn {
+        for (c, name) in self.categories.iter().enumerate() {
+            let (px, py) = chart.backend_coord(&(c as f64 + 0.5, lay.y0));
+            for (i, line) in wrap(name, 14.0, lay.slot_px - 8).iter().enumerate() {
+                root.draw(&Text::new(
+                    line.clone(),
+                    (px, py + 8 + 18 * i as i32),
+                    TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
+                ))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Linear interpolation between colour stops `(t, rgb)`, `t` ascending.
@@ -418,158 +524,259 @@ pub fn heatmap(
         ));
     }
     ensure_font()?;
-    let finite: Vec<f64> = values
-        .iter()
-        .flatten()
-        .copied()
-        .filter(|v| v.is_finite())
-        .collect();
-    let (lo, hi) = if diverging {
-        let m = finite.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let m = if m > 0.0 { m } else { 1.0 };
-        (-m, m)
-    } else {
-        let lo = finite.iter().copied().fold(0.0f64, f64::min);
-        let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if hi > lo {
-            (lo, hi)
-        } else {
-            (lo, lo + 1.0)
-        }
+    let fig = HeatmapFigure {
+        title,
+        row_labels,
+        col_labels,
+        values,
+        value_format,
+        scale: HeatScale::of(values, diverging),
     };
-    let stops: &[(f64, (u8, u8, u8))] = if diverging { &DIVERGING } else { &SEQUENTIAL };
-    let color_of = |v: f64| ramp(stops, (v - lo) / (hi - lo));
+    fig.draw(path).map_err(|e| plot_err(path, e))
+}
 
-    // Layout in pixels.
-    let (n_rows, n_cols) = (row_labels.len(), col_labels.len());
-    let cell_text = 16.0;
-    let widest_cell = values
-        .iter()
-        .flatten()
-        .map(|&v| text_size(&fmt_cell(v, value_format), cell_text).0)
-        .max()
-        .unwrap_or(40);
-    let cell_w = (widest_cell + 24).max(104);
-    let col_lines: Vec<Vec<String>> = col_labels
-        .iter()
-        .map(|c| wrap(c, 15.0, cell_w - 8))
-        .collect();
-    let col_h = 18 * col_lines.iter().map(Vec::len).max().unwrap_or(1) as u32 + 14;
-    let cell_h = if n_rows > 6 { 52 } else { 80 };
-    let row_w = row_labels
-        .iter()
-        .map(|r| text_size(r, 15.0).0)
-        .max()
-        .unwrap_or(40)
-        + 24;
-    let ticks: Vec<f64> = (0..5).map(|i| lo + (hi - lo) * i as f64 / 4.0).collect();
-    let tick_w = ticks
-        .iter()
-        .map(|&t| text_size(&value_format(t), 13.0).0)
-        .max()
-        .unwrap_or(40);
-    let (grid_w, grid_h) = (cell_w * n_cols as u32, cell_h * n_rows as u32);
-    let title_h = 48u32;
-    let bar_gap = 28u32;
-    let bar_w = 20u32;
-    let right = bar_gap + bar_w + 8 + tick_w + 24;
-    let w = (row_w + grid_w + right).max(text_size(title, 22.0).0 + 40);
-    let h = title_h + grid_h + col_h + 16;
-    // Centred when the title is wider than the grid and its labels.
-    let spare = w - (row_w + grid_w + right);
-    let (gx, gy) = ((row_w + spare / 2) as i32, title_h as i32);
+/// What [`heatmap`] draws, its input checked, with its colour scale.
+struct HeatmapFigure<'a> {
+    title: &'a str,
+    row_labels: &'a [String],
+    col_labels: &'a [String],
+    values: &'a [Vec<f64>],
+    value_format: &'a dyn Fn(f64) -> String,
+    scale: HeatScale,
+}
 
-    let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-    let draw_err = |e| plot_err(path, e);
-    root.draw(&Text::new(
-        title.to_string(),
-        (w as i32 / 2, 14),
-        TextStyle::from((FONT, 22).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
-    ))
-    .map_err(draw_err)?;
-    for (r, row) in values.iter().enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            let x0 = gx + (c as u32 * cell_w) as i32;
-            let y0 = gy + (r as u32 * cell_h) as i32;
-            let fill = if v.is_finite() {
-                color_of(v)
+/// A heatmap's colour scale: `lo..hi` mapped linearly onto `stops`.
+struct HeatScale {
+    lo: f64,
+    hi: f64,
+    stops: &'static [(f64, (u8, u8, u8))],
+}
+
+impl HeatScale {
+    /// Over the finite values: ±max|value| on [`DIVERGING`], or
+    /// min(0, min value)..max on [`SEQUENTIAL`]; never an empty range.
+    fn of(values: &[Vec<f64>], diverging: bool) -> HeatScale {
+        let finite: Vec<f64> = values
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|v| v.is_finite())
+            .collect();
+        let (lo, hi) = if diverging {
+            let m = finite.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let m = if m > 0.0 { m } else { 1.0 };
+            (-m, m)
+        } else {
+            let lo = finite.iter().copied().fold(0.0f64, f64::min);
+            let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            if hi > lo {
+                (lo, hi)
             } else {
-                RGBColor(200, 200, 200)
-            };
-            root.draw(&Rectangle::new(
-                [(x0, y0), (x0 + cell_w as i32, y0 + cell_h as i32)],
-                fill.filled(),
-            ))
-            .map_err(draw_err)?;
-            root.draw(&Rectangle::new(
-                [(x0, y0), (x0 + cell_w as i32, y0 + cell_h as i32)],
-                WHITE.stroke_width(1),
-            ))
-            .map_err(draw_err)?;
-            root.draw(&Text::new(
-                fmt_cell(v, value_format),
-                (x0 + cell_w as i32 / 2, y0 + cell_h as i32 / 2),
-                TextStyle::from((FONT, cell_text).into_font())
-                    .color(&ink_on(fill))
-                    .pos(Pos::new(HPos::Center, VPos::Center)),
-            ))
-            .map_err(draw_err)?;
+                (lo, lo + 1.0)
+            }
+        };
+        let stops: &'static [(f64, (u8, u8, u8))] =
+            if diverging { &DIVERGING } else { &SEQUENTIAL };
+        HeatScale { lo, hi, stops }
+    }
+
+    /// The colour of the finite value `v`.
+    fn color(&self, v: f64) -> RGBColor {
+        ramp(self.stops, (v - self.lo) / (self.hi - self.lo))
+    }
+}
+
+/// Pixel geometry of a heatmap: cells sized to their text, the grid's
+/// top-left corner at (`gx`, `gy`), the colour bar right of it.
+struct HeatLayout {
+    cell_text: f64,
+    cell_w: u32,
+    cell_h: u32,
+    /// Each column label, wrapped to the cell width.
+    col_lines: Vec<Vec<String>>,
+    /// The colour bar's five ticks, lo to hi.
+    ticks: Vec<f64>,
+    grid_w: u32,
+    grid_h: u32,
+    bar_gap: u32,
+    bar_w: u32,
+    gx: i32,
+    gy: i32,
+    w: u32,
+    h: u32,
+}
+
+impl HeatmapFigure<'_> {
+    /// Cells as wide as their widest text and tall enough for the rows;
+    /// the image wide enough for the row labels, grid, colour bar and its
+    /// tick labels, and for the title, over which the grid is centred.
+    fn layout(&self) -> HeatLayout {
+        let (lo, hi) = (self.scale.lo, self.scale.hi);
+        let (n_rows, n_cols) = (self.row_labels.len(), self.col_labels.len());
+        let cell_text = 16.0;
+        let widest_cell = self
+            .values
+            .iter()
+            .flatten()
+            .map(|&v| text_size(&fmt_cell(v, self.value_format), cell_text).0)
+            .max()
+            .unwrap_or(40);
+        let cell_w = (widest_cell + 24).max(104);
+        let col_lines: Vec<Vec<String>> = self
+            .col_labels
+            .iter()
+            .map(|c| wrap(c, 15.0, cell_w - 8))
+            .collect();
+        let col_h = 18 * col_lines.iter().map(Vec::len).max().unwrap_or(1) as u32 + 14;
+        let cell_h = if n_rows > 6 { 52 } else { 80 };
+        let row_w = self
+            .row_labels
+            .iter()
+            .map(|r| text_size(r, 15.0).0)
+            .max()
+            .unwrap_or(40)
+            + 24;
+        let ticks: Vec<f64> = (0..5).map(|i| lo + (hi - lo) * i as f64 / 4.0).collect();
+        let tick_w = ticks
+            .iter()
+            .map(|&t| text_size(&(self.value_format)(t), 13.0).0)
+            .max()
+            .unwrap_or(40);
+        let (grid_w, grid_h) = (cell_w * n_cols as u32, cell_h * n_rows as u32);
+        let title_h = 48u32;
+        let bar_gap = 28u32;
+        let bar_w = 20u32;
+        let right = bar_gap + bar_w + 8 + tick_w + 24;
+        let w = (row_w + grid_w + right).max(text_size(self.title, 22.0).0 + 40);
+        let h = title_h + grid_h + col_h + 16;
+        // Centred when the title is wider than the grid and its labels.
+        let spare = w - (row_w + grid_w + right);
+        let (gx, gy) = ((row_w + spare / 2) as i32, title_h as i32);
+        HeatLayout {
+            cell_text,
+            cell_w,
+            cell_h,
+            col_lines,
+            ticks,
+            grid_w,
+            grid_h,
+            bar_gap,
+            bar_w,
+            gx,
+            gy,
+            w,
+            h,
         }
     }
-    for (r, label) in row_labels.iter().enumerate() {
+
+    /// The title, the cells, the row and column labels, the colour bar.
+    fn draw(&self, path: &Path) -> Drawn {
+        let lay = self.layout();
+        let root = BitMapBackend::new(path, (lay.w, lay.h)).into_drawing_area();
+        root.fill(&WHITE)?;
         root.draw(&Text::new(
-            label.clone(),
-            (gx - 10, gy + (r as u32 * cell_h + cell_h / 2) as i32),
-            TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Right, VPos::Center)),
-        ))
-        .map_err(draw_err)?;
+            self.title.to_string(),
+            (lay.w as i32 / 2, 14),
+            TextStyle::from((FONT, 22).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
+        ))?;
+        self.cells(&root, &lay)?;
+        self.labels(&root, &lay)?;
+        self.colour_bar(&root, &lay)?;
+        root.present()?;
+        Ok(())
     }
-    for (c, lines) in col_lines.iter().enumerate() {
-        for (i, line) in lines.iter().enumerate() {
-            root.draw(&Text::new(
-                line.clone(),
-                (
-                    gx + (c as u32 * cell_w + cell_w / 2) as i32,
-                    gy + grid_h as i32 + 8 + 18 * i as i32,
-                ),
-                TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
-            ))
-            .map_err(draw_err)?;
+
+    /// Each cell filled with its value's colour (grey when not finite),
+    /// outlined in white, its text in black or white, whichever reads.
+    fn cells(&self, root: &Root<'_>, lay: &HeatLayout) -> Drawn {
+        let (gx, gy, cell_w, cell_h) = (lay.gx, lay.gy, lay.cell_w, lay.cell_h);
+        for (r, row) in self.values.iter().enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                let x0 = gx + (c as u32 * cell_w) as i32;
+                let y0 = gy + (r as u32 * cell_h) as i32;
+                let fill = if v.is_finite() {
+                    self.scale.color(v)
+                } else {
+                    RGBColor(200, 200, 200)
+                };
+                root.draw(&Rectangle::new(
+                    [(x0, y0), (x0 + cell_w as i32, y0 + cell_h as i32)],
+                    fill.filled(),
+                ))?;
+                root.draw(&Rectangle::new(
+                    [(x0, y0), (x0 + cell_w as i32, y0 + cell_h as i32)],
+                    WHITE.stroke_width(1),
+                ))?;
+                root.draw(&Text::new(
+                    fmt_cell(v, self.value_format),
+                    (x0 + cell_w as i32 / 2, y0 + cell_h as i32 / 2),
+                    TextStyle::from((FONT, lay.cell_text).into_font())
+                        .color(&ink_on(fill))
+                        .pos(Pos::new(HPos::Center, VPos::Center)),
+                ))?;
+            }
         }
+        Ok(())
     }
-    // Colour bar: one-pixel rows from hi (top) to lo (bottom), then ticks.
-    let bx = gx + grid_w as i32 + bar_gap as i32;
-    let bar_h = grid_h as i32;
-    for y in 0..bar_h {
-        let t = 1.0 - y as f64 / (bar_h - 1).max(1) as f64;
+
+    /// Row labels right-aligned left of their rows; column labels centred
+    /// under their columns, wrapped.
+    fn labels(&self, root: &Root<'_>, lay: &HeatLayout) -> Drawn {
+        let (gx, gy, cell_w, cell_h) = (lay.gx, lay.gy, lay.cell_w, lay.cell_h);
+        for (r, label) in self.row_labels.iter().enumerate() {
+            root.draw(&Text::new(
+                label.clone(),
+                (gx - 10, gy + (r as u32 * cell_h + cell_h / 2) as i32),
+                TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Right, VPos::Center)),
+            ))?;
+        }
+        for (c, lines) in lay.col_lines.iter().enumerate() {
+            for (i, line) in lines.iter().enumerate() {
+                root.draw(&Text::new(
+                    line.clone(),
+                    (
+                        gx + (c as u32 * cell_w + cell_w / 2) as i32,
+                        gy + lay.grid_h as i32 + 8 + 18 * i as i32,
+                    ),
+                    TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
+                ))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One-pixel rows from hi (top) to lo (bottom), a grey outline, then
+    /// the ticks with their values.
+    fn colour_bar(&self, root: &Root<'_>, lay: &HeatLayout) -> Drawn {
+        let (lo, hi) = (self.scale.lo, self.scale.hi);
+        let (gy, bar_w) = (lay.gy, lay.bar_w);
+        let bx = lay.gx + lay.grid_w as i32 + lay.bar_gap as i32;
+        let bar_h = lay.grid_h as i32;
+        for y in 0..bar_h {
+            let t = 1.0 - y as f64 / (bar_h - 1).max(1) as f64;
+            root.draw(&Rectangle::new(
+                [(bx, gy + y), (bx + bar_w as i32, gy + y + 1)],
+                ramp(self.scale.stops, t).filled(),
+            ))?;
+        }
         root.draw(&Rectangle::new(
-            [(bx, gy + y), (bx + bar_w as i32, gy + y + 1)],
-            ramp(stops, t).filled(),
-        ))
-        .map_err(draw_err)?;
+            [(bx, gy), (bx + bar_w as i32, gy + bar_h)],
+            RGBColor(120, 120, 120).stroke_width(1),
+        ))?;
+        for &t in &lay.ticks {
+            let y = gy + ((1.0 - (t - lo) / (hi - lo)) * (bar_h - 1) as f64).round() as i32;
+            root.draw(&PathElement::new(
+                vec![(bx + bar_w as i32, y), (bx + bar_w as i32 + 5, y)],
+                BLACK.stroke_width(1),
+            ))?;
+            root.draw(&Text::new(
+                (self.value_format)(t),
+                (bx + bar_w as i32 + 8, y),
+                TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
+            ))?;
+        }
+        Ok(())
     }
-    root.draw(&Rectangle::new(
-        [(bx, gy), (bx + bar_w as i32, gy + bar_h)],
-        RGBColor(120, 120, 120).stroke_width(1),
-    ))
-    .map_err(draw_err)?;
-    for &t in &ticks {
-        let y = gy + ((1.0 - (t - lo) / (hi - lo)) * (bar_h - 1) as f64).round() as i32;
-        root.draw(&PathElement::new(
-            vec![(bx + bar_w as i32, y), (bx + bar_w as i32 + 5, y)],
-            BLACK.stroke_width(1),
-        ))
-        .map_err(draw_err)?;
-        root.draw(&Text::new(
-            value_format(t),
-            (bx + bar_w as i32 + 8, y),
-            TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
-        ))
-        .map_err(draw_err)?;
-    }
-    root.present().map_err(draw_err)?;
-    Ok(())
 }
 
 fn fmt_cell(v: f64, value_format: &dyn Fn(f64) -> String) -> String {
@@ -625,150 +832,231 @@ pub fn scatter_pred_true(
         ));
     }
     ensure_font()?;
-    let mut idx: Vec<usize> = (0..y_true.len())
-        .filter(|&i| y_true[i].is_finite() && y_pred[i].is_finite())
-        .collect();
-    let n_finite = idx.len();
-    idx.sort_unstable_by_key(|&i| mix64(i as u64));
-    idx.truncate(SCATTER_MAX_POINTS);
-    let mut counts = vec![0usize; group_names.len()];
-    for &i in &idx {
-        counts[group[i]] += 1;
+    let fig = ScatterFigure::new(y_true, y_pred, group, group_names);
+    fig.draw(path, title).map_err(|e| plot_err(path, e))
+}
+
+/// What [`scatter_pred_true`] draws: the points kept, in drawing order,
+/// the common range of both axes, and the legend's entries.
+struct ScatterFigure<'a> {
+    y_true: &'a [f64],
+    y_pred: &'a [f64],
+    group: &'a [usize],
+    /// Indices of the points drawn: finite, shuffled, at most
+    /// [`SCATTER_MAX_POINTS`].
+    idx: Vec<usize>,
+    /// Finite points before the subset.
+    n_finite: usize,
+    /// Both axes: the points' range, padded by 4 %.
+    lo: f64,
+    hi: f64,
+    /// `name (count drawn)` of every group, in order.
+    entries: Vec<String>,
+}
+
+/// Pixel sizes of a [`ScatterFigure`]: a square plotting area with its
+/// margins and axis labels, the legend right of it, the title above and
+/// the subset note (when there is one) below.
+struct ScatterLayout {
+    /// Margins left, top, right and bottom of the chart.
+    margins: (u32, u32, u32, u32),
+    /// The y and x label areas.
+    y_area: u32,
+    x_area: u32,
+    chart_w: u32,
+    chart_h: u32,
+    title_h: u32,
+    note_h: u32,
+    w: u32,
+    h: u32,
+}
+
+impl<'a> ScatterFigure<'a> {
+    /// The shuffled finite points (their subset above the limit), each
+    /// group's count among them, and the range of both axes.
+    fn new(
+        y_true: &'a [f64],
+        y_pred: &'a [f64],
+        group: &'a [usize],
+        group_names: &[String],
+    ) -> ScatterFigure<'a> {
+        let mut idx: Vec<usize> = (0..y_true.len())
+            .filter(|&i| y_true[i].is_finite() && y_pred[i].is_finite())
+            .collect();
+        let n_finite = idx.len();
+        idx.sort_unstable_by_key(|&i| mix64(i as u64));
+        idx.truncate(SCATTER_MAX_POINTS);
+        let mut counts = vec![0usize; group_names.len()];
+        for &i in &idx {
+            counts[group[i]] += 1;
+        }
+
+        let (lo, hi) = idx
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &i| {
+                (
+                    a.min(y_true[i]).min(y_pred[i]),
+                    b.max(y_true[i]).max(y_pred[i]),
+                )
+            });
+        let (lo, hi) = if lo.is_finite() && hi > lo {
+            let pad = 0.04 * (hi - lo);
+            (lo - pad, hi + pad)
+        } else if lo.is_finite() {
+            (lo - 1.0, lo + 1.0)
+        } else {
+            (0.0, 1.0)
+        };
+
+        // Legend entries: name and count of every group, in order.
+        let entries: Vec<String> = group_names
+            .iter()
+            .zip(&counts)
+            .map(|(name, &n)| format!("{name} ({})", auto_format(n as f64)))
+            .collect();
+        ScatterFigure {
+            y_true,
+            y_pred,
+            group,
+            idx,
+            n_finite,
+            lo,
+            hi,
+            entries,
+        }
     }
 
-    let (lo, hi) = idx
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &i| {
-            (
-                a.min(y_true[i]).min(y_pred[i]),
-                b.max(y_true[i]).max(y_pred[i]),
-            )
-        });
-    let (lo, hi) = if lo.is_finite() && hi > lo {
-        let pad = 0.04 * (hi - lo);
-        (lo - pad, hi + pad)
-    } else if lo.is_finite() {
-        (lo - 1.0, lo + 1.0)
-    } else {
-        (0.0, 1.0)
-    };
+    /// A 560-pixel square plot, the legend as wide as its widest entry, and
+    /// room for the note when only a subset is drawn.
+    fn layout(&self) -> ScatterLayout {
+        let legend_w = self
+            .entries
+            .iter()
+            .map(|e| text_size(e, 14.0).0)
+            .max()
+            .unwrap_or(60)
+            + 50;
+        let side = 560u32; // the square plotting area
+        let (ml, mt, mr, mb, y_area, x_area) = (10u32, 10u32, 16u32, 10u32, 64u32, 50u32);
+        let chart_w = ml + y_area + side + mr;
+        let title_h = 44u32;
+        let note_h = if self.n_finite > self.idx.len() {
+            22
+        } else {
+            0
+        };
+        let chart_h = mt + side + x_area + mb;
+        ScatterLayout {
+            margins: (ml, mt, mr, mb),
+            y_area,
+            x_area,
+            chart_w,
+            chart_h,
+            title_h,
+            note_h,
+            w: chart_w + legend_w,
+            h: title_h + chart_h + note_h,
+        }
+    }
 
-    // Legend entries: name and count of every group, in order.
-    let entries: Vec<String> = group_names
-        .iter()
-        .zip(&counts)
-        .map(|(name, &n)| format!("{name} ({})", auto_format(n as f64)))
-        .collect();
-    let legend_w = entries
-        .iter()
-        .map(|e| text_size(e, 14.0).0)
-        .max()
-        .unwrap_or(60)
-        + 50;
-    let side = 560u32; // the square plotting area
-    let (ml, mt, mr, mb, y_area, x_area) = (10u32, 10u32, 16u32, 10u32, 64u32, 50u32);
-    let chart_w = ml + y_area + side + mr;
-    let title_h = 44u32;
-    let note_h = if n_finite > idx.len() { 22 } else { 0 };
-    let chart_h = mt + side + x_area + mb;
-    let w = chart_w + legend_w;
-    let h = title_h + chart_h + note_h;
+    /// The title, the chart, the legend and the subset note.
+    fn draw(&self, path: &Path, title: &str) -> Drawn {
+        let lay = self.layout();
+        let (w, h) = (lay.w, lay.h);
+        let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
+        root.fill(&WHITE)?;
+        root.draw(&Text::new(
+            title.to_string(),
+            (w as i32 / 2, 12),
+            TextStyle::from((FONT, 22).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
+        ))?;
+        let (_, below) = root.split_vertically(lay.title_h);
+        let (below, _note_area) = below.split_vertically(lay.chart_h);
+        let (chart_area, legend_area) = below.split_horizontally(lay.chart_w);
+        self.chart(&chart_area, &lay)?;
+        self.legend(&legend_area, &lay)?;
+        if lay.note_h > 0 {
+            root.draw(&Text::new(
+                format!(
+                    "showing a deterministic subset of {} of {} points",
+                    auto_format(self.idx.len() as f64),
+                    auto_format(self.n_finite as f64)
+                ),
+                (w as i32 / 2, h as i32 - 6),
+                TextStyle::from((FONT, 13).into_font())
+                    .color(&RGBColor(90, 90, 90))
+                    .pos(Pos::new(HPos::Center, VPos::Bottom)),
+            ))?;
+        }
+        root.present()?;
+        Ok(())
+    }
 
-    let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-    root.draw(&Text::new(
-        title.to_string(),
-        (w as i32 / 2, 12),
-        TextStyle::from((FONT, 22).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
-    ))
-    .map_err(|e| plot_err(path, e))?;
-    let (_, below) = root.split_vertically(title_h);
-    let (below, _note_area) = below.split_vertically(chart_h);
-    let (chart_area, legend_area) = below.split_horizontally(chart_w);
-    let mut chart = ChartBuilder::on(&chart_area)
-        .margin_left(ml)
-        .margin_top(mt)
-        .margin_right(mr)
-        .margin_bottom(mb)
-        .x_label_area_size(x_area)
-        .y_label_area_size(y_area)
-        .build_cartesian_2d(lo..hi, lo..hi)
-        .map_err(|e| plot_err(path, e))?;
-    chart
-        .configure_mesh()
-        .x_desc("true")
-        .y_desc("predicted")
-        .x_label_formatter(&|v| format!("{v:.1}"))
-        .y_label_formatter(&|v| format!("{v:.1}"))
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 15))
-        .light_line_style(TRANSPARENT)
-        .bold_line_style(RGBColor(225, 225, 225))
-        .draw()
-        .map_err(|e| plot_err(path, e))?;
-    let radius = if idx.len() > 5000 { 2 } else { 3 };
-    chart
-        .draw_series(idx.iter().map(|&i| {
+    /// Equal axes with one decimal, the points (smaller above 5000,
+    /// translucent) and the dashed 1:1 line over them.
+    fn chart(&self, area: &Root<'_>, lay: &ScatterLayout) -> Drawn {
+        let (lo, hi) = (self.lo, self.hi);
+        let (ml, mt, mr, mb) = lay.margins;
+        let mut chart = ChartBuilder::on(area)
+            .margin_left(ml)
+            .margin_top(mt)
+            .margin_right(mr)
+            .margin_bottom(mb)
+            .x_label_area_size(lay.x_area)
+            .y_label_area_size(lay.y_area)
+            .build_cartesian_2d(lo..hi, lo..hi)?;
+        chart
+            .configure_mesh()
+            .x_desc("true")
+            .y_desc("predicted")
+            .x_label_formatter(&|v| format!("{v:.1}"))
+            .y_label_formatter(&|v| format!("{v:.1}"))
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 15))
+            .light_line_style(TRANSPARENT)
+            .bold_line_style(RGBColor(225, 225, 225))
+            .draw()?;
+        let radius = if self.idx.len() > 5000 { 2 } else { 3 };
+        chart.draw_series(self.idx.iter().map(|&i| {
             Circle::new(
-                (y_true[i], y_pred[i]),
+                (self.y_true[i], self.y_pred[i]),
                 radius,
-                category_color(group[i]).mix(0.6).filled(),
+                category_color(self.group[i]).mix(0.6).filled(),
             )
-        }))
-        .map_err(|e| plot_err(path, e))?;
-    chart
-        .draw_series(DashedLineSeries::new(
+        }))?;
+        chart.draw_series(DashedLineSeries::new(
             [(lo, lo), (hi, hi)],
             8,
             5,
             BLACK.stroke_width(2),
-        ))
-        .map_err(|e| plot_err(path, e))?;
+        ))?;
+        Ok(())
+    }
 
-    // Legend at the right, top-aligned with the plotting area.
-    let mut y = mt as i32 + 8;
-    legend_area
-        .draw(&PathElement::new(
+    /// The 1:1 line's entry, then a dot and entry per group, top-aligned
+    /// with the plotting area.
+    fn legend(&self, area: &Root<'_>, lay: &ScatterLayout) -> Drawn {
+        let mut y = lay.margins.1 as i32 + 8;
+        area.draw(&PathElement::new(
             vec![(4, y), (26, y)],
             BLACK.stroke_width(2),
-        ))
-        .map_err(|e| plot_err(path, e))?;
-    legend_area
-        .draw(&Text::new(
+        ))?;
+        area.draw(&Text::new(
             "1:1".to_string(),
             (34, y),
             TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
-        ))
-        .map_err(|e| plot_err(path, e))?;
-    for (g, entry) in entries.iter().enumerate() {
-        y += 24;
-        legend_area
-            .draw(&Circle::new((15, y), 6, category_color(g).filled()))
-            .map_err(|e| plot_err(path, e))?;
-        legend_area
-            .draw(&Text::new(
+        ))?;
+        for (g, entry) in self.entries.iter().enumerate() {
+            y += 24;
+            area.draw(&Circle::new((15, y), 6, category_color(g).filled()))?;
+            area.draw(&Text::new(
                 entry.clone(),
                 (34, y),
                 TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
-            ))
-            .map_err(|e| plot_err(path, e))?;
+            ))?;
+        }
+        Ok(())
     }
-    if note_h > 0 {
-        root.draw(&Text::new(
-            format!(
-                "showing a deterministic subset of {} of {} points",
-                auto_format(idx.len() as f64),
-                auto_format(n_finite as f64)
-            ),
-            (w as i32 / 2, h as i32 - 6),
-            TextStyle::from((FONT, 13).into_font())
-                .color(&RGBColor(90, 90, 90))
-                .pos(Pos::new(HPos::Center, VPos::Bottom)),
-        ))
-        .map_err(|e| plot_err(path, e))?;
-    }
-    root.present().map_err(|e| plot_err(path, e))?;
-    Ok(())
 }
 
 #[cfg(test)]

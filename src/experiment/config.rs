@@ -293,6 +293,9 @@ pub struct Plan {
     pub gate_partition: Option<usize>,
 }
 
+/// A check's result: the problem, without the file's name, when it fails.
+type Checked<T> = std::result::Result<T, String>;
+
 fn invalid(file: &str, problem: String) -> Error {
     Error::InvalidParameter {
         name: "config",
@@ -335,17 +338,7 @@ impl Config {
     pub fn plan(self, source: Option<&Path>, base: &Path, out: Option<&Path>) -> Result<Plan> {
         let file = source.map_or_else(|| "config".to_string(), |p| p.display().to_string());
         let bad = |problem: String| invalid(&file, problem);
-        if self.name.is_empty()
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(bad(format!(
-                "name {:?}: use letters, digits, '-', '_' and '.'",
-                self.name
-            )));
-        }
+        self.check_name().map_err(bad)?;
         if self.data.train.is_empty() {
             return Err(bad("[data] train: no training shard".into()));
         }
@@ -363,45 +356,8 @@ impl Config {
                 return Err(bad(format!("{}: no such file", p.display())));
             }
         }
-        if self.noise.levels.is_empty() || self.noise.seeds.is_empty() {
-            return Err(bad("[noise] needs at least one level and one seed".into()));
-        }
-        for &l in &self.noise.levels {
-            crate::noise::NoiseModel::new(l, 0).map_err(|e| bad(format!("[noise] levels: {e}")))?;
-        }
-        for (i, s) in self.noise.seeds.iter().enumerate() {
-            if self.noise.seeds[..i].contains(s) {
-                return Err(bad(format!("[noise] seed {s} is listed twice")));
-            }
-        }
-        for (i, l) in self.noise.levels.iter().enumerate() {
-            if self.noise.levels[..i].contains(l) {
-                return Err(bad(format!("[noise] level {l} is listed twice")));
-            }
-        }
-        if self.data.test_spectra == TestSpectra::Stored
-            && (self.noise.levels.len() > 1 || self.noise.seeds.len() > 1)
-        {
-            return Err(bad(
-                "[data] test_spectra = \"stored\" holds one noise draw: use \"draw\" with several levels or seeds"
-                    .into(),
-            ));
-        }
-        if self.stats.partitions.is_empty() {
-            return Err(bad(
-                "[stats] partitions = []: name at least one of \"teff_mh\", \"snr\" (the global model is always fitted), or drop the key for both"
-                    .into(),
-            ));
-        }
-        let mut partitions = Vec::new();
-        for name in &self.stats.partitions {
-            let p =
-                Partition::by_name(name).map_err(|e| bad(format!("[stats] partitions: {e}")))?;
-            if partitions.iter().any(|q: &Partition| q.name == p.name) {
-                return Err(bad(format!("[stats] partition {name:?} is listed twice")));
-            }
-            partitions.push(p);
-        }
+        self.check_noise().map_err(bad)?;
+        let partitions = self.partitions().map_err(bad)?;
         if self.stats.folds == 0 {
             return Err(bad("[stats] folds must be ≥ 1".into()));
         }
@@ -409,66 +365,8 @@ impl Config {
             None => None,
             Some(s) => Some(parse_size(s).map_err(|e| bad(format!("[stats] mem_budget: {e}")))?),
         };
-        let mut alphas = match &self.ridge.alphas {
-            Alphas::Spec(s) => crate::sweep::parse_alphas(s),
-            Alphas::List(v) => crate::sweep::parse_alphas(
-                &v.iter()
-                    .map(|a| a.to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-        }
-        .map_err(|e| bad(format!("[ridge] alphas: {e}")))?;
-        let select: Select = self
-            .ridge
-            .select
-            .parse()
-            .map_err(|e: String| bad(format!("[ridge] select: {e}")))?;
-        match (select, self.ridge.alpha) {
-            (Select::Fixed, Some(a)) => crate::sweep::insert_alpha(&mut alphas, a)
-                .map_err(|e| bad(format!("[ridge] alpha: {e}")))?,
-            (Select::Fixed, None) => {
-                return Err(bad("[ridge] select = \"fixed\" needs alpha = …".into()))
-            }
-            (_, Some(_)) => {
-                return Err(bad(
-                    "[ridge] alpha is the fixed α: set select = \"fixed\" or drop it".into(),
-                ))
-            }
-            (Select::Cv, None) if self.stats.folds < 2 => {
-                return Err(bad(
-                    "[ridge] select = \"cv\" needs [stats] folds ≥ 2 (or use \"gcv\" or \"fixed\")"
-                        .into(),
-                ))
-            }
-            (Select::Cv, None) if !alphas.iter().any(|&a| a > 0.0) => {
-                return Err(bad(
-                    "[ridge] select = \"cv\" needs an α > 0 in alphas: CV is not computed at α = 0 (or use \"gcv\")"
-                        .into(),
-                ))
-            }
-            _ => {}
-        }
-        let gate_partition = if self.gate.enabled {
-            let i = partitions
-                .iter()
-                .position(|p| matches!(p.kind, PartitionKind::TeffMh { .. }))
-                .ok_or_else(|| {
-                    bad("[gate] routes by T_eff × [M/H]: add \"teff_mh\" to [stats] partitions or set enabled = false".into())
-                })?;
-            if self.gate.sample < 10 {
-                return Err(bad(format!(
-                    "[gate] sample = {}: the gate needs a reservoir of at least 10 rows",
-                    self.gate.sample
-                )));
-            }
-            if !(self.gate.c.is_finite() && self.gate.c > 0.0) {
-                return Err(bad(format!("[gate] c = {} must be > 0", self.gate.c)));
-            }
-            Some(i)
-        } else {
-            None
-        };
+        let (alphas, select) = self.alpha_grid().map_err(bad)?;
+        let gate_partition = self.gate_partition(&partitions).map_err(bad)?;
         let out = match out {
             Some(o) => o.to_path_buf(),
             None => match &self.output.dir {
@@ -488,6 +386,146 @@ impl Config {
             gate_partition,
             config: self,
         })
+    }
+
+    // The checks of `plan`, in the order it makes them: each returns the
+    // problem, which `plan` prefixes with the file's name.
+
+    /// The name becomes a directory name: it must be one path component.
+    fn check_name(&self) -> Checked<()> {
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(format!(
+                "name {:?}: use letters, digits, '-', '_' and '.'",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+
+    /// Levels and seeds: at least one of each, each valid and listed once
+    /// (a repeat would be a run overwriting another's directory), and one
+    /// run only when the test spectra are the stored draw.
+    fn check_noise(&self) -> Checked<()> {
+        if self.noise.levels.is_empty() || self.noise.seeds.is_empty() {
+            return Err("[noise] needs at least one level and one seed".into());
+        }
+        for &l in &self.noise.levels {
+            crate::noise::NoiseModel::new(l, 0).map_err(|e| format!("[noise] levels: {e}"))?;
+        }
+        for (i, s) in self.noise.seeds.iter().enumerate() {
+            if self.noise.seeds[..i].contains(s) {
+                return Err(format!("[noise] seed {s} is listed twice"));
+            }
+        }
+        for (i, l) in self.noise.levels.iter().enumerate() {
+            if self.noise.levels[..i].contains(l) {
+                return Err(format!("[noise] level {l} is listed twice"));
+            }
+        }
+        if self.data.test_spectra == TestSpectra::Stored
+            && (self.noise.levels.len() > 1 || self.noise.seeds.len() > 1)
+        {
+            return Err(
+                "[data] test_spectra = \"stored\" holds one noise draw: use \"draw\" with several levels or seeds"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// `[stats] partitions`, known and distinct, in the configured order.
+    fn partitions(&self) -> Checked<Vec<Partition>> {
+        if self.stats.partitions.is_empty() {
+            return Err(
+                "[stats] partitions = []: name at least one of \"teff_mh\", \"snr\" (the global model is always fitted), or drop the key for both"
+                    .into(),
+            );
+        }
+        let mut partitions = Vec::new();
+        for name in &self.stats.partitions {
+            let p = Partition::by_name(name).map_err(|e| format!("[stats] partitions: {e}"))?;
+            if partitions.iter().any(|q: &Partition| q.name == p.name) {
+                return Err(format!("[stats] partition {name:?} is listed twice"));
+            }
+            partitions.push(p);
+        }
+        Ok(partitions)
+    }
+
+    /// The α grid (with the fixed α inserted) and the selection rule, which
+    /// must be computable: a fixed α only with `fixed`, and CV only with
+    /// folds and an α > 0.
+    fn alpha_grid(&self) -> Checked<(Vec<f64>, Select)> {
+        let mut alphas = match &self.ridge.alphas {
+            Alphas::Spec(s) => crate::sweep::parse_alphas(s),
+            Alphas::List(v) => crate::sweep::parse_alphas(
+                &v.iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        }
+        .map_err(|e| format!("[ridge] alphas: {e}"))?;
+        let select: Select = self
+            .ridge
+            .select
+            .parse()
+            .map_err(|e: String| format!("[ridge] select: {e}"))?;
+        match (select, self.ridge.alpha) {
+            (Select::Fixed, Some(a)) => crate::sweep::insert_alpha(&mut alphas, a)
+                .map_err(|e| format!("[ridge] alpha: {e}"))?,
+            (Select::Fixed, None) => {
+                return Err("[ridge] select = \"fixed\" needs alpha = …".into())
+            }
+            (_, Some(_)) => {
+                return Err(
+                    "[ridge] alpha is the fixed α: set select = \"fixed\" or drop it".into(),
+                )
+            }
+            (Select::Cv, None) if self.stats.folds < 2 => {
+                return Err(
+                    "[ridge] select = \"cv\" needs [stats] folds ≥ 2 (or use \"gcv\" or \"fixed\")"
+                        .into(),
+                )
+            }
+            (Select::Cv, None) if !alphas.iter().any(|&a| a > 0.0) => {
+                return Err(
+                    "[ridge] select = \"cv\" needs an α > 0 in alphas: CV is not computed at α = 0 (or use \"gcv\")"
+                        .into(),
+                )
+            }
+            _ => {}
+        }
+        Ok((alphas, select))
+    }
+
+    /// The index of the T_eff × [M/H] partition the gate routes to (None
+    /// when the gate is off), and a reservoir and C it can be trained with.
+    fn gate_partition(&self, partitions: &[Partition]) -> Checked<Option<usize>> {
+        if !self.gate.enabled {
+            return Ok(None);
+        }
+        let i = partitions
+            .iter()
+            .position(|p| matches!(p.kind, PartitionKind::TeffMh { .. }))
+            .ok_or_else(|| {
+                "[gate] routes by T_eff × [M/H]: add \"teff_mh\" to [stats] partitions or set enabled = false".to_string()
+            })?;
+        if self.gate.sample < 10 {
+            return Err(format!(
+                "[gate] sample = {}: the gate needs a reservoir of at least 10 rows",
+                self.gate.sample
+            ));
+        }
+        if !(self.gate.c.is_finite() && self.gate.c > 0.0) {
+            return Err(format!("[gate] c = {} must be > 0", self.gate.c));
+        }
+        Ok(Some(i))
     }
 }
 

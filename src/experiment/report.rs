@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::results::{LevelSummary, RunResult, Stat};
+use super::results::{GateInfo, LevelSummary, PartitionResult, RunResult, Stat};
+use super::score::GateTable;
 use super::{write_file, Experiment};
-use crate::partition::PartitionKind;
+use crate::partition::{Partition, PartitionKind};
 use crate::report_figures::{bars, grouped_bars, heatmap, scatter_pred_true};
 use crate::Result;
 
@@ -422,10 +423,42 @@ pub fn summary_text(exp: &Experiment) -> String {
     s
 }
 
+/// `report.md`: the setup, each level's tables and findings, the noise
+/// levels compared, the gate, the runs, the time, the figures and the files.
 fn markdown(exp: &Experiment, figures: &[PathBuf]) -> String {
-    let cfg = &exp.plan.config;
     let first = &exp.runs[0];
     let mut s = String::new();
+    setup(&mut s, exp);
+    for lvl in &exp.summary {
+        level(&mut s, exp, lvl);
+    }
+    if exp.summary.len() > 1 {
+        noise_table(&mut s, exp);
+        noise_verdicts(&mut s, exp);
+    }
+    if let Some(g) = &first.gate {
+        gate(&mut s, exp, g);
+    }
+    if exp.runs.len() > 1 {
+        runs_table(&mut s, exp);
+    }
+    time_table(&mut s, exp);
+    if !figures.is_empty() {
+        figure_list(&mut s, first, figures);
+    }
+    let _ = writeln!(
+        s,
+        "\nFiles: `results.json` (every number; schema {SCHEMA}), `per_bin.csv`, `predictions.csv` (the first run's test rows), `models.h5` (the first run's experts, for `gramstream predict`), `runs/*/sweep.csv` (every α of every bin)."
+    );
+    s
+}
+
+/// The title, the description, where the numbers came from, and the
+/// `## Setup` table of data, runs, partitions, α grid and gate (the first
+/// run's: every run reads the same shards).
+fn setup(s: &mut String, exp: &Experiment) {
+    let cfg = &exp.plan.config;
+    let first = &exp.runs[0];
     let _ = writeln!(s, "# {}\n", cfg.name);
     if !cfg.description.is_empty() {
         let _ = writeln!(s, "{}\n", cfg.description.trim());
@@ -494,193 +527,226 @@ fn markdown(exp: &Experiment, figures: &[PathBuf]) -> String {
             g.train_rows
         );
     }
-    for lvl in &exp.summary {
-        let seeds = lvl.seeds.len();
-        let _ = writeln!(
-            s,
-            "\n## Results at noise {}{}\n",
-            lvl.noise,
-            if seeds > 1 {
-                format!(" — mean ± std over seeds {:?}", lvl.seeds)
-            } else {
-                format!(" — seed {}", lvl.seeds[0])
-            }
-        );
-        s.push_str(&model_table(exp, lvl));
-        let m = |k: &str| lvl.metrics.get(k);
-        for p in &exp.plan.partitions {
-            let n = &p.name;
-            let gate = m(&format!("moe.{n}.soft_gate.r2")).is_some();
-            let _ = writeln!(s, "\n### Per bin: {n}\n");
-            let _ = write!(s, "| bin | name | α | n_train | n_test | R² oracle | R² global | ΔR² | MAE | MAE global |");
-            if gate {
-                let _ = write!(s, " R² soft | R² hard | routed to own bin |");
-            }
-            let _ = writeln!(s);
-            let _ = writeln!(
-                s,
-                "|---|---|---|---|---|---|---|---|---|---|{}",
-                if gate { "---|---|---|" } else { "" }
-            );
-            for (b, name) in p.bin_names.iter().enumerate() {
-                let k = |f: &str| m(&format!("moe.{n}.bins.{b}.{f}"));
-                let _ = write!(
-                    s,
-                    "| {b} | {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                    alpha_cell(k("alpha")),
-                    pm(k("n_train"), 0, false),
-                    pm(k("n_test"), 0, false),
-                    pm(k("r2"), 4, false),
-                    pm(k("r2_global"), 4, false),
-                    pm(k("delta_r2"), 4, true),
-                    pm(k("mae"), 3, false),
-                    pm(k("mae_global"), 3, false),
-                );
-                if gate {
-                    let _ = write!(
-                        s,
-                        " {} | {} | {} |",
-                        pm(k("r2_soft"), 4, false),
-                        pm(k("r2_hard"), 4, false),
-                        pm(k("routing_accuracy"), 3, false)
-                    );
-                }
-                let _ = writeln!(s);
-            }
+}
+
+/// `## Results at noise …`: the model table, one per-bin table per
+/// partition, and the reference reports' findings checked on this level.
+fn level(s: &mut String, exp: &Experiment, lvl: &LevelSummary) {
+    let seeds = lvl.seeds.len();
+    let _ = writeln!(
+        s,
+        "\n## Results at noise {}{}\n",
+        lvl.noise,
+        if seeds > 1 {
+            format!(" — mean ± std over seeds {:?}", lvl.seeds)
+        } else {
+            format!(" — seed {}", lvl.seeds[0])
         }
-        let _ = writeln!(s, "\n### What the reference reports found, checked here\n");
-        for line in findings(exp, lvl) {
-            let _ = writeln!(s, "- {line}");
-        }
+    );
+    s.push_str(&model_table(exp, lvl));
+    for p in &exp.plan.partitions {
+        per_bin_table(s, p, lvl);
     }
-    if exp.summary.len() > 1 {
-        let _ = writeln!(s, "\n## Noise levels compared\n");
-        let _ = write!(s, "| noise | global R² |");
-        for p in &exp.plan.partitions {
-            let _ = write!(s, " oracle R² {0} | ΔR² {0} |", p.name);
+    let _ = writeln!(s, "\n### What the reference reports found, checked here\n");
+    for line in findings(exp, lvl) {
+        let _ = writeln!(s, "- {line}");
+    }
+}
+
+/// `### Per bin: …` of one partition at one level; the gate's three columns
+/// only where this partition has a gate.
+fn per_bin_table(s: &mut String, p: &Partition, lvl: &LevelSummary) {
+    let m = |k: &str| lvl.metrics.get(k);
+    let n = &p.name;
+    let gate = m(&format!("moe.{n}.soft_gate.r2")).is_some();
+    let _ = writeln!(s, "\n### Per bin: {n}\n");
+    let _ = write!(
+        s,
+        "| bin | name | α | n_train | n_test | R² oracle | R² global | ΔR² | MAE | MAE global |"
+    );
+    if gate {
+        let _ = write!(s, " R² soft | R² hard | routed to own bin |");
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "|---|---|---|---|---|---|---|---|---|---|{}",
+        if gate { "---|---|---|" } else { "" }
+    );
+    for (b, name) in p.bin_names.iter().enumerate() {
+        let k = |f: &str| m(&format!("moe.{n}.bins.{b}.{f}"));
+        let _ = write!(
+            s,
+            "| {b} | {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            alpha_cell(k("alpha")),
+            pm(k("n_train"), 0, false),
+            pm(k("n_test"), 0, false),
+            pm(k("r2"), 4, false),
+            pm(k("r2_global"), 4, false),
+            pm(k("delta_r2"), 4, true),
+            pm(k("mae"), 3, false),
+            pm(k("mae_global"), 3, false),
+        );
+        if gate {
+            let _ = write!(
+                s,
+                " {} | {} | {} |",
+                pm(k("r2_soft"), 4, false),
+                pm(k("r2_hard"), 4, false),
+                pm(k("routing_accuracy"), 3, false)
+            );
         }
         let _ = writeln!(s);
-        let _ = writeln!(
-            s,
-            "|---|---|{}",
-            "---|---|".repeat(exp.plan.partitions.len())
-        );
-        for lvl in &exp.summary {
-            let m = |k: &str| lvl.metrics.get(k);
-            let _ = write!(s, "| {} | {} |", lvl.noise, pm(m("global.r2"), 4, false));
-            for p in &exp.plan.partitions {
-                let _ = write!(
-                    s,
-                    " {} | {} |",
-                    pm(m(&format!("moe.{}.oracle.r2", p.name)), 4, false),
-                    pm(m(&format!("moe.{}.oracle.delta_r2", p.name)), 4, true)
-                );
-            }
-            let _ = writeln!(s);
-        }
-        let d = |l: &LevelSummary, p: &str| {
-            l.metrics
-                .get(&format!("moe.{p}.oracle.delta_r2"))
-                .map_or(f64::NAN, |s| s.mean)
-        };
-        let (lo, hi) = (
-            exp.summary
-                .iter()
-                .min_by(|a, b| a.noise.total_cmp(&b.noise))
-                .unwrap(),
-            exp.summary
-                .iter()
-                .max_by(|a, b| a.noise.total_cmp(&b.noise))
-                .unwrap(),
-        );
+    }
+}
+
+/// `## Noise levels compared`: global and oracle R² and ΔR² of every
+/// partition, one row per level (with more than one level).
+fn noise_table(s: &mut String, exp: &Experiment) {
+    let _ = writeln!(s, "\n## Noise levels compared\n");
+    let _ = write!(s, "| noise | global R² |");
+    for p in &exp.plan.partitions {
+        let _ = write!(s, " oracle R² {0} | ΔR² {0} |", p.name);
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "|---|---|{}",
+        "---|---|".repeat(exp.plan.partitions.len())
+    );
+    for lvl in &exp.summary {
+        let m = |k: &str| lvl.metrics.get(k);
+        let _ = write!(s, "| {} | {} |", lvl.noise, pm(m("global.r2"), 4, false));
         for p in &exp.plan.partitions {
-            let (dh, dl) = (d(hi, &p.name), d(lo, &p.name));
-            let verdict = if dl > 0.0 && dh > dl {
-                format!(
-                    "ΔR² at noise {} is {:.2}× that at noise {} (the reports: 3.3× from 0.2 to 1 on teff_mh). **Holds in direction**{}",
-                    hi.noise,
-                    dh / dl,
-                    lo.noise,
-                    if dh / dl < 2.5 { ", weaker than in the reports" } else { "" }
-                )
-            } else {
-                format!(
-                    "ΔR² {} at noise {} against {} at noise {} (the reports: +0.16 against +0.05 on teff_mh). **{}**",
-                    fs(dh, 4),
-                    hi.noise,
-                    fs(dl, 4),
-                    lo.noise,
-                    if dh > dl { "Larger at the higher noise" } else { "Does not hold" }
-                )
-            };
-            let _ = writeln!(
+            let _ = write!(
                 s,
-                "\n**Noise amplifies the structure bonus ({}):** {verdict}.",
-                p.name
+                " {} | {} |",
+                pm(m(&format!("moe.{}.oracle.r2", p.name)), 4, false),
+                pm(m(&format!("moe.{}.oracle.delta_r2", p.name)), 4, true)
             );
         }
+        let _ = writeln!(s);
     }
-    if let Some(g) = &first.gate {
+}
+
+/// Whether noise amplifies each partition's structure bonus: the mean
+/// oracle ΔR² at the highest level against the lowest, by the reports'
+/// measure (their 3.3× from noise 0.2 to 1).
+fn noise_verdicts(s: &mut String, exp: &Experiment) {
+    let d = |l: &LevelSummary, p: &str| {
+        l.metrics
+            .get(&format!("moe.{p}.oracle.delta_r2"))
+            .map_or(f64::NAN, |s| s.mean)
+    };
+    let (lo, hi) = (
+        exp.summary
+            .iter()
+            .min_by(|a, b| a.noise.total_cmp(&b.noise))
+            .unwrap(),
+        exp.summary
+            .iter()
+            .max_by(|a, b| a.noise.total_cmp(&b.noise))
+            .unwrap(),
+    );
+    for p in &exp.plan.partitions {
+        let (dh, dl) = (d(hi, &p.name), d(lo, &p.name));
+        let verdict = if dl > 0.0 && dh > dl {
+            format!(
+                "ΔR² at noise {} is {:.2}× that at noise {} (the reports: 3.3× from 0.2 to 1 on teff_mh). **Holds in direction**{}",
+                hi.noise,
+                dh / dl,
+                lo.noise,
+                if dh / dl < 2.5 { ", weaker than in the reports" } else { "" }
+            )
+        } else {
+            format!(
+                "ΔR² {} at noise {} against {} at noise {} (the reports: +0.16 against +0.05 on teff_mh). **{}**",
+                fs(dh, 4),
+                hi.noise,
+                fs(dl, 4),
+                lo.noise,
+                if dh > dl { "Larger at the higher noise" } else { "Does not hold" }
+            )
+        };
         let _ = writeln!(
             s,
-            "\n## Gate (noise {}, seed {})\n\nTrained on {} reservoir rows ({} outside every bin left out): training accuracy {:.1} %, {} Newton iterations, {:.1} s. On the test rows inside a bin, routing accuracy {:.1} %.\n\nConfusion matrix (rows: true bin; columns: routed bin; test rows):\n",
-            first.data.noise,
-            first.data.seed,
-            g.train_rows,
-            g.train_unbinned,
-            100.0 * g.train_accuracy,
-            g.iterations,
-            g.seconds,
-            100.0 * g.routing_accuracy
+            "\n**Noise amplifies the structure bonus ({}):** {verdict}.",
+            p.name
         );
-        let names = &exp.plan.partitions[exp.plan.gate_partition.unwrap_or(0)].bin_names;
-        let _ = writeln!(s, "| true \\ routed | {} |", names.join(" | "));
-        let _ = writeln!(s, "|---|{}", "---|".repeat(names.len()));
-        for (i, row) in g.confusion.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "| {} | {} |",
-                names[i],
-                row.iter()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            );
-        }
     }
-    if exp.runs.len() > 1 {
+}
+
+/// `## Gate`: how the first run's gate was trained, and its confusion
+/// matrix on the test rows, labelled with its partition's bin names.
+fn gate(s: &mut String, exp: &Experiment, g: &GateInfo) {
+    let first = &exp.runs[0];
+    let _ = writeln!(
+        s,
+        "\n## Gate (noise {}, seed {})\n\nTrained on {} reservoir rows ({} outside every bin left out): training accuracy {:.1} %, {} Newton iterations, {:.1} s. On the test rows inside a bin, routing accuracy {:.1} %.\n\nConfusion matrix (rows: true bin; columns: routed bin; test rows):\n",
+        first.data.noise,
+        first.data.seed,
+        g.train_rows,
+        g.train_unbinned,
+        100.0 * g.train_accuracy,
+        g.iterations,
+        g.seconds,
+        100.0 * g.routing_accuracy
+    );
+    let names = &exp.plan.partitions[exp.plan.gate_partition.unwrap_or(0)].bin_names;
+    let _ = writeln!(s, "| true \\ routed | {} |", names.join(" | "));
+    let _ = writeln!(s, "|---|{}", "---|".repeat(names.len()));
+    for (i, row) in g.confusion.iter().enumerate() {
         let _ = writeln!(
             s,
-            "\n## Runs\n\n| noise | seed | global R² | {} | seconds |",
-            exp.plan
-                .partitions
-                .iter()
-                .map(|p| format!("oracle R² {}", p.name))
+            "| {} | {} |",
+            names[i],
+            row.iter()
+                .map(|c| c.to_string())
                 .collect::<Vec<_>>()
                 .join(" | ")
         );
+    }
+}
+
+/// `## Runs`: global and oracle R² and seconds of every run (with more
+/// than one run).
+fn runs_table(s: &mut String, exp: &Experiment) {
+    let _ = writeln!(
+        s,
+        "\n## Runs\n\n| noise | seed | global R² | {} | seconds |",
+        exp.plan
+            .partitions
+            .iter()
+            .map(|p| format!("oracle R² {}", p.name))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let _ = writeln!(
+        s,
+        "|---|---|---|{}---|",
+        "---|".repeat(exp.plan.partitions.len())
+    );
+    for r in &exp.runs {
         let _ = writeln!(
             s,
-            "|---|---|---|{}---|",
-            "---|".repeat(exp.plan.partitions.len())
+            "| {} | {} | {} | {} | {:.1} |",
+            r.data.noise,
+            r.data.seed,
+            f(r.global.r2, 4),
+            exp.plan
+                .partitions
+                .iter()
+                .map(|p| r.moe.get(&p.name).map_or("—".into(), |x| f(x.oracle.r2, 4)))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            r.timing_s.total
         );
-        for r in &exp.runs {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {:.1} |",
-                r.data.noise,
-                r.data.seed,
-                f(r.global.r2, 4),
-                exp.plan
-                    .partitions
-                    .iter()
-                    .map(|p| r.moe.get(&p.name).map_or("—".into(), |x| f(x.oracle.r2, 4)))
-                    .collect::<Vec<_>>()
-                    .join(" | "),
-                r.timing_s.total
-            );
-        }
     }
+}
+
+/// `## Time`: the first run's stages and the whole experiment, in seconds.
+fn time_table(s: &mut String, exp: &Experiment) {
+    let first = &exp.runs[0];
     let _ = writeln!(
         s,
         "\n## Time (first run)\n\n| accumulate | solve | gate | evaluate | run total | experiment total |\n|---|---|---|---|---|---|\n| {:.1} s | {:.1} s | {:.1} s | {:.1} s | {:.1} s | {:.1} s |",
@@ -691,59 +757,127 @@ fn markdown(exp: &Experiment, figures: &[PathBuf]) -> String {
         first.timing_s.total,
         exp.total_s
     );
-    if !figures.is_empty() {
-        let _ = writeln!(
-            s,
-            "\n## Figures (noise {}, seed {})\n",
-            first.data.noise, first.data.seed
-        );
-        for p in figures {
-            let name = p
-                .file_stem()
-                .map_or(String::new(), |n| n.to_string_lossy().into_owned());
-            let _ = writeln!(s, "### {name}\n\n![{name}]({})\n", p.display());
-        }
-    }
+}
+
+/// `## Figures`: each plot under a heading of its file stem, linked by its
+/// path relative to `report.md`.
+fn figure_list(s: &mut String, first: &RunResult, figures: &[PathBuf]) {
     let _ = writeln!(
         s,
-        "\nFiles: `results.json` (every number; schema {SCHEMA}), `per_bin.csv`, `predictions.csv` (the first run's test rows), `models.h5` (the first run's experts, for `gramstream predict`), `runs/*/sweep.csv` (every α of every bin)."
+        "\n## Figures (noise {}, seed {})\n",
+        first.data.noise, first.data.seed
     );
-    s
+    for p in figures {
+        let name = p
+            .file_stem()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        let _ = writeln!(s, "### {name}\n\n![{name}]({})\n", p.display());
+    }
 }
 
 /// Draws the figures of the first run of each level; returns their paths.
 pub fn write_plots(exp: &Experiment, dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
     let first = &exp.runs[0];
-    let art = &exp.artifacts[0];
-    let t = &art.table;
-    let tag = format!("noise {}, seed {}", first.data.noise, first.data.seed);
-    // Model comparison.
-    let mut names = vec!["global".to_string()];
-    let mut r2 = vec![first.global.r2];
-    for p in &exp.plan.partitions {
-        let pr = &first.moe[&p.name];
-        names.push(format!("oracle {}", p.name));
-        r2.push(pr.oracle.r2);
-        if let (Some(s), Some(h)) = (&pr.soft_gate, &pr.hard_gate) {
-            names.push(format!("soft gate {}", p.name));
-            r2.push(s.r2);
-            names.push(format!("hard gate {}", p.name));
-            r2.push(h.r2);
+    let mut plots = Plots {
+        exp,
+        dir,
+        tag: format!("noise {}, seed {}", first.data.noise, first.data.seed),
+        out: Vec::new(),
+    };
+    plots.model_r2()?;
+    for (pi, p) in exp.plan.partitions.iter().enumerate() {
+        plots.partition(pi, p)?;
+    }
+    // α paths (every bin's training, GCV, CV and test R² against α).
+    plots.out.extend(crate::sweep::report::write_plots(
+        &exp.artifacts[0].sweep,
+        dir,
+    )?);
+    // Noise levels: per-bin ΔR² at each level.
+    if exp.summary.len() > 1 {
+        for p in &exp.plan.partitions {
+            plots.noise_delta_r2(p)?;
         }
     }
-    let path = dir.join("model_r2.png");
-    bars(
-        &path,
-        &format!("Test R² by model ({tag})"),
-        &names,
-        &r2,
-        "R² (test)",
-    )?;
-    out.push(path);
-    for (pi, p) in exp.plan.partitions.iter().enumerate() {
-        let pr = &first.moe[&p.name];
-        let bins: Vec<String> = p.bin_names.clone();
+    Ok(plots.out)
+}
+
+/// The figures of [`write_plots`] as they are drawn: each method draws one
+/// figure (or one partition's) of the first run into `dir` and appends its
+/// path to `out`, whose order is the order of the report's figure list.
+struct Plots<'a> {
+    exp: &'a Experiment,
+    dir: &'a Path,
+    /// `noise …, seed …` of the first run, for the titles.
+    tag: String,
+    out: Vec<PathBuf>,
+}
+
+impl<'a> Plots<'a> {
+    /// The first run's scores of partition `p`.
+    fn scores(&self, p: &Partition) -> &'a PartitionResult {
+        &self.exp.runs[0].moe[&p.name]
+    }
+
+    /// `model_r2.png`: test R² of the global model, then of each
+    /// partition's oracle and (where trained) soft and hard gate.
+    fn model_r2(&mut self) -> Result<()> {
+        let first = &self.exp.runs[0];
+        let mut names = vec!["global".to_string()];
+        let mut r2 = vec![first.global.r2];
+        for p in &self.exp.plan.partitions {
+            let pr = &first.moe[&p.name];
+            names.push(format!("oracle {}", p.name));
+            r2.push(pr.oracle.r2);
+            if let (Some(s), Some(h)) = (&pr.soft_gate, &pr.hard_gate) {
+                names.push(format!("soft gate {}", p.name));
+                r2.push(s.r2);
+                names.push(format!("hard gate {}", p.name));
+                r2.push(h.r2);
+            }
+        }
+        let path = self.dir.join("model_r2.png");
+        bars(
+            &path,
+            &format!("Test R² by model ({})", self.tag),
+            &names,
+            &r2,
+            "R² (test)",
+        )?;
+        self.out.push(path);
+        Ok(())
+    }
+
+    /// The figures of partition `pi`: per-bin R², ΔR², predicted vs true,
+    /// training rows per bin, and the gate's three if it routes to `p`.
+    fn partition(&mut self, pi: usize, p: &Partition) -> Result<()> {
+        let exp = self.exp;
+        let t = &exp.artifacts[0].table;
+        self.per_bin_r2(p)?;
+        self.delta_r2(p)?;
+        // Colour by true bin; rows outside every bin are a last group.
+        let k = p.bins();
+        let group: Vec<usize> = t.bins[pi].iter().map(|b| b.unwrap_or(k)).collect();
+        let mut gnames = p.bin_names.clone();
+        if group.contains(&k) {
+            gnames.push("outside bins (global)".into());
+        }
+        self.pred_vs_true(pi, p, &group, &gnames)?;
+        self.samples_per_bin(p)?;
+        if let (Some(gt), Some(g)) = (
+            t.gate.as_ref().filter(|g| g.partition == pi),
+            &exp.runs[0].gate,
+        ) {
+            self.gate(p, g)?;
+            self.soft_gate_pred_vs_true(p, gt, &group, &gnames)?;
+        }
+        Ok(())
+    }
+
+    /// `perbin_r2_<p>.png`: the oracle expert, the global model and (with a
+    /// gate) the soft gate on each bin's test rows.
+    fn per_bin_r2(&mut self, p: &Partition) -> Result<()> {
+        let pr = self.scores(p);
         let mut series = vec![
             (
                 "oracle expert".to_string(),
@@ -763,154 +897,207 @@ pub fn write_plots(exp: &Experiment, dir: &Path) -> Result<Vec<PathBuf>> {
                     .collect(),
             ));
         }
-        let path = dir.join(format!("perbin_r2_{}.png", p.name));
+        let path = self.dir.join(format!("perbin_r2_{}.png", p.name));
         grouped_bars(
             &path,
-            &format!("Per-bin test R², {} ({tag})", p.name),
-            &bins,
+            &format!("Per-bin test R², {} ({})", p.name, self.tag),
+            &p.bin_names,
             &series,
             "R² (test rows of the bin)",
         )?;
-        out.push(path);
-        let delta: Vec<f64> = pr.bins.iter().map(|b| b.delta_r2).collect();
-        match grid_of(&p.kind, &p.bin_names) {
+        self.out.push(path);
+        Ok(())
+    }
+
+    /// Each bin's ΔR²: a T_eff × [M/H] heatmap (`delta_r2_heatmap_<p>.png`)
+    /// for a grid partition, bars (`delta_r2_<p>.png`) for any other.
+    fn delta_r2(&mut self, p: &Partition) -> Result<()> {
+        let delta: Vec<f64> = self.scores(p).bins.iter().map(|b| b.delta_r2).collect();
+        let path = match grid_of(&p.kind, &p.bin_names) {
             Some((nt, nm, rows, cols)) => {
                 let grid: Vec<Vec<f64>> = (0..nt)
                     .map(|i| (0..nm).map(|j| delta[i * nm + j]).collect())
                     .collect();
-                let path = dir.join(format!("delta_r2_heatmap_{}.png", p.name));
+                let path = self.dir.join(format!("delta_r2_heatmap_{}.png", p.name));
                 heatmap(
                     &path,
-                    &format!("ΔR² = R²(oracle expert) − R²(global) per bin ({tag})"),
+                    &format!(
+                        "ΔR² = R²(oracle expert) − R²(global) per bin ({})",
+                        self.tag
+                    ),
                     &rows,
                     &cols,
                     &grid,
                     &|v| format!("{v:+.3}"),
                     true,
                 )?;
-                out.push(path);
+                path
             }
             None => {
-                let path = dir.join(format!("delta_r2_{}.png", p.name));
+                let path = self.dir.join(format!("delta_r2_{}.png", p.name));
                 bars(
                     &path,
-                    &format!("ΔR² = R²(oracle expert) − R²(global), {} ({tag})", p.name),
-                    &bins,
+                    &format!(
+                        "ΔR² = R²(oracle expert) − R²(global), {} ({})",
+                        p.name, self.tag
+                    ),
+                    &p.bin_names,
                     &delta,
                     "ΔR²",
                 )?;
-                out.push(path);
+                path
             }
-        }
-        // Predicted vs true, oracle routing, coloured by true bin.
-        let k = p.bins();
-        let group: Vec<usize> = t.bins[pi].iter().map(|b| b.unwrap_or(k)).collect();
-        let mut gnames = bins.clone();
-        if group.contains(&k) {
-            gnames.push("outside bins (global)".into());
-        }
-        let path = dir.join(format!("pred_vs_true_{}.png", p.name));
+        };
+        self.out.push(path);
+        Ok(())
+    }
+
+    /// `pred_vs_true_<p>.png`: oracle routing's predictions against the
+    /// true log g, coloured by `group` (the true bin) named by `gnames`.
+    fn pred_vs_true(
+        &mut self,
+        pi: usize,
+        p: &Partition,
+        group: &[usize],
+        gnames: &[String],
+    ) -> Result<()> {
+        let t = &self.exp.artifacts[0].table;
+        let path = self.dir.join(format!("pred_vs_true_{}.png", p.name));
         scatter_pred_true(
             &path,
-            &format!("Oracle MoE {}: predicted vs true log g ({tag})", p.name),
+            &format!(
+                "Oracle MoE {}: predicted vs true log g ({})",
+                p.name, self.tag
+            ),
             &t.y,
             &t.oracle[pi],
-            &group,
-            &gnames,
+            group,
+            gnames,
         )?;
-        out.push(path);
-        let path = dir.join(format!("samples_per_bin_{}.png", p.name));
+        self.out.push(path);
+        Ok(())
+    }
+
+    /// `samples_per_bin_<p>.png`: each bin's training rows.
+    fn samples_per_bin(&mut self, p: &Partition) -> Result<()> {
+        let path = self.dir.join(format!("samples_per_bin_{}.png", p.name));
         bars(
             &path,
-            &format!("Training rows per bin, {} ({tag})", p.name),
-            &bins,
-            &pr.bins.iter().map(|b| b.n_train as f64).collect::<Vec<_>>(),
+            &format!("Training rows per bin, {} ({})", p.name, self.tag),
+            &p.bin_names,
+            &self
+                .scores(p)
+                .bins
+                .iter()
+                .map(|b| b.n_train as f64)
+                .collect::<Vec<_>>(),
             "training rows",
         )?;
-        out.push(path);
-        if let (Some(gt), Some(g)) = (t.gate.as_ref().filter(|g| g.partition == pi), &first.gate) {
-            let frac: Vec<Vec<f64>> = g
-                .confusion
-                .iter()
-                .map(|row| {
-                    let n: u64 = row.iter().sum();
-                    row.iter()
-                        .map(|&c| if n > 0 { c as f64 / n as f64 } else { f64::NAN })
-                        .collect()
-                })
-                .collect();
-            let path = dir.join("gate_confusion.png");
-            heatmap(
-                &path,
-                &format!(
-                    "Gate routing: true bin → argmax bin, fraction of row (accuracy {:.1} %)",
-                    100.0 * g.routing_accuracy
-                ),
-                &bins,
-                &bins,
-                &frac,
-                &|v| format!("{v:.2}"),
-                false,
-            )?;
-            out.push(path);
-            let path = dir.join("gate_probabilities.png");
-            heatmap(
-                &path,
-                "Mean gate probability: true bin (rows) × expert (columns)",
-                &bins,
-                &bins,
-                &g.mean_probabilities,
-                &|v| format!("{v:.2}"),
-                false,
-            )?;
-            out.push(path);
-            let path = dir.join("pred_vs_true_soft_gate.png");
-            let mut soft_names = gnames.clone();
-            if let Some(n) = soft_names.get_mut(k) {
-                *n = "outside bins".into();
-            }
-            scatter_pred_true(
-                &path,
-                &format!("Soft-gate MoE: predicted vs true log g, coloured by true bin ({tag})"),
-                &t.y,
-                &gt.soft,
-                &group,
-                &soft_names,
-            )?;
-            out.push(path);
-        }
+        self.out.push(path);
+        Ok(())
     }
-    // α paths (every bin's training, GCV, CV and test R² against α).
-    out.extend(crate::sweep::report::write_plots(&art.sweep, dir)?);
-    // Noise levels: per-bin ΔR² at each level.
-    if exp.summary.len() > 1 {
-        for p in &exp.plan.partitions {
-            let series: Vec<(String, Vec<f64>)> = exp
-                .summary
-                .iter()
-                .map(|l| {
-                    (
-                        format!("noise {}", l.noise),
-                        (0..p.bins())
-                            .map(|b| {
-                                l.metrics
-                                    .get(&format!("moe.{}.bins.{b}.delta_r2", p.name))
-                                    .map_or(f64::NAN, |s| s.mean)
-                            })
-                            .collect(),
-                    )
-                })
-                .collect();
-            let path = dir.join(format!("noise_delta_r2_{}.png", p.name));
-            grouped_bars(
-                &path,
-                &format!("Structure bonus per bin and noise level, {}", p.name),
-                &p.bin_names,
-                &series,
-                "ΔR² (oracle − global)",
-            )?;
-            out.push(path);
-        }
+
+    /// `gate_confusion.png` (each true bin's test rows as fractions of the
+    /// row, so bins of any size compare) and `gate_probabilities.png`.
+    fn gate(&mut self, p: &Partition, g: &GateInfo) -> Result<()> {
+        let frac: Vec<Vec<f64>> = g
+            .confusion
+            .iter()
+            .map(|row| {
+                let n: u64 = row.iter().sum();
+                row.iter()
+                    .map(|&c| if n > 0 { c as f64 / n as f64 } else { f64::NAN })
+                    .collect()
+            })
+            .collect();
+        let path = self.dir.join("gate_confusion.png");
+        heatmap(
+            &path,
+            &format!(
+                "Gate routing: true bin → argmax bin, fraction of row (accuracy {:.1} %)",
+                100.0 * g.routing_accuracy
+            ),
+            &p.bin_names,
+            &p.bin_names,
+            &frac,
+            &|v| format!("{v:.2}"),
+            false,
+        )?;
+        self.out.push(path);
+        let path = self.dir.join("gate_probabilities.png");
+        heatmap(
+            &path,
+            "Mean gate probability: true bin (rows) × expert (columns)",
+            &p.bin_names,
+            &p.bin_names,
+            &g.mean_probabilities,
+            &|v| format!("{v:.2}"),
+            false,
+        )?;
+        self.out.push(path);
+        Ok(())
     }
-    Ok(out)
+
+    /// `pred_vs_true_soft_gate.png`: as [`Plots::pred_vs_true`] for the
+    /// soft gate's mixture; rows outside every bin are named without
+    /// "(global)", since the gate routes them too.
+    fn soft_gate_pred_vs_true(
+        &mut self,
+        p: &Partition,
+        gt: &GateTable,
+        group: &[usize],
+        gnames: &[String],
+    ) -> Result<()> {
+        let t = &self.exp.artifacts[0].table;
+        let path = self.dir.join("pred_vs_true_soft_gate.png");
+        let mut soft_names = gnames.to_vec();
+        if let Some(n) = soft_names.get_mut(p.bins()) {
+            *n = "outside bins".into();
+        }
+        scatter_pred_true(
+            &path,
+            &format!(
+                "Soft-gate MoE: predicted vs true log g, coloured by true bin ({})",
+                self.tag
+            ),
+            &t.y,
+            &gt.soft,
+            group,
+            &soft_names,
+        )?;
+        self.out.push(path);
+        Ok(())
+    }
+
+    /// `noise_delta_r2_<p>.png`: each bin's mean ΔR² over seeds, one series
+    /// per noise level.
+    fn noise_delta_r2(&mut self, p: &Partition) -> Result<()> {
+        let series: Vec<(String, Vec<f64>)> = self
+            .exp
+            .summary
+            .iter()
+            .map(|l| {
+                (
+                    format!("noise {}", l.noise),
+                    (0..p.bins())
+                        .map(|b| {
+                            l.metrics
+                                .get(&format!("moe.{}.bins.{b}.delta_r2", p.name))
+                                .map_or(f64::NAN, |s| s.mean)
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        let path = self.dir.join(format!("noise_delta_r2_{}.png", p.name));
+        grouped_bars(
+            &path,
+            &format!("Structure bonus per bin and noise level, {}", p.name),
+            &p.bin_names,
+            &series,
+            "ΔR² (oracle − global)",
+        )?;
+        self.out.push(path);
+        Ok(())
+    }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::score::TestTable;
+use super::score::{GateTable, TestTable};
 use crate::eval::Scores;
 use crate::sweep::Sweep;
 
@@ -261,11 +261,26 @@ pub fn measure(
     BTreeMap<String, PartitionResult>,
     Option<GateEval>,
 ) {
-    let all = 0..table.len();
-    let y = &table.y;
-    let g = score_rows(all.clone(), y, &table.global);
+    let g = score_rows(0..table.len(), &table.y, &table.global);
+    let global = global_score(sweep, g);
+    let mut moe = BTreeMap::new();
+    let mut gate_out = None;
+    for (pi, name) in partition_names.iter().enumerate() {
+        let view = PartitionView::new(table, pi, name);
+        let (result, gate_eval) = view.result(sweep, &bin_names[pi], g);
+        if let Some(e) = gate_eval {
+            gate_out = Some(e);
+        }
+        moe.insert(name.clone(), result);
+    }
+    (global, moe, gate_out)
+}
+
+/// The global model: its test score `g` and, from the sweep's first group
+/// (the global one), its α, how it was chosen and its training rows.
+fn global_score(sweep: &Sweep, g: Score) -> GlobalScore {
     let gsel = sweep.groups[0].selected_point();
-    let global = GlobalScore {
+    GlobalScore {
         alpha: gsel.map_or(f64::NAN, |p| p.alpha),
         selected_by: sweep.groups[0]
             .selected_by
@@ -275,110 +290,155 @@ pub fn measure(
         r2: g.r2,
         mae: g.mae,
         rmse: g.rmse,
-    };
-    let mut moe = BTreeMap::new();
-    let mut gate_out = None;
-    for (pi, name) in partition_names.iter().enumerate() {
-        let bins = &table.bins[pi];
-        let o = score_rows(all.clone(), y, &table.oracle[pi]);
-        let outside = bins.iter().filter(|b| b.is_none()).count() as u64;
-        let with_expert = bins
+    }
+}
+
+/// The test table as one partition sees it: its position `pi` in the
+/// models, its name in the sweep, each row's true bin, and the gate's
+/// columns when the gate routes to this partition.
+struct PartitionView<'a> {
+    table: &'a TestTable,
+    pi: usize,
+    name: &'a str,
+    bins: &'a [Option<usize>],
+    gate: Option<&'a GateTable>,
+}
+
+impl<'a> PartitionView<'a> {
+    /// Partition `pi` of `table`, named `name`.
+    fn new(table: &'a TestTable, pi: usize, name: &'a str) -> Self {
+        PartitionView {
+            table,
+            pi,
+            name,
+            bins: &table.bins[pi],
+            gate: table.gate.as_ref().filter(|gt| gt.partition == pi),
+        }
+    }
+
+    /// Oracle routing, the gate's two routings and every bin, scored
+    /// against the global model's score `g`; with the gate, also its
+    /// [`GateEval`].
+    fn result(
+        &self,
+        sweep: &Sweep,
+        bin_names: &[String],
+        g: Score,
+    ) -> (PartitionResult, Option<GateEval>) {
+        let table = self.table;
+        let o = score_rows(0..table.len(), &table.y, &table.oracle[self.pi]);
+        let outside = self.bins.iter().filter(|b| b.is_none()).count() as u64;
+        let with_expert = self
+            .bins
             .iter()
-            .zip(table.oracle[pi].iter().zip(&table.global))
+            .zip(table.oracle[self.pi].iter().zip(&table.global))
             .filter(|(b, _)| b.is_some())
             .count();
-        let gate = table.gate.as_ref().filter(|gt| gt.partition == pi);
-        let (soft, hard) = match gate {
-            None => (None, None),
+        let (soft, hard, gate_eval) = match self.gate {
+            None => (None, None, None),
             Some(gt) => {
-                let binned: Vec<usize> = (0..table.len()).filter(|&i| bins[i].is_some()).collect();
-                let correct = binned
-                    .iter()
-                    .filter(|&&i| bins[i] == Some(gt.routed[i]))
-                    .count();
-                let acc = correct as f64 / binned.len().max(1) as f64;
-                let mk = |pred: &[f64]| {
-                    let s = score_rows(all.clone(), y, pred);
-                    GateScore {
-                        r2: s.r2,
-                        mae: s.mae,
-                        rmse: s.rmse,
-                        delta_r2: s.r2 - g.r2,
-                        rho: rho(s.r2, g.r2, o.r2),
-                        routing_accuracy: acc,
-                    }
-                };
-                let mut confusion = vec![vec![0u64; gt.k]; gt.k];
-                let mut probs = vec![vec![0.0; gt.k]; gt.k];
-                for &i in &binned {
-                    let t = bins[i].expect("binned");
-                    confusion[t][gt.routed[i]] += 1;
-                    for (k, p) in probs[t].iter_mut().enumerate() {
-                        *p += gt.probs[i * gt.k + k];
-                    }
-                }
-                for (row, c) in probs.iter_mut().zip(&confusion) {
-                    let n: u64 = c.iter().sum();
-                    row.iter_mut()
-                        .for_each(|p| *p = if n > 0 { *p / n as f64 } else { f64::NAN });
-                }
-                gate_out = Some((acc, confusion, probs));
-                (Some(mk(&gt.soft)), Some(mk(&gt.hard)))
+                let (soft, hard, eval) = self.gate_scores(gt, g, o);
+                (Some(soft), Some(hard), Some(eval))
             }
         };
-        let k = bin_names[pi].len();
-        let bins_out = (0..k)
-            .map(|b| {
-                let rows: Vec<usize> = (0..table.len()).filter(|&i| bins[i] == Some(b)).collect();
-                let e = score_rows(rows.iter().copied(), y, &table.oracle[pi]);
-                let gl = score_rows(rows.iter().copied(), y, &table.global);
-                let grp = sweep
-                    .groups
-                    .iter()
-                    .find(|gr| gr.partition == *name && gr.bin == b.to_string());
-                let sel = grp.and_then(|gr| gr.selected_point());
-                BinResult {
-                    id: b,
-                    name: bin_names[pi][b].clone(),
-                    alpha: sel.map(|p| p.alpha),
-                    selected_by: grp
-                        .and_then(|gr| gr.selected_by)
-                        .map(|s| s.as_str().to_string()),
-                    n_train: grp.map_or(0, |gr| gr.n_train),
-                    n_test: rows.len() as u64,
-                    r2: e.r2,
-                    r2_global: gl.r2,
-                    delta_r2: e.r2 - gl.r2,
-                    mae: e.mae,
-                    mae_global: gl.mae,
-                    rmse: e.rmse,
-                    r2_soft: gate.map(|gt| score_rows(rows.iter().copied(), y, &gt.soft).r2),
-                    r2_hard: gate.map(|gt| score_rows(rows.iter().copied(), y, &gt.hard).r2),
-                    routing_accuracy: gate.map(|gt| {
-                        rows.iter().filter(|&&i| gt.routed[i] == b).count() as f64
-                            / rows.len().max(1) as f64
-                    }),
-                }
-            })
+        let bins = (0..bin_names.len())
+            .map(|b| self.bin(sweep, b, &bin_names[b]))
             .collect();
-        moe.insert(
-            name.clone(),
-            PartitionResult {
-                oracle: OracleScore {
-                    r2: o.r2,
-                    mae: o.mae,
-                    rmse: o.rmse,
-                    delta_r2: o.r2 - g.r2,
-                    coverage: with_expert as f64 / table.len().max(1) as f64,
-                    outside,
-                },
-                soft_gate: soft,
-                hard_gate: hard,
-                bins: bins_out,
+        let result = PartitionResult {
+            oracle: OracleScore {
+                r2: o.r2,
+                mae: o.mae,
+                rmse: o.rmse,
+                delta_r2: o.r2 - g.r2,
+                coverage: with_expert as f64 / table.len().max(1) as f64,
+                outside,
             },
-        );
+            soft_gate: soft,
+            hard_gate: hard,
+            bins,
+        };
+        (result, gate_eval)
     }
-    (global, moe, gate_out)
+
+    /// The soft and hard gate's scores (ρ against the global score `g` and
+    /// the oracle's `o`), and the routing of the binned test rows: accuracy,
+    /// confusion matrix, and each true bin's mean probabilities (NaN for a
+    /// bin without test rows).
+    fn gate_scores(&self, gt: &GateTable, g: Score, o: Score) -> (GateScore, GateScore, GateEval) {
+        let (table, bins) = (self.table, self.bins);
+        let binned: Vec<usize> = (0..table.len()).filter(|&i| bins[i].is_some()).collect();
+        let correct = binned
+            .iter()
+            .filter(|&&i| bins[i] == Some(gt.routed[i]))
+            .count();
+        let acc = correct as f64 / binned.len().max(1) as f64;
+        let mk = |pred: &[f64]| {
+            let s = score_rows(0..table.len(), &table.y, pred);
+            GateScore {
+                r2: s.r2,
+                mae: s.mae,
+                rmse: s.rmse,
+                delta_r2: s.r2 - g.r2,
+                rho: rho(s.r2, g.r2, o.r2),
+                routing_accuracy: acc,
+            }
+        };
+        let mut confusion = vec![vec![0u64; gt.k]; gt.k];
+        let mut probs = vec![vec![0.0; gt.k]; gt.k];
+        for &i in &binned {
+            let t = bins[i].expect("binned");
+            confusion[t][gt.routed[i]] += 1;
+            for (k, p) in probs[t].iter_mut().enumerate() {
+                *p += gt.probs[i * gt.k + k];
+            }
+        }
+        for (row, c) in probs.iter_mut().zip(&confusion) {
+            let n: u64 = c.iter().sum();
+            row.iter_mut()
+                .for_each(|p| *p = if n > 0 { *p / n as f64 } else { f64::NAN });
+        }
+        (mk(&gt.soft), mk(&gt.hard), (acc, confusion, probs))
+    }
+
+    /// Bin `b` (named `name`): its expert and the global model on the test
+    /// rows whose true bin it is, its α from the sweep (none without an
+    /// expert), and with the gate, the gate's routings on the same rows.
+    fn bin(&self, sweep: &Sweep, b: usize, name: &str) -> BinResult {
+        let (table, y) = (self.table, &self.table.y);
+        let rows: Vec<usize> = (0..table.len())
+            .filter(|&i| self.bins[i] == Some(b))
+            .collect();
+        let e = score_rows(rows.iter().copied(), y, &table.oracle[self.pi]);
+        let gl = score_rows(rows.iter().copied(), y, &table.global);
+        let grp = sweep
+            .groups
+            .iter()
+            .find(|gr| gr.partition == self.name && gr.bin == b.to_string());
+        let sel = grp.and_then(|gr| gr.selected_point());
+        let gate = self.gate;
+        BinResult {
+            id: b,
+            name: name.to_string(),
+            alpha: sel.map(|p| p.alpha),
+            selected_by: grp
+                .and_then(|gr| gr.selected_by)
+                .map(|s| s.as_str().to_string()),
+            n_train: grp.map_or(0, |gr| gr.n_train),
+            n_test: rows.len() as u64,
+            r2: e.r2,
+            r2_global: gl.r2,
+            delta_r2: e.r2 - gl.r2,
+            mae: e.mae,
+            mae_global: gl.mae,
+            rmse: e.rmse,
+            r2_soft: gate.map(|gt| score_rows(rows.iter().copied(), y, &gt.soft).r2),
+            r2_hard: gate.map(|gt| score_rows(rows.iter().copied(), y, &gt.hard).r2),
+            routing_accuracy: gate.map(|gt| {
+                rows.iter().filter(|&&i| gt.routed[i] == b).count() as f64
+                    / rows.len().max(1) as f64
+            }),
+        }
+    }
 }
 
 /// Mean, standard deviation (n − 1 in the denominator; 0 for one value)
