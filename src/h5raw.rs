@@ -274,8 +274,16 @@ pub(crate) fn read_records_raw(
     rows: Range<usize>,
     out: &mut Vec<u8>,
 ) -> hdf5::Result<()> {
+    let bytes = rows
+        .end
+        .saturating_sub(rows.start)
+        .checked_mul(mem.size())
+        .ok_or_else(|| hdf5::Error::from("records too large to address".to_string()))?;
     out.clear();
-    out.resize(rows.end.saturating_sub(rows.start) * mem.size(), 0);
+    // An allocation that fails is an error here, not an abort.
+    out.try_reserve_exact(bytes)
+        .map_err(|e| hdf5::Error::from(format!("{bytes} bytes for the records: {e}")))?;
+    out.resize(bytes, 0);
     transfer_rows(ds, rows, None, mem, Buffer::Read(out))
 }
 

@@ -40,6 +40,9 @@ impl std::fmt::Display for TableFormat {
     }
 }
 
+/// The largest params record accepted (bytes per row): 2^17 f64 columns.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
 /// The scalar type of one column in a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnKind {
@@ -210,6 +213,14 @@ impl ParamsTable {
         }
         let (desc, mem_type) = crate::h5raw::native_record_type(&ds)
             .map_err(|e| layout_err("a compound table of fixed-size fields", e.to_string()))?;
+        // Real tables hold tens of columns; a damaged type can declare a
+        // record of gigabytes, which every chunk read would allocate.
+        if mem_type.size() > MAX_RECORD_BYTES {
+            return Err(layout_err(
+                "a record of at most 1 MiB per row",
+                format!("{} bytes per row", mem_type.size()),
+            ));
+        }
         let (format, columns) = columns_from_descriptor(&desc, |block| {
             let attr_name = format!("{block}_kind");
             let attr = ds.attr(&attr_name).ok()?;
