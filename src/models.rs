@@ -174,6 +174,48 @@ pub struct Expert {
     pub selected_by: String,
 }
 
+impl Expert {
+    /// P finite weights, a finite α ≥ 0, a finite intercept and a
+    /// `selected_by` (the object and the problem, without the expert's name).
+    fn problems(&self, p: usize) -> std::result::Result<(), Problem> {
+        let c = &self.coefficients;
+        if c.w.len() != p {
+            return Err((
+                "/experts/w".into(),
+                format!("{} weights for {p} pixels", c.w.len()),
+            ));
+        }
+        if let Some(j) = c.w.iter().position(|v| !v.is_finite()) {
+            return Err((
+                "/experts/w".into(),
+                format!("non-finite weight {} at pixel {j}", c.w[j]),
+            ));
+        }
+        if !(c.alpha.is_finite() && c.alpha >= 0.0) {
+            return Err((
+                "/experts/alpha".into(),
+                format!("α = {} (must be finite and ≥ 0)", c.alpha),
+            ));
+        }
+        if !c.intercept.is_finite() {
+            return Err((
+                "/experts/intercept".into(),
+                format!("non-finite intercept {}", c.intercept),
+            ));
+        }
+        if self.selected_by.is_empty() || self.selected_by.contains('\0') {
+            return Err((
+                "/experts/selected_by".into(),
+                format!("selected_by {:?} (non-empty, no NUL)", self.selected_by),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An inconsistency of a model set: the object it concerns and what is wrong.
+type Problem = (String, String);
+
 /// What a model set was fitted on.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Provenance {
@@ -258,7 +300,7 @@ impl ModelSet {
     /// partitions with one entry per slot, and every expert with P finite
     /// weights, a finite α ≥ 0, a finite intercept and a `selected_by`.
     /// Returns the problem and the object it concerns.
-    fn problems(&self) -> std::result::Result<(), (String, String)> {
+    fn problems(&self) -> std::result::Result<(), Problem> {
         let p = self.pixels;
         if p == 0 {
             return Err(("/ attribute pixels".into(), "0 pixels".into()));
@@ -269,6 +311,27 @@ impl ModelSet {
                 format!("noise level {} (must be finite and ≥ 0)", self.noise_level),
             ));
         }
+        self.partition_problems()?;
+        if let Some(g) = &self.gate {
+            self.gate_problems(g)?;
+        }
+        for (e, (id, x)) in self.experts().enumerate() {
+            x.problems(p).map_err(|(object, what)| {
+                let at = match id {
+                    ExpertId::Global => "the global expert".to_string(),
+                    ExpertId::Bin { partition, slot } => format!(
+                        "expert {e} ({} slot {slot})",
+                        self.partitions[partition].partition.name
+                    ),
+                };
+                (object, format!("{at}: {what}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Partitions valid, uniquely named, each with one entry per slot.
+    fn partition_problems(&self) -> std::result::Result<(), Problem> {
         for (i, pm) in self.partitions.iter().enumerate() {
             let name = &pm.partition.name;
             pm.partition
@@ -294,82 +357,41 @@ impl ModelSet {
                 ));
             }
         }
-        if let Some(g) = &self.gate {
-            let part = self.partitions.get(g.partition).map(|pm| &pm.partition);
-            if part != Some(&g.gate.partition) {
-                return Err((
-                    "/gate attribute partition".into(),
-                    format!(
-                        "the gate routes to {:?}, which is not partition {} of the set",
-                        g.gate.partition.name, g.partition
-                    ),
-                ));
-            }
-            if g.gate.features.pixels() != p {
-                return Err((
-                    "/gate/wave".into(),
-                    format!(
-                        "a gate for {} pixels in a set of {p}",
-                        g.gate.features.pixels()
-                    ),
-                ));
-            }
-            if g.gate.model.classes() != g.gate.partition.bins() {
-                return Err((
-                    "/gate/present".into(),
-                    format!(
-                        "{} classes for {} bins",
-                        g.gate.model.classes(),
-                        g.gate.partition.bins()
-                    ),
-                ));
-            }
+        Ok(())
+    }
+
+    /// The gate routes to a partition of the set, for the set's pixels,
+    /// with one class per bin.
+    fn gate_problems(&self, g: &ModelGate) -> std::result::Result<(), Problem> {
+        let part = self.partitions.get(g.partition).map(|pm| &pm.partition);
+        if part != Some(&g.gate.partition) {
+            return Err((
+                "/gate attribute partition".into(),
+                format!(
+                    "the gate routes to {:?}, which is not partition {} of the set",
+                    g.gate.partition.name, g.partition
+                ),
+            ));
         }
-        for (e, (id, x)) in self.experts().enumerate() {
-            let c = &x.coefficients;
-            let at = || match id {
-                ExpertId::Global => "the global expert".to_string(),
-                ExpertId::Bin { partition, slot } => {
-                    format!(
-                        "expert {e} ({} slot {slot})",
-                        self.partitions[partition].partition.name
-                    )
-                }
-            };
-            if c.w.len() != p {
-                return Err((
-                    "/experts/w".into(),
-                    format!("{}: {} weights for {p} pixels", at(), c.w.len()),
-                ));
-            }
-            if let Some(j) = c.w.iter().position(|v| !v.is_finite()) {
-                return Err((
-                    "/experts/w".into(),
-                    format!("{}: non-finite weight {} at pixel {j}", at(), c.w[j]),
-                ));
-            }
-            if !(c.alpha.is_finite() && c.alpha >= 0.0) {
-                return Err((
-                    "/experts/alpha".into(),
-                    format!("{}: α = {} (must be finite and ≥ 0)", at(), c.alpha),
-                ));
-            }
-            if !c.intercept.is_finite() {
-                return Err((
-                    "/experts/intercept".into(),
-                    format!("{}: non-finite intercept {}", at(), c.intercept),
-                ));
-            }
-            if x.selected_by.is_empty() || x.selected_by.contains('\0') {
-                return Err((
-                    "/experts/selected_by".into(),
-                    format!(
-                        "{}: selected_by {:?} (non-empty, no NUL)",
-                        at(),
-                        x.selected_by
-                    ),
-                ));
-            }
+        if g.gate.features.pixels() != self.pixels {
+            return Err((
+                "/gate/wave".into(),
+                format!(
+                    "a gate for {} pixels in a set of {}",
+                    g.gate.features.pixels(),
+                    self.pixels
+                ),
+            ));
+        }
+        if g.gate.model.classes() != g.gate.partition.bins() {
+            return Err((
+                "/gate/present".into(),
+                format!(
+                    "{} classes for {} bins",
+                    g.gate.model.classes(),
+                    g.gate.partition.bins()
+                ),
+            ));
         }
         Ok(())
     }
@@ -634,7 +656,42 @@ fn read_file(path: &Path) -> Result<ModelSet> {
         ck.json_attr(root, "/", "partitions", "a list of partitions as JSON")?;
     let provenance: Provenance = ck.json_attr(root, "/", "provenance", "provenance as JSON")?;
 
-    // Shapes before reading: a damaged header may declare 2^40 experts.
+    let table = read_experts(&ck, root, p, e_count)?;
+    let (global, partitions) = place_experts(&ck, table, parts, p)?;
+    let parts: Vec<Partition> = partitions.iter().map(|pm| pm.partition.clone()).collect();
+    let gate = read_gate(&ck, root, p, &parts)?;
+    let models = ModelSet {
+        pixels: p,
+        layout,
+        noise_level,
+        seed,
+        global,
+        partitions,
+        provenance,
+        gate,
+    };
+    models
+        .problems()
+        .map_err(|(object, problem)| ck.bad(&object, "a valid model set", problem))?;
+    Ok(models)
+}
+
+/// The `/experts` table, one entry per expert.
+struct ExpertTable {
+    partition: Vec<i64>,
+    slot: Vec<u64>,
+    alpha: Vec<f64>,
+    intercept: Vec<f64>,
+    n_train: Vec<u64>,
+    selected_by: Vec<String>,
+    /// Row-major `experts × P`.
+    w: Vec<f64>,
+}
+
+/// Reads `/experts`: every shape checked before anything is read (a
+/// damaged header may declare 2^40 experts), the weights finite.
+fn read_experts(ck: &Check<'_>, root: &Group, p: usize, e_count: usize) -> Result<ExpertTable> {
+    let path = ck.path;
     let w_ds = ck.dataset(root, "/experts/w", &F64, &[e_count, p])?;
     let partition: Vec<i64> = ck.read_checked(root, "/experts/partition", &I64, &[e_count])?;
     let slot: Vec<u64> = ck.read_checked(root, "/experts/slot", &U64, &[e_count])?;
@@ -655,6 +712,35 @@ fn read_file(path: &Path) -> Result<ModelSet> {
         });
     }
 
+    Ok(ExpertTable {
+        partition,
+        slot,
+        alpha,
+        intercept,
+        n_train,
+        selected_by,
+        w,
+    })
+}
+
+/// Puts each expert of the table in its place: the global one (partition
+/// −1, slot 0) or a slot of a partition, each place at most once, and a
+/// global expert present.
+fn place_experts(
+    ck: &Check<'_>,
+    t: ExpertTable,
+    parts: Vec<Partition>,
+    p: usize,
+) -> Result<(Expert, Vec<PartitionModels>)> {
+    let ExpertTable {
+        partition,
+        slot,
+        alpha,
+        intercept,
+        n_train,
+        selected_by,
+        w,
+    } = t;
     let mut global = None;
     let mut partitions: Vec<PartitionModels> = parts
         .into_iter()
@@ -663,7 +749,7 @@ fn read_file(path: &Path) -> Result<ModelSet> {
             partition,
         })
         .collect();
-    for e in 0..e_count {
+    for e in 0..partition.len() {
         let expert = Expert {
             coefficients: Coefficients {
                 alpha: alpha[e],
@@ -726,22 +812,7 @@ fn read_file(path: &Path) -> Result<ModelSet> {
             "none",
         )
     })?;
-    let parts: Vec<Partition> = partitions.iter().map(|pm| pm.partition.clone()).collect();
-    let gate = read_gate(&ck, root, p, &parts)?;
-    let models = ModelSet {
-        pixels: p,
-        layout,
-        noise_level,
-        seed,
-        global,
-        partitions,
-        provenance,
-        gate,
-    };
-    models
-        .problems()
-        .map_err(|(object, problem)| ck.bad(&object, "a valid model set", problem))?;
-    Ok(models)
+    Ok((global, partitions))
 }
 
 #[cfg(test)]

@@ -293,62 +293,83 @@ fn write_file(
     reservoir: &Reservoir,
     cursor: Option<&Cursor>,
 ) -> Result<()> {
-    let p = header.pixels;
-    let a_count = header.accumulators();
-    let l = packed_len(p);
     let file = hdf5::File::with_options()
         .with_fapl(|f| f.libver_v110())
         .create(tmp)
         .map_err(|e| Error::hdf5(tmp, "creating", e))?;
     let root: &Group = &file;
-    {
-        let loc: &hdf5::Location = root;
-        write_str_attr(loc, path, "format", FORMAT_NAME)?;
-        write_attr(loc, path, "format_version", FORMAT_VERSION)?;
-        write_str_attr(
-            loc,
-            path,
-            "kind",
-            if cursor.is_some() {
-                KIND_CHECKPOINT
-            } else {
-                KIND_STATS
-            },
-        )?;
-        write_attr(loc, path, "pixels", p as u64)?;
-        write_attr(loc, path, "accumulators", a_count as u64)?;
-        write_attr(loc, path, "rows", header.rows)?;
-        write_attr(loc, path, "skipped", header.skipped)?;
-        write_attr(loc, path, "noise_level", header.noise.level)?;
-        write_attr(loc, path, "seed", header.noise.seed)?;
-        write_attr(loc, path, "folds", header.partitions.folds as u64)?;
-        write_str_attr(loc, path, "mode", mode_name(header.mode))?;
-        write_str_attr(
-            loc,
-            path,
-            "partitions",
-            &json("partitions", &header.partitions)?,
-        )?;
-        write_str_attr(loc, path, "layout", &json("layout", &header.layout)?)?;
-        write_attr(loc, path, "shift_y", header.shift_y)?;
-        write_str_attr(loc, path, "created_by", CREATED_BY)?;
-        write_str_attr(loc, path, "header_json", &header_json(header)?)?;
+    write_root_attrs(root, path, header, cursor.is_some())?;
+    write_array(root, path, "shift_x", &[header.pixels], &header.shift_x)?;
+    write_shards(root, path, &header.shards)?;
+    write_accumulators(root, path, header, accumulators)?;
+    write_reservoir(root, path, reservoir)?;
+    if let Some(c) = cursor {
+        write_cursor(root, path, c, header.pixels)?;
     }
-    write_array(root, path, "shift_x", &[p], &header.shift_x)?;
+    file.close().map_err(|e| Error::hdf5(tmp, "closing", e))
+}
 
+/// The root's attributes: the format, the header as JSON, and the same
+/// values as plain attributes for h5py users (checked against the JSON on
+/// open).
+fn write_root_attrs(
+    loc: &hdf5::Location,
+    path: &Path,
+    header: &StatsHeader,
+    checkpoint: bool,
+) -> Result<()> {
+    write_str_attr(loc, path, "format", FORMAT_NAME)?;
+    write_attr(loc, path, "format_version", FORMAT_VERSION)?;
+    let kind = if checkpoint {
+        KIND_CHECKPOINT
+    } else {
+        KIND_STATS
+    };
+    write_str_attr(loc, path, "kind", kind)?;
+    write_attr(loc, path, "pixels", header.pixels as u64)?;
+    write_attr(loc, path, "accumulators", header.accumulators() as u64)?;
+    write_attr(loc, path, "rows", header.rows)?;
+    write_attr(loc, path, "skipped", header.skipped)?;
+    write_attr(loc, path, "noise_level", header.noise.level)?;
+    write_attr(loc, path, "seed", header.noise.seed)?;
+    write_attr(loc, path, "folds", header.partitions.folds as u64)?;
+    write_str_attr(loc, path, "mode", mode_name(header.mode))?;
+    let partitions = json("partitions", &header.partitions)?;
+    write_str_attr(loc, path, "partitions", &partitions)?;
+    write_str_attr(loc, path, "layout", &json("layout", &header.layout)?)?;
+    write_attr(loc, path, "shift_y", header.shift_y)?;
+    write_str_attr(loc, path, "created_by", CREATED_BY)?;
+    write_str_attr(loc, path, "header_json", &header_json(header)?)
+}
+
+/// `/shards`: one column per fingerprint field.
+fn write_shards(root: &Group, path: &Path, fingerprints: &[ShardFingerprint]) -> Result<()> {
     let shards = root
         .create_group("shards")
         .map_err(|e| Error::hdf5(path, "creating /shards", e))?;
-    let s = header.shards.len();
-    let paths: Vec<&str> = header.shards.iter().map(|f| f.path.as_str()).collect();
+    let s = fingerprints.len();
+    let paths: Vec<&str> = fingerprints.iter().map(|f| f.path.as_str()).collect();
     write_paths(&shards, path, &paths)?;
-    let col = |f: fn(&ShardFingerprint) -> u64| header.shards.iter().map(f).collect::<Vec<u64>>();
+    let col = |f: fn(&ShardFingerprint) -> u64| fingerprints.iter().map(f).collect::<Vec<u64>>();
     write_array(&shards, path, "rows", &[s], &col(|f| f.rows))?;
     write_array(&shards, path, "bytes", &[s], &col(|f| f.bytes))?;
     write_array(&shards, path, "index", &[s], &col(|f| f.index))?;
-    let mtime: Vec<i64> = header.shards.iter().map(|f| f.mtime_ns).collect();
+    let mtime: Vec<i64> = fingerprints.iter().map(|f| f.mtime_ns).collect();
     write_array(&shards, path, "mtime_ns", &[s], &mtime)?;
+    Ok(())
+}
 
+/// `/accumulators`, one accumulator at a time as the iterator finishes
+/// them (memory does not double); exactly the header's count, each of P.
+fn write_accumulators(
+    root: &Group,
+    path: &Path,
+    header: &StatsHeader,
+    accumulators: &mut dyn Iterator<Item = Result<SuffStats>>,
+) -> Result<()> {
+    let p = header.pixels;
+    let a_count = header.accumulators();
+    let l = packed_len(p);
     let acc = root
         .create_group("accumulators")
         .map_err(|e| Error::hdf5(path, "creating /accumulators", e))?;
@@ -406,7 +427,11 @@ fn write_file(
     write_array(&acc, path, "n", &[a_count], &n)?;
     write_array(&acc, path, "sum_y", &[a_count], &sum_y)?;
     write_array(&acc, path, "sum_yy", &[a_count], &sum_yy)?;
+    Ok(())
+}
 
+/// `/reservoir`: the gate sample's keys, origins, spectra and params.
+fn write_reservoir(root: &Group, path: &Path, reservoir: &Reservoir) -> Result<()> {
     let res = root
         .create_group("reservoir")
         .map_err(|e| Error::hdf5(path, "creating /reservoir", e))?;
@@ -419,23 +444,25 @@ fn write_file(
     write_array(&res, path, "x", &[rn, reservoir.pixels], &reservoir.x)?;
     let params: Vec<f64> = reservoir.params.iter().flatten().copied().collect();
     write_array(&res, path, "params", &[rn, 4], &params)?;
+    Ok(())
+}
 
-    if let Some(c) = cursor {
-        let g = root
-            .create_group("cursor")
-            .map_err(|e| Error::hdf5(path, "creating /cursor", e))?;
-        write_attr(&g, path, "source", c.source as u64)?;
-        write_attr(&g, path, "row", c.row as u64)?;
-        write_attr(&g, path, "block_rows", c.block_rows as u64)?;
-        for (a, (x, y)) in c.staged.iter().enumerate() {
-            if !y.is_empty() {
-                write_array(&g, path, &format!("staged_x_{a}"), &[y.len(), p], x)?;
-                write_array(&g, path, &format!("staged_y_{a}"), &[y.len()], y)?;
-            }
+/// `/cursor` of a checkpoint: where the pass resumes, and each
+/// accumulator's rows staged but not yet in its sums.
+fn write_cursor(root: &Group, path: &Path, c: &Cursor, p: usize) -> Result<()> {
+    let g = root
+        .create_group("cursor")
+        .map_err(|e| Error::hdf5(path, "creating /cursor", e))?;
+    write_attr(&g, path, "source", c.source as u64)?;
+    write_attr(&g, path, "row", c.row as u64)?;
+    write_attr(&g, path, "block_rows", c.block_rows as u64)?;
+    for (a, (x, y)) in c.staged.iter().enumerate() {
+        if !y.is_empty() {
+            write_array(&g, path, &format!("staged_x_{a}"), &[y.len(), p], x)?;
+            write_array(&g, path, &format!("staged_y_{a}"), &[y.len()], y)?;
         }
     }
-    drop((sum_x, xty, xtx, acc, shards, res));
-    file.close().map_err(|e| Error::hdf5(tmp, "closing", e))
+    Ok(())
 }
 
 /// An opened, validated statistics file; accumulators are read lazily.
