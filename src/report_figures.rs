@@ -4,8 +4,8 @@
 //! These functions know nothing of results files: the caller passes the
 //! numbers (per-bin R², the T_eff × [M/H] ΔR² grid, a routing confusion
 //! matrix, predictions) and each function writes one PNG. Text uses the
-//! font found by [`crate::plot`]; categories take their colours in order
-//! from [`colors::CATEGORICAL`].
+//! font the crate's plots use; categories take their colours in order
+//! from the categorical palette (`plot::colors::CATEGORICAL`).
 //!
 //! Bad input (empty, mismatched lengths, ragged rows, a group index without
 //! a name) is an [`Error::Shape`], checked before anything is written.
