@@ -661,6 +661,39 @@ pub fn accumulate(
     accumulate_sources(readers, fingerprints, opts, checkpoint, progress)
 }
 
+/// The pass from shard files to a statistics file, as `gramstream
+/// accumulate` runs it: the output (and the checkpoint) refused before any
+/// work if it is one of the inputs, a checkpoint not asked to resume
+/// refused rather than overwritten, the statistics written atomically, and
+/// the checkpoint removed once they are.
+pub fn accumulate_to_file(
+    out: &Path,
+    shards: &[PathBuf],
+    opts: &AccumulateOptions,
+    checkpoint: Option<&CheckpointOptions>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<PassSummary> {
+    crate::noise::shard_indices(opts.first_shard_index, shards.len())?;
+    crate::output::refuse_input_overwrite(out, shards)?;
+    if let Some(c) = checkpoint {
+        let mut outputs = shards.to_vec();
+        outputs.push(out.to_path_buf());
+        crate::output::refuse_input_overwrite(&c.path, &outputs)?;
+        if !c.resume && c.path.exists() {
+            return Err(Error::Output {
+                path: c.path.clone(),
+                problem: "a checkpoint exists; pass --resume to continue it, or remove it".into(),
+            });
+        }
+    }
+    let output = accumulate(shards, opts, checkpoint, progress)?;
+    let summary = output.write(out, opts.threads)?;
+    if let Some(c) = checkpoint {
+        let _ = std::fs::remove_file(&c.path);
+    }
+    Ok(summary)
+}
+
 /// Runs the pass over `sources` — shard readers, or rows in memory
 /// ([`crate::source::MemorySource`]) — whose chunks carry flux, error and
 /// the params [`key_columns`], with shard indices `first_shard_index` +

@@ -758,6 +758,27 @@ struct Rule {
 /// only with folds and an α > 0.
 fn rule(file: &StatsFile, opts: &SweepOptions) -> Result<Rule> {
     let folds = file.header().partitions.folds;
+    if file.is_checkpoint() {
+        return Err(Error::InvalidParameter {
+            name: "statistics",
+            problem: format!(
+                "{} is a checkpoint of an unfinished pass: finish it with `accumulate --resume` first",
+                file.path().display()
+            ),
+        });
+    }
+    if let Some(t) = opts.test.as_ref().filter(|t| t.noise.is_none()) {
+        let layout = &file.header().layout;
+        if !crate::source::Shard::open(&t.path, layout)?.has_noisy() {
+            return Err(Error::MissingDataset {
+                path: t.path.clone(),
+                dataset: layout.noisy.clone(),
+                found: " (no stored noisy array to score on; draw the test noise with \
+                        --test-noise L [--test-seed S])"
+                    .into(),
+            });
+        }
+    }
     if opts.alphas.is_empty() || opts.alphas.iter().any(|a| !a.is_finite() || *a < 0.0) {
         return Err(Error::InvalidParameter {
             name: "alphas",

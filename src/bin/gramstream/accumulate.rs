@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use gramstream::partition::{Partition, PartitionSet};
 use gramstream::source::{NonFinitePolicy, ReadPath};
-use gramstream::stats::pass::{accumulate, AccumulateOptions, CheckpointOptions};
+use gramstream::stats::pass::{accumulate_to_file, AccumulateOptions, CheckpointOptions};
 use gramstream::stats::Mode;
 
 /// Arguments of `accumulate` (DESIGN §7).
@@ -120,27 +120,13 @@ pub fn options(args: &AccumulateArgs) -> Result<AccumulateOptions> {
 }
 
 pub fn run(args: &AccumulateArgs) -> Result<String> {
-    gramstream::noise::shard_indices(args.first_shard_index, args.shards.len())?;
-    gramstream::output::refuse_input_overwrite(&args.out, &args.shards)?;
-    if let Some(c) = &args.checkpoint {
-        let mut outputs = args.shards.clone();
-        outputs.push(args.out.clone());
-        gramstream::output::refuse_input_overwrite(c, &outputs)?;
-    }
     let opts = options(args)?;
     let checkpoint = args.checkpoint.as_ref().map(|path| CheckpointOptions {
         path: path.clone(),
         every: Duration::from_secs_f64(args.checkpoint_every),
         resume: args.resume,
     });
-    if let Some(c) = &checkpoint {
-        if !c.resume && c.path.exists() {
-            bail!(
-                "{}: a checkpoint exists; pass --resume to continue it, or remove it",
-                c.path.display()
-            );
-        }
-    }
+    // The bar's total and its throughput figures.
     let (mut total, mut pixels) = (0u64, 0u64);
     for p in &args.shards {
         let shard = gramstream::source::Shard::open(p, &opts.layout)?;
@@ -159,19 +145,18 @@ pub fn run(args: &AccumulateArgs) -> Result<String> {
             bar.position() as f64,
             start.elapsed().as_secs_f64().max(1e-9),
         );
-        bar.set_message(format!(
-            "{:.2} GB/s  {:.0} GFLOP/s",
-            rows * pixels as f64 * 16.0 / s / 1e9,
-            rows * (pixels * pixels) as f64 * updates / s / 1e9
-        ));
+        bar.set_message(if bar.position() >= total {
+            "writing statistics".to_string()
+        } else {
+            format!(
+                "{:.2} GB/s  {:.0} GFLOP/s",
+                rows * pixels as f64 * 16.0 / s / 1e9,
+                rows * (pixels * pixels) as f64 * updates / s / 1e9
+            )
+        });
     };
-    let output = accumulate(&args.shards, &opts, checkpoint.as_ref(), &show)?;
-    bar.set_message("writing statistics".into());
-    let summary = output.write(&args.out, opts.threads)?;
+    let summary = accumulate_to_file(&args.out, &args.shards, &opts, checkpoint.as_ref(), &show)?;
     bar.finish_and_clear();
-    if let Some(c) = &checkpoint {
-        let _ = std::fs::remove_file(&c.path);
-    }
     Ok(format!("{summary}\nwrote {}", args.out.display()))
 }
 

@@ -69,38 +69,21 @@ pub fn run(args: &SweepArgs) -> Result<String> {
     let inputs: Vec<&Path> = args.test.iter().map(PathBuf::as_path).collect();
     report::check_outputs(&args.out, &args.stats, &inputs)?;
     let file = StatsFile::open(&args.stats)?;
-    if file.is_checkpoint() {
-        anyhow::bail!(
-            "{} is a checkpoint of an unfinished pass: finish it with `accumulate --resume` first",
-            args.stats.display()
-        );
-    }
-    let test = match &args.test {
-        None => None,
-        Some(path) => Some({
-            if args.test_noise.is_none()
-                && !gramstream::source::Shard::open(path, &file.header().layout)?.has_noisy()
-            {
-                anyhow::bail!(
-                    "{}: no stored noisy array to score on; draw the test noise with --test-noise L [--test-seed S]",
-                    path.display()
-                );
-            }
-            TestSpec {
-                path: path.clone(),
-                noise: args
-                    .test_noise
-                    .map(|l| NoiseModel::new(l, args.test_seed))
-                    .transpose()?,
-                chunk_rows: args.chunk_rows,
-            }
-        }),
-    };
+    let test = args.test.as_ref().map(|path| -> Result<TestSpec> {
+        Ok(TestSpec {
+            path: path.clone(),
+            noise: args
+                .test_noise
+                .map(|l| NoiseModel::new(l, args.test_seed))
+                .transpose()?,
+            chunk_rows: args.chunk_rows,
+        })
+    });
     let opts = SweepOptions {
         alphas,
         select,
         cv: args.cv,
-        test,
+        test: test.transpose()?,
         threads: args.threads,
         fixed_alpha: args.fixed_alpha,
         pca_components: 0,
