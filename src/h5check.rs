@@ -44,6 +44,16 @@ impl Check<'_> {
         }
     }
 
+    /// Opens one of our files and checks its format (see [`Check::format`]);
+    /// a path that does not exist is an I/O error, not libhdf5's.
+    pub(crate) fn open(&self, name: &str, what: &str, version: u32) -> Result<hdf5::File> {
+        std::fs::metadata(self.path).map_err(|e| Error::io(self.path, e))?;
+        let file = hdf5::File::open(self.path)
+            .map_err(|e| Error::hdf5(self.path, "opening as HDF5", e))?;
+        self.format(&file, name, what, version)?;
+        Ok(file)
+    }
+
     /// The root's `format` attribute must be `name` and `format_version`
     /// 1…`version`; a larger version was written by a newer gramstream, and
     /// the error says to upgrade. A root header libhdf5 cannot read at all is

@@ -629,17 +629,9 @@ fn read_gate(
 }
 
 fn read_file(path: &Path) -> Result<ModelSet> {
-    std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    let file = hdf5::File::open(path).map_err(|e| Error::hdf5(path, "opening as HDF5", e))?;
     let ck = Check { path };
+    let file = ck.open(FORMAT_NAME, "a gramstream models file", FORMAT_VERSION)?;
     let root: &Group = &file;
-
-    ck.format(
-        root,
-        FORMAT_NAME,
-        "a gramstream models file",
-        FORMAT_VERSION,
-    )?;
     let size = |name: &str| ck.usize_attr(root, "/", name);
     let p = size("pixels")?;
     if p == 0 {

@@ -853,16 +853,9 @@ impl StatsFile {
     /// every array's type, shape and checksum filter, the shard table, and
     /// that the accumulators' rows add up to the header's.
     pub fn open(path: &Path) -> Result<Self> {
-        std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        let file = hdf5::File::open(path).map_err(|e| Error::hdf5(path, "opening as HDF5", e))?;
         let ck = Check { path };
+        let file = ck.open(FORMAT_NAME, "a gramstream statistics file", FORMAT_VERSION)?;
         let root: &Group = &file;
-        ck.format(
-            root,
-            FORMAT_NAME,
-            "a gramstream statistics file",
-            FORMAT_VERSION,
-        )?;
         let checkpoint = read_kind(&ck, root)?;
         let mut header = read_header(&ck, root)?;
         let a_count = attributes_agree(&ck, root, &header)?;
