@@ -68,3 +68,41 @@ pub(crate) fn json<T: serde::Serialize>(what: &str, v: &T) -> Result<String> {
         source,
     })
 }
+
+/// Creates the 1-D dataset `name` in `group` holding `strings` as
+/// fixed-length UTF-8 as wide as the longest, chunked (≤ 1 MiB) with
+/// Fletcher32 like the numeric arrays (an empty one is contiguous: a chunk
+/// cannot exceed a zero extent, and there is nothing to check). `object`
+/// names it in errors.
+pub(crate) fn write_strings(
+    group: &hdf5::Group,
+    path: &Path,
+    name: &str,
+    object: &str,
+    strings: &[&str],
+) -> Result<()> {
+    const CHUNK_BYTES: usize = 1 << 20;
+    let wrap = |e| Error::hdf5(path, format!("writing {object}"), e);
+    let width = strings.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
+    let dtype = fixed_str_type(width).map_err(wrap)?;
+    let b = group.new_dataset_builder().empty_as(&dtype);
+    let b = if strings.is_empty() {
+        b
+    } else {
+        let rows = (CHUNK_BYTES / width).clamp(1, strings.len());
+        b.chunk(vec![rows]).fletcher32()
+    };
+    let ds = b.shape(vec![strings.len()]).create(name).map_err(wrap)?;
+    if strings.is_empty() {
+        return Ok(());
+    }
+    let buf = padded(strings, width);
+    crate::h5raw::transfer_rows(
+        &ds,
+        0..strings.len(),
+        None,
+        &dtype,
+        crate::h5raw::Buffer::Write(&buf),
+    )
+    .map_err(wrap)
+}

@@ -107,7 +107,7 @@ use hdf5::{Group, H5Type};
 use serde::{Deserialize, Serialize};
 
 use crate::h5check::Check;
-use crate::h5write::{fixed_str_type, json, padded, write_attr, write_str_attr};
+use crate::h5write::{json, write_attr, write_str_attr, write_strings};
 use crate::output::Staged;
 use crate::partition::Partition;
 use crate::ridge::Coefficients;
@@ -446,30 +446,6 @@ fn write_array<T: H5Type>(
     ds.write_raw(data).map_err(wrap)
 }
 
-/// `/experts/selected_by`: fixed-length strings as wide as the longest.
-fn write_strings(group: &Group, path: &Path, name: &str, strings: &[&str]) -> Result<()> {
-    let wrap = |e| Error::hdf5(path, format!("writing /experts/{name}"), e);
-    let width = strings.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
-    let dtype = fixed_str_type(width).map_err(wrap)?;
-    let ds = group
-        .new_dataset_builder()
-        .empty_as(&dtype)
-        .chunk(vec![strings.len()])
-        .fletcher32()
-        .shape(vec![strings.len()])
-        .create(name)
-        .map_err(wrap)?;
-    let buf = padded(strings, width);
-    crate::h5raw::transfer_rows(
-        &ds,
-        0..strings.len(),
-        None,
-        &dtype,
-        crate::h5raw::Buffer::Write(&buf),
-    )
-    .map_err(wrap)
-}
-
 fn write_file(tmp: &Path, path: &Path, m: &ModelSet) -> Result<()> {
     let file = hdf5::File::with_options()
         .with_fapl(|f| f.libver_v110())
@@ -525,7 +501,7 @@ fn write_file(tmp: &Path, path: &Path, m: &ModelSet) -> Result<()> {
         .iter()
         .map(|(_, e)| e.selected_by.as_str())
         .collect();
-    write_strings(&g, path, "selected_by", &sel)?;
+    write_strings(&g, path, "selected_by", "/experts/selected_by", &sel)?;
     let w: Vec<f64> = experts
         .iter()
         .flat_map(|(_, e)| e.coefficients.w.iter().copied())

@@ -78,7 +78,7 @@ use super::{
     packed_len, Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, SuffStats, FORMAT_VERSION,
 };
 use crate::h5check::Check;
-use crate::h5write::{fixed_str_type, json, padded, write_attr, write_str_attr};
+use crate::h5write::{json, write_attr, write_str_attr, write_strings};
 use crate::output::Staged;
 use crate::partition::PartitionSet;
 use crate::{Error, Layout, Result};
@@ -191,34 +191,6 @@ fn check_for_write(
         }
     }
     Ok(())
-}
-
-/// Creates `/shards/path`: fixed-length strings as wide as the longest,
-/// chunked with Fletcher32 like the numeric arrays.
-fn write_paths(group: &Group, path: &Path, paths: &[&str]) -> Result<()> {
-    let wrap = |e| Error::hdf5(path, "writing /shards/path", e);
-    let width = paths.iter().map(|p| p.len()).max().unwrap_or(0).max(1);
-    let dtype = fixed_str_type(width).map_err(wrap)?;
-    let b = group.new_dataset_builder().empty_as(&dtype);
-    let b = if paths.is_empty() {
-        b
-    } else {
-        let rows = (CHUNK_BYTES / width).clamp(1, paths.len());
-        b.chunk(vec![rows]).fletcher32()
-    };
-    let ds = b.shape(vec![paths.len()]).create("path").map_err(wrap)?;
-    if paths.is_empty() {
-        return Ok(());
-    }
-    let buf = padded(paths, width);
-    crate::h5raw::transfer_rows(
-        &ds,
-        0..paths.len(),
-        None,
-        &dtype,
-        crate::h5raw::Buffer::Write(&buf),
-    )
-    .map_err(wrap)
 }
 
 /// Creates a dataset, chunked with Fletcher32 unless it is empty (a chunk
@@ -349,7 +321,7 @@ fn write_shards(root: &Group, path: &Path, fingerprints: &[ShardFingerprint]) ->
         .map_err(|e| Error::hdf5(path, "creating /shards", e))?;
     let s = fingerprints.len();
     let paths: Vec<&str> = fingerprints.iter().map(|f| f.path.as_str()).collect();
-    write_paths(&shards, path, &paths)?;
+    write_strings(&shards, path, "path", "/shards/path", &paths)?;
     let col = |f: fn(&ShardFingerprint) -> u64| fingerprints.iter().map(f).collect::<Vec<u64>>();
     write_array(&shards, path, "rows", &[s], &col(|f| f.rows))?;
     write_array(&shards, path, "bytes", &[s], &col(|f| f.bytes))?;
