@@ -5,9 +5,12 @@
 use std::path::Path;
 
 use hdf5::types::TypeDescriptor;
-use hdf5::{Datatype, H5Type};
+use hdf5::{Dataset, Datatype, Group, H5Type};
 
 use crate::{Error, Result};
+
+/// Chunks of at most this many bytes (whole rows).
+const CHUNK_BYTES: usize = 1 << 20;
 
 /// The fixed-length, NUL-padded UTF-8 string type of `len` bytes (at least 1).
 pub(crate) fn fixed_str_type(len: usize) -> hdf5::Result<Datatype> {
@@ -81,7 +84,6 @@ pub(crate) fn write_strings(
     object: &str,
     strings: &[&str],
 ) -> Result<()> {
-    const CHUNK_BYTES: usize = 1 << 20;
     let wrap = |e| Error::hdf5(path, format!("writing {object}"), e);
     let width = strings.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
     let dtype = fixed_str_type(width).map_err(wrap)?;
@@ -105,4 +107,50 @@ pub(crate) fn write_strings(
         crate::h5raw::Buffer::Write(&buf),
     )
     .map_err(wrap)
+}
+
+/// Creates a dataset, chunked with Fletcher32 unless it is empty (a chunk
+/// cannot exceed a fixed zero extent; an empty array has nothing to check).
+pub(crate) fn create_array<T: H5Type>(
+    group: &Group,
+    path: &Path,
+    name: &str,
+    shape: &[usize],
+    chunk: &[usize],
+) -> Result<Dataset> {
+    let b = group.new_dataset::<T>();
+    let b = if shape.iter().product::<usize>() > 0 {
+        let chunk: Vec<usize> = chunk
+            .iter()
+            .zip(shape)
+            .map(|(&c, &s)| c.clamp(1, s))
+            .collect();
+        b.chunk(chunk).fletcher32()
+    } else {
+        b
+    };
+    b.shape(shape.to_vec())
+        .create(name)
+        .map_err(|e| Error::hdf5(path, format!("creating {name}"), e))
+}
+
+/// Creates and fills a dataset (row-major `data` of `shape`), in chunks
+/// of whole rows up to 1 MiB.
+pub(crate) fn write_array<T: H5Type>(
+    group: &Group,
+    path: &Path,
+    name: &str,
+    shape: &[usize],
+    data: &[T],
+) -> Result<Dataset> {
+    let row: usize = shape[1..].iter().product();
+    let rows = (CHUNK_BYTES / (row.max(1) * std::mem::size_of::<T>()).max(1)).max(1);
+    let mut chunk = shape.to_vec();
+    chunk[0] = rows;
+    let ds = create_array::<T>(group, path, name, shape, &chunk)?;
+    if !data.is_empty() {
+        ds.write_raw(data)
+            .map_err(|e| Error::hdf5(path, format!("writing {name}"), e))?;
+    }
+    Ok(ds)
 }

@@ -103,11 +103,11 @@
 use std::path::Path;
 
 use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
-use hdf5::{Group, H5Type};
+use hdf5::Group;
 use serde::{Deserialize, Serialize};
 
 use crate::h5check::Check;
-use crate::h5write::{json, write_attr, write_str_attr, write_strings};
+use crate::h5write::{json, write_array, write_attr, write_str_attr, write_strings};
 use crate::output::Staged;
 use crate::partition::Partition;
 use crate::ridge::Coefficients;
@@ -421,29 +421,6 @@ pub fn write_models(path: &Path, models: &ModelSet) -> Result<()> {
     let staged = Staged::file(path)?;
     write_file(staged.path(), path, models)?;
     staged.commit()
-}
-
-/// Creates and fills `/experts/<name>`: chunked (one row per chunk) with Fletcher32.
-fn write_array<T: H5Type>(
-    group: &Group,
-    path: &Path,
-    name: &str,
-    shape: &[usize],
-    data: &[T],
-) -> Result<()> {
-    let wrap = |e| Error::hdf5(path, format!("writing {}/{name}", group.name()), e);
-    let mut chunk = shape.to_vec();
-    if shape.len() == 2 {
-        chunk[0] = 1;
-    }
-    let ds = group
-        .new_dataset::<T>()
-        .chunk(chunk)
-        .fletcher32()
-        .shape(shape.to_vec())
-        .create(name)
-        .map_err(wrap)?;
-    ds.write_raw(data).map_err(wrap)
 }
 
 fn write_file(tmp: &Path, path: &Path, m: &ModelSet) -> Result<()> {

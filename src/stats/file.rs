@@ -72,13 +72,13 @@
 use std::path::{Path, PathBuf};
 
 use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
-use hdf5::{Dataset, Group, H5Type};
+use hdf5::{Dataset, Group};
 
 use super::{
     packed_len, Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, SuffStats, FORMAT_VERSION,
 };
 use crate::h5check::Check;
-use crate::h5write::{json, write_attr, write_str_attr, write_strings};
+use crate::h5write::{create_array, json, write_array, write_attr, write_str_attr, write_strings};
 use crate::output::Staged;
 use crate::partition::PartitionSet;
 use crate::{Error, Layout, Result};
@@ -89,8 +89,6 @@ const KIND_STATS: &str = "statistics";
 const KIND_CHECKPOINT: &str = "checkpoint";
 const CREATED_BY: &str = concat!("gramstream ", env!("CARGO_PKG_VERSION"));
 const PACKING: &str = "lower triangle, row-major: (i, j), i >= j, at i*(i+1)/2 + j";
-/// Rows per chunk target for the reservoir arrays (~1 MiB).
-const CHUNK_BYTES: usize = 1 << 20;
 
 /// Writes a complete statistics file atomically: to `<path>.tmp` in the same
 /// directory, fsync, rename over `path`, fsync the directory. On any error the
@@ -191,51 +189,6 @@ fn check_for_write(
         }
     }
     Ok(())
-}
-
-/// Creates a dataset, chunked with Fletcher32 unless it is empty (a chunk
-/// cannot exceed a fixed zero extent; an empty array has nothing to check).
-fn create<T: H5Type>(
-    group: &Group,
-    path: &Path,
-    name: &str,
-    shape: &[usize],
-    chunk: &[usize],
-) -> Result<Dataset> {
-    let b = group.new_dataset::<T>();
-    let b = if shape.iter().product::<usize>() > 0 {
-        let chunk: Vec<usize> = chunk
-            .iter()
-            .zip(shape)
-            .map(|(&c, &s)| c.clamp(1, s))
-            .collect();
-        b.chunk(chunk).fletcher32()
-    } else {
-        b
-    };
-    b.shape(shape.to_vec())
-        .create(name)
-        .map_err(|e| Error::hdf5(path, format!("creating {name}"), e))
-}
-
-/// Creates and fills a 1-D (or flattened) dataset.
-fn write_array<T: H5Type>(
-    group: &Group,
-    path: &Path,
-    name: &str,
-    shape: &[usize],
-    data: &[T],
-) -> Result<Dataset> {
-    let row: usize = shape[1..].iter().product();
-    let rows = (CHUNK_BYTES / (row.max(1) * std::mem::size_of::<T>()).max(1)).max(1);
-    let mut chunk = shape.to_vec();
-    chunk[0] = rows;
-    let ds = create::<T>(group, path, name, shape, &chunk)?;
-    if !data.is_empty() {
-        ds.write_raw(data)
-            .map_err(|e| Error::hdf5(path, format!("writing {name}"), e))?;
-    }
-    Ok(ds)
 }
 
 fn header_json(header: &StatsHeader) -> Result<String> {
@@ -345,9 +298,9 @@ fn write_accumulators(
     let acc = root
         .create_group("accumulators")
         .map_err(|e| Error::hdf5(path, "creating /accumulators", e))?;
-    let sum_x = create::<f64>(&acc, path, "sum_x", &[a_count, p], &[1, p])?;
-    let xty = create::<f64>(&acc, path, "xty", &[a_count, p], &[1, p])?;
-    let xtx = create::<f64>(&acc, path, "xtx", &[a_count, l], &[1, l])?;
+    let sum_x = create_array::<f64>(&acc, path, "sum_x", &[a_count, p], &[1, p])?;
+    let xty = create_array::<f64>(&acc, path, "xty", &[a_count, p], &[1, p])?;
+    let xtx = create_array::<f64>(&acc, path, "xtx", &[a_count, l], &[1, l])?;
     write_str_attr(&xtx, path, "packing", PACKING)?;
     let (mut n, mut sum_y, mut sum_yy) = (
         Vec::with_capacity(a_count),
