@@ -1774,3 +1774,33 @@ fn killed_runs_clean_up() {
         );
     }
 }
+
+/// Item 11: the two damaged files that crash Debian's libhdf5 1.10.8 inside
+/// the C library (`fuzz/known_issues/libhdf5/`) are refused with exit 1, and
+/// one line, by a build that links the bundled HDF5 2.2.0. Compiled only with
+/// `--features hdf5-static` (README, Known issues): the default build links
+/// the system libhdf5, which still dies on them.
+#[cfg(feature = "hdf5-static")]
+#[test]
+fn libhdf5_crashers_are_refused_with_the_bundled_hdf5() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/known_issues/libhdf5");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    for path in &files {
+        for command in ["inspect", "scan"] {
+            let out = gramstream().arg(command).arg(path).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{command} {}: {err}",
+                path.display()
+            );
+            assert_eq!(err.trim_end().lines().count(), 1, "{command}: {err}");
+        }
+    }
+}
