@@ -1159,6 +1159,27 @@ mod tests {
 
     use crate::partition::RowKeys;
 
+    /// Issue 11, item 5: a pass that checkpoints plans what a checkpoint
+    /// holds (the staged rows and the gate sample copied for the write)
+    /// within the budget, staging fewer rows than one without checkpoints
+    /// when the budget binds (2 × 4096 pixels, 2 GiB, as reported).
+    #[test]
+    fn checkpointing_is_planned_within_the_budget() {
+        let opts = AccumulateOptions {
+            mem_budget: Some(2 << 30),
+            gate_sample: 1000,
+            ..Default::default()
+        };
+        let with = MemoryPlan::new(&opts, 4096, true).unwrap();
+        let without = MemoryPlan::new(&opts, 4096, false).unwrap();
+        assert!(with.total() <= 2 << 30, "{with:?}");
+        assert!(without.total() <= 2 << 30, "{without:?}");
+        let staged = (with.accumulators * with.block_rows * 4096 * 8) as u64;
+        let sample = Reservoir::max_bytes(1000, 4096);
+        assert!(with.write_bytes >= staged + sample, "{with:?}");
+        assert!(with.block_rows * with.accumulators <= without.block_rows * without.accumulators);
+    }
+
     #[test]
     fn the_pass_from_memory_equals_sums_by_hand() {
         let noise = NoiseModel::new(1.0, 5).unwrap();
