@@ -602,7 +602,7 @@ fn read_file(path: &Path) -> Result<ModelSet> {
     let provenance: Provenance = ck.json_attr(root, "/", "provenance", "provenance as JSON")?;
 
     let table = read_experts(&ck, root, p, e_count)?;
-    let (global, partitions) = place_experts(&ck, table, parts, p)?;
+    let (global, partitions) = place_experts(&ck, table, parts)?;
     let parts: Vec<Partition> = partitions.iter().map(|pm| pm.partition.clone()).collect();
     let gate = read_gate(&ck, root, p, &parts)?;
     let models = ModelSet {
@@ -621,21 +621,12 @@ fn read_file(path: &Path) -> Result<ModelSet> {
     Ok(models)
 }
 
-/// The `/experts` table, one entry per expert.
-struct ExpertTable {
-    partition: Vec<i64>,
-    slot: Vec<u64>,
-    alpha: Vec<f64>,
-    intercept: Vec<f64>,
-    n_train: Vec<u64>,
-    selected_by: Vec<String>,
-    /// Row-major `experts × P`.
-    w: Vec<f64>,
-}
+/// One row of `/experts`: its partition (−1: global), its slot, the expert.
+type ExpertRow = (i64, u64, Expert);
 
 /// Reads `/experts`: every shape checked before anything is read (a
 /// damaged header may declare 2^40 experts), the weights finite.
-fn read_experts(ck: &Check<'_>, root: &Group, p: usize, e_count: usize) -> Result<ExpertTable> {
+fn read_experts(ck: &Check<'_>, root: &Group, p: usize, e_count: usize) -> Result<Vec<ExpertRow>> {
     let path = ck.path;
     let w_ds = ck.dataset(root, "/experts/w", &F64, &[e_count, p])?;
     let partition: Vec<i64> = ck.read_checked(root, "/experts/partition", &I64, &[e_count])?;
@@ -657,15 +648,20 @@ fn read_experts(ck: &Check<'_>, root: &Group, p: usize, e_count: usize) -> Resul
         });
     }
 
-    Ok(ExpertTable {
-        partition,
-        slot,
-        alpha,
-        intercept,
-        n_train,
-        selected_by,
-        w,
-    })
+    Ok((0..e_count)
+        .map(|e| {
+            let expert = Expert {
+                coefficients: Coefficients {
+                    alpha: alpha[e],
+                    w: w[e * p..(e + 1) * p].to_vec(),
+                    intercept: intercept[e],
+                },
+                n_train: n_train[e],
+                selected_by: selected_by[e].clone(),
+            };
+            (partition[e], slot[e], expert)
+        })
+        .collect())
 }
 
 /// Puts each expert of the table in its place: the global one (partition
@@ -673,19 +669,9 @@ fn read_experts(ck: &Check<'_>, root: &Group, p: usize, e_count: usize) -> Resul
 /// global expert present.
 fn place_experts(
     ck: &Check<'_>,
-    t: ExpertTable,
+    rows: Vec<ExpertRow>,
     parts: Vec<Partition>,
-    p: usize,
 ) -> Result<(Expert, Vec<PartitionModels>)> {
-    let ExpertTable {
-        partition,
-        slot,
-        alpha,
-        intercept,
-        n_train,
-        selected_by,
-        w,
-    } = t;
     let mut global = None;
     let mut partitions: Vec<PartitionModels> = parts
         .into_iter()
@@ -694,23 +680,14 @@ fn place_experts(
             partition,
         })
         .collect();
-    for e in 0..partition.len() {
-        let expert = Expert {
-            coefficients: Coefficients {
-                alpha: alpha[e],
-                w: w[e * p..(e + 1) * p].to_vec(),
-                intercept: intercept[e],
-            },
-            n_train: n_train[e],
-            selected_by: selected_by[e].clone(),
-        };
-        let target = match partition[e] {
-            -1 if slot[e] == 0 => &mut global,
+    for (e, (partition, slot, expert)) in rows.into_iter().enumerate() {
+        let target = match partition {
+            -1 if slot == 0 => &mut global,
             -1 => {
                 return Err(ck.bad(
                     "/experts/slot",
                     "slot 0 for the global expert",
-                    format!("expert {e}: slot {}", slot[e]),
+                    format!("expert {e}: slot {}", slot),
                 ))
             }
             k => {
@@ -726,14 +703,14 @@ fn place_experts(
                         )
                     })?;
                 let count = slots.len();
-                usize::try_from(slot[e])
+                usize::try_from(slot)
                     .ok()
                     .and_then(|s| slots.get_mut(s))
                     .ok_or_else(|| {
                         ck.bad(
                             "/experts/slot",
                             format!("a slot < {count} of partition {k}"),
-                            format!("expert {e}: slot {}", slot[e]),
+                            format!("expert {e}: slot {}", slot),
                         )
                     })?
             }
@@ -742,10 +719,7 @@ fn place_experts(
             return Err(ck.bad(
                 "/experts/slot",
                 "one expert per (partition, slot)",
-                format!(
-                    "expert {e} repeats partition {} slot {}",
-                    partition[e], slot[e]
-                ),
+                format!("expert {e} repeats partition {} slot {}", partition, slot),
             ));
         }
         *target = Some(expert);

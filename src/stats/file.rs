@@ -396,12 +396,7 @@ pub struct StatsFile {
     path: PathBuf,
     header: StatsHeader,
     checkpoint: bool,
-    n: Vec<u64>,
-    sum_y: Vec<f64>,
-    sum_yy: Vec<f64>,
-    sum_x: Dataset,
-    xty: Dataset,
-    xtx: Dataset,
+    arrays: AccumulatorArrays,
     file: hdf5::File,
 }
 
@@ -609,6 +604,7 @@ fn read_shards(
 /// The accumulators' arrays: the per-accumulator scalars read (and
 /// finite), the P- and P²-sized rows only opened, read one accumulator at
 /// a time by [`StatsFile::accumulator`].
+#[derive(Debug)]
 struct AccumulatorArrays {
     n: Vec<u64>,
     sum_y: Vec<f64>,
@@ -794,12 +790,7 @@ impl StatsFile {
             path: path.to_path_buf(),
             header,
             checkpoint,
-            n: arrays.n,
-            sum_y: arrays.sum_y,
-            sum_yy: arrays.sum_yy,
-            sum_x: arrays.sum_x,
-            xty: arrays.xty,
-            xtx: arrays.xtx,
+            arrays,
             file,
         })
     }
@@ -822,7 +813,7 @@ impl StatsFile {
     /// Reads accumulator `a` (checksums verified by libhdf5); a non-finite
     /// value is an error naming the dataset, the accumulator and the element.
     pub fn accumulator(&self, a: usize) -> Result<SuffStats> {
-        let count = self.n.len();
+        let count = self.arrays.n.len();
         if a >= count {
             return Err(Error::InvalidParameter {
                 name: "accumulator",
@@ -843,21 +834,21 @@ impl StatsFile {
         };
         let ck = Check { path: &self.path };
         let pixel = |i: usize| format!("accumulator {a}, pixel {i}");
-        let sum_x = row(&self.sum_x, "sum_x", p)?;
+        let sum_x = row(&self.arrays.sum_x, "sum_x", p)?;
         ck.finite("/accumulators/sum_x", &sum_x, pixel)?;
-        let xty = row(&self.xty, "xty", p)?;
+        let xty = row(&self.arrays.xty, "xty", p)?;
         ck.finite("/accumulators/xty", &xty, pixel)?;
-        let xtx = row(&self.xtx, "xtx", packed_len(p))?;
+        let xtx = row(&self.arrays.xtx, "xtx", packed_len(p))?;
         ck.finite("/accumulators/xtx", &xtx, |k| {
             let (i, j) = unpack(k);
             format!("accumulator {a}, element {k} (pixels {i}, {j})")
         })?;
         Ok(SuffStats {
             p,
-            n: self.n[a],
+            n: self.arrays.n[a],
             sum_x,
-            sum_y: self.sum_y[a],
-            sum_yy: self.sum_yy[a],
+            sum_y: self.arrays.sum_y[a],
+            sum_yy: self.arrays.sum_yy[a],
             xty,
             xtx,
         })
@@ -920,8 +911,8 @@ impl StatsFile {
             .group("cursor")
             .map_err(|e| Error::hdf5(&self.path, "opening /cursor", e))?;
         let p = self.header.pixels;
-        let mut staged = Vec::with_capacity(self.n.len());
-        for a in 0..self.n.len() {
+        let mut staged = Vec::with_capacity(self.arrays.n.len());
+        for a in 0..self.arrays.n.len() {
             let (xn, yn) = (
                 format!("/cursor/staged_x_{a}"),
                 format!("/cursor/staged_y_{a}"),

@@ -35,8 +35,9 @@ use crate::{Error, Result, Threads};
 pub use test_eval::TestSpec;
 
 /// Groups solved at once without CV (with enough threads): each holds its
-/// K fold sums of P²/2 values, so this bounds the sweep's memory (two
-/// groups at P = 4096, K = 5: 1.3 GB), not only its speed.
+/// K fold sums of P²/2 values (K × 67 MB at P = 4096) and its own dense
+/// P × P decomposition, so this bounds the sweep's memory, not only its
+/// speed.
 const CONCURRENT_GROUPS: usize = 2;
 
 /// How each group's α is chosen.
