@@ -9,7 +9,7 @@
 //! block of conjugate-gradient columns (one column per α) with
 //! M⁻¹ = V (sΛ + αI)⁻¹ Vᵀ. Each iteration costs three P × P × m products
 //! (C_k·P, Vᵀ·R, V·T; m = columns still running), done by
-//! [`crate::linalg::matmul_det`] in row panels fixed by P, so the results
+//! `linalg::matmul_det` in row panels fixed by P, so the results
 //! are **bitwise identical for every thread count** (a test pins it; a
 //! fold that falls back to a direct solve is as reproducible as
 //! [`crate::linalg::eigh`]'s default backend). Converged
@@ -25,7 +25,7 @@
 //! [`CvResult::fallback_folds`].
 //!
 //! Validation uses each fold's own sums, the same formula as
-//! [`crate::ridge::sse_from_stats`], with the quadratic forms wᵀ(Σuuᵀ)w of
+//! `ridge::sse_from_stats`, with the quadratic forms wᵀ(Σuuᵀ)w of
 //! all α taken from one product.
 
 use faer::{Mat, MatMut, MatRef, Par};

@@ -457,7 +457,7 @@ mod lapack {
 /// column-major) with `a` = U Uᵀ to LAPACK `dpstrf`'s default tolerance, or
 /// None without the `openblas` feature or on a LAPACK error. Single-threaded
 /// OpenBLAS (the Gram kernel's setting), hence reproducible.
-pub fn low_rank_factor(a: &mut [f64], p: usize) -> Option<(Mat<f64>, usize)> {
+pub(crate) fn low_rank_factor(a: &mut [f64], p: usize) -> Option<(Mat<f64>, usize)> {
     assert_eq!(a.len(), p * p, "a p × p matrix");
     #[cfg(feature = "openblas")]
     {
@@ -490,7 +490,7 @@ fn row_panels(rows: usize) -> Vec<usize> {
 /// single-threaded product — OpenBLAS `dgemm` with the `openblas` feature,
 /// faer's `matmul` without. `lhs` may be a transposed view (either of its
 /// strides 1); `rhs` and `dst` must be column-major.
-pub fn matmul_det(
+pub(crate) fn matmul_det(
     dst: faer::MatMut<'_, f64>,
     lhs: faer::MatRef<'_, f64>,
     rhs: faer::MatRef<'_, f64>,

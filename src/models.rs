@@ -115,7 +115,7 @@ use crate::stats::ShardFingerprint;
 use crate::{Error, Layout, Result};
 
 /// The value of the root attribute `format`.
-pub const FORMAT_NAME: &str = "gramstream.models";
+pub(crate) const FORMAT_NAME: &str = "gramstream.models";
 /// The format version written; files of a larger version are refused.
 pub const FORMAT_VERSION: u32 = 1;
 /// `gramstream <version>`, what [`Provenance::new`] records.

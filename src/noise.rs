@@ -27,7 +27,7 @@ const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// The 64-bit key of the stream of (seed, shard, row).
 #[inline]
-pub fn row_key(seed: u64, shard: u64, row: u64) -> u64 {
+pub(crate) fn row_key(seed: u64, shard: u64, row: u64) -> u64 {
     let a = mix64(seed.wrapping_add(GOLDEN));
     let b = mix64(a ^ shard.wrapping_add(GOLDEN.wrapping_mul(2)));
     mix64(b ^ row.wrapping_add(GOLDEN.wrapping_mul(3)))
@@ -47,7 +47,7 @@ pub const RESERVED_SHARD_INDEX: u64 = u64::MAX;
 /// checked: they must not overflow and must stay below
 /// [`RESERVED_SHARD_INDEX`]; otherwise the second shard's index would wrap
 /// to 0 and reuse the first shard's noise, folds and gate keys.
-pub fn shard_indices(first: u64, count: usize) -> crate::Result<std::ops::Range<u64>> {
+pub(crate) fn shard_indices(first: u64, count: usize) -> crate::Result<std::ops::Range<u64>> {
     // The reserved index is u64::MAX, so an end (one past the last index)
     // that does not overflow keeps every index below it.
     const _: () = assert!(RESERVED_SHARD_INDEX == u64::MAX);
@@ -64,7 +64,7 @@ pub fn shard_indices(first: u64, count: usize) -> crate::Result<std::ops::Range<
     }
 }
 
-/// [`shard_indices`] for shards to predict: also the one test shard at
+/// `shard_indices` for shards to predict: also the one test shard at
 /// [`RESERVED_SHARD_INDEX`], whose noise an experiment drew (predicting it
 /// with that index reproduces the experiment's test predictions).
 pub fn predicted_shard_indices(first: u64, count: usize) -> crate::Result<()> {

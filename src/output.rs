@@ -5,9 +5,9 @@
 //! * **Never over an input**: [`refuse_input_overwrite`] compares an output
 //!   with the run's inputs — same path, a symlink to one, or a hard link
 //!   (same device and inode) — before any work.
-//! * **Never half-written**: a [`Staged`] output is written under a scratch
+//! * **Never half-written**: a `Staged` output is written under a scratch
 //!   name in the destination's directory, unique to this run (host, process,
-//!   a counter), then synced and renamed into place ([`Staged::commit`]); a
+//!   a counter), then synced and renamed into place (`Staged::commit`); a
 //!   failed run removes its scratch (on drop), and so does SIGINT or SIGTERM
 //!   (the binary calls [`interrupt`] from its signal thread).
 //! * **Never mixed**: two runs with the same destination write different
@@ -18,7 +18,7 @@
 //!   and the rename a window of a few system calls remains; a destination
 //!   that did not exist is claimed atomically with `RENAME_NOREPLACE`.)
 //! * **Scratch of dead runs** (`kill -9`, a node lost) is removed by the next
-//!   run writing to the same directory ([`Staged::file`], [`Staged::dir`]): scratch names carry
+//!   run writing to the same directory (`Staged::file`, `Staged::dir`): scratch names carry
 //!   the host and process id, and only this host's processes that no longer
 //!   exist are cleaned.
 
@@ -105,7 +105,7 @@ pub fn refuse_input_overwrite<P: AsRef<Path>>(output: &Path, inputs: &[P]) -> Re
 }
 
 /// For a signal handler: marks the process interrupted (no new scratch is
-/// created from now on: [`Staged`] refuses) and removes every scratch path
+/// created from now on: `Staged` refuses) and removes every scratch path
 /// of this process. The work still running may then fail on its vanished
 /// files; [`interrupted`] tells its error apart from a real one.
 pub fn interrupt() {
@@ -201,7 +201,7 @@ fn remove_stale(dir: &Path, name: &str, host: &str) {
 /// An output written under a scratch name and moved into place at the end
 /// (see the module docs). Dropping it uncommitted removes the scratch.
 #[derive(Debug)]
-pub struct Staged {
+pub(crate) struct Staged {
     dest: PathBuf,
     scratch: PathBuf,
     before: Option<(u64, u64, i64, i64)>,

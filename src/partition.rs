@@ -194,7 +194,7 @@ impl Partition {
 
     /// Whether every row with finite keys falls in a bin (no unbinned slot
     /// is needed): true for open-ended axes such as the SNR bins.
-    pub fn covers_all(&self) -> bool {
+    pub(crate) fn covers_all(&self) -> bool {
         matches!(
             &self.kind,
             PartitionKind::Snr {
@@ -204,7 +204,7 @@ impl Partition {
     }
 
     /// Slots of this partition in the refinement: its bins, plus one for
-    /// unbinned rows unless it [covers all](Self::covers_all).
+    /// unbinned rows unless it covers all.
     pub fn slots(&self) -> usize {
         self.bins() + usize::from(!self.covers_all())
     }
@@ -287,7 +287,7 @@ impl PartitionSet {
     /// Accumulators needed without the refinement: one per (partition,
     /// slot, fold). Every partition's slots together hold every row once, so
     /// the global model is the sum over the first partition's slots.
-    pub fn per_bin_accumulators(&self) -> usize {
+    pub(crate) fn per_bin_accumulators(&self) -> usize {
         self.slots().sum::<usize>() * self.folds
     }
 

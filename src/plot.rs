@@ -59,7 +59,7 @@ pub(crate) fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
 
 /// A line on a panel.
 #[derive(Debug, Clone)]
-pub struct Series {
+pub(crate) struct Series {
     /// Legend label.
     pub label: String,
     /// Colour as RGB.
@@ -70,7 +70,7 @@ pub struct Series {
 
 /// One panel of a figure.
 #[derive(Debug, Clone)]
-pub struct Panel {
+pub(crate) struct Panel {
     /// Caption.
     pub title: String,
     /// Lines.
@@ -82,32 +82,32 @@ pub struct Panel {
 }
 
 /// Colours used across gramstream's plots (colour-blind safe, Okabe–Ito).
-pub mod colors {
+pub(crate) mod colors {
     /// Blue.
-    pub const BLUE: (u8, u8, u8) = (0, 114, 178);
+    pub(crate) const BLUE: (u8, u8, u8) = (0, 114, 178);
     /// Orange.
-    pub const ORANGE: (u8, u8, u8) = (230, 159, 0);
+    pub(crate) const ORANGE: (u8, u8, u8) = (230, 159, 0);
     /// Bluish green.
-    pub const GREEN: (u8, u8, u8) = (0, 158, 115);
+    pub(crate) const GREEN: (u8, u8, u8) = (0, 158, 115);
     /// Grey.
-    pub const GREY: (u8, u8, u8) = (120, 120, 120);
+    pub(crate) const GREY: (u8, u8, u8) = (120, 120, 120);
     /// Vermillion.
-    pub const RED: (u8, u8, u8) = (213, 94, 0);
+    pub(crate) const RED: (u8, u8, u8) = (213, 94, 0);
     /// Reddish purple.
-    pub const PURPLE: (u8, u8, u8) = (204, 121, 167);
+    pub(crate) const PURPLE: (u8, u8, u8) = (204, 121, 167);
     /// Sky blue.
-    pub const SKY: (u8, u8, u8) = (86, 180, 233);
+    pub(crate) const SKY: (u8, u8, u8) = (86, 180, 233);
     /// Yellow.
-    pub const YELLOW: (u8, u8, u8) = (240, 228, 66);
+    pub(crate) const YELLOW: (u8, u8, u8) = (240, 228, 66);
     /// Black (the eighth Okabe–Ito colour).
-    pub const BLACK: (u8, u8, u8) = (0, 0, 0);
+    pub(crate) const BLACK: (u8, u8, u8) = (0, 0, 0);
     /// Brown: not Okabe–Ito, a tenth category distinct from the others.
-    pub const BROWN: (u8, u8, u8) = (140, 86, 45);
+    pub(crate) const BROWN: (u8, u8, u8) = (140, 86, 45);
 
     /// Colours for up to ten categories, in order (e.g. the nine
     /// T_eff × [M/H] bins, then "outside every bin" in grey). Callers with
     /// more categories cycle.
-    pub const CATEGORICAL: [(u8, u8, u8); 10] = [
+    pub(crate) const CATEGORICAL: [(u8, u8, u8); 10] = [
         BLUE, ORANGE, GREEN, RED, PURPLE, SKY, YELLOW, BLACK, BROWN, GREY,
     ];
 }
@@ -168,7 +168,7 @@ fn legend_corner(
 /// A figure of panels on a grid, x on a log axis (α), written as PNG.
 /// `y_floor` clips very bad values (e.g. R² ≪ 0 at tiny α) so the
 /// interesting range stays readable; clipped points are drawn at the floor.
-pub fn log_x_panels(
+pub(crate) fn log_x_panels(
     path: &Path,
     title: &str,
     x_label: &str,

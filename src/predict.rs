@@ -48,7 +48,7 @@ use crate::source::{ReadOptions, ReadPath, Shard, ShardReader};
 use crate::{Error, Layout, Result};
 
 /// The params column whose value identifies a row in the output (when present).
-pub const ID_COLUMN: &str = "id";
+pub(crate) const ID_COLUMN: &str = "id";
 
 /// Which spectra are predicted.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -470,7 +470,7 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
 /// The CSV line of a row (without the line break): `id,log_g,prediction,bin`.
 /// `bin_names` are the routing partition's (empty under global routing).
 /// Numbers are written in Rust's shortest round-trip form.
-pub fn csv_line(row: &PredictedRow, bin_names: &[String]) -> String {
+pub(crate) fn csv_line(row: &PredictedRow, bin_names: &[String]) -> String {
     let id = match row.id {
         None => format!("{}:{}", row.shard, row.row),
         Some(v) if v.is_finite() && v.fract() == 0.0 && v.abs() < 9.0e15 => {
@@ -493,7 +493,7 @@ pub fn csv_line(row: &PredictedRow, bin_names: &[String]) -> String {
 /// [`predict`] into a CSV file `out` with the header `id,log_g,prediction,bin`
 /// (id = the params `id` column, or `shard:row` with the shard's position;
 /// log_g empty when unknown; bin = the bin name, or `global`). Written
-/// through [`crate::output::Staged`]: a failed run leaves no `out`, and an
+/// through `output::Staged`: a failed run leaves no `out`, and an
 /// `out` that is one of the shards is refused.
 pub fn predict_csv(
     models: &ModelSet,

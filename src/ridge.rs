@@ -130,12 +130,12 @@ impl RidgePath {
     }
 
     /// Mean of x.
-    pub fn x_mean(&self) -> &[f64] {
+    pub(crate) fn x_mean(&self) -> &[f64] {
         &self.x_mean
     }
 
     /// Mean of y.
-    pub fn y_mean(&self) -> f64 {
+    pub(crate) fn y_mean(&self) -> f64 {
         self.y_mean
     }
 
@@ -146,7 +146,7 @@ impl RidgePath {
 
     /// Whether the covariance is numerically singular (α = 0 then has no
     /// unique solution).
-    pub fn is_rank_deficient(&self) -> bool {
+    pub(crate) fn is_rank_deficient(&self) -> bool {
         let max = self.lambda.iter().fold(0.0f64, |m, l| m.max(l.abs()));
         let tol = max * self.lambda.len() as f64 * f64::EPSILON;
         self.lambda.iter().any(|&l| l <= tol)
@@ -198,7 +198,7 @@ impl RidgePath {
     }
 
     /// Training residual sum of squares at `alpha`.
-    pub fn train_rss(&self, alpha: f64) -> f64 {
+    pub(crate) fn train_rss(&self, alpha: f64) -> f64 {
         let fit: f64 = self
             .z
             .iter()
@@ -341,7 +341,7 @@ pub fn least_squares(
 
 /// Sum of squared errors of `model` on rows summed as `stats` around
 /// (`shift_x`, `shift_y`), without the rows (see the module docs).
-pub fn sse_from_stats(
+pub(crate) fn sse_from_stats(
     model: &Coefficients,
     stats: &SuffStats,
     shift_x: &[f64],

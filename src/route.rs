@@ -95,7 +95,7 @@ impl<'a> Router<'a> {
 
     /// A router with this gate (routing to the partition at position
     /// `partition`) in place of the saved one.
-    pub fn with_gate(models: &'a ModelSet, gate: Option<(&'a Gate, usize)>) -> Self {
+    pub(crate) fn with_gate(models: &'a ModelSet, gate: Option<(&'a Gate, usize)>) -> Self {
         Router { models, gate }
     }
 

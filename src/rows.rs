@@ -69,7 +69,7 @@ impl RowSpec {
 
     /// What a reader must deliver for these rows; `stored_noisy`: the shard's
     /// `noisy` array is to be used (ignored when the noise is drawn).
-    pub fn reader_spectra(&self, stored_noisy: bool) -> Spectra {
+    pub(crate) fn reader_spectra(&self, stored_noisy: bool) -> Spectra {
         match (self.spectra, stored_noisy, self.snr_level) {
             (ModelSpectra::Stored, true, None) => Spectra::Noisy,
             (ModelSpectra::Stored, true, Some(_)) => Spectra::NoisyWithFluxError,
@@ -78,7 +78,7 @@ impl RowSpec {
     }
 
     /// The SNR keys, then the model spectra, of a chunk just read, in place.
-    pub fn prepare(&self, chunk: &mut Chunk) {
+    pub(crate) fn prepare(&self, chunk: &mut Chunk) {
         let p = chunk.pixels;
         chunk.snr.clear();
         if let Some(level) = self.snr_level {
@@ -111,7 +111,7 @@ impl RowSpec {
 
 impl Chunk {
     /// The keys of row `r` when the params were read as
-    /// [`key_columns`] (T_eff, [M/H], log g) and SNR keys were taken (NaN
+    /// `key_columns` (T_eff, [M/H], log g) and SNR keys were taken (NaN
     /// SNR otherwise).
     pub fn keys(&self, r: usize) -> RowKeys {
         let prm = self.params_row(r);
@@ -122,7 +122,7 @@ impl Chunk {
         }
     }
 
-    /// log g of row `r` when the params were read as [`key_columns`].
+    /// log g of row `r` when the params were read as `key_columns`.
     pub fn log_g(&self, r: usize) -> f64 {
         self.params_row(r)[2]
     }
@@ -130,7 +130,7 @@ impl Chunk {
 
 /// The params columns of a keyed row, in the order [`Chunk::keys`] and
 /// [`Chunk::log_g`] read them: T_eff, [M/H], log g.
-pub fn key_columns(layout: &crate::Layout) -> Vec<String> {
+pub(crate) fn key_columns(layout: &crate::Layout) -> Vec<String> {
     let c = &layout.columns;
     vec![c.teff.clone(), c.mh.clone(), c.log_g.clone()]
 }

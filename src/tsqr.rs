@@ -183,7 +183,7 @@ impl Tsqr {
 
     /// Folds the staged rows into R: R ← the R of [R; staged rows], with a
     /// non-negative diagonal.
-    pub fn flush(&mut self, par: Par) {
+    pub(crate) fn flush(&mut self, par: Par) {
         if self.staged == 0 {
             return;
         }

@@ -96,7 +96,7 @@ impl std::fmt::Debug for Experiment {
 }
 
 /// The directory name of a run.
-pub fn run_dir_name(level: f64, seed: u64) -> String {
+pub(crate) fn run_dir_name(level: f64, seed: u64) -> String {
     format!("noise{level}_seed{seed}")
 }
 

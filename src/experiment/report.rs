@@ -15,7 +15,7 @@ use crate::report_figures::{bars, grouped_bars, heatmap, scatter_pred_true};
 use crate::Result;
 
 /// Schema tag of `results.json`.
-pub const SCHEMA: &str = "gramstream.results/1";
+pub(crate) const SCHEMA: &str = "gramstream.results/1";
 
 /// Columns of `per_bin.csv`.
 pub const PER_BIN_HEADER: &str = "noise,seed,partition,bin,name,alpha,selected_by,n_train,n_test,r2,r2_global,delta_r2,mae,mae_global,rmse,r2_soft,r2_hard,routing_accuracy";
@@ -110,7 +110,7 @@ fn opt(v: Option<f64>) -> String {
 }
 
 /// One CSV row per run, partition and bin.
-pub fn write_per_bin(runs: &[RunResult], mut w: impl Write) -> std::io::Result<()> {
+pub(crate) fn write_per_bin(runs: &[RunResult], mut w: impl Write) -> std::io::Result<()> {
     writeln!(w, "{PER_BIN_HEADER}")?;
     for r in runs {
         for (part, pr) in &r.moe {
@@ -146,7 +146,7 @@ pub fn write_per_bin(runs: &[RunResult], mut w: impl Write) -> std::io::Result<(
 /// The first run's test rows: `row,log_g,teff,mh,snr,global`, per partition
 /// `bin_<p>` (empty outside every bin) and `oracle_<p>`, and with a gate
 /// `soft,hard,routed,p_0…p_{k−1}`. Numbers in Rust's shortest round-trip form.
-pub fn write_predictions(
+pub(crate) fn write_predictions(
     exp: &Experiment,
     t: &super::score::TestTable,
     mut w: impl Write,
@@ -343,7 +343,7 @@ fn findings(exp: &Experiment, s: &LevelSummary) -> Vec<String> {
 
 /// The table of models (global, oracle, soft and hard gate) of one noise
 /// level, with mean ± std over its seeds, and the global α and coverage.
-pub fn model_table(exp: &Experiment, lvl: &LevelSummary) -> String {
+pub(crate) fn model_table(exp: &Experiment, lvl: &LevelSummary) -> String {
     let mut s = String::new();
     let m = |k: &str| lvl.metrics.get(k);
     let _ = writeln!(s, "| model | R² | MAE (dex) | RMSE (dex) | ΔR² vs global | ρ | routing accuracy |\n|---|---|---|---|---|---|---|");
@@ -776,7 +776,7 @@ fn figure_list(s: &mut String, first: &RunResult, figures: &[PathBuf]) {
 }
 
 /// Draws the figures of the first run of each level; returns their paths.
-pub fn write_plots(exp: &Experiment, dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn write_plots(exp: &Experiment, dir: &Path) -> Result<Vec<PathBuf>> {
     let first = &exp.runs[0];
     let mut plots = Plots {
         exp,

@@ -11,7 +11,7 @@ use crate::sweep::Sweep;
 
 /// R², MAE, RMSE on a set of rows (R² is NaN, `null` in JSON, below 2 rows).
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
-pub struct Score {
+pub(crate) struct Score {
     /// Rows.
     pub n: u64,
     /// R².
@@ -23,7 +23,7 @@ pub struct Score {
 }
 
 /// Scores `pred` against `y` on the rows `rows`.
-pub fn score_rows(rows: impl Iterator<Item = usize>, y: &[f64], pred: &[f64]) -> Score {
+pub(crate) fn score_rows(rows: impl Iterator<Item = usize>, y: &[f64], pred: &[f64]) -> Score {
     let mut s = Scores::around(0.0);
     let mut first = None;
     for i in rows {
@@ -247,11 +247,11 @@ pub fn rho(r2_gate: f64, r2_global: f64, r2_oracle: f64) -> f64 {
 }
 
 /// The gate's test routing: accuracy, confusion matrix, mean probabilities.
-pub type GateEval = (f64, Vec<Vec<u64>>, Vec<Vec<f64>>);
+pub(crate) type GateEval = (f64, Vec<Vec<u64>>, Vec<Vec<f64>>);
 
 /// Everything but data, gate training and timing, measured from the test
 /// table and the sweep.
-pub fn measure(
+pub(crate) fn measure(
     table: &TestTable,
     sweep: &Sweep,
     partition_names: &[String],
@@ -504,7 +504,7 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, f64>)
 }
 
 /// The numeric fields of a run by dotted path.
-pub fn flat(run: &RunResult) -> BTreeMap<String, f64> {
+pub(crate) fn flat(run: &RunResult) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for (name, v) in [
         ("global", serde_json::to_value(&run.global)),
@@ -519,7 +519,7 @@ pub fn flat(run: &RunResult) -> BTreeMap<String, f64> {
 }
 
 /// Mean ± std over the seeds of each noise level (levels in run order).
-pub fn summarize(runs: &[RunResult]) -> Vec<LevelSummary> {
+pub(crate) fn summarize(runs: &[RunResult]) -> Vec<LevelSummary> {
     let mut levels: Vec<f64> = Vec::new();
     for r in runs {
         if !levels.contains(&r.data.noise) {

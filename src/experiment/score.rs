@@ -72,7 +72,7 @@ impl TestTable {
 /// with `curves`, the same rows also score every (group, α) model of that
 /// sweep (its test metrics and summary are filled in; `threads` run their
 /// matrix products).
-pub fn score(
+pub(crate) fn score(
     spec: &TestSpec,
     header: &StatsHeader,
     models: &ModelSet,

@@ -54,9 +54,9 @@ pub const CONTINUUM_OUTER: f64 = 8.0;
 pub const CONTINUUM_FLOOR: f64 = 0.1;
 
 /// The species whose equivalent widths are summed, in feature order.
-pub const SPECIES: [&str; 3] = ["CaII", "NaI", "MgI"];
+pub(crate) const SPECIES: [&str; 3] = ["CaII", "NaI", "MgI"];
 
-/// The lines: (species index into [`SPECIES`], centre in Å), in feature order.
+/// The lines: (species index into `SPECIES`, centre in Å), in feature order.
 pub const LINES: [(usize, f64); 8] = [
     (0, 8498.0),
     (0, 8542.0),
@@ -238,7 +238,7 @@ impl GateFeatures {
     }
 
     /// The PCA mean.
-    pub fn pca_mean(&self) -> &[f64] {
+    pub(crate) fn pca_mean(&self) -> &[f64] {
         &self.pca_mean
     }
 

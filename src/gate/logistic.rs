@@ -36,7 +36,7 @@ use crate::{Error, Result};
 pub const GRADIENT_TOL: f64 = 1e-10;
 
 /// Maximum Newton iterations.
-pub const MAX_ITERATIONS: usize = 100;
+pub(crate) const MAX_ITERATIONS: usize = 100;
 
 /// How the fit went.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -469,7 +469,7 @@ impl Logistic {
     ///
     /// Errors: shapes that do not match, non-finite values, scales ≤ 0,
     /// present classes not strictly ascending or ≥ `classes`.
-    pub fn from_parts(
+    pub(crate) fn from_parts(
         classes: usize,
         mean: Vec<f64>,
         scale: Vec<f64>,
@@ -527,7 +527,7 @@ impl Logistic {
 
     /// The coefficients of the present classes on the standardised features:
     /// `(d + 1) × K'`, column k = (w_k, b_k) of the k-th present class.
-    pub fn theta(&self) -> faer::MatRef<'_, f64> {
+    pub(crate) fn theta(&self) -> faer::MatRef<'_, f64> {
         self.theta.as_ref()
     }
 
@@ -542,7 +542,7 @@ impl Logistic {
     }
 
     /// The classes seen in training, ascending.
-    pub fn present_classes(&self) -> &[usize] {
+    pub(crate) fn present_classes(&self) -> &[usize] {
         &self.present
     }
 

@@ -41,7 +41,7 @@ impl std::fmt::Display for TableFormat {
 }
 
 /// The largest params record accepted (bytes per row): 2^17 f64 columns.
-pub const MAX_RECORD_BYTES: usize = 1 << 20;
+pub(crate) const MAX_RECORD_BYTES: usize = 1 << 20;
 
 /// The scalar type of one column in a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +116,7 @@ pub struct Column {
 /// The columns of a table, decoded from its compound type (and, for pandas
 /// tables, the pickled names). Pure: usable on any descriptor, so tests and
 /// fuzzers need no file.
-pub fn columns_from_descriptor(
+pub(crate) fn columns_from_descriptor(
     desc: &TypeDescriptor,
     mut block_names: impl FnMut(&str) -> Option<std::result::Result<Vec<String>, String>>,
 ) -> std::result::Result<(TableFormat, Vec<Column>), String> {
@@ -260,7 +260,7 @@ impl ParamsTable {
     }
 
     /// Index of the column `name`, or an error listing the columns that exist.
-    pub fn column_index(&self, name: &str) -> Result<usize> {
+    pub(crate) fn column_index(&self, name: &str) -> Result<usize> {
         let i = self
             .columns
             .iter()
@@ -287,7 +287,7 @@ impl ParamsTable {
         Ok(i)
     }
 
-    /// Reads `rows` of the columns `cols` (indices from [`Self::column_index`])
+    /// Reads `rows` of the columns `cols` (indices from `column_index`)
     /// into `out`, row-major (`rows.len() × cols.len()`), as f64. `scratch`
     /// holds the raw records and is reused between calls.
     pub fn read(

@@ -33,7 +33,7 @@ impl Prefetcher {
     /// Like [`Self::spawn`], and runs `stage` on every chunk in the reader
     /// thread before sending it — per-row work (noise, SNR) that then
     /// overlaps with the consumer's.
-    pub fn spawn_with<S: ChunkSource + 'static>(
+    pub(crate) fn spawn_with<S: ChunkSource + 'static>(
         sources: Vec<S>,
         chunk_rows: usize,
         depth: usize,

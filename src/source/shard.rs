@@ -765,7 +765,7 @@ pub struct ShardReader {
 impl ShardReader {
     /// Passes non-finite params values through instead of applying the
     /// policy: predict still predicts a row of unknown log g.
-    pub fn lenient_params(mut self) -> Self {
+    pub(crate) fn lenient_params(mut self) -> Self {
         self.lenient_params = true;
         self
     }

@@ -125,7 +125,7 @@ impl<B: AsRef<[u8]>> RawArray<B> {
 
 /// A read-only memory map of a whole file.
 #[derive(Debug)]
-pub struct MappedFile(memmap2::Mmap);
+pub(crate) struct MappedFile(memmap2::Mmap);
 
 impl MappedFile {
     /// Maps `path` read-only.
@@ -167,7 +167,7 @@ impl MappedFile {
     /// Faults in bytes `[offset, offset + len)` with one system call
     /// (MADV_POPULATE_READ, Linux ≥ 5.14) instead of one page fault per 4 KiB
     /// page; a hint, ignored where unsupported.
-    pub fn populate(&self, offset: usize, len: usize) {
+    pub(crate) fn populate(&self, offset: usize, len: usize) {
         let end = offset.saturating_add(len).min(self.0.len());
         if offset < end {
             let _ = self
@@ -180,7 +180,7 @@ impl MappedFile {
 impl RawArray<MappedFile> {
     /// Faults in the mapped pages of rows `rows` in one call (see
     /// [`MappedFile::populate`]).
-    pub fn populate_rows(&self, rows: Range<usize>) {
+    pub(crate) fn populate_rows(&self, rows: Range<usize>) {
         let row_bytes = self.cols * self.dtype.size();
         let start = self.offset + rows.start.min(self.rows) * row_bytes;
         let end = self.offset + rows.end.min(self.rows) * row_bytes;
@@ -188,7 +188,7 @@ impl RawArray<MappedFile> {
     }
 
     /// Releases the mapped pages of rows `rows` (see [`MappedFile::release`]).
-    pub fn release_rows(&self, rows: Range<usize>) {
+    pub(crate) fn release_rows(&self, rows: Range<usize>) {
         let row_bytes = self.cols * self.dtype.size();
         let start = self.offset + rows.start.min(self.rows) * row_bytes;
         let end = self.offset + rows.end.min(self.rows) * row_bytes;

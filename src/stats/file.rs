@@ -84,7 +84,7 @@ use crate::partition::PartitionSet;
 use crate::{Error, Layout, Result};
 
 /// The value of the root attribute `format`.
-pub const FORMAT_NAME: &str = "gramstream.stats";
+pub(crate) const FORMAT_NAME: &str = "gramstream.stats";
 const KIND_STATS: &str = "statistics";
 const KIND_CHECKPOINT: &str = "checkpoint";
 const CREATED_BY: &str = concat!("gramstream ", env!("CARGO_PKG_VERSION"));

@@ -164,7 +164,7 @@ fn panel_update(panel: &mut [f64], p: usize, j0: usize, j1: usize, x: &[f64], k:
 
 /// `out += Σ_r v_r x_r` over rows stored contiguously in `x` (rows of
 /// `out.len()` values), in row order.
-pub fn add_weighted_rows(out: &mut [f64], x: &[f64], v: &[f64]) {
+pub(crate) fn add_weighted_rows(out: &mut [f64], x: &[f64], v: &[f64]) {
     for (row, &w) in x.chunks_exact(out.len()).zip(v) {
         for (o, a) in out.iter_mut().zip(row) {
             *o += a * w;
@@ -173,7 +173,7 @@ pub fn add_weighted_rows(out: &mut [f64], x: &[f64], v: &[f64]) {
 }
 
 /// `out += Σ_r x_r` over rows stored contiguously in `x`, in row order.
-pub fn add_rows(out: &mut [f64], x: &[f64]) {
+pub(crate) fn add_rows(out: &mut [f64], x: &[f64]) {
     for row in x.chunks_exact(out.len()) {
         for (o, a) in out.iter_mut().zip(row) {
             *o += a;

@@ -3,7 +3,7 @@
 //! Runs over disjoint shards with the same configuration (pixels, noise
 //! level and seed, partitions and folds, mode, layout, reservoir capacity)
 //! add up: the sums are re-expressed around the **first** input's shift
-//! ([`SuffStats::reshift`], exact algebra) and added in input order, one
+//! (`SuffStats::reshift`, exact algebra) and added in input order, one
 //! accumulator index at a time, so memory stays at about two accumulators
 //! plus the reservoirs and the result depends only on the order of the
 //! inputs. The reservoirs merge exactly: keys depend on (seed, shard, row)

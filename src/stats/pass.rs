@@ -250,7 +250,7 @@ impl MemoryPlan {
 }
 
 /// 80 % of the memory available now (8 GiB if unknown).
-pub fn default_budget() -> u64 {
+pub(crate) fn default_budget() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
@@ -263,7 +263,7 @@ pub fn default_budget() -> u64 {
 }
 
 /// Peak resident memory of this process so far (VmHWM), if known.
-pub fn peak_rss() -> Option<u64> {
+pub(crate) fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb: u64 = status
         .lines()
@@ -696,7 +696,7 @@ pub fn accumulate_to_file(
 
 /// Runs the pass over `sources` — shard readers, or rows in memory
 /// ([`crate::source::MemorySource`]) — whose chunks carry flux, error and
-/// the params [`key_columns`], with shard indices `first_shard_index` +
+/// the params `key_columns`, with shard indices `first_shard_index` +
 /// position. `fingerprints` (one per source) are recorded in the header and
 /// checked on resume.
 pub fn accumulate_sources<S: ChunkSource + 'static>(

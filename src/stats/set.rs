@@ -154,7 +154,7 @@ impl Reservoir {
     /// be counted (`--gate-sample 18446744073709551615`) then exceeds every
     /// memory budget, and the planner refuses it with the arithmetic, instead
     /// of the count overflowing.
-    pub fn max_bytes(capacity: usize, pixels: usize) -> u64 {
+    pub(crate) fn max_bytes(capacity: usize, pixels: usize) -> u64 {
         pixels
             .checked_add(7)
             .and_then(|w| capacity.checked_mul(w))
@@ -166,7 +166,7 @@ impl Reservoir {
     /// The ceiling of [`Reservoir::max_bytes`]: 1 EiB, more than any memory
     /// budget, and small enough that the planner's sum of a few such terms
     /// cannot overflow a `u64`.
-    pub const MAX_PLAN_BYTES: u64 = 1 << 60;
+    pub(crate) const MAX_PLAN_BYTES: u64 = 1 << 60;
 }
 
 /// Where an unfinished pass stopped, and the accumulators' staged rows, so

@@ -85,7 +85,7 @@ impl SuffStats {
     }
 
     /// Subtracts `other` (same shift, same p; its rows a subset of ours).
-    pub fn sub(&mut self, other: &SuffStats) -> Result<()> {
+    pub(crate) fn sub(&mut self, other: &SuffStats) -> Result<()> {
         if other.p != self.p || other.n > self.n {
             return Err(Error::shape(
                 "subtracting statistics",
@@ -111,7 +111,7 @@ impl SuffStats {
     /// Re-expresses the sums around a new shift: `d = old − new` for x and
     /// `e = old − new` for y (exact algebra; used to merge runs with
     /// different shifts).
-    pub fn reshift(&mut self, dx: &[f64], dy: f64) {
+    pub(crate) fn reshift(&mut self, dx: &[f64], dy: f64) {
         let n = self.n as f64;
         // With u = x − old, x − new = u + d:
         // Σ(u+d)(u+d)ᵀ = Σuuᵀ + d(Σu)ᵀ + (Σu)dᵀ + n ddᵀ
@@ -255,7 +255,7 @@ impl Accumulator {
     /// Gram buffer (its lower triangle, plus up to one 4 KiB page per column
     /// where a column's resident part starts mid-page: the upper triangle is
     /// never touched), the stage, and the sums.
-    pub fn max_bytes(p: usize, block: usize) -> u64 {
+    pub(crate) fn max_bytes(p: usize, block: usize) -> u64 {
         let gram_resident = packed_len(p) as u64 * 8 + p as u64 * 4096;
         gram_resident + (block * p + block + 2 * p) as u64 * 8
     }
@@ -318,7 +318,7 @@ impl Accumulator {
     }
 
     /// Folds the staged rows into the sums.
-    pub fn flush(&mut self, par: Par) {
+    pub(crate) fn flush(&mut self, par: Par) {
         let k = self.staged;
         if k == 0 {
             return;

@@ -1069,7 +1069,7 @@ impl Sweep {
     /// The selected expert of every group as a [`ModelSet`] for `models.h5`
     /// and `predict`. A group without a selected α (too few rows) has no
     /// expert; the global model must have one.
-    pub fn model_set(&self, header: &StatsHeader, statistics: &str) -> Result<ModelSet> {
+    pub(crate) fn model_set(&self, header: &StatsHeader, statistics: &str) -> Result<ModelSet> {
         let expert = |g: usize| -> Option<Expert> {
             let grp = &self.groups[g];
             let a = grp.selected?;

@@ -8,7 +8,7 @@ use crate::output::Staged;
 use crate::{Error, Result};
 
 /// The contract columns of `sweep.csv`, then `bin_name` and `selected`.
-pub const CSV_HEADER: &str = "partition,bin,alpha,n_train,train_r2,dof,gcv,cv_mse,n_test,test_r2,test_mae,test_rmse,bin_name,selected";
+pub(crate) const CSV_HEADER: &str = "partition,bin,alpha,n_train,train_r2,dof,gcv,cv_mse,n_test,test_r2,test_mae,test_rmse,bin_name,selected";
 
 fn num(v: f64) -> String {
     if v.is_finite() {
@@ -62,7 +62,7 @@ pub fn write_csv(sweep: &Sweep, mut out: impl Write) -> std::io::Result<()> {
 /// Writes `sweep.json`: schema, the grid, every group with its points,
 /// selection and notes, the test summary and timings. Non-finite values
 /// become `null`.
-pub fn write_json(sweep: &Sweep, stats: &str, out: impl Write) -> std::io::Result<()> {
+pub(crate) fn write_json(sweep: &Sweep, stats: &str, out: impl Write) -> std::io::Result<()> {
     let mut v = serde_json::to_value(sweep)?;
     if let Some(obj) = v.as_object_mut() {
         obj.insert("schema".into(), "gramstream.sweep/1".into());
@@ -76,7 +76,7 @@ pub fn write_json(sweep: &Sweep, stats: &str, out: impl Write) -> std::io::Resul
 /// per group, R² against α — training, GCV (1 − GCV/Var y), CV
 /// (1 − CV MSE/Var y) and test — with the selected α marked. Returns the
 /// files written.
-pub fn write_plots(sweep: &Sweep, dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn write_plots(sweep: &Sweep, dir: &Path) -> Result<Vec<PathBuf>> {
     use crate::plot::{colors, log_x_panels, Panel, Series};
     let mut names: Vec<&str> = vec![];
     for g in &sweep.groups {

@@ -54,7 +54,7 @@ pub struct TestSummary {
 
 /// Where a test row lands and what it is: true keys, true log g.
 #[derive(Debug, Clone, Copy)]
-pub struct TestRow {
+pub(crate) struct TestRow {
     /// T_eff, [M/H] from the params table; SNR of the noiseless flux at the
     /// statistics' noise level (as the pass computes it).
     pub keys: RowKeys,
@@ -66,7 +66,7 @@ pub struct TestRow {
 /// rows' keys and true log g and the chunk whose `flux` holds the noisy
 /// spectra (stored `noisy`, or flux + drawn noise). Returns the rows read
 /// and where the spectra came from.
-pub fn stream(
+pub(crate) fn stream(
     spec: &TestSpec,
     header: &StatsHeader,
     mut on_chunk: impl FnMut(&[TestRow], &Chunk) -> Result<()>,
