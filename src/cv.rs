@@ -295,13 +295,13 @@ impl FoldCtx<'_> {
         let mut train = total.clone();
         train.sub(fold)?;
         if train.n < 2 {
-            return Err(Error::InvalidParameter {
-                name: "rows",
-                problem: format!(
-                    "a Ridge model needs at least 2 rows, this fold's training set has {}",
-                    train.n
-                ),
-            });
+            return Err(crate::FitError::TooFewRows {
+                model: "a Ridge model",
+                set: "this fold's training set",
+                need: 2,
+                rows: train.n,
+            }
+            .into());
         }
         let (mut ck, c, _, m, my) = centred(&train);
         let d: Vec<f64> = match opts.scaling {

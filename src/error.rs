@@ -10,168 +10,188 @@ use std::path::PathBuf;
 /// Result alias for the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can go wrong in gramstream.
+/// Everything that can go wrong in gramstream, by kind.
+///
+/// Positions are fields, not prose, so a caller (a notebook, a job script)
+/// can act on them: `path` is the file, `dataset` the HDF5 path inside it,
+/// `row` the 0-based row within the shard, `column` the pixel index for
+/// arrays or the column name for params, `name` the parameter as the CLI
+/// and the config spell it. The text fields say what is wrong, with the
+/// values involved.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+#[allow(missing_docs)] // the fields follow the conventions above
 pub enum Error {
     /// The file could not be opened or read at the operating-system level.
     #[error("{path}: {source}")]
     Io {
-        /// The file.
         path: PathBuf,
-        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
-    /// libhdf5 refused the file or an object in it (not HDF5, truncated, …).
+    /// libhdf5 refused the file or an object in it (not HDF5, truncated,
+    /// damaged). `what` is what we were doing ("reading
+    /// /dataset/arrays/flux/value rows 0..4096"), `message` libhdf5's cause.
     #[error("{path}: {what}: {message}")]
     Hdf5 {
-        /// The file.
         path: PathBuf,
-        /// What we were doing (e.g. "opening as HDF5", "reading /dataset/arrays/flux/value rows 0..4096").
         what: String,
-        /// libhdf5's message.
         message: String,
     },
-    /// A dataset the layout requires is not in the file.
+    /// A dataset the layout requires is not in the file; `found` is context
+    /// such as ", found: …" (may be empty).
     #[error("{path}: dataset {dataset} is missing{found}")]
     MissingDataset {
-        /// The file.
         path: PathBuf,
-        /// The dataset path inside the file.
         dataset: String,
-        /// Context such as ", found: …" (may be empty).
         found: String,
     },
     /// A dataset exists but does not have the expected shape, type or content.
     #[error("{path}: {dataset}: expected {expected}, found {found}")]
     Layout {
-        /// The file.
         path: PathBuf,
-        /// The dataset path inside the file.
         dataset: String,
-        /// What the layout requires.
         expected: String,
-        /// What the file has.
         found: String,
     },
-    /// A params column the run needs is not in the table.
+    /// A params column the run needs is not in the table; `available`
+    /// lists the columns that are, comma separated.
     #[error("{path}: {dataset}: column {column:?} not found; the columns are: {available}")]
     MissingColumn {
-        /// The file.
         path: PathBuf,
-        /// The params table's dataset path.
         dataset: String,
-        /// The column asked for.
         column: String,
-        /// The columns that exist, comma separated.
         available: String,
     },
-    /// A value in the data is not acceptable (non-finite flux, negative error, …).
+    /// A value in the data is not acceptable (non-finite flux, negative
+    /// error, a flux whose square would overflow the sums).
     #[error("{path}: {dataset}: row {row}, column {column}: {problem}")]
     BadValue {
-        /// The file.
         path: PathBuf,
-        /// The dataset path inside the file.
         dataset: String,
-        /// Row within the shard (0-based).
         row: usize,
-        /// Column: pixel index for arrays, column name for params.
         column: String,
-        /// What is wrong, with the value.
         problem: String,
     },
-    /// A pickled attribute could not be decoded.
+    /// A pickled attribute (pandas' column names) could not be decoded.
     #[error("{path}: {dataset}: attribute {attribute}: {problem}")]
     Pickle {
-        /// The file.
         path: PathBuf,
-        /// The dataset holding the attribute.
         dataset: String,
-        /// The attribute name.
         attribute: String,
-        /// The decoding problem.
         problem: PickleError,
     },
-    /// A parameter given by the caller is out of range.
+    /// A parameter given by the caller (a flag, an option field, an index
+    /// into the caller's data) is out of range or does not fit the others.
     #[error("invalid parameter {name}: {problem}")]
-    InvalidParameter {
-        /// The parameter.
-        name: &'static str,
-        /// Why it is invalid.
+    InvalidParameter { name: &'static str, problem: String },
+    /// An experiment's configuration is not valid TOML or does not describe
+    /// a runnable experiment; `line` is known for syntax errors, the
+    /// `[section] key` starts `problem`.
+    #[error("{}: {}{problem}", file_name(.file), .line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    Config {
+        file: Option<PathBuf>,
+        line: Option<usize>,
         problem: String,
     },
+    /// A model cannot be fitted from these statistics.
+    #[error(transparent)]
+    Fit(#[from] FitError),
+    /// A statistics file is the checkpoint of a pass that has not finished:
+    /// its sums cover part of the shards only.
+    #[error(
+        "{path} is a checkpoint of an unfinished pass: finish it with `accumulate --resume` first"
+    )]
+    Unfinished { path: PathBuf },
     /// Arrays given to a function do not fit together (lengths,
     /// dimensions, a row range past the end), or a size does not fit this
     /// machine. These are the caller's arrays, not a file's: a file's
-    /// shapes are [`Error::Layout`].
+    /// shapes are [`Error::Layout`]. `what` names the array or the
+    /// operation ("gate PCA components").
     #[error("{what}: expected {expected}, found {found}")]
     Shape {
-        /// The array or the operation (e.g. "gate PCA components").
         what: String,
-        /// The size or shape that fits.
         expected: String,
-        /// The size or shape given.
         found: String,
     },
     /// A header could not be written as JSON.
     #[error("{what} to JSON: {source}")]
     Json {
-        /// The value being written.
         what: String,
-        /// serde_json's error.
         #[source]
         source: serde_json::Error,
     },
     /// Two statistics files cannot be combined (by `merge`): different
-    /// configuration, a checkpoint, or a shard present in both.
+    /// configuration, a checkpoint, or a shard present in both. `first` is
+    /// the reference, `second` the file that does not fit it.
     #[error("cannot merge {first} and {second}: {reason}")]
     Incompatible {
-        /// The first file (the reference).
         first: PathBuf,
-        /// The file that does not fit.
         second: PathBuf,
-        /// Why, with both values.
         reason: String,
     },
     /// An output cannot be written where asked: it is one of the run's
-    /// inputs, or another run wrote it meanwhile ([`crate::output`]).
+    /// inputs, it exists, or another run wrote it meanwhile
+    /// ([`crate::output`]).
     #[error("{path}: {problem}")]
-    Output {
-        /// The output.
-        path: PathBuf,
-        /// Why it was not written there.
-        problem: String,
-    },
+    Output { path: PathBuf, problem: String },
     /// A worker thread ended without delivering (it panicked or its channel closed).
     #[error("reader thread stopped unexpectedly: {0}")]
     Worker(String),
 }
 
+/// Why a model could not be fitted. These come from the statistics, not
+/// from a bad parameter: a bin with too few rows, a covariance too
+/// singular for least squares, a solver that did not converge.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+#[allow(missing_docs)] // the variants' docs say what their fields hold
+pub enum FitError {
+    /// Fewer rows than the model needs; `model` is what was being fitted,
+    /// `set` the rows it had ("this group", "this fold's training set").
+    #[error("{model} needs at least {need} rows, {set} has {rows}")]
+    TooFewRows {
+        model: &'static str,
+        set: &'static str,
+        need: u64,
+        rows: u64,
+    },
+    /// α = 0 on a covariance that is singular to working precision.
+    #[error("α = 0 (least squares) needs a full-rank covariance; this group's is singular ({rows} rows, {pixels} pixels): use α > 0")]
+    Singular { rows: u64, pixels: usize },
+    /// An iterative solver or decomposition stopped without converging.
+    #[error("the {what} did not converge: {detail}")]
+    NotConverged { what: &'static str, detail: String },
+    /// The objective became non-finite during the fit.
+    #[error("{what} diverged (non-finite objective)")]
+    Diverged { what: &'static str },
+    /// A group every routing needs was not fitted; `reason` carries the
+    /// notes the sweep recorded for it.
+    #[error("no {group} model: {reason}")]
+    Missing { group: &'static str, reason: String },
+}
+
+fn file_name(file: &Option<PathBuf>) -> String {
+    file.as_ref()
+        .map_or_else(|| "config".to_string(), |p| p.display().to_string())
+}
+
 /// Why a pickle could not be decoded (see [`crate::params::pickle`]).
+/// `offset` is the 0-based byte offset in the attribute's value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
+#[allow(missing_docs)] // `offset` as above; the messages say the rest
 pub enum PickleError {
     /// The bytes ended in the middle of an opcode or before STOP.
     #[error("truncated at byte {offset}")]
-    Truncated {
-        /// Byte offset where more input was needed.
-        offset: usize,
-    },
+    Truncated { offset: usize },
     /// An opcode we do not support (only lists/tuples of strings are expected).
     #[error("unsupported opcode 0x{opcode:02x} at byte {offset}")]
-    Unsupported {
-        /// The opcode byte.
-        opcode: u8,
-        /// Its offset.
-        offset: usize,
-    },
+    Unsupported { opcode: u8, offset: usize },
     /// The pickle is well formed but is not a list of strings, or is malformed.
     #[error("{problem} at byte {offset}")]
     Malformed {
-        /// What is wrong.
         problem: &'static str,
-        /// Its offset.
         offset: usize,
     },
 }

@@ -135,7 +135,7 @@ pub mod threads;
 pub mod tsqr;
 
 // The entry points, by theme (see the crate docs above).
-pub use error::{Error, Result};
+pub use error::{Error, FitError, Result};
 pub use layout::Layout;
 pub use models::ModelSet;
 pub use noise::NoiseModel;

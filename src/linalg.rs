@@ -84,10 +84,11 @@ pub fn eigh_with(a: &Mat<f64>, backend: Backend, par: Par) -> Result<(Vec<f64>, 
 }
 
 fn not_converged(detail: String) -> Error {
-    Error::InvalidParameter {
-        name: "statistics",
-        problem: format!("the eigendecomposition did not converge: {detail}"),
+    crate::FitError::NotConverged {
+        what: "eigendecomposition",
+        detail,
     }
+    .into()
 }
 
 fn eigh_faer(a: &Mat<f64>, par: Par) -> Result<(Vec<f64>, Mat<f64>)> {

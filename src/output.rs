@@ -211,13 +211,13 @@ pub(crate) struct Staged {
 
 impl Staged {
     fn make(dest: &Path, dir: bool) -> Result<Self> {
-        let name =
-            dest.file_name()
-                .and_then(|n| n.to_str())
-                .ok_or_else(|| Error::InvalidParameter {
-                    name: "out",
-                    problem: format!("{} is not a file path", dest.display()),
-                })?;
+        let name = dest
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Error::Output {
+                path: dest.to_path_buf(),
+                problem: "not a file path (it has no UTF-8 file name)".into(),
+            })?;
         let parent = match dest.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),

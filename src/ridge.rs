@@ -22,7 +22,7 @@ use faer::{Mat, Par};
 
 use crate::linalg::eigh;
 use crate::stats::{packed_index, SuffStats};
-use crate::{Error, Result};
+use crate::{Error, FitError, Result};
 
 /// Weights and intercept of one Ridge model.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,13 +81,13 @@ impl RidgePath {
     pub fn new(stats: &SuffStats, shift_x: &[f64], shift_y: f64, par: Par) -> Result<Self> {
         let p = stats.p;
         if stats.n < 2 {
-            return Err(Error::InvalidParameter {
-                name: "rows",
-                problem: format!(
-                    "a Ridge model needs at least 2 rows, this group has {}",
-                    stats.n
-                ),
-            });
+            return Err(FitError::TooFewRows {
+                model: "a Ridge model",
+                set: "this group",
+                need: 2,
+                rows: stats.n,
+            }
+            .into());
         }
         if shift_x.len() != p {
             return Err(Error::shape(
@@ -160,14 +160,11 @@ impl RidgePath {
             });
         }
         if alpha == 0.0 && self.is_rank_deficient() {
-            return Err(Error::InvalidParameter {
-                name: "alpha",
-                problem: format!(
-                    "α = 0 (least squares) needs a full-rank covariance; this group's is singular ({} rows, {} pixels): use α > 0",
-                    self.n,
-                    self.lambda.len()
-                ),
-            });
+            return Err(FitError::Singular {
+                rows: self.n,
+                pixels: self.lambda.len(),
+            }
+            .into());
         }
         Ok(())
     }
@@ -285,14 +282,21 @@ pub fn least_squares(
     par: Par,
 ) -> Result<Coefficients> {
     let p = stats.p;
-    if stats.n < 2 || shift_x.len() != p {
-        return Err(Error::InvalidParameter {
-            name: "rows",
-            problem: format!(
-                "least squares needs ≥ 2 rows and a shift of {p} values ({} rows)",
-                stats.n
-            ),
-        });
+    if stats.n < 2 {
+        return Err(FitError::TooFewRows {
+            model: "least squares",
+            set: "this group",
+            need: 2,
+            rows: stats.n,
+        }
+        .into());
+    }
+    if shift_x.len() != p {
+        return Err(Error::shape(
+            "shift",
+            format!("{p} values (pixels)"),
+            shift_x.len(),
+        ));
     }
     let (cov, c, _, m, my) = centred(stats);
     let d: Vec<f64> = (0..p)
@@ -312,13 +316,12 @@ pub fn least_squares(
     let _ = par;
     let max = (0..p).fold(0.0f64, |a, k| a.max(lambda[k].abs()));
     if (0..p).any(|k| lambda[k] <= max * p as f64 * f64::EPSILON) {
-        return Err(Error::InvalidParameter {
-            name: "alpha",
-            problem: format!(
-                "α = 0 (least squares) needs a full-rank covariance; this group's is singular even after scaling ({} rows, {p} pixels): use α > 0",
-                stats.n
-            ),
-        });
+        // Singular even after the diagonal scaling.
+        return Err(FitError::Singular {
+            rows: stats.n,
+            pixels: p,
+        }
+        .into());
     }
     let cs: Vec<f64> = c.iter().zip(&d).map(|(a, b)| a * b).collect();
     let mut ws = vec![0.0; p];
@@ -506,6 +509,47 @@ mod tests {
         let (w, _) = direct(&xs, &ys, 0.0);
         assert!(ols.w.iter().zip(&w).all(|(a, b)| (a - b).abs() < 1e-9));
         assert!(RidgePath::new(&SuffStats::zeros(3), &[0.0; 3], 0.0, Par::Seq).is_err());
+    }
+
+    /// A caller (the Python package, a job script) tells a bin that cannot
+    /// be fitted from a bad argument by the error's kind, not its text.
+    #[test]
+    fn fit_failures_are_fit_errors_with_their_counts() {
+        let (xs, ys) = data(10, 20, 2);
+        let shift = vec![5.0; 20];
+        let s = stats(&xs, &ys, &shift, 0.0);
+        let path = RidgePath::new(&s, &shift, 0.0, Par::Seq).unwrap();
+        match path.coefficients(0.0) {
+            Err(Error::Fit(FitError::Singular {
+                rows: 10,
+                pixels: 20,
+            })) => {}
+            other => panic!("{other:?}"),
+        }
+        match least_squares(&s, &shift, 0.0, Par::Seq) {
+            Err(Error::Fit(FitError::Singular {
+                rows: 10,
+                pixels: 20,
+            })) => {}
+            other => panic!("{other:?}"),
+        }
+        let (xs, ys) = data(1, 3, 2);
+        let one = stats(&xs, &ys, &[5.0; 3], 0.0);
+        for err in [
+            RidgePath::new(&one, &[5.0; 3], 0.0, Par::Seq).map(|_| ()),
+            least_squares(&one, &[5.0; 3], 0.0, Par::Seq).map(|_| ()),
+        ] {
+            match err {
+                Err(Error::Fit(FitError::TooFewRows {
+                    need: 2, rows: 1, ..
+                })) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        match path.coefficients(-1.0) {
+            Err(Error::InvalidParameter { name: "alpha", .. }) => {}
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

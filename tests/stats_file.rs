@@ -658,6 +658,22 @@ fn a_failed_write_leaves_nothing_behind_and_keeps_the_old_file() {
     assert!(StatsFile::open(&path).unwrap().is_checkpoint());
 }
 
+/// A checkpoint's sums cover part of the shards: the sweep refuses it with
+/// the error kind a caller can act on (finish the pass). (Merge refuses it
+/// as `Incompatible`, naming both files: `merge_refuses_incompatible_…`.)
+#[test]
+fn checkpoints_are_refused_as_unfinished() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt.h5");
+    write(&path, &small_run(9, true));
+    let file = StatsFile::open(&path).unwrap();
+    assert!(file.is_checkpoint());
+    match gramstream::sweep::run(&file, &gramstream::SweepOptions::new(vec![1.0]), |_| ()) {
+        Err(gramstream::Error::Unfinished { path: p }) => assert_eq!(p, path),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
+
 fn rel_close(got: &[f64], want: &[f64], what: &str) {
     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300);
     for (i, (g, w)) in got.iter().zip(want).enumerate() {

@@ -296,10 +296,11 @@ pub struct Plan {
 /// A check's result: the problem, without the file's name, when it fails.
 type Checked<T> = std::result::Result<T, String>;
 
-fn invalid(file: &str, problem: String) -> Error {
-    Error::InvalidParameter {
-        name: "config",
-        problem: format!("{file}: {problem}"),
+fn invalid(file: Option<&Path>, problem: String) -> Error {
+    Error::Config {
+        file: file.map(Path::to_path_buf),
+        line: None,
+        problem,
     }
 }
 
@@ -312,9 +313,11 @@ impl Config {
             source: e,
         })?;
         Config::parse(&text).map_err(|e| match e {
-            Error::InvalidParameter { problem, .. } => {
-                invalid(&path.display().to_string(), problem)
-            }
+            Error::Config { line, problem, .. } => Error::Config {
+                file: Some(path.to_path_buf()),
+                line,
+                problem,
+            },
             other => other,
         })
     }
@@ -322,13 +325,13 @@ impl Config {
     /// Parses TOML text.
     pub fn parse(text: &str) -> Result<Config> {
         toml::from_str(text).map_err(|e: toml::de::Error| {
-            let at = e.span().map_or(String::new(), |sp| {
-                let line = text[..sp.start.min(text.len())].matches('\n').count() + 1;
-                format!("line {line}: ")
-            });
-            Error::InvalidParameter {
-                name: "config",
-                problem: format!("{at}{}", e.message().trim().replace('\n', " ")),
+            let line = e
+                .span()
+                .map(|sp| text[..sp.start.min(text.len())].matches('\n').count() + 1);
+            Error::Config {
+                file: None,
+                line,
+                problem: e.message().trim().replace('\n', " "),
             }
         })
     }
@@ -336,8 +339,7 @@ impl Config {
     /// Checks the configuration and resolves relative paths against `base`
     /// (the config file's directory). `out` overrides `[output] dir`.
     pub fn plan(self, source: Option<&Path>, base: &Path, out: Option<&Path>) -> Result<Plan> {
-        let file = source.map_or_else(|| "config".to_string(), |p| p.display().to_string());
-        let bad = |problem: String| invalid(&file, problem);
+        let bad = |problem: String| invalid(source, problem);
         self.check_name().map_err(bad)?;
         if self.data.train.is_empty() {
             return Err(bad("[data] train: no training shard".into()));
@@ -579,6 +581,35 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(e.contains("alpah"), "{e}");
+    }
+
+    #[test]
+    fn config_errors_carry_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "name = \"x\"\n\n[data]\ntrian = []\n").unwrap();
+        match Config::load(&path) {
+            Err(Error::Config {
+                file: Some(f),
+                line: Some(4),
+                problem,
+            }) => assert!(f == path && problem.contains("trian"), "{problem}"),
+            other => panic!("{other:?}"),
+        }
+        let plan = Config::parse("name = \"x\"\n[data]\ntrain = []\ntest = \"t\"\n")
+            .unwrap()
+            .plan(Some(&path), dir.path(), None);
+        match plan {
+            Err(Error::Config {
+                file: Some(f),
+                line: None,
+                problem,
+            }) => assert!(
+                f == path && problem.starts_with("[data] train"),
+                "{problem}"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -116,11 +116,10 @@ pub fn execute(
             .map(|mut d| d.next().is_none())
             .unwrap_or(false);
         if !(empty || overwrite && out.join("results.json").exists()) {
-            return Err(Error::InvalidParameter {
-                name: "out",
+            return Err(Error::Output {
+                path: out.clone(),
                 problem: format!(
-                    "{} exists{}: remove it or choose another --out",
-                    out.display(),
+                    "exists{}: remove it or choose another --out",
                     if out.join("results.json").exists() {
                         " (a previous experiment; --force replaces it)"
                     } else {

@@ -285,10 +285,13 @@ pub fn fit(features: &[f64], labels: &[usize], classes: usize, c: f64) -> Result
 fn check_fit_inputs(features: &[f64], labels: &[usize], classes: usize, c: f64) -> Result<usize> {
     let n = labels.len();
     if n == 0 {
-        return Err(Error::InvalidParameter {
-            name: "labels",
-            problem: "no training rows for the logistic regression".into(),
-        });
+        return Err(crate::FitError::TooFewRows {
+            model: "the logistic regression",
+            set: "its training set",
+            need: 1,
+            rows: 0,
+        }
+        .into());
     }
     if features.len() % n != 0 || features.is_empty() {
         return Err(Error::shape(
@@ -450,10 +453,10 @@ fn solve(problem: &Problem<'_>, theta: &mut Mat<f64>, report: &mut FitReport) ->
         gn = gtn;
     }
     if !f.is_finite() || !gn.is_finite() {
-        return Err(Error::InvalidParameter {
-            name: "features",
-            problem: "logistic regression diverged (non-finite objective)".into(),
-        });
+        return Err(crate::FitError::Diverged {
+            what: "logistic regression",
+        }
+        .into());
     }
     report.iterations = it;
     report.gradient_norm = gn / g0;

@@ -805,6 +805,17 @@ impl StatsFile {
         &self.header
     }
 
+    /// Refuses a checkpoint: its sums cover only the rows read before it was
+    /// written, so a model or a merge from them would be silently partial.
+    pub fn require_complete(&self) -> Result<()> {
+        if self.is_checkpoint() {
+            return Err(Error::Unfinished {
+                path: self.path.clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// Whether the file is a checkpoint of an unfinished pass.
     pub fn is_checkpoint(&self) -> bool {
         self.checkpoint
@@ -815,10 +826,11 @@ impl StatsFile {
     pub fn accumulator(&self, a: usize) -> Result<SuffStats> {
         let count = self.arrays.n.len();
         if a >= count {
-            return Err(Error::InvalidParameter {
-                name: "accumulator",
-                problem: format!("{}: accumulator {a} of {count}", self.path.display()),
-            });
+            return Err(Error::shape(
+                format!("{}: accumulator index", self.path.display()),
+                format!("< {count}"),
+                a,
+            ));
         }
         let p = self.header.pixels;
         let row = |ds: &Dataset, name: &str, len: usize| -> Result<Vec<f64>> {

@@ -56,17 +56,10 @@ pub fn merge(inputs: &[PathBuf], out: &Path, progress: &dyn Fn(usize)) -> Result
         .map(|p| StatsFile::open(p))
         .collect::<Result<Vec<_>>>()?;
     let first = &files[0];
+    // A merge names both files, whatever the reason they do not combine.
     for f in &files {
-        if f.is_checkpoint() {
-            return Err(incompatible(
-                first_path,
-                f.path(),
-                format!(
-                    "{} is a checkpoint of an unfinished pass; finish it (--resume) before merging",
-                    f.path().display()
-                ),
-            ));
-        }
+        f.require_complete()
+            .map_err(|e| incompatible(first_path, f.path(), e.to_string()))?;
     }
     let reservoirs = files
         .iter()

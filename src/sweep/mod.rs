@@ -759,15 +759,7 @@ struct Rule {
 /// only with folds and an α > 0.
 fn rule(file: &StatsFile, opts: &SweepOptions) -> Result<Rule> {
     let folds = file.header().partitions.folds;
-    if file.is_checkpoint() {
-        return Err(Error::InvalidParameter {
-            name: "statistics",
-            problem: format!(
-                "{} is a checkpoint of an unfinished pass: finish it with `accumulate --resume` first",
-                file.path().display()
-            ),
-        });
-    }
+    file.require_complete()?;
     if let Some(t) = opts.test.as_ref().filter(|t| t.noise.is_none()) {
         let layout = &file.header().layout;
         if !crate::source::Shard::open(&t.path, layout)?.has_noisy() {
@@ -1079,9 +1071,9 @@ impl Sweep {
                 selected_by: grp.selected_by?.as_str().to_string(),
             })
         };
-        let global = expert(0).ok_or_else(|| Error::InvalidParameter {
-            name: "statistics",
-            problem: format!("no global model: {}", self.groups[0].notes.join("; ")),
+        let global = expert(0).ok_or_else(|| crate::FitError::Missing {
+            group: "global",
+            reason: self.groups[0].notes.join("; "),
         })?;
         let partitions = header
             .partitions
