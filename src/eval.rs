@@ -15,7 +15,7 @@ use crate::{Layout, Result};
 /// Regression metrics on a set of rows.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Metrics {
-    /// Rows evaluated.
+    /// Number of rows scored (≥ 1: with no row there are no metrics).
     pub n: u64,
     /// 1 − SSE / Σ(y − ȳ)².
     pub r2: f64,

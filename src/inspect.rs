@@ -16,7 +16,7 @@ use crate::{Layout, Result};
 /// What `inspect` reports about one shard.
 #[derive(Debug, Clone)]
 pub struct Inspection {
-    /// The file.
+    /// The shard's path as given to [`inspect`].
     pub path: PathBuf,
     /// File size in bytes.
     pub file_bytes: u64,

@@ -135,7 +135,7 @@ pub struct ModelSet {
     pub seed: u64,
     /// The expert fitted on every row.
     pub global: Expert,
-    /// Per partition, its experts.
+    /// The experts of each partition, in partition order (the positions routing uses).
     pub partitions: Vec<PartitionModels>,
     /// Where the experts come from.
     pub provenance: Provenance,
@@ -223,7 +223,7 @@ pub struct Provenance {
     pub statistics: String,
     /// Rows accumulated in it.
     pub rows: u64,
-    /// Its shards.
+    /// Fingerprints of the shards the statistics were accumulated from, in read order.
     pub shards: Vec<ShardFingerprint>,
     /// The gramstream that made the models, e.g. `gramstream 0.1.0`.
     pub created_by: String,
@@ -256,7 +256,7 @@ pub enum ExpertId {
     Global,
     /// Slot `slot` of partition `partition` (by position).
     Bin {
-        /// Partition position.
+        /// Index into [`ModelSet::partitions`].
         partition: usize,
         /// Bin id, or the bin count for the unbinned slot.
         slot: usize,

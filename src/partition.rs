@@ -116,9 +116,9 @@ pub struct Partition {
 /// The per-row quantities partitions use.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RowKeys {
-    /// Effective temperature.
+    /// Effective temperature T_eff (K), from the layout's `teff` params column.
     pub teff: f64,
-    /// Metallicity.
+    /// Metallicity [M/H] (dex), from the layout's `mh` params column.
     pub mh: f64,
     /// SNR of the noiseless flux.
     pub snr: f64,

@@ -60,7 +60,7 @@ pub(crate) fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
 /// A line on a panel.
 #[derive(Debug, Clone)]
 pub(crate) struct Series {
-    /// Legend label.
+    /// Text of its legend entry.
     pub label: String,
     /// Colour as RGB.
     pub rgb: (u8, u8, u8),
@@ -71,9 +71,9 @@ pub(crate) struct Series {
 /// One panel of a figure.
 #[derive(Debug, Clone)]
 pub(crate) struct Panel {
-    /// Caption.
+    /// Caption drawn above the panel (and before its empty note).
     pub title: String,
-    /// Lines.
+    /// The curves, drawn in order as lines with dots.
     pub series: Vec<Series>,
     /// A vertical marker (e.g. the selected α) with its label.
     pub marker: Option<(f64, String)>,
@@ -83,21 +83,17 @@ pub(crate) struct Panel {
 
 /// Colours used across gramstream's plots (colour-blind safe, Okabe–Ito).
 pub(crate) mod colors {
-    /// Blue.
     pub(crate) const BLUE: (u8, u8, u8) = (0, 114, 178);
-    /// Orange.
     pub(crate) const ORANGE: (u8, u8, u8) = (230, 159, 0);
-    /// Bluish green.
+    /// Okabe–Ito bluish green.
     pub(crate) const GREEN: (u8, u8, u8) = (0, 158, 115);
-    /// Grey.
+    /// Mid grey, not Okabe–Ito: the training curve; the tenth category ("outside every bin").
     pub(crate) const GREY: (u8, u8, u8) = (120, 120, 120);
-    /// Vermillion.
+    /// Okabe–Ito vermillion: the panels' vertical marker (e.g. the selected α).
     pub(crate) const RED: (u8, u8, u8) = (213, 94, 0);
-    /// Reddish purple.
+    /// Okabe–Ito reddish purple.
     pub(crate) const PURPLE: (u8, u8, u8) = (204, 121, 167);
-    /// Sky blue.
     pub(crate) const SKY: (u8, u8, u8) = (86, 180, 233);
-    /// Yellow.
     pub(crate) const YELLOW: (u8, u8, u8) = (240, 228, 66);
     /// Black (the eighth Okabe–Ito colour).
     pub(crate) const BLACK: (u8, u8, u8) = (0, 0, 0);

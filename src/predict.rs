@@ -67,15 +67,15 @@ pub enum SpectraChoice {
 pub struct PredictOptions {
     /// Where things are in the shards (default: the models' layout).
     pub layout: Layout,
-    /// Routing.
+    /// Which expert predicts each row: global, oracle on a partition, or the saved gate.
     pub routing: Routing,
-    /// Spectra.
+    /// Which spectra are predicted: stored `noisy`, flux as stored, or flux + drawn noise.
     pub spectra: SpectraChoice,
     /// Rows per chunk read (≥ 1).
     pub chunk_rows: usize,
     /// Shard index of the first shard (noise streams); the others follow.
     pub first_shard_index: u64,
-    /// Read path.
+    /// Memory map where it applies ([`ReadPath::Auto`]) or always libhdf5 hyperslabs.
     pub read_path: ReadPath,
 }
 
@@ -104,7 +104,7 @@ pub struct PredictedRow {
     pub id: Option<f64>,
     /// The true log g, if the shard has the column.
     pub log_g: Option<f64>,
-    /// The prediction.
+    /// The predicted log g (dex); `route` says which expert or gate routing made it.
     pub prediction: f64,
     /// Which expert made it.
     pub route: Route,
@@ -113,7 +113,7 @@ pub struct PredictedRow {
 /// Rows and scores of one bin's expert.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BinSummary {
-    /// Bin name.
+    /// The bin's name in the routing partition, e.g. `Cool Poor`.
     pub name: String,
     /// Rows predicted by this bin's expert.
     pub rows: u64,
@@ -124,15 +124,15 @@ pub struct BinSummary {
 /// What a prediction run did.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PredictSummary {
-    /// Rows predicted.
+    /// Rows predicted, over all shards (every row read).
     pub rows: u64,
-    /// Shards read.
+    /// Number of shard files given (all are read).
     pub shards: usize,
-    /// `global` or `oracle`.
+    /// `global`, `oracle`, `soft gate` or `hard gate`.
     pub routing: String,
-    /// The partition of oracle routing.
+    /// Name of the partition routed to (oracle or gate); None under global routing.
     pub partition: Option<String>,
-    /// Oracle routing: one entry per bin of the partition.
+    /// Oracle or gate routing: one entry per bin, in bin-id order (empty under global routing).
     pub bins: Vec<BinSummary>,
     /// Rows predicted by the global expert (all of them under global routing).
     pub global_rows: u64,
@@ -142,7 +142,7 @@ pub struct PredictSummary {
     pub no_expert: u64,
     /// Scores over every row with a finite log g (None: no log g column, or none finite).
     pub metrics: Option<Metrics>,
-    /// Wall time (s).
+    /// Wall time (s) of the whole call, opening the shards included.
     pub seconds: f64,
 }
 

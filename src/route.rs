@@ -26,7 +26,7 @@ pub enum Routing {
     /// The expert of the row's true bin in partition `partition` (its
     /// position in [`ModelSet::partitions`]).
     Oracle {
-        /// Partition position.
+        /// Index into [`ModelSet::partitions`].
         partition: usize,
     },
     /// The learned gate: `soft` mixes its partition's experts,
@@ -67,7 +67,7 @@ impl Route {
 /// What the gate makes of one row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gated {
-    /// Bin probabilities.
+    /// The gate's probability of each bin, by bin id (sum 1; 0 for a bin absent from training).
     pub probs: Vec<f64>,
     /// The most probable bin.
     pub bin: usize,

@@ -47,9 +47,9 @@ impl Default for ScanOptions {
 /// What a scan saw.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ScanSummary {
-    /// Shards read.
+    /// The shard paths as given, in read order (shard index = position).
     pub shards: Vec<PathBuf>,
-    /// Rows read.
+    /// Rows read and checked, skipped rows not counted.
     pub rows: usize,
     /// Rows skipped under the skip policy.
     pub skipped: usize,
@@ -57,7 +57,7 @@ pub struct ScanSummary {
     pub pixels: usize,
     /// Bytes of spectra decoded (f64 flux and error).
     pub bytes: u64,
-    /// Wall time (s).
+    /// Wall time (s) of the whole scan, opening the shards included.
     pub seconds: f64,
     /// Whether every shard was read through the memory map.
     pub zero_copy: bool,

@@ -116,7 +116,7 @@ impl Tsqr {
         self.p + 1 + self.intercept as usize
     }
 
-    /// Features.
+    /// Number of features P: the length of each `x` that [`Tsqr::push`] takes.
     pub fn p(&self) -> usize {
         self.p
     }
@@ -131,12 +131,12 @@ impl Tsqr {
         self.intercept
     }
 
-    /// The shift of x.
+    /// x₀, subtracted from each row's x before staging (zeros without intercept).
     pub fn shift_x(&self) -> &[f64] {
         &self.shift_x
     }
 
-    /// The shift of y.
+    /// y₀, subtracted from each y before staging (0 without intercept).
     pub fn shift_y(&self) -> f64 {
         self.shift_y
     }

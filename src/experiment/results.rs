@@ -12,9 +12,9 @@ use crate::sweep::Sweep;
 /// R², MAE, RMSE on a set of rows (R² is NaN, `null` in JSON, below 2 rows).
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub(crate) struct Score {
-    /// Rows.
+    /// Rows scored: those given with a finite true log g.
     pub n: u64,
-    /// R².
+    /// R² (NaN below 2 rows or when not finite).
     pub r2: f64,
     /// Mean absolute error.
     pub mae: f64,
@@ -65,26 +65,26 @@ pub struct DataInfo {
     pub test_rows: u64,
     /// Pixels per spectrum.
     pub pixels: usize,
-    /// Noise level.
+    /// Noise level L of the training pass (and of the test spectra when drawn).
     pub noise: f64,
     /// Seed (noise, folds, gate sample, test noise).
     pub seed: u64,
-    /// Training shards.
+    /// Training shard paths as resolved by the plan, in read order (shard index = position).
     pub train_shards: Vec<String>,
-    /// Test shard.
+    /// Test shard path as resolved by the plan.
     pub test: String,
     /// Where the noisy test spectra came from.
     pub test_spectra: String,
 }
 
-/// The global model.
+/// The global model's α and its scores on every test row.
 #[derive(Debug, Clone, Serialize)]
 pub struct GlobalScore {
-    /// Its α.
+    /// The α selected for the global model (NaN when none could be).
     pub alpha: f64,
     /// How α was chosen (`cv`, `gcv`, `fixed`).
     pub selected_by: String,
-    /// Training rows.
+    /// Training rows of the global model: every row accumulated.
     pub n_train: u64,
     /// R² on the test rows.
     pub r2: f64,
@@ -99,9 +99,9 @@ pub struct GlobalScore {
 pub struct OracleScore {
     /// R² over every test row (rows outside every bin by the global expert).
     pub r2: f64,
-    /// MAE.
+    /// MAE over every test row (dex).
     pub mae: f64,
-    /// RMSE.
+    /// RMSE over every test row (dex).
     pub rmse: f64,
     /// R² − the global model's R² on the same rows.
     pub delta_r2: f64,
@@ -116,9 +116,9 @@ pub struct OracleScore {
 pub struct GateScore {
     /// R² over every test row.
     pub r2: f64,
-    /// MAE.
+    /// MAE over every test row (dex).
     pub mae: f64,
-    /// RMSE.
+    /// RMSE over every test row (dex).
     pub rmse: f64,
     /// R² − global R².
     pub delta_r2: f64,
@@ -131,15 +131,15 @@ pub struct GateScore {
 /// One bin of a partition.
 #[derive(Debug, Clone, Serialize)]
 pub struct BinResult {
-    /// Bin id.
+    /// 0-based bin index in the partition (position in its bin names).
     pub id: usize,
-    /// Bin name.
+    /// The bin's name in the partition, e.g. `Cool Poor`.
     pub name: String,
     /// The expert's α (null: no expert).
     pub alpha: Option<f64>,
     /// How α was chosen.
     pub selected_by: Option<String>,
-    /// Training rows.
+    /// Training rows of this bin, summed over folds (0 when the sweep has no group for it).
     pub n_train: u64,
     /// Test rows whose true bin this is.
     pub n_test: u64,
@@ -153,7 +153,7 @@ pub struct BinResult {
     pub mae: f64,
     /// The global model's MAE on the same rows.
     pub mae_global: f64,
-    /// The expert's RMSE.
+    /// The expert's RMSE on its test rows (dex).
     pub rmse: f64,
     /// Soft-gate mixture on the same rows (with a gate).
     pub r2_soft: Option<f64>,
@@ -166,22 +166,22 @@ pub struct BinResult {
 /// The experts and routings of one partition.
 #[derive(Debug, Clone, Serialize)]
 pub struct PartitionResult {
-    /// Oracle routing.
+    /// Oracle routing: each test row to its true bin's expert, else to the global expert.
     pub oracle: OracleScore,
     /// Soft gate (when trained on this partition).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub soft_gate: Option<GateScore>,
-    /// Hard gate.
+    /// Hard gate: the most probable bin's expert (when trained on this partition).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hard_gate: Option<GateScore>,
-    /// Per bin.
+    /// One entry per bin, in bin-id order (none for rows outside every bin).
     pub bins: Vec<BinResult>,
 }
 
 /// How the gate was trained and how it routes the test rows.
 #[derive(Debug, Clone, Serialize)]
 pub struct GateInfo {
-    /// Its partition.
+    /// Name of the partition whose bins the gate routes to.
     pub partition: String,
     /// Inverse regularisation C.
     pub c: f64,
@@ -191,7 +191,7 @@ pub struct GateInfo {
     pub train_unbinned: usize,
     /// Accuracy on its training rows.
     pub train_accuracy: f64,
-    /// Newton iterations.
+    /// Newton iterations of the gate's logistic regression (at most 100).
     pub iterations: usize,
     /// Fraction of the global scatter the 10 principal components explain.
     pub pca_explained: f64,
@@ -208,7 +208,7 @@ pub struct GateInfo {
 /// Seconds per stage of a run.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Timing {
-    /// The pass.
+    /// The accumulating pass over the training shards, writing `stats.h5` included.
     pub accumulate: f64,
     /// Every α of every bin, CV included (without test scoring).
     pub solve: f64,
@@ -216,23 +216,23 @@ pub struct Timing {
     pub gate: f64,
     /// Test scoring: the α curves and the experiment's predictions.
     pub evaluate: f64,
-    /// The run.
+    /// The whole run, start to results: the stages and the file writes between them.
     pub total: f64,
 }
 
 /// One (noise level, seed) run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
-    /// The data.
+    /// What the run read: row counts, pixels, noise level, seed, shard paths.
     pub data: DataInfo,
-    /// The global model.
+    /// The global model's α and test scores.
     pub global: GlobalScore,
-    /// Per partition.
+    /// Oracle and gate scores of each partition, keyed by partition name.
     pub moe: BTreeMap<String, PartitionResult>,
-    /// The gate.
+    /// How the gate was trained and routed the test rows (absent without a gate).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateInfo>,
-    /// Seconds.
+    /// Wall time of each stage of the run, in seconds.
     pub timing_s: Timing,
 }
 
@@ -445,7 +445,7 @@ impl<'a> PartitionView<'a> {
 /// and the values of one metric over seeds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stat {
-    /// Mean.
+    /// Arithmetic mean of `values` (not finite when one of them is not).
     pub mean: f64,
     /// Sample standard deviation.
     pub std: f64,
@@ -470,7 +470,7 @@ impl Stat {
 /// The runs of one noise level over seeds.
 #[derive(Debug, Clone, Serialize)]
 pub struct LevelSummary {
-    /// Noise level.
+    /// The noise level L these runs share.
     pub noise: f64,
     /// Seeds, in run order.
     pub seeds: Vec<u64>,

@@ -56,7 +56,7 @@ pub struct GateTable {
 }
 
 impl TestTable {
-    /// Rows.
+    /// Number of test rows: one per entry of `y` (and of each per-row vector).
     pub fn len(&self) -> usize {
         self.y.len()
     }

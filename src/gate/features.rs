@@ -88,7 +88,7 @@ pub fn names() -> Vec<String> {
 #[derive(Debug, Clone, PartialEq)]
 struct LineWindows {
     species: usize,
-    /// Core pixels.
+    /// Pixels whose wavelength lies within centre ± [`CORE_HALF_WIDTH`] Å.
     core: std::ops::Range<usize>,
     /// Δλ of each core pixel (Å).
     core_dl: Vec<f64>,

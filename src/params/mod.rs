@@ -109,7 +109,7 @@ pub struct Column {
     pub name: String,
     /// Byte offset in the native record.
     pub offset: usize,
-    /// Scalar type.
+    /// Its scalar type on disk; every kind but [`ColumnKind::Other`] is read as f64.
     pub kind: ColumnKind,
 }
 

@@ -115,7 +115,7 @@ impl Chunk {
 
 /// Something that can fill chunks with rows of spectra.
 pub trait ChunkSource: Send {
-    /// Total rows.
+    /// Rows the source holds: every `read_chunk` range must end at or before it.
     fn rows(&self) -> usize;
     /// Pixels per row.
     fn pixels(&self) -> usize;

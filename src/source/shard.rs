@@ -20,7 +20,7 @@ pub enum Storage {
     },
     /// Chunked, with the chunk shape and the filter pipeline.
     Chunked {
-        /// Chunk shape.
+        /// Shape of one HDF5 chunk, in elements per dimension.
         chunk: Vec<usize>,
         /// Filters, e.g. `deflate(4)`, `shuffle`.
         filters: Vec<String>,
@@ -53,11 +53,11 @@ impl std::fmt::Display for Storage {
 pub struct ArrayInfo {
     /// Dataset path in the file.
     pub name: String,
-    /// Shape.
+    /// Dimensions as HDF5 reports them, e.g. `[rows, pixels]` for flux.
     pub shape: Vec<usize>,
     /// Element type, e.g. `float64 LE`.
     pub dtype: String,
-    /// Storage layout.
+    /// How HDF5 stores the data: contiguous, chunked (with filters), compact or other.
     pub storage: Storage,
     /// Whether the zero-copy (memory-map) path applies, or why not.
     pub zero_copy: std::result::Result<(), String>,
@@ -123,7 +123,7 @@ pub struct ReadOptions {
     pub spectra: Spectra,
     /// Params columns to read, by name in the file, in this order.
     pub columns: Vec<String>,
-    /// Read path.
+    /// Memory map where it applies ([`ReadPath::Auto`]) or always libhdf5 hyperslabs.
     pub path: ReadPath,
     /// Policy for bad values.
     pub non_finite: NonFinitePolicy,
@@ -583,7 +583,7 @@ impl Shard {
         })
     }
 
-    /// The file.
+    /// The path the shard was opened with, as given to [`Shard::open`].
     pub fn path(&self) -> &Path {
         &self.path
     }

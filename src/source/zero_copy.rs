@@ -75,12 +75,12 @@ impl<B: AsRef<[u8]>> RawArray<B> {
         }
     }
 
-    /// Rows.
+    /// Number of rows (first dimension), as given to [`RawArray::new`].
     pub fn rows(&self) -> usize {
         self.rows
     }
 
-    /// Columns.
+    /// Values per row (second dimension; the pixels of a spectra array).
     pub fn cols(&self) -> usize {
         self.cols
     }

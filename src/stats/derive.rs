@@ -10,7 +10,7 @@ use crate::{Error, Result};
 /// A set of rows the statistics can describe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Group {
-    /// Every row.
+    /// Every accumulated row, whatever its bins: the global model's rows.
     Global,
     /// Slot `slot` of partition `partition` (slot = bins for unbinned rows).
     Bin {

@@ -70,7 +70,7 @@ pub struct AccumulateOptions {
     pub gate_sample: usize,
     /// Policy for rows with non-finite values.
     pub non_finite: NonFinitePolicy,
-    /// Read path.
+    /// Memory map where it applies ([`ReadPath::Auto`]) or always libhdf5 hyperslabs.
     pub read_path: ReadPath,
     /// Shard index of the first shard (the others follow in order). Shard
     /// indices key the noise, fold and reservoir streams: a run split over
@@ -104,7 +104,7 @@ impl Default for AccumulateOptions {
 /// Checkpointing of a pass.
 #[derive(Debug, Clone)]
 pub struct CheckpointOptions {
-    /// The checkpoint file.
+    /// The checkpoint file: written at chunk boundaries, read back when `resume` is set.
     pub path: PathBuf,
     /// Time between checkpoints.
     pub every: Duration,
@@ -115,7 +115,7 @@ pub struct CheckpointOptions {
 /// How the pass will use memory: chosen before any work.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct MemoryPlan {
-    /// Accumulator keying.
+    /// Accumulator keying: the mode asked for, else cells if they fit the budget, else per bin.
     pub mode: Mode,
     /// Number of accumulators.
     pub accumulators: usize,
@@ -280,7 +280,8 @@ pub(crate) fn peak_rss() -> Option<u64> {
 pub struct PassSummary {
     /// Rows accumulated (this run and, when resumed, before).
     pub rows: u64,
-    /// Rows skipped.
+    /// Rows skipped under [`NonFinitePolicy::SkipRow`] (a bad value or a non-finite SNR
+    /// key), this run and, when resumed, before.
     pub skipped: u64,
     /// Rows processed by this run.
     pub rows_this_run: u64,
@@ -290,9 +291,9 @@ pub struct PassSummary {
     pub seconds: f64,
     /// Gram flops of this run (rows × P² per update).
     pub flops_this_run: f64,
-    /// The memory plan.
+    /// The memory plan the pass ran with (mode, staging, budget).
     pub plan: MemoryPlan,
-    /// Checkpoints written.
+    /// Checkpoints this run wrote (0 without checkpointing).
     pub checkpoints: usize,
     /// Seconds spent writing them.
     pub checkpoint_seconds: f64,
@@ -341,7 +342,7 @@ pub struct PassOutput {
     pub header: StatsHeader,
     /// The accumulators, in accumulator order.
     pub accumulators: Vec<Accumulator>,
-    /// The gate's sample.
+    /// The gate's reservoir sample (empty when [`AccumulateOptions::gate_sample`] is 0).
     pub reservoir: Reservoir,
     /// What the run did.
     pub summary: PassSummary,

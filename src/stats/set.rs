@@ -48,7 +48,7 @@ impl std::fmt::Display for Mode {
 pub struct ShardFingerprint {
     /// Path as given (canonicalised when possible).
     pub path: String,
-    /// Rows.
+    /// Rows (spectra) in the shard when it was read.
     pub rows: u64,
     /// File size in bytes.
     pub bytes: u64,
@@ -87,7 +87,7 @@ pub struct StatsHeader {
     pub noise: NoiseModel,
     /// Partitions and folds.
     pub partitions: PartitionSet,
-    /// Accumulator keying.
+    /// How the accumulators are keyed: per refinement cell or per (partition, slot, fold).
     pub mode: Mode,
     /// The layout the shards were read with.
     pub layout: Layout,
@@ -95,9 +95,9 @@ pub struct StatsHeader {
     pub shards: Vec<ShardFingerprint>,
     /// x₀: the shift all sums are taken around (length P).
     pub shift_x: Vec<f64>,
-    /// y₀.
+    /// y₀: the shift all log g sums are taken around (mean log g of the rows x₀ came from).
     pub shift_y: f64,
-    /// Rows accumulated.
+    /// Rows summed into the accumulators, skipped rows not counted (merges add their inputs').
     pub rows: u64,
     /// Rows skipped (non-finite values under the skip policy).
     pub skipped: u64,
@@ -123,7 +123,7 @@ pub struct Reservoir {
     pub capacity: usize,
     /// Pixels per row.
     pub pixels: usize,
-    /// Sorted ascending.
+    /// Each kept row's priority key ([`Reservoir::key`]), ascending; the other fields share this order.
     pub keys: Vec<u64>,
     /// (shard index, row) of each kept row.
     pub origin: Vec<(u64, u64)>,
@@ -139,7 +139,7 @@ impl Reservoir {
         crate::noise::row_key(seed ^ 0x7265_7365_7276_6f69, shard, row)
     }
 
-    /// Rows held.
+    /// Number of rows kept: at most `capacity`, fewer when the pass saw fewer rows.
     pub fn len(&self) -> usize {
         self.keys.len()
     }

@@ -30,9 +30,9 @@ pub fn packed_len(p: usize) -> usize {
 /// The sufficient statistics of one set of rows, around a shift.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SuffStats {
-    /// Pixels.
+    /// Pixels per row (P): the length of `sum_x` and `xty`, the order of `xtx`.
     pub p: usize,
-    /// Rows.
+    /// Number of rows summed (0 for empty statistics).
     pub n: u64,
     /// Σ(x − x₀), length p.
     pub sum_x: Vec<f64>,
@@ -132,7 +132,7 @@ impl SuffStats {
         self.sum_y += n * dy;
     }
 
-    /// Bytes held.
+    /// Bytes of the three sum vectors (`sum_x`, `xty`, `xtx`), 8 per value.
     pub fn bytes(&self) -> usize {
         (self.sum_x.len() + self.xty.len() + self.xtx.len()) * 8
     }

@@ -237,14 +237,14 @@ pub struct GroupId {
 /// One α of one group.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct AlphaPoint {
-    /// α.
+    /// The Ridge penalty α (a value of the grid).
     pub alpha: f64,
     /// Training R² (NaN where the model does not exist, e.g. α = 0 on a
     /// singular covariance).
     pub train_r2: f64,
     /// Effective degrees of freedom Σλ/(λ+α).
     pub dof: f64,
-    /// GCV.
+    /// GCV = n·RSS/(n − 1 − dof)² on the training rows (NaN when dof ≥ n − 1).
     pub gcv: f64,
     /// Exact K-fold CV MSE, when folds exist.
     pub cv_mse: Option<f64>,
@@ -255,7 +255,7 @@ pub struct AlphaPoint {
 /// The sweep of one group.
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupSweep {
-    /// Which rows.
+    /// The group's partition position and slot (`partition: None`: the global model).
     pub id: GroupId,
     /// `global`, or the partition's name.
     pub partition: String,
@@ -263,7 +263,7 @@ pub struct GroupSweep {
     pub bin: String,
     /// Human name: `all`, a bin name, or `outside bins`.
     pub name: String,
-    /// Training rows.
+    /// Training rows of the group, summed over its folds (0 until solved).
     pub n_train: u64,
     /// One entry per α of the grid.
     pub points: Vec<AlphaPoint>,
@@ -328,7 +328,7 @@ pub struct Sweep {
     pub select: Select,
     /// Folds in the statistics.
     pub folds: usize,
-    /// Pixels.
+    /// Pixels per spectrum (P), from the statistics header.
     pub pixels: usize,
     /// Training rows in the statistics.
     pub train_rows: u64,
@@ -339,7 +339,7 @@ pub struct Sweep {
     /// Seconds: reading and summing statistics, eigendecompositions, CV,
     /// the rest of the solve (weights for every α), test evaluation, total.
     pub timing: Timing,
-    /// The models (not serialized).
+    /// Weights of every (group, α), one entry per group in `groups` order (not serialized).
     #[serde(skip)]
     pub models: Vec<GroupModels>,
     /// The global model's leading principal components, when
@@ -362,7 +362,7 @@ pub struct Timing {
     pub path_s: f64,
     /// Scoring on the test shard.
     pub test_s: f64,
-    /// Wall time.
+    /// Wall time of [`run`], from its start to its return.
     pub total_s: f64,
 }
 
@@ -375,14 +375,14 @@ pub enum Progress<'a> {
         index: usize,
         /// Groups in all.
         total: usize,
-        /// What it is.
+        /// `<partition> <name>`, e.g. `global all` or `teff_mh Cool Poor`.
         label: &'a str,
     },
     /// Test rows scored so far, of the total.
     TestRows {
-        /// Done.
+        /// Test rows scored so far.
         done: u64,
-        /// Total.
+        /// Rows of the test shard, counted before scoring starts.
         total: u64,
     },
 }

@@ -29,7 +29,7 @@ pub const TEST_SHARD_INDEX: u64 = crate::noise::RESERVED_SHARD_INDEX;
 /// A test shard and how to get its noisy spectra.
 #[derive(Debug, Clone)]
 pub struct TestSpec {
-    /// The shard.
+    /// Path of the test shard (HDF5) to stream.
     pub path: PathBuf,
     /// None: the stored `noisy` array; Some: flux + this noise (its own seed).
     pub noise: Option<NoiseModel>,
@@ -40,9 +40,9 @@ pub struct TestSpec {
 /// What the test evaluation saw.
 #[derive(Debug, Clone, Serialize)]
 pub struct TestSummary {
-    /// The shard.
+    /// Path of the test shard, from [`TestSpec::path`].
     pub path: String,
-    /// Rows scored.
+    /// Rows of the test shard read and scored (all of them).
     pub rows: u64,
     /// Where the noisy spectra came from.
     pub spectra: String,

@@ -336,7 +336,7 @@ pub struct ShardSpec {
     pub rows: usize,
     /// Pixels per spectrum (≥ 16).
     pub pixels: usize,
-    /// Run seed.
+    /// Seed of each row's parameters and spectrum (with `shard` and row) and of its `noisy` noise.
     pub seed: u64,
     /// Shard index in the per-row seeding ([`TEST_SHARD`] for the test file).
     pub shard: u64,

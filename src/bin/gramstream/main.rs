@@ -50,7 +50,7 @@ impl LayoutArgs {
 enum Command {
     /// Describe shards: datasets, shapes, dtypes, storage, params columns, read path.
     Inspect {
-        /// Shard files.
+        /// Shard files (HDF5) to describe, one report each in this order.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         #[command(flatten)]
@@ -83,7 +83,7 @@ enum Command {
     /// Generate a small data set and run the full experiment on it (five seeds,
     /// oracle and gated experts) → report.md, results.json, plots.
     Demo {
-        /// Output directory.
+        /// Output directory: shards in OUT/data, the config OUT/demo.toml, results in OUT/results.
         #[arg(long, default_value = "demo-out")]
         out: PathBuf,
         /// Training rows per shard (2 shards).
@@ -104,7 +104,7 @@ struct ScanArgs {
     /// Noise level L (0 = no noise; at most 1e6).
     #[arg(long, default_value_t = 1.0, value_parser = parse_noise_level, allow_negative_numbers = true)]
     noise: f64,
-    /// Noise seed.
+    /// Seed of the noise draws (with shard index and row, it fixes each row's noise).
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Rows per chunk (≥ 1).
