@@ -75,27 +75,34 @@ pub(crate) fn centred(stats: &SuffStats) -> (Mat<f64>, Vec<f64>, f64, Vec<f64>, 
     (cov, c, syy, m, my)
 }
 
+/// A centred model needs two rows (one is spent on the mean), and the shift
+/// the sums were taken around has one value per pixel.
+fn check_fit_inputs(stats: &SuffStats, shift_x: &[f64], model: &'static str) -> Result<()> {
+    if stats.n < 2 {
+        return Err(FitError::TooFewRows {
+            model,
+            set: "this group",
+            need: 2,
+            rows: stats.n,
+        }
+        .into());
+    }
+    if shift_x.len() != stats.p {
+        return Err(Error::shape(
+            "shift",
+            format!("{} values (pixels)", stats.p),
+            shift_x.len(),
+        ));
+    }
+    Ok(())
+}
+
 impl RidgePath {
     /// Solves the eigendecomposition for statistics summed around
     /// (`shift_x`, `shift_y`). Needs at least two rows.
     pub fn new(stats: &SuffStats, shift_x: &[f64], shift_y: f64, par: Par) -> Result<Self> {
+        check_fit_inputs(stats, shift_x, "a Ridge model")?;
         let p = stats.p;
-        if stats.n < 2 {
-            return Err(FitError::TooFewRows {
-                model: "a Ridge model",
-                set: "this group",
-                need: 2,
-                rows: stats.n,
-            }
-            .into());
-        }
-        if shift_x.len() != p {
-            return Err(Error::shape(
-                "shift",
-                format!("{p} values (pixels)"),
-                shift_x.len(),
-            ));
-        }
         let (cov, c, syy, m, my) = centred(stats);
         let (lambda, v) = eigh(&cov, par)?;
         let mut z = vec![0.0; p];
@@ -281,23 +288,8 @@ pub fn least_squares(
     shift_y: f64,
     par: Par,
 ) -> Result<Coefficients> {
+    check_fit_inputs(stats, shift_x, "least squares")?;
     let p = stats.p;
-    if stats.n < 2 {
-        return Err(FitError::TooFewRows {
-            model: "least squares",
-            set: "this group",
-            need: 2,
-            rows: stats.n,
-        }
-        .into());
-    }
-    if shift_x.len() != p {
-        return Err(Error::shape(
-            "shift",
-            format!("{p} values (pixels)"),
-            shift_x.len(),
-        ));
-    }
     let (cov, c, _, m, my) = centred(stats);
     let d: Vec<f64> = (0..p)
         .map(|i| {
