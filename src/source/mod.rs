@@ -15,18 +15,20 @@
 //! reading overlaps computation, recycling buffers so the steady state
 //! allocates nothing.
 
+mod checks;
 mod memory;
 mod plan;
 mod prefetch;
 mod shard;
 pub mod zero_copy;
 
+pub(crate) use checks::RowChecks;
+pub use checks::MAX_SPECTRUM_VALUE;
 pub use memory::MemorySource;
 pub use plan::{plan, plan_iter, ChunkTask};
 pub use prefetch::Prefetcher;
 pub use shard::{
     ArrayInfo, NonFinitePolicy, ReadOptions, ReadPath, Shard, ShardReader, Spectra, Storage,
-    MAX_SPECTRUM_VALUE,
 };
 
 use std::ops::Range;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use hdf5::types::{FloatSize, TypeDescriptor};
 
 use super::zero_copy::{FloatType, MappedFile, RawArray};
-use super::{Chunk, ChunkSource};
+use super::{Chunk, ChunkSource, RowChecks};
 use crate::params::ParamsTable;
 use crate::{Error, Layout, Result};
 
@@ -677,22 +677,25 @@ impl Shard {
             .collect::<Result<Vec<_>>>()?;
         Ok(ShardReader {
             path: self.path.clone(),
-            flux_name,
-            error_name: self.layout.error.clone(),
-            params_name: self.layout.params.clone(),
-            column_names: options.columns.clone(),
+            checks: RowChecks {
+                path: self.path.clone(),
+                flux: flux_name,
+                error: self.layout.error.clone(),
+                noisy: self.layout.noisy.clone(),
+                params: self.layout.params.clone(),
+                columns: options.columns.clone(),
+                policy: options.non_finite,
+                lenient_params: false,
+            },
             index: shard_index,
             rows: self.rows,
             pixels: self.pixels,
             flux,
             error,
             noisy,
-            noisy_name: self.layout.noisy.clone(),
             params: self.params.clone(),
             cols,
             scratch: Vec::new(),
-            policy: options.non_finite,
-            lenient_params: false,
         })
     }
 }
@@ -709,64 +712,28 @@ impl ArrayReader {
     }
 }
 
-/// Flux, error and stored noisy values larger than this are refused (or
-/// skipped) like non-finite ones: their squares, summed over the pixels and
-/// rows of a pass, would overflow f64 — a flux of 1e200 is finite, its square
-/// is not. At 1e100, even with noise of level ≤ 1e6 on such an error,
-/// 2^20 pixels and 2^40 rows the sums stay below 1e240.
-pub const MAX_SPECTRUM_VALUE: f64 = 1e100;
-
-fn too_large(what: &str, v: f64) -> String {
-    format!(
-        "{what} {v:e} is too large (|value| > {MAX_SPECTRUM_VALUE:e}: its square would overflow the sums)"
-    )
-}
-
-/// The first pixel of a spectrum that is non-finite or too large, if any.
-fn spectrum_problem<'a>(
-    dataset: &'a str,
-    what: &str,
-    values: &[f64],
-) -> Option<(&'a str, String, String)> {
-    let i = values
-        .iter()
-        .position(|v| v.is_nan() || v.abs() > MAX_SPECTRUM_VALUE)?;
-    let v = values[i];
-    let problem = if v.is_finite() {
-        too_large(what, v)
-    } else {
-        format!("non-finite {what} {v}")
-    };
-    Some((dataset, format!("pixel {i}"), problem))
-}
-
 /// Reads chunks of one shard (see [`Shard::reader`]).
 #[derive(Debug)]
 pub struct ShardReader {
     path: PathBuf,
-    flux_name: String,
-    error_name: String,
-    params_name: String,
-    column_names: Vec<String>,
+    /// The names errors give (flux, error, noisy, params datasets and columns).
+    checks: RowChecks,
     index: u64,
     rows: usize,
     pixels: usize,
     flux: ArrayReader,
     error: Option<ArrayReader>,
     noisy: Option<ArrayReader>,
-    noisy_name: String,
     params: ParamsTable,
     cols: Vec<usize>,
     scratch: Vec<u8>,
-    policy: NonFinitePolicy,
-    lenient_params: bool,
 }
 
 impl ShardReader {
     /// Passes non-finite params values through instead of applying the
     /// policy: predict still predicts a row of unknown log g.
     pub(crate) fn lenient_params(mut self) -> Self {
-        self.lenient_params = true;
+        self.checks.lenient_params = true;
         self
     }
 
@@ -802,64 +769,6 @@ impl ShardReader {
             }
         }
     }
-
-    fn bad(&self, dataset: &str, row: usize, column: String, problem: String) -> Error {
-        Error::BadValue {
-            path: self.path.clone(),
-            dataset: dataset.to_string(),
-            row,
-            column,
-            problem,
-        }
-    }
-
-    /// Checks values; marks or reports bad rows.
-    fn validate(&self, chunk: &mut Chunk) -> Result<()> {
-        let p = self.pixels;
-        for r in 0..chunk.rows {
-            let row = chunk.start + r;
-            let flux = &chunk.flux[r * p..(r + 1) * p];
-            let mut problem = spectrum_problem(&self.flux_name, "flux", flux);
-            if problem.is_none() && !chunk.error.is_empty() {
-                let error = &chunk.error[r * p..(r + 1) * p];
-                problem = error
-                    .iter()
-                    .position(|v| !(*v >= 0.0 && *v <= MAX_SPECTRUM_VALUE))
-                    .map(|i| {
-                        let e = error[i];
-                        let what = if !e.is_finite() {
-                            format!("non-finite error {e}")
-                        } else if e < 0.0 {
-                            format!("negative error {e}")
-                        } else {
-                            too_large("error", e)
-                        };
-                        (self.error_name.as_str(), format!("pixel {i}"), what)
-                    });
-            }
-            if problem.is_none() && !chunk.noisy.is_empty() {
-                let noisy = &chunk.noisy[r * p..(r + 1) * p];
-                problem = spectrum_problem(&self.noisy_name, "flux", noisy);
-            }
-            if problem.is_none() && !self.lenient_params {
-                let params = chunk.params_row(r);
-                problem = params.iter().position(|v| !v.is_finite()).map(|j| {
-                    (
-                        self.params_name.as_str(),
-                        self.column_names[j].clone(),
-                        format!("non-finite value {}", params[j]),
-                    )
-                });
-            }
-            if let Some((dataset, column, what)) = problem {
-                match self.policy {
-                    NonFinitePolicy::Error => return Err(self.bad(dataset, row, column, what)),
-                    NonFinitePolicy::SkipRow => chunk.skip[r] = true,
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 impl ChunkSource for ShardReader {
@@ -891,12 +800,12 @@ impl ChunkSource for ShardReader {
             self.error.is_some(),
             self.noisy.is_some(),
         );
-        self.read_array(&self.flux, &self.flux_name, rows.clone(), &mut chunk.flux)?;
+        self.read_array(&self.flux, &self.checks.flux, rows.clone(), &mut chunk.flux)?;
         if let Some(error) = &self.error {
-            self.read_array(error, &self.error_name, rows.clone(), &mut chunk.error)?;
+            self.read_array(error, &self.checks.error, rows.clone(), &mut chunk.error)?;
         }
         if let Some(noisy) = &self.noisy {
-            self.read_array(noisy, &self.noisy_name, rows.clone(), &mut chunk.noisy)?;
+            self.read_array(noisy, &self.checks.noisy, rows.clone(), &mut chunk.noisy)?;
         }
         let mut scratch = std::mem::take(&mut self.scratch);
         let result = self
@@ -904,6 +813,6 @@ impl ChunkSource for ShardReader {
             .read(rows, &self.cols, &mut chunk.params, &mut scratch);
         self.scratch = scratch;
         result?;
-        self.validate(chunk)
+        self.checks.check(chunk)
     }
 }

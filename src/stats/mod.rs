@@ -10,6 +10,7 @@ pub mod file;
 pub mod gram;
 pub mod merge;
 pub mod pass;
+pub mod push;
 mod set;
 mod suff;
 

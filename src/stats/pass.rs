@@ -505,8 +505,8 @@ impl Sample {
 }
 
 /// The pass's working state.
-struct State<'a> {
-    opts: &'a AccumulateOptions,
+pub(super) struct State {
+    opts: AccumulateOptions,
     plan: MemoryPlan,
     header: StatsHeader,
     accs: Vec<Accumulator>,
@@ -516,7 +516,101 @@ struct State<'a> {
     origins: Vec<PathBuf>,
 }
 
-impl State<'_> {
+impl State {
+    /// A pass's state before its first row: the given header (shift set)
+    /// with empty accumulators and gate sample.
+    pub(super) fn fresh(
+        opts: &AccumulateOptions,
+        plan: &MemoryPlan,
+        header: StatsHeader,
+        origins: Vec<PathBuf>,
+    ) -> State {
+        let (accs, sample) = empty_sums(opts, plan, header.pixels);
+        State::with(opts, plan, (header, accs, sample), origins)
+    }
+
+    fn with(
+        opts: &AccumulateOptions,
+        plan: &MemoryPlan,
+        (header, accs, sample): (StatsHeader, Vec<Accumulator>, Sample),
+        origins: Vec<PathBuf>,
+    ) -> State {
+        State {
+            opts: opts.clone(),
+            plan: plan.clone(),
+            header,
+            accs,
+            sample,
+            par: opts.threads.par(),
+            slots: vec![0; opts.partitions.partitions.len()],
+            origins,
+        }
+    }
+
+    /// The name errors give the rows of a shard fed from memory.
+    pub(super) fn add_origin(&mut self, origin: PathBuf) {
+        self.origins.push(origin);
+    }
+
+    pub(super) fn header_mut(&mut self) -> &mut StatsHeader {
+        &mut self.header
+    }
+
+    /// One chunk of prepared rows (SNR keys taken, noise drawn): staged
+    /// into its accumulators, then the sums checked (see `check_finite`).
+    pub(super) fn take(&mut self, chunk: &Chunk) -> Result<()> {
+        self.absorb(chunk)?;
+        let last = (chunk.start + chunk.rows).saturating_sub(1);
+        self.check_finite(chunk.shard, last)
+    }
+
+    /// Flushes what is staged, so the pass's figures include all its Gram
+    /// work (finishing would flush them anyway, in the same order: the bits
+    /// do not change), and checks the sums one last time.
+    fn flush(&mut self, last_row: Option<(u64, usize)>) -> Result<()> {
+        for acc in &mut self.accs {
+            acc.flush(self.par);
+        }
+        match last_row {
+            Some((shard, row)) => self.check_finite(shard, row),
+            None => Ok(()),
+        }
+    }
+
+    /// The pass's result from its final state and this run's figures.
+    pub(super) fn output(
+        mut self,
+        run: RunFigures,
+        last_row: Option<(u64, usize)>,
+    ) -> Result<PassOutput> {
+        self.flush(last_row)?;
+        let pixels = self.header.pixels;
+        let reservoir = std::mem::take(&mut self.sample).into_reservoir();
+        let updates_per_row = match self.plan.mode {
+            Mode::Cells => 1.0,
+            Mode::PerBin => self.opts.partitions.partitions.len() as f64,
+        };
+        let summary = PassSummary {
+            rows: self.header.rows,
+            skipped: self.header.skipped,
+            rows_this_run: run.rows,
+            bytes_this_run: run.bytes,
+            seconds: run.start.elapsed().as_secs_f64(),
+            flops_this_run: run.rows as f64 * (pixels * pixels) as f64 * updates_per_row,
+            plan: self.plan,
+            checkpoints: run.checkpoints,
+            checkpoint_seconds: run.checkpoint_seconds,
+            resumed: run.resumed,
+            peak_rss: peak_rss(),
+        };
+        Ok(PassOutput {
+            header: self.header,
+            accumulators: self.accs,
+            reservoir,
+            summary,
+        })
+    }
+
     fn bad_snr(&self, chunk: &Chunk, r: usize) -> Error {
         Error::BadValue {
             path: self.origins[(chunk.shard - self.opts.first_shard_index) as usize].clone(),
@@ -740,31 +834,19 @@ pub fn accumulate_sources<S: ChunkSource + 'static>(
         .collect();
     let done_before = rows[..from_source.min(rows.len())].iter().sum::<usize>() + from_row;
     progress(done_before as u64);
-    let mut state = State {
-        opts,
-        plan: plan.clone(),
-        header,
-        accs,
-        sample,
-        par: opts.threads.par(),
-        slots: vec![0; opts.partitions.partitions.len()],
-        origins,
-    };
+    let mut state = State::with(opts, &plan, (header, accs, sample), origins);
     let mut checkpoints = checkpoint.map(|c| Checkpoints::new(c, rows));
-    let (mut rows_this_run, mut bytes_this_run) = (0u64, 0u64);
-    opts.threads.install(|| -> Result<()> {
+    let mut run = RunFigures::new(start, resumed);
+    opts.threads.install(|| -> Result<PassOutput> {
         // SNR and noise run on the stream's thread, overlapping the Gram
         // updates (in the main thread they left a core idle: perf).
         let mut stream = RowStream::new(readers, spec, plan.chunk_rows, plan.prefetch)?;
         let mut last_row: Option<(u64, usize)> = None;
         while let Some(chunk) = stream.next() {
             let chunk = chunk?;
-            state.absorb(&chunk)?;
-            let last = (chunk.shard, (chunk.start + chunk.rows).saturating_sub(1));
-            state.check_finite(last.0, last.1)?;
-            last_row = Some(last);
-            rows_this_run += chunk.rows as u64;
-            bytes_this_run += chunk.spectra_bytes() as u64;
+            state.take(&chunk)?;
+            last_row = Some((chunk.shard, (chunk.start + chunk.rows).saturating_sub(1)));
+            run.count(&chunk);
             progress(chunk.rows as u64);
             if let Some(c) = checkpoints.as_mut() {
                 let source = (chunk.shard - opts.first_shard_index) as usize;
@@ -772,43 +854,39 @@ pub fn accumulate_sources<S: ChunkSource + 'static>(
             }
             stream.recycle(chunk);
         }
-        // Fold the rows still staged into the sums now, so the pass's figures
-        // include all of its Gram work (finishing would flush them anyway, in
-        // the same order: the bits do not change).
-        for acc in &mut state.accs {
-            acc.flush(state.par);
+        if let Some(c) = &checkpoints {
+            (run.checkpoints, run.checkpoint_seconds) = (c.count, c.seconds);
         }
-        if let Some((shard, row)) = last_row {
-            state.check_finite(shard, row)?;
+        state.output(run, last_row)
+    })?
+}
+
+/// What one run of a pass did, beside the statistics: its figures.
+pub(super) struct RunFigures {
+    start: Instant,
+    rows: u64,
+    bytes: u64,
+    checkpoints: usize,
+    checkpoint_seconds: f64,
+    resumed: bool,
+}
+
+impl RunFigures {
+    pub(super) fn new(start: Instant, resumed: bool) -> Self {
+        RunFigures {
+            start,
+            rows: 0,
+            bytes: 0,
+            checkpoints: 0,
+            checkpoint_seconds: 0.0,
+            resumed,
         }
-        Ok(())
-    })??;
-    let reservoir = std::mem::take(&mut state.sample).into_reservoir();
-    let updates_per_row = match plan.mode {
-        Mode::Cells => 1.0,
-        Mode::PerBin => opts.partitions.partitions.len() as f64,
-    };
-    let (checkpoint_count, checkpoint_seconds) =
-        checkpoints.map_or((0, 0.0), |c| (c.count, c.seconds));
-    let summary = PassSummary {
-        rows: state.header.rows,
-        skipped: state.header.skipped,
-        rows_this_run,
-        bytes_this_run,
-        seconds: start.elapsed().as_secs_f64(),
-        flops_this_run: rows_this_run as f64 * (pixels * pixels) as f64 * updates_per_row,
-        plan,
-        checkpoints: checkpoint_count,
-        checkpoint_seconds,
-        resumed,
-        peak_rss: peak_rss(),
-    };
-    Ok(PassOutput {
-        header: state.header,
-        accumulators: state.accs,
-        reservoir,
-        summary,
-    })
+    }
+
+    pub(super) fn count(&mut self, chunk: &Chunk) {
+        self.rows += chunk.rows as u64;
+        self.bytes += chunk.spectra_bytes() as u64;
+    }
 }
 
 /// At least one source, all of one pixel count, a usable range of shard
@@ -870,23 +948,43 @@ fn begin<S: ChunkSource>(
             restore(&file, &c.path, opts, plan, pixels, &fingerprints)?;
         return Ok((header, accs, sample, Some(cursor)));
     }
-    let (shift_x, shift_y) = shift_of(first, spec)?;
-    let header = StatsHeader {
+    let header = new_header(opts, plan, pixels, fingerprints, shift_of(first, spec)?);
+    let (accs, sample) = empty_sums(opts, plan, pixels);
+    Ok((header, accs, sample, None))
+}
+
+/// The header of a new pass: its configuration, shards and shift.
+pub(super) fn new_header(
+    opts: &AccumulateOptions,
+    plan: &MemoryPlan,
+    pixels: usize,
+    shards: Vec<ShardFingerprint>,
+    (shift_x, shift_y): (Vec<f64>, f64),
+) -> StatsHeader {
+    StatsHeader {
         pixels,
         noise: opts.noise,
         partitions: opts.partitions.clone(),
         mode: plan.mode,
         layout: opts.layout.clone(),
-        shards: fingerprints,
+        shards,
         shift_x,
         shift_y,
         rows: 0,
         skipped: 0,
-    };
+    }
+}
+
+/// A new pass's accumulators and gate sample, empty.
+fn empty_sums(
+    opts: &AccumulateOptions,
+    plan: &MemoryPlan,
+    pixels: usize,
+) -> (Vec<Accumulator>, Sample) {
     let accs = (0..plan.accumulators)
         .map(|_| Accumulator::new(pixels, plan.block_rows))
         .collect();
-    Ok((header, accs, Sample::new(opts.gate_sample, pixels), None))
+    (accs, Sample::new(opts.gate_sample, pixels))
 }
 
 /// When to write checkpoints, and what they cost: after a chunk once the
@@ -916,7 +1014,7 @@ impl<'a> Checkpoints<'a> {
     }
 
     /// After the chunk that ends before `next_row` of source `source`.
-    fn after_chunk(&mut self, state: &mut State<'_>, source: usize, next_row: usize) -> Result<()> {
+    fn after_chunk(&mut self, state: &mut State, source: usize, next_row: usize) -> Result<()> {
         let wait = if self.options.every.is_zero() {
             Duration::ZERO
         } else {
@@ -1016,23 +1114,51 @@ fn shift_of<S: ChunkSource>(source: &mut S, spec: &RowSpec) -> Result<(Vec<f64>,
     let mut chunk = Chunk::default();
     source.read_chunk(0..n, &mut chunk)?;
     spec.prepare(&mut chunk);
-    let p = chunk.pixels;
-    let (mut sx, mut sy, mut k) = (vec![0.0; p], 0.0, 0usize);
-    for r in 0..chunk.rows {
-        if chunk.skip[r] {
-            continue;
+    let mut sum = ShiftSum::new(chunk.pixels);
+    sum.add(&chunk, chunk.rows);
+    Ok(sum.mean())
+}
+
+/// The shift x₀, y₀: the mean of the usable rows among the first
+/// [`SHIFT_ROWS`] of the first shard, summed row after row (so the same
+/// rows give the same bits in one chunk or several).
+pub(super) struct ShiftSum {
+    sx: Vec<f64>,
+    sy: f64,
+    k: usize,
+}
+
+impl ShiftSum {
+    pub(super) fn new(pixels: usize) -> Self {
+        ShiftSum {
+            sx: vec![0.0; pixels],
+            sy: 0.0,
+            k: 0,
         }
-        for (s, v) in sx.iter_mut().zip(chunk.flux_row(r)) {
-            *s += v;
+    }
+
+    /// Adds the usable rows among the first `rows` of a prepared chunk.
+    pub(super) fn add(&mut self, chunk: &Chunk, rows: usize) {
+        for r in 0..rows.min(chunk.rows) {
+            if chunk.skip[r] {
+                continue;
+            }
+            for (s, v) in self.sx.iter_mut().zip(chunk.flux_row(r)) {
+                *s += v;
+            }
+            self.sy += chunk.log_g(r);
+            self.k += 1;
         }
-        sy += chunk.log_g(r);
-        k += 1;
     }
-    if k > 0 {
-        sx.iter_mut().for_each(|s| *s /= k as f64);
-        sy /= k as f64;
+
+    pub(super) fn mean(mut self) -> (Vec<f64>, f64) {
+        if self.k > 0 {
+            let k = self.k as f64;
+            self.sx.iter_mut().for_each(|s| *s /= k);
+            self.sy /= k;
+        }
+        (self.sx, self.sy)
     }
-    Ok((sx, sy))
 }
 
 /// A source that starts at row `first` (resume): rows before it are not read.
@@ -1261,6 +1387,144 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The same rows pushed in chunks of any size (smaller and larger than
+    /// the shift's 256 rows, a first shard shorter than them) give the pull
+    /// pass's statistics bit for bit: header, every accumulator, reservoir.
+    #[test]
+    fn pushed_rows_give_the_pulled_statistics_bit_for_bit() {
+        use super::super::push::{PushPass, PushRows};
+        let noise = NoiseModel::new(1.0, 9).unwrap();
+        let set = PartitionSet::new(vec![Partition::teff_mh(), Partition::snr()], 3).unwrap();
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for (case, (p, sizes, pieces)) in [
+            (5usize, vec![300usize, 40], vec![1usize, 7, 256, 100]),
+            (9, vec![100, 260, 3], vec![31]),
+            (4, vec![700], vec![700]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for mode in [Mode::Cells, Mode::PerBin] {
+                let opts = AccumulateOptions {
+                    partitions: set.clone(),
+                    noise,
+                    threads: Threads::ONE,
+                    block_rows: Some(6),
+                    mem_budget: Some(1 << 30),
+                    mode: Some(mode),
+                    gate_sample: 23,
+                    first_shard_index: 4,
+                    ..Default::default()
+                };
+                let srcs = sources(10 + case as u64, &sizes, p);
+                let pulled: Vec<MemorySource> = srcs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let mut c = Chunk::default();
+                        s.clone().read_chunk(0..s.rows(), &mut c).unwrap();
+                        MemorySource::new(4 + i as u64, p, c.flux, Some(c.error), c.params, 3)
+                            .unwrap()
+                    })
+                    .collect();
+                let mut prints = fingerprints(&sizes);
+                prints.iter_mut().for_each(|f| f.index += 4);
+                let want = accumulate_sources(pulled, prints, &opts, None, &|_| {}).unwrap();
+                let mut push = PushPass::new(&opts, p).unwrap();
+                for (i, s) in srcs.iter().enumerate() {
+                    if i > 0 {
+                        push.next_shard().unwrap();
+                    }
+                    let mut c = Chunk::default();
+                    s.clone().read_chunk(0..s.rows(), &mut c).unwrap();
+                    let (mut r, mut k) = (0, 0);
+                    while r < c.rows {
+                        let n = pieces[k % pieces.len()].min(c.rows - r);
+                        let col =
+                            |j: usize| (r..r + n).map(|i| c.params[3 * i + j]).collect::<Vec<_>>();
+                        push.push(PushRows {
+                            flux: &c.flux[r * p..(r + n) * p],
+                            error: Some(&c.error[r * p..(r + n) * p]),
+                            teff: &col(0),
+                            mh: &col(1),
+                            log_g: &col(2),
+                        })
+                        .unwrap();
+                        (r, k) = (r + n, k + 1);
+                    }
+                }
+                let got = push.finish().unwrap();
+                let what = format!("case {case} {mode:?}");
+                let (gh, gs, gr) = got.into_stats(Threads::ONE);
+                let (wh, ws, wr) = want.into_stats(Threads::ONE);
+                assert_eq!(bits(&gh.shift_x), bits(&wh.shift_x), "{what}");
+                assert_eq!(gh.shift_y.to_bits(), wh.shift_y.to_bits(), "{what}");
+                assert_eq!((gh.rows, gh.skipped), (wh.rows, wh.skipped), "{what}");
+                let rows: Vec<(u64, u64)> = gh.shards.iter().map(|f| (f.index, f.rows)).collect();
+                let want_rows: Vec<(u64, u64)> =
+                    wh.shards.iter().map(|f| (f.index, f.rows)).collect();
+                assert_eq!(rows, want_rows, "{what}");
+                assert_eq!(gs.len(), ws.len(), "{what}");
+                for (a, (g, w)) in gs.iter().zip(&ws).enumerate() {
+                    assert_eq!(g.n, w.n, "{what} accumulator {a}");
+                    assert_eq!(
+                        (bits(&g.sum_x), bits(&g.xty), bits(&g.xtx)),
+                        (bits(&w.sum_x), bits(&w.xty), bits(&w.xtx)),
+                        "{what} accumulator {a}"
+                    );
+                    assert_eq!(
+                        (g.sum_y.to_bits(), g.sum_yy.to_bits()),
+                        (w.sum_y.to_bits(), w.sum_yy.to_bits()),
+                        "{what} accumulator {a}"
+                    );
+                }
+                assert_eq!((&gr.keys, &gr.origin), (&wr.keys, &wr.origin), "{what}");
+                assert_eq!(bits(&gr.x), bits(&wr.x), "{what}");
+            }
+        }
+    }
+
+    /// Pushed rows are checked like a shard's: shapes, values, the error
+    /// array the noise needs; each refusal names the pushed shard and row.
+    #[test]
+    fn pushed_rows_are_checked_like_a_shards() {
+        use super::super::push::{PushPass, PushRows};
+        let opts = AccumulateOptions {
+            threads: Threads::ONE,
+            mem_budget: Some(1 << 30),
+            ..Default::default()
+        };
+        let mut push = PushPass::new(&opts, 3).unwrap();
+        let rows = |flux: &'static [f64], error: Option<&'static [f64]>| PushRows {
+            flux,
+            error,
+            teff: &[5000.0, 5000.0],
+            mh: &[0.0, 0.0],
+            log_g: &[3.0, 3.0],
+        };
+        let e = push
+            .push(rows(&[1.0, 2.0, 3.0, 4.0, f64::NAN, 6.0], Some(&[0.1; 6])))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "<pushed rows, shard 0>: flux: row 1, column pixel 1: non-finite flux NaN"
+        );
+        let e = push.push(rows(&[1.0; 6], None)).unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidParameter { name: "error", .. }),
+            "{e}"
+        );
+        let e = push.push(rows(&[1.0; 5], Some(&[0.1; 5]))).unwrap_err();
+        assert!(matches!(e, Error::Shape { .. }), "{e}");
+        push.push(rows(&[1.0; 6], Some(&[0.1; 6]))).unwrap();
+        let e = push.push(rows(&[1.0; 6], Some(&[-0.1; 6]))).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("row 2, column pixel 0: negative error"),
+            "{e}"
+        );
     }
 
     /// Rows in memory bypass the reader's magnitude check: the pass's own
