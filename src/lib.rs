@@ -40,8 +40,10 @@
 //! (any sources) read every row once within a memory budget
 //! ([`AccumulateOptions`]) and return the per-bin, per-fold sums, written
 //! with [`stats::pass::PassOutput::write`] and read back by
-//! [`StatsFile::open`]. Statistics of disjoint shards merge exactly
-//! ([`stats::merge()`]); a killed pass resumes from its checkpoint.
+//! [`StatsFile::open`]. [`PushPass`] is the same pass fed by the caller,
+//! chunk by chunk (numpy arrays, any loader), with the same bits.
+//! Statistics of disjoint shards merge exactly ([`stats::merge()`]); a
+//! killed pass resumes from its checkpoint.
 //!
 //! ## Solving: every α, every bin
 //!
@@ -144,6 +146,7 @@ pub use predict::PredictOptions;
 pub use route::{Router, Routing};
 pub use source::{ChunkSource, MemorySource, Shard};
 pub use stats::pass::{accumulate, AccumulateOptions};
+pub use stats::push::{PushPass, PushRows};
 pub use stats::StatsFile;
 pub use sweep::{Sweep, SweepOptions};
 pub use threads::Threads;
