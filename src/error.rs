@@ -135,6 +135,10 @@ pub enum Error {
     /// ([`crate::output`]).
     #[error("{path}: {problem}")]
     Output { path: PathBuf, problem: String },
+    /// The caller cancelled the run ([`crate::threads::Cancel`]); nothing
+    /// was written.
+    #[error("cancelled: the run stopped at the caller's request and wrote nothing")]
+    Cancelled,
     /// A worker thread ended without delivering (it panicked or its channel closed).
     #[error("reader thread stopped unexpectedly: {0}")]
     Worker(String),

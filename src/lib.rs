@@ -74,7 +74,8 @@
 //! row, column, parameter); the library never panics on data. Outputs are
 //! written under run-unique scratch names and renamed into place, never over
 //! an input ([`output`]). Parallelism is one value, [`Threads`], at every
-//! entry point.
+//! entry point; a [`Cancel`] token in the options stops a pass, a sweep or
+//! an experiment from another thread (Python's Ctrl-C).
 //!
 //! ## Modules
 //!
@@ -149,4 +150,4 @@ pub use stats::pass::{accumulate, AccumulateOptions};
 pub use stats::push::{PushPass, PushRows};
 pub use stats::StatsFile;
 pub use sweep::{Sweep, SweepOptions};
-pub use threads::Threads;
+pub use threads::{Cancel, Threads};

@@ -159,3 +159,33 @@ mod tests {
         }
     }
 }
+
+/// A caller's request to stop long work — a Python `KeyboardInterrupt`, a
+/// GUI's stop button, a job's deadline. Clones share one flag: hand a clone
+/// to the options and keep one to call [`Cancel::cancel`] from any thread.
+/// The pass checks it after every chunk, the sweep before every group and
+/// test chunk; a cancelled run returns [`crate::Error::Cancelled`] and
+/// writes nothing (its scratch outputs are removed like a failed run's).
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    /// Asks the work holding a clone of this token to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether [`Cancel::cancel`] was called on any clone.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `Err(Cancelled)` once cancelled: the check at each step.
+    pub(crate) fn check(&self) -> crate::Result<()> {
+        if self.is_cancelled() {
+            Err(crate::Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}

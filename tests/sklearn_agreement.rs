@@ -62,6 +62,7 @@ fn every_bin_and_alpha_agrees_with_scikit_learn() {
                 threads: gramstream::Threads::ONE,
                 fixed_alpha: None,
                 pca_components: 0,
+                cancel: Default::default(),
             },
             |_| {},
         )

@@ -674,6 +674,22 @@ fn checkpoints_are_refused_as_unfinished() {
     }
 }
 
+/// A sweep whose token is cancelled stops before its first group.
+#[test]
+fn a_cancelled_sweep_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.h5");
+    write(&path, &small_run(9, false));
+    let file = StatsFile::open(&path).unwrap();
+    let opts = gramstream::SweepOptions::new(vec![1.0, 10.0]);
+    assert!(gramstream::sweep::run(&file, &opts, |_| ()).is_ok());
+    opts.cancel.cancel();
+    match gramstream::sweep::run(&file, &opts, |_| ()) {
+        Err(gramstream::Error::Cancelled) => {}
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
+
 fn rel_close(got: &[f64], want: &[f64], what: &str) {
     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300);
     for (i, (g, w)) in got.iter().zip(want).enumerate() {

@@ -291,6 +291,9 @@ pub struct Plan {
     pub out: PathBuf,
     /// Index of the gate's partition (None: no gate).
     pub gate_partition: Option<usize>,
+    /// Stops the run at its next step when cancelled (a fresh token from
+    /// [`Config::plan`]; replace it to hold a clone).
+    pub cancel: crate::threads::Cancel,
 }
 
 /// A check's result: the problem, without the file's name, when it fails.
@@ -386,6 +389,7 @@ impl Config {
             mem_budget,
             out,
             gate_partition,
+            cancel: Default::default(),
             config: self,
         })
     }

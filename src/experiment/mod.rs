@@ -301,6 +301,7 @@ fn accumulate_stage(r: &Run<'_>, timing: &mut Timing) -> Result<(PathBuf, Vec<f6
         chunk_rows: cfg.stats.chunk_rows,
         mem_budget: plan.mem_budget,
         gate_sample,
+        cancel: plan.cancel.clone(),
         ..Default::default()
     };
     let mut total_rows = 0u64;
@@ -372,6 +373,7 @@ fn solve_stage(
         } else {
             0
         },
+        cancel: plan.cancel.clone(),
     };
     let sw = sweep::run(file, &sopts, |p| {
         if let sweep::Progress::Group { index, .. } = p {

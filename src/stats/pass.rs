@@ -34,6 +34,7 @@ use crate::rows::{key_columns, RowSpec, RowStream};
 use crate::source::{
     Chunk, ChunkSource, NonFinitePolicy, ReadOptions, ReadPath, Shard, ShardReader, Spectra,
 };
+use crate::threads::Cancel;
 use crate::{Error, Layout, Result, Threads};
 
 /// The pass computes at least this many times as long as the last
@@ -77,6 +78,8 @@ pub struct AccumulateOptions {
     /// nodes gives each part the indices its shards have in the whole list,
     /// so that merging the parts reproduces the single run.
     pub first_shard_index: u64,
+    /// Stops the pass after the chunk in hand when cancelled.
+    pub cancel: Cancel,
 }
 
 impl Default for AccumulateOptions {
@@ -97,6 +100,7 @@ impl Default for AccumulateOptions {
             non_finite: NonFinitePolicy::Error,
             read_path: ReadPath::Auto,
             first_shard_index: 0,
+            cancel: Cancel::default(),
         }
     }
 }
@@ -844,6 +848,7 @@ pub fn accumulate_sources<S: ChunkSource + 'static>(
         let mut last_row: Option<(u64, usize)> = None;
         while let Some(chunk) = stream.next() {
             let chunk = chunk?;
+            opts.cancel.check()?;
             state.take(&chunk)?;
             last_row = Some((chunk.shard, (chunk.start + chunk.rows).saturating_sub(1)));
             run.count(&chunk);
@@ -1525,6 +1530,40 @@ mod tests {
                 .contains("row 2, column pixel 0: negative error"),
             "{e}"
         );
+    }
+
+    /// A cancel from another thread (here: the progress callback after the
+    /// first chunk) stops the pass at the next chunk with `Cancelled`.
+    #[test]
+    fn a_cancelled_pass_stops_at_the_next_chunk() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let cancel = Cancel::default();
+        let opts = AccumulateOptions {
+            threads: Threads::ONE,
+            chunk_rows: Some(50),
+            mem_budget: Some(1 << 30),
+            cancel: cancel.clone(),
+            ..Default::default()
+        };
+        let seen = AtomicU64::new(0);
+        let result = accumulate_sources(
+            sources(3, &[300, 300], 4),
+            fingerprints(&[300, 300]),
+            &opts,
+            None,
+            &|n| {
+                if n > 0 {
+                    seen.fetch_add(n, Ordering::Relaxed);
+                    cancel.cancel();
+                }
+            },
+        );
+        assert!(
+            matches!(result, Err(Error::Cancelled)),
+            "{:?}",
+            result.map(|_| ())
+        );
+        assert_eq!(seen.load(Ordering::Relaxed), 50);
     }
 
     /// Rows in memory bypass the reader's magnitude check: the pass's own

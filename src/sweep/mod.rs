@@ -29,7 +29,7 @@ use crate::models::{Expert, ModelSet, PartitionModels, Provenance};
 use crate::ridge::{self, RidgePath};
 use crate::stats::derive::{members, Group};
 use crate::stats::{StatsFile, StatsHeader, SuffStats};
-use crate::threads::Pool;
+use crate::threads::{Cancel, Pool};
 use crate::{Error, Result, Threads};
 
 pub use test_eval::TestSpec;
@@ -102,6 +102,8 @@ pub struct SweepOptions {
     /// Keep this many leading principal components of the global
     /// covariance in [`Sweep::pca`] (0: none), e.g. for the gate.
     pub pca_components: usize,
+    /// Stops the sweep before the next group or test chunk when cancelled.
+    pub cancel: Cancel,
 }
 
 impl SweepOptions {
@@ -116,6 +118,7 @@ impl SweepOptions {
             threads: Threads::All,
             fixed_alpha: None,
             pca_components: 0,
+            cancel: Cancel::default(),
         }
     }
 }
@@ -925,6 +928,7 @@ fn solve_groups(
     for chunk in order.chunks(batch) {
         let mut work: Vec<(usize, Vec<SuffStats>, GroupSweep, Option<Pca>)> = Vec::new();
         for &g in chunk {
+            opts.cancel.check()?;
             let label = format!("{} {}", groups[g].partition, groups[g].name);
             progress(Progress::Group {
                 index: step,
@@ -1036,6 +1040,7 @@ pub fn run(
             opts.alphas.len(),
             &pool,
             &mut groups,
+            &opts.cancel,
             &mut progress,
         )?;
         timing.test_s = t.elapsed().as_secs_f64();

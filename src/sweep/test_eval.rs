@@ -273,12 +273,14 @@ pub(crate) fn score(
     alphas: usize,
     pool: &Pool,
     groups: &mut [GroupSweep],
+    cancel: &crate::threads::Cancel,
     progress: &mut impl FnMut(Progress<'_>),
 ) -> Result<TestSummary> {
     let ids: Vec<GroupId> = groups.iter().map(|g| g.id).collect();
     let total = Shard::open(&spec.path, &header.layout)?.rows() as u64;
     let mut scorer = CurveScorer::new(header, &ids, models, alphas, pool);
     let (_, spectra) = stream(spec, header, |rows, x| {
+        cancel.check()?;
         scorer.add(rows, x);
         progress(Progress::TestRows {
             done: scorer.rows(),

@@ -116,6 +116,8 @@ pub fn options(args: &AccumulateArgs) -> Result<AccumulateOptions> {
             ReadPath::Auto
         },
         first_shard_index: args.first_shard_index,
+        // The CLI stops on SIGINT/SIGTERM through `output`'s handlers.
+        cancel: Default::default(),
     })
 }
 

@@ -87,6 +87,7 @@ pub fn run(args: &SweepArgs) -> Result<String> {
         threads: args.threads,
         fixed_alpha: args.fixed_alpha,
         pca_components: 0,
+        cancel: Default::default(),
     };
     let n_groups = 1 + file
         .header()
