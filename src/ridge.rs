@@ -75,6 +75,15 @@ pub(crate) fn centred(stats: &SuffStats) -> (Mat<f64>, Vec<f64>, f64, Vec<f64>, 
     (cov, c, syy, m, my)
 }
 
+/// The centred sums of one group from its shifted sums, without the
+/// cancellation of XᵀX − n·x̄x̄ᵀ: Σ(x−x̄)(x−x̄)ᵀ as a full P × P matrix,
+/// Σ(x−x̄)(y−ȳ) and Σ(y−ȳ)². Divided by n (or n − 1) they are the
+/// covariances; [`RidgePath::new`] decomposes the first. NaN for n = 0.
+pub fn centred_sums(stats: &SuffStats) -> (Mat<f64>, Vec<f64>, f64) {
+    let (cov, c, syy, _, _) = centred(stats);
+    (cov, c, syy)
+}
+
 /// A centred model needs two rows (one is spent on the mean), and the shift
 /// the sums were taken around has one value per pixel.
 fn check_fit_inputs(stats: &SuffStats, shift_x: &[f64], model: &'static str) -> Result<()> {

@@ -30,7 +30,7 @@ use crate::ridge::{self, RidgePath};
 use crate::stats::derive::{members, Group};
 use crate::stats::{StatsFile, StatsHeader, SuffStats};
 use crate::threads::{Cancel, Pool};
-use crate::{Error, Result, Threads};
+use crate::{Error, FitError, Result, Threads};
 
 pub use test_eval::TestSpec;
 
@@ -401,14 +401,41 @@ pub fn slot_name(header: &StatsHeader, partition: usize, slot: usize) -> String 
 
 /// Sums a group's accumulators per fold (one SuffStats per fold).
 fn fold_sums(file: &StatsFile, group: Group) -> Result<Vec<SuffStats>> {
-    let h = file.header();
-    (0..h.partitions.folds)
-        .map(|k| {
-            crate::stats::derive::sum(h.pixels, &members(h, group, Some(k))?, |a| {
-                file.accumulator(a)
-            })
-        })
-        .collect()
+    group_fold_sums(file.header(), group, &mut |a| file.accumulator(a))
+}
+
+/// A group's sums per fold, added in the order the sweep adds them, with
+/// `read` giving accumulator `a`: a bin's fold is the sum of its
+/// accumulators of that fold; the global model's fold is the sum of
+/// partition 0's slots' folds, slot after slot (what `solve_groups` builds
+/// while it solves those slots). Models solved from these sums are the
+/// sweep's bit for bit.
+pub fn group_fold_sums(
+    header: &StatsHeader,
+    group: Group,
+    read: &mut dyn FnMut(usize) -> Result<SuffStats>,
+) -> Result<Vec<SuffStats>> {
+    let (p, folds) = (header.pixels, header.partitions.folds);
+    match group {
+        Group::Bin { .. } => (0..folds)
+            .map(|k| crate::stats::derive::sum(p, &members(header, group, Some(k))?, &mut *read))
+            .collect(),
+        Group::Global => {
+            let mut global: Vec<SuffStats> = (0..folds).map(|_| SuffStats::zeros(p)).collect();
+            let slots = header
+                .partitions
+                .partitions
+                .first()
+                .map_or(0, |p| p.slots());
+            for slot in 0..slots {
+                let fs = group_fold_sums(header, Group::Bin { partition: 0, slot }, read)?;
+                for (acc, f) in global.iter_mut().zip(&fs) {
+                    acc.add(f)?;
+                }
+            }
+            Ok(global)
+        }
+    }
 }
 
 fn total_of(folds: &[SuffStats], p: usize) -> Result<SuffStats> {
@@ -530,7 +557,7 @@ fn solve_group(
     let t = Instant::now();
     let (path, fold_sse) = match cv {
         Some(CvMethod::Eigh) => {
-            let (path, sse) = path_and_folds_eigh(header, &total, &fold_refs, &cv_grid)?;
+            let (path, sse) = path_and_folds_eigh(header, &total, folds, &cv_grid)?;
             (path, Some(sse))
         }
         _ => (
@@ -595,41 +622,74 @@ fn cv_possible(folds: &[SuffStats], n: u64, out: &mut GroupSweep) -> bool {
     true
 }
 
-/// The bin's decomposition and each fold's complement's, run concurrently,
-/// each single-threaded (deterministic, and every core busy); returns the
-/// bin's path and the folds' summed squared errors on `cv_grid`.
+/// The bin's decomposition and its exact K-fold CV ([`cv_sse_eigh`]), run
+/// concurrently, each decomposition single-threaded (deterministic, and
+/// every core busy); returns the bin's path and the folds' summed squared
+/// errors on `cv_grid`.
 fn path_and_folds_eigh(
     header: &StatsHeader,
     total: &SuffStats,
-    folds: &[&SuffStats],
+    folds: &[SuffStats],
     cv_grid: &[f64],
 ) -> Result<(RidgePath, Vec<f64>)> {
+    let (path, cv) = rayon::join(
+        || RidgePath::new(total, &header.shift_x, header.shift_y, Par::Seq),
+        || cv_sse_eigh(header, total, folds, cv_grid),
+    );
+    Ok((path?, cv?.0))
+}
+
+/// Exact K-fold CV of one group, as the sweep computes it (`--cv eigh`):
+/// the complement `total − fold` of each fold with rows is solved by its
+/// own eigendecomposition, its models for every α are validated on the
+/// fold's own sums, and the squared errors are summed over the folds in
+/// fold order. `folds` are the group's per-fold sums (`total` their sum),
+/// every α > 0. Returns the summed validation SSE per α and the rows
+/// validated (CV MSE = SSE / rows). The folds run concurrently in the
+/// calling rayon pool, each sequentially, so the result does not depend
+/// on the thread count.
+///
+/// Errors: [`Error::InvalidParameter`] for an α that is not a finite
+/// positive number; [`FitError::TooFewRows`] when the group has no rows or a
+/// fold's complement has fewer than two (one fold with rows leaves an
+/// empty complement).
+pub fn cv_sse_eigh(
+    header: &StatsHeader,
+    total: &SuffStats,
+    folds: &[SuffStats],
+    alphas: &[f64],
+) -> Result<(Vec<f64>, u64)> {
     use rayon::prelude::*;
-    enum Done {
-        Path(Box<RidgePath>),
-        Fold(Vec<f64>),
+    if let Some(a) = alphas.iter().find(|a| !(a.is_finite() && **a > 0.0)) {
+        return Err(Error::InvalidParameter {
+            name: "alpha",
+            problem: format!("exact K-fold CV needs finite α > 0, got {a}"),
+        });
     }
-    let tasks: Vec<Option<&SuffStats>> = std::iter::once(None)
-        .chain(folds.iter().map(|f| Some(*f)))
-        .collect();
-    let done: Vec<Result<Done>> = tasks
+    let nonempty: Vec<&SuffStats> = folds.iter().filter(|f| f.n > 0).collect();
+    let too_few = |set, rows| FitError::TooFewRows {
+        model: "exact K-fold CV",
+        set,
+        need: 2,
+        rows,
+    };
+    if nonempty.is_empty() {
+        return Err(too_few("this group", total.n).into());
+    }
+    // One fold with rows (or statistics with one fold) leaves it an empty complement.
+    if let Some(f) = nonempty.iter().find(|f| total.n.saturating_sub(f.n) < 2) {
+        return Err(too_few("a fold's complement", total.n.saturating_sub(f.n)).into());
+    }
+    let per_fold: Vec<Result<Vec<f64>>> = nonempty
         .par_iter()
         .with_max_len(1)
-        .map(|task| match task {
-            None => RidgePath::new(total, &header.shift_x, header.shift_y, Par::Seq)
-                .map(|p| Done::Path(Box::new(p))),
-            Some(fold) => fold_sse_eigh(header, total, fold, cv_grid).map(Done::Fold),
-        })
+        .map(|fold| fold_sse_eigh(header, total, fold, alphas))
         .collect();
-    let mut path = None;
-    let mut sse = vec![0.0; cv_grid.len()];
-    for d in done {
-        match d? {
-            Done::Path(p) => path = Some(*p),
-            Done::Fold(s) => sse.iter_mut().zip(&s).for_each(|(a, b)| *a += b),
-        }
+    let mut sse = vec![0.0; alphas.len()];
+    for s in per_fold {
+        sse.iter_mut().zip(&s?).for_each(|(a, b)| *a += b);
     }
-    Ok((path.expect("the bin's own task"), sse))
+    Ok((sse, nonempty.iter().map(|f| f.n).sum()))
 }
 
 /// The leading `k` principal components of the bin's covariance (the
