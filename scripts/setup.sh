@@ -1,7 +1,7 @@
 # Shared by scripts/demo and scripts/test: install what is missing
 # (Debian packages: pkg-config, libhdf5-dev, libopenblas-dev, fonts-dejavu-core;
 # python3-venv for tests; the NIST StRD files unpacked from the gretl-data .deb
-# for tests/nist.rs).
+# for tests/nist.rs; the Python bindings built into the venv for python/tests).
 # Sourced, not run. Needs: a Rust toolchain (cargo) on a Debian machine.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -47,6 +47,30 @@ ensure_python_venv() {
     "$venv/bin/pip" install -q numpy h5py pandas tables scikit-learn >&2
   fi
   export GRAMSTREAM_PYTHON="$venv/bin/python"
+}
+
+ensure_python_package() {
+  # The Python bindings (python/: maturin + PyO3) installed in the venv of
+  # ensure_python_venv, with maturin, pytest and tqdm. Rebuilt (incrementally,
+  # in python/target) when the library or the bindings changed since the last
+  # install, and always under CI.
+  local venv="${GRAMSTREAM_VENV:-$repo/.venv}" stamp
+  stamp="$venv/.gramstream-python-installed"
+  if ! "$venv/bin/python" -c 'import maturin, pytest, tqdm' 2>/dev/null; then
+    echo "== installing maturin, pytest and tqdm into $venv" >&2
+    "$venv/bin/pip" install -q 'maturin>=1.9.4,<2' pytest tqdm >&2
+  fi
+  if [ -z "${CI:-}" ] && [ -e "$stamp" ] && "$venv/bin/python" -c 'import gramstream' 2>/dev/null \
+    && [ -z "$(find "$repo/src" "$repo/Cargo.toml" "$repo/Cargo.lock" "$repo/python" \
+      \( -path "$repo/python/target" -o -path "$repo/python/tests" -o -name __pycache__ \) -prune \
+      -o -newer "$stamp" -print -quit)" ]; then
+    return 0
+  fi
+  echo "== building and installing the Python bindings (pip install ./python) into $venv" >&2
+  # Without build isolation pip uses the venv's maturin, whose wrapper runs the
+  # `maturin` binary from PATH.
+  PATH="$venv/bin:$PATH" "$venv/bin/pip" install -q --force-reinstall --no-deps --no-build-isolation "$repo/python" >&2
+  touch "$stamp"
 }
 
 ensure_nist_data() {
