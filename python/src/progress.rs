@@ -6,8 +6,8 @@
 //! at most every [`INTERVAL`] (attaching to the interpreter only then), and
 //! once more at the end with the final count. An exception the callable
 //! raises stops the reports and is raised when the work returns: the
-//! library's pass cannot be interrupted from here (that needs its
-//! cancellation token).
+//! pass is not interrupted from here (the library's cancellation token is
+//! not bound yet).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;

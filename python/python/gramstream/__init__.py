@@ -22,9 +22,9 @@ Python face:
 
 Planned (not available yet): ``Accumulator``, the pass fed with numpy
 chunks (flux, error, T_eff, [M/H], log g) instead of shard files, and
-interrupting a pass with Ctrl-C. Both wait for the library's push-fed pass
-and its cancellation token; ``python/README.md`` ("Planned") has the API
-they will have.
+interrupting a pass with Ctrl-C, over the library's push-fed pass and its
+cancellation token; ``python/README.md`` ("Planned") has the API they will
+have.
 """
 
 from __future__ import annotations

@@ -207,7 +207,7 @@ def add_noise(
 def snr(flux: _ArrayLike, error: _ArrayLike, noise: float = 1.0) -> _Array1: ...
 
 # Planned, not in the extension yet (see python/README.md, "Planned"):
-# the pass fed with numpy chunks, once the library's push-fed pass lands.
+# the pass fed with numpy chunks, over the library's push-fed pass.
 #
 # class Accumulator:
 #     def __init__(self, pixels: int, *, noise: float = 1.0, seed: int = 42,
