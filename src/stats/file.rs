@@ -957,6 +957,47 @@ mod tests {
     use super::*;
     use crate::partition::Partition;
 
+    /// header_json is the source of truth that the plain attributes must
+    /// agree with bit for bit: every f64 must parse back to its bits. With
+    /// serde_json's default parser 2.9008093585545414 came back as
+    /// 2.900809358554542 and a file was refused by the run that wrote it
+    /// (found by the Python tests); `float_roundtrip` fixes it.
+    #[test]
+    fn header_json_floats_parse_back_to_their_bits() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
+        let mut values = vec![2.9008093585545414, 0.1 + 0.2, 5e-324, f64::MAX, -1.0 / 3.0];
+        values.extend(
+            (0..2000)
+                .map(|_| rng.random_range(-10.0..10.0) * 10f64.powi(rng.random_range(-30..30))),
+        );
+        for v in values {
+            let header = StatsHeader {
+                pixels: 1,
+                noise: crate::NoiseModel {
+                    level: v.abs(),
+                    seed: 1,
+                },
+                partitions: PartitionSet::new(vec![Partition::teff_mh()], 1).unwrap(),
+                mode: Mode::Cells,
+                layout: crate::Layout::default(),
+                shards: Vec::new(),
+                shift_x: vec![v],
+                shift_y: v,
+                rows: 0,
+                skipped: 0,
+            };
+            let json = header_json(&header).unwrap();
+            let mut value: serde_json::Value = serde_json::from_str(&json).unwrap();
+            let obj = value.as_object_mut().unwrap();
+            obj.insert("shift_x".into(), serde_json::Value::Array(Vec::new()));
+            obj.insert("shards".into(), serde_json::Value::Array(Vec::new()));
+            let back: StatsHeader = serde_json::from_value(value).unwrap();
+            assert_eq!(back.shift_y.to_bits(), v.to_bits(), "{v:e}: {json}");
+            assert_eq!(back.noise.level.to_bits(), v.abs().to_bits(), "{v:e}");
+        }
+    }
+
     #[test]
     fn accumulator_count_does_not_overflow() {
         let set = PartitionSet::new(vec![Partition::teff_mh(), Partition::snr()], 3).unwrap();
