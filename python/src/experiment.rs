@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 
 use crate::args;
 use crate::errors::{invalid, IntoPy};
+use crate::interrupt::interruptible;
 
 /// Runs an experiment; returns its output directory. The configuration is
 /// a TOML file (``config_path``, relative paths resolved against its
@@ -42,8 +43,9 @@ pub(crate) fn run_experiment(
         plan.mem_budget = budget;
     }
     let dir = plan.out.clone();
-    // An exception in the callback stops the reports and is raised once the
-    // experiment is done (it cannot be interrupted from here).
+    let cancel = plan.cancel.clone();
+    // An exception in the callback stops the run (through the cancel
+    // token) and is raised; so does Ctrl-C (`interruptible`).
     let failed: Mutex<Option<PyErr>> = Mutex::new(None);
     let say = |line: String| {
         let Some(cb) = &progress else { return };
@@ -51,6 +53,7 @@ pub(crate) fn run_experiment(
         if failed.is_none() {
             if let Err(e) = Python::attach(|py| cb.call1(py, (line,))) {
                 *failed = Some(e);
+                cancel.cancel();
             }
         }
     };
@@ -65,10 +68,10 @@ pub(crate) fn run_experiment(
         Event::Done(msg) => say(format!("    {msg}")),
         Event::Advance(_) => {}
     };
-    py.detach(|| experiment::execute(plan, force, &on_event))
-        .py_err()?;
+    let result = interruptible(py, &cancel, || experiment::execute(plan, force, &on_event))?;
     if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
+    result.py_err()?;
     Ok(dir.display().to_string())
 }

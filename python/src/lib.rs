@@ -15,10 +15,12 @@
 
 use pyo3::prelude::*;
 
+mod accumulator;
 mod args;
 mod convert;
 mod errors;
 mod experiment;
+mod interrupt;
 mod models;
 mod progress;
 mod ridge;
@@ -30,6 +32,7 @@ fn _gramstream(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("INTERVAL_S", progress::INTERVAL.as_secs_f64())?;
     m.add_class::<statistics::Statistics>()?;
+    m.add_class::<accumulator::Accumulator>()?;
     m.add_class::<ridge::Ridge>()?;
     m.add_class::<models::Models>()?;
     m.add_function(wrap_pyfunction!(statistics::accumulate, m)?)?;

@@ -15,6 +15,7 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use crate::args;
 use crate::convert::{faer2, mat2, record, vec1};
 use crate::errors::{invalid, IntoPy};
+use crate::interrupt::interruptible;
 use crate::progress::Progress;
 use crate::ridge::Ridge;
 
@@ -117,6 +118,10 @@ pub struct Statistics {
 }
 
 impl Statistics {
+    pub(crate) fn new(data: Arc<Backing>, summary: Option<PassSummary>) -> Statistics {
+        Statistics { data, summary }
+    }
+
     fn header(&self) -> &StatsHeader {
         self.data.header()
     }
@@ -541,7 +546,7 @@ pub(crate) fn accumulate(
         },
         read_path: read_path_of(read_path)?,
         first_shard_index,
-        // Never cancelled yet: Ctrl-C in a running pass is planned (README).
+        // Cancelled by Ctrl-C (`interruptible` below).
         cancel: gramstream::threads::Cancel::default(),
     };
     let checkpoint = match checkpoint {
@@ -574,7 +579,7 @@ pub(crate) fn accumulate(
     let total = py.detach(|| total_rows(&shards, &opts)).py_err()?;
     let prog = Progress::new(progress, total);
     let report = |n: u64| prog.add(n);
-    let result = py.detach(|| -> gramstream::Result<Statistics> {
+    let result = interruptible(py, &opts.cancel, || -> gramstream::Result<Statistics> {
         match &out {
             Some(out) => {
                 let summary =
@@ -602,7 +607,7 @@ pub(crate) fn accumulate(
         }
     });
     prog.finish()?;
-    result.py_err()
+    result?.py_err()
 }
 
 fn read_path_of(s: &str) -> PyResult<ReadPath> {

@@ -20,11 +20,12 @@ Python face:
   and SNR of rows held in numpy;
 * :mod:`gramstream.errors` — the library's errors as exceptions.
 
-Planned (not available yet): ``Accumulator``, the pass fed with numpy
-chunks (flux, error, T_eff, [M/H], log g) instead of shard files, and
-interrupting a pass with Ctrl-C, over the library's push-fed pass and its
-cancellation token; ``python/README.md`` ("Planned") has the API they will
-have.
+* :class:`Accumulator` — the same pass fed with numpy chunks (flux, error,
+  T_eff, [M/H], log g) from any loader: the same statistics, bit for bit,
+  as :func:`accumulate` over the same rows in files.
+
+Ctrl-C stops :func:`accumulate` and :func:`run_experiment` at their next
+chunk or group and raises ``KeyboardInterrupt``; nothing is written.
 """
 
 from __future__ import annotations
@@ -36,7 +37,17 @@ import warnings
 from typing import Any, Callable, Mapping, Sequence, Union
 
 from . import _gramstream as _ext
-from ._gramstream import Models, Ridge, Statistics, __version__, add_noise, folds_of, merge, snr
+from ._gramstream import (
+    Accumulator,
+    Models,
+    Ridge,
+    Statistics,
+    __version__,
+    add_noise,
+    folds_of,
+    merge,
+    snr,
+)
 from .errors import (
     ConfigError,
     DataError,
@@ -52,6 +63,7 @@ from .errors import (
 
 __all__ = [
     "accumulate",
+    "Accumulator",
     "merge",
     "Statistics",
     "Ridge",

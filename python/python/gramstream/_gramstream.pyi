@@ -206,15 +206,34 @@ def add_noise(
 ) -> _Array2: ...
 def snr(flux: _ArrayLike, error: _ArrayLike, noise: float = 1.0) -> _Array1: ...
 
-# Planned, not in the extension yet (see python/README.md, "Planned"):
-# the pass fed with numpy chunks, over the library's push-fed pass.
-#
-# class Accumulator:
-#     def __init__(self, pixels: int, *, noise: float = 1.0, seed: int = 42,
-#                  partitions: Sequence[str] = ("teff_mh", "snr"), folds: int = 1,
-#                  mode: Optional[str] = None, mem_budget: Union[None, int, str] = None,
-#                  threads: int = 0, first_shard_index: int = 0, gate_sample: int = 0) -> None: ...
-#     def push(self, flux: _ArrayLike, error: _ArrayLike, teff: _ArrayLike,
-#              mh: _ArrayLike, log_g: _ArrayLike) -> None: ...
-#     def next_shard(self) -> None: ...
-#     def finish(self) -> Statistics: ...
+class Accumulator:
+    """The pass fed with numpy chunks (rows in file order) instead of shard files."""
+    def __init__(
+        self,
+        pixels: int,
+        *,
+        noise: float = 1.0,
+        seed: int = 42,
+        partitions: Sequence[str] = ("teff_mh", "snr"),
+        folds: int = 1,
+        mode: Optional[str] = None,
+        mem_budget: Union[None, int, str] = None,
+        threads: int = 0,
+        first_shard_index: int = 0,
+        gate_sample: int = 0,
+        block_rows: Optional[int] = None,
+        skip_bad_rows: bool = False,
+    ) -> None: ...
+    def add(
+        self,
+        flux: _ArrayLike,
+        error: Optional[_ArrayLike] = None,
+        *,
+        teff: _ArrayLike,
+        mh: _ArrayLike,
+        log_g: _ArrayLike,
+    ) -> None: ...
+    def next_shard(self) -> None: ...
+    def finish(self) -> Statistics: ...
+    @property
+    def pixels(self) -> int: ...
