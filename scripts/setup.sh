@@ -51,15 +51,15 @@ ensure_python_venv() {
 
 ensure_python_package() {
   # The Python bindings (python/: maturin + PyO3) installed in the venv of
-  # ensure_python_venv, with maturin, pytest, tqdm and dask.distributed (the
-  # Dask recipe's test). Rebuilt (incrementally,
+  # ensure_python_venv, with maturin, pytest, tqdm, dask.distributed (the
+  # Dask recipe's test) and matplotlib (the notebook example's). Rebuilt (incrementally,
   # in python/target) when the library or the bindings changed since the last
   # install, and always under CI.
   local venv="${GRAMSTREAM_VENV:-$repo/.venv}" stamp
   stamp="$venv/.gramstream-python-installed"
-  if ! "$venv/bin/python" -c 'import maturin, pytest, tqdm, distributed' 2>/dev/null; then
-    echo "== installing maturin, pytest, tqdm and dask.distributed into $venv" >&2
-    "$venv/bin/pip" install -q 'maturin>=1.9.4,<2' pytest tqdm 'dask[distributed]' >&2
+  if ! "$venv/bin/python" -c 'import maturin, pytest, tqdm, distributed, matplotlib' 2>/dev/null; then
+    echo "== installing maturin, pytest, tqdm, dask.distributed and matplotlib into $venv" >&2
+    "$venv/bin/pip" install -q 'maturin>=1.9.4,<2' pytest tqdm 'dask[distributed]' matplotlib >&2
   fi
   if [ -z "${CI:-}" ] && [ -e "$stamp" ] && "$venv/bin/python" -c 'import gramstream' 2>/dev/null \
     && [ -z "$(find "$repo/src" "$repo/Cargo.toml" "$repo/Cargo.lock" "$repo/python" \
