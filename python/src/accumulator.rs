@@ -4,8 +4,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use gramstream::source::NonFinitePolicy;
-use gramstream::stats::pass::AccumulateOptions;
 use gramstream::{PushPass, PushRows, Threads};
 use pyo3::prelude::*;
 
@@ -69,25 +67,19 @@ impl Accumulator {
         block_rows: Option<usize>,
         skip_bad_rows: bool,
     ) -> PyResult<Accumulator> {
-        if block_rows == Some(0) {
-            return Err(invalid("block_rows", "must be at least 1 row"));
-        }
-        let opts = AccumulateOptions {
-            partitions: args::partition_set(&partitions, folds)?,
-            noise: gramstream::NoiseModel::new(noise, seed).py_err()?,
-            threads: args::threads(threads),
-            block_rows,
-            mem_budget: args::mem_budget(mem_budget)?,
-            mode: args::mode(mode)?,
-            gate_sample,
-            non_finite: if skip_bad_rows {
-                NonFinitePolicy::SkipRow
-            } else {
-                NonFinitePolicy::Error
-            },
+        let opts = args::pass_options(args::PassArgs {
+            noise,
+            seed,
+            partitions: &partitions,
+            folds,
+            mode,
+            mem_budget,
+            threads,
             first_shard_index,
-            ..Default::default()
-        };
+            gate_sample,
+            block_rows,
+            skip_bad_rows,
+        })?;
         let pass = py.detach(|| PushPass::new(&opts, pixels)).py_err()?;
         Ok(Accumulator {
             pass: Mutex::new(Some(pass)),

@@ -4,13 +4,54 @@
 use std::path::PathBuf;
 
 use gramstream::partition::{Partition, PartitionSet};
+use gramstream::source::NonFinitePolicy;
 use gramstream::stats::derive::Group;
+use gramstream::stats::pass::AccumulateOptions;
 use gramstream::stats::{Mode, StatsHeader};
 use gramstream::{Layout, Threads};
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 
 use crate::errors::{invalid, IntoPy};
+
+/// The options `accumulate` and `Accumulator` share, as Python passes them.
+pub(crate) struct PassArgs<'a, 'py> {
+    pub(crate) noise: f64,
+    pub(crate) seed: u64,
+    pub(crate) partitions: &'a [String],
+    pub(crate) folds: usize,
+    pub(crate) mode: Option<&'a str>,
+    pub(crate) mem_budget: Option<&'a Bound<'py, PyAny>>,
+    pub(crate) threads: usize,
+    pub(crate) first_shard_index: u64,
+    pub(crate) gate_sample: usize,
+    pub(crate) block_rows: Option<usize>,
+    pub(crate) skip_bad_rows: bool,
+}
+
+/// The pass's options from them, checked with the library's checks (the
+/// reading options — layout, chunk size, read path — at their defaults).
+pub(crate) fn pass_options(a: PassArgs<'_, '_>) -> PyResult<AccumulateOptions> {
+    if a.block_rows == Some(0) {
+        return Err(invalid("block_rows", "must be at least 1 row"));
+    }
+    Ok(AccumulateOptions {
+        partitions: partition_set(a.partitions, a.folds)?,
+        noise: gramstream::NoiseModel::new(a.noise, a.seed).py_err()?,
+        threads: threads(a.threads),
+        block_rows: a.block_rows,
+        mem_budget: mem_budget(a.mem_budget)?,
+        mode: mode(a.mode)?,
+        gate_sample: a.gate_sample,
+        non_finite: if a.skip_bad_rows {
+            NonFinitePolicy::SkipRow
+        } else {
+            NonFinitePolicy::Error
+        },
+        first_shard_index: a.first_shard_index,
+        ..Default::default()
+    })
+}
 
 /// `threads`: a count, 0 = all cores (as on the command line).
 pub(crate) fn threads(n: usize) -> Threads {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gramstream::source::{NonFinitePolicy, ReadPath, Shard};
+use gramstream::source::{ReadPath, Shard};
 use gramstream::stats::derive::{members, sum, Group};
 use gramstream::stats::pass::{self, AccumulateOptions, CheckpointOptions, PassSummary};
 use gramstream::stats::{write_stats, Mode, Reservoir, StatsFile, StatsHeader, SuffStats};
@@ -524,30 +524,27 @@ pub(crate) fn accumulate(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Statistics> {
     let shards = args::shards(shards)?;
-    for (name, v) in [("chunk_rows", chunk_rows), ("block_rows", block_rows)] {
-        if v == Some(0) {
-            return Err(invalid(name, "must be at least 1 row"));
-        }
+    if chunk_rows == Some(0) {
+        return Err(invalid("chunk_rows", "must be at least 1 row"));
     }
+    // Its `cancel` token is cancelled by Ctrl-C (`interruptible` below).
     let opts = AccumulateOptions {
         layout: args::layout(columns)?,
-        partitions: args::partition_set(&partitions, folds)?,
-        noise: gramstream::NoiseModel::new(noise, seed).py_err()?,
-        threads: args::threads(threads),
         chunk_rows,
-        block_rows,
-        mem_budget: args::mem_budget(mem_budget)?,
-        mode: args::mode(mode)?,
-        gate_sample,
-        non_finite: if skip_bad_rows {
-            NonFinitePolicy::SkipRow
-        } else {
-            NonFinitePolicy::Error
-        },
         read_path: read_path_of(read_path)?,
-        first_shard_index,
-        // Cancelled by Ctrl-C (`interruptible` below).
-        cancel: gramstream::threads::Cancel::default(),
+        ..args::pass_options(args::PassArgs {
+            noise,
+            seed,
+            partitions: &partitions,
+            folds,
+            mode,
+            mem_budget,
+            threads,
+            first_shard_index,
+            gate_sample,
+            block_rows,
+            skip_bad_rows,
+        })?
     };
     let checkpoint = match checkpoint {
         None if resume => return Err(invalid("resume", "resume=True needs checkpoint=PATH")),

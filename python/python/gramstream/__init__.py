@@ -60,6 +60,7 @@ from .errors import (
     UnfinishedError,
     _invalid,
 )
+from .errors import __all__ as _error_names
 
 __all__ = [
     "accumulate",
@@ -74,15 +75,7 @@ __all__ = [
     "folds_of",
     "add_noise",
     "snr",
-    "GramstreamError",
-    "DataError",
-    "InvalidParameterError",
-    "ShapeError",
-    "ConfigError",
-    "FitError",
-    "UnfinishedError",
-    "IncompatibleError",
-    "OutputError",
+    *_error_names,
     "__version__",
 ]
 
