@@ -2,7 +2,7 @@
 //! library's [`PushPass`]), giving the same statistics, bit for bit, as
 //! `accumulate` over the same rows in files.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use gramstream::{PushPass, PushRows, Threads};
 use pyo3::prelude::*;
@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use crate::args;
 use crate::convert::{dims, floats1, floats2, slice};
 use crate::errors::{invalid, shape, IntoPy};
-use crate::statistics::{Backing, Statistics};
+use crate::statistics::Statistics;
 
 /// The pass fed with numpy arrays instead of shard files.
 ///
@@ -143,23 +143,8 @@ impl Accumulator {
             .take()
             .ok_or_else(|| invalid("accumulator", "finished already"))?;
         let threads = self.threads;
-        let (summary, header, sums, reservoir) = py
-            .detach(|| -> gramstream::Result<_> {
-                let output = pass.finish()?;
-                let summary = output.summary.clone();
-                let (header, sums, reservoir) =
-                    threads.install(move || output.into_stats(threads))?;
-                Ok((summary, header, sums, reservoir))
-            })
-            .py_err()?;
-        Ok(Statistics::new(
-            Arc::new(Backing::Memory {
-                header,
-                sums,
-                reservoir,
-            }),
-            Some(summary),
-        ))
+        py.detach(|| Statistics::in_memory(pass.finish()?, threads))
+            .py_err()
     }
 
     /// Pixels per spectrum.

@@ -24,16 +24,26 @@ pub(crate) fn interruptible<T: Send>(
     work: impl FnOnce() -> T + Send,
 ) -> PyResult<T> {
     std::thread::scope(|scope| {
-        let handle = scope.spawn(work);
+        // The worker says when it is done, so a short call returns at once
+        // instead of at the next poll.
+        let (done, finished) = crossbeam_channel::bounded::<()>(1);
+        let handle = scope.spawn(move || {
+            let value = work();
+            let _ = done.send(());
+            value
+        });
         let mut interrupted = None;
-        while !handle.is_finished() {
+        loop {
+            let wait = py.detach(|| finished.recv_timeout(POLL));
+            if !matches!(wait, Err(crossbeam_channel::RecvTimeoutError::Timeout)) {
+                break; // done, or the worker panicked (join below re-raises it)
+            }
             if interrupted.is_none() {
                 if let Err(e) = py.check_signals() {
                     cancel.cancel();
                     interrupted = Some(e);
                 }
             }
-            py.detach(|| std::thread::sleep(POLL));
         }
         let result = match handle.join() {
             Ok(value) => value,

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use gramstream::source::{ReadPath, Shard};
 use gramstream::stats::derive::{members, sum, Group};
-use gramstream::stats::pass::{self, AccumulateOptions, CheckpointOptions, PassSummary};
+use gramstream::stats::pass::{
+    self, AccumulateOptions, CheckpointOptions, PassOutput, PassSummary,
+};
 use gramstream::stats::{write_stats, Mode, Reservoir, StatsFile, StatsHeader, SuffStats};
+use gramstream::Threads;
 use numpy::{PyArray1, PyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -118,8 +121,22 @@ pub struct Statistics {
 }
 
 impl Statistics {
-    pub(crate) fn new(data: Arc<Backing>, summary: Option<PassSummary>) -> Statistics {
-        Statistics { data, summary }
+    /// A pass's result kept in memory: its accumulators finished (staged
+    /// rows folded in) in `threads`.
+    pub(crate) fn in_memory(
+        output: PassOutput,
+        threads: Threads,
+    ) -> gramstream::Result<Statistics> {
+        let summary = output.summary.clone();
+        let (header, sums, reservoir) = threads.install(move || output.into_stats(threads))?;
+        Ok(Statistics {
+            data: Arc::new(Backing::Memory {
+                header,
+                sums,
+                reservoir,
+            }),
+            summary: Some(summary),
+        })
     }
 
     fn header(&self) -> &StatsHeader {
@@ -586,21 +603,10 @@ pub(crate) fn accumulate(
                     summary: Some(summary),
                 })
             }
-            None => {
-                let output = pass::accumulate(&shards, &opts, None, &report)?;
-                let summary = output.summary.clone();
-                let threads = opts.threads;
-                let (header, sums, reservoir) =
-                    threads.install(move || output.into_stats(threads))?;
-                Ok(Statistics {
-                    data: Arc::new(Backing::Memory {
-                        header,
-                        sums,
-                        reservoir,
-                    }),
-                    summary: Some(summary),
-                })
-            }
+            None => Statistics::in_memory(
+                pass::accumulate(&shards, &opts, None, &report)?,
+                opts.threads,
+            ),
         }
     });
     prog.finish()?;

@@ -19,7 +19,8 @@ def feed(acc, paths, sizes, dtype=np.float64):
         while r < len(flux):
             n = min(sizes[k % len(sizes)], len(flux) - r)
             sl = slice(r, r + n)
-            acc.add(flux[sl].astype(dtype), error[sl].astype(dtype), teff=params["T_eff"][sl],
+            cast = dtype if callable(dtype) and not isinstance(dtype, type) else (lambda x: x.astype(dtype))
+            acc.add(cast(flux[sl]), cast(error[sl]), teff=params["T_eff"][sl],
                     mh=params["M_H"][sl], log_g=params["log_g"][sl])
             r, k = r + n, k + 1
 
@@ -47,15 +48,19 @@ def test_numpy_fed_statistics_equal_file_fed_bitwise(h5py_shards, mode, sizes, t
     same_sums(gramstream.Statistics.open(tmp_path / "pushed.h5"), files, files.groups())
 
 
-def test_float32_chunks_are_widened_like_the_file_reader(h5py_shards):
+def test_float32_chunks_are_widened_exactly(h5py_shards):
     """Spectra handed over in float32 give the statistics of the same
-    float32 values in f64 (the reader widens a float32 shard the same way)."""
+    float32 values widened to f64 (as the reader widens a float32 shard)."""
     shards = h5py_shards["train"][:1]
-    a = gramstream.Accumulator(16, noise=0.0, partitions=["teff_mh"])
+    a = gramstream.Accumulator(16, noise=1.0, partitions=["teff_mh"])
     feed(a, shards, [128], dtype=np.float32)
-    b = gramstream.Accumulator(16, noise=0.0, partitions=["teff_mh"])
-    feed(b, shards, [700], dtype=np.float64)
-    assert a.finish().rows == b.finish().rows == 700
+    b = gramstream.Accumulator(16, noise=1.0, partitions=["teff_mh"])
+    feed(b, shards, [700], dtype=lambda x: x.astype(np.float32).astype(np.float64))
+    c = gramstream.Accumulator(16, noise=1.0, partitions=["teff_mh"])
+    feed(c, shards, [700])
+    a, b, c = a.finish(), b.finish(), c.finish()
+    same_sums(a, b, a.groups())
+    assert not np.array_equal(a.raw_sums()["xtx"], c.raw_sums()["xtx"]), "float32 rounding is visible"
 
 
 def test_pushed_rows_are_checked_and_errors_name_the_row(h5py_shards):

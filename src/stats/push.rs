@@ -57,6 +57,8 @@ pub struct PushPass {
     run: RunFigures,
     last_row: Option<(u64, usize)>,
     needs_error: bool,
+    /// The value checks of a shard reader, naming the current shard.
+    checks: RowChecks,
 }
 
 enum Stage {
@@ -97,15 +99,17 @@ impl PushPass {
             run: RunFigures::new(Instant::now(), false),
             last_row: None,
             needs_error: opts.noise.level > 0.0 || bins_on_snr,
+            checks: RowChecks {
+                path: origin(opts.first_shard_index),
+                flux: "flux".into(),
+                error: "error".into(),
+                noisy: "noisy".into(),
+                params: "params".into(),
+                columns: vec!["teff".into(), "mh".into(), "log_g".into()],
+                policy: opts.non_finite,
+                lenient_params: false,
+            },
         })
-    }
-
-    /// What errors call the rows of shard position `shard`.
-    fn origin(&self, shard: usize) -> PathBuf {
-        PathBuf::from(format!(
-            "<pushed rows, shard {}>",
-            self.opts.first_shard_index + shard as u64
-        ))
     }
 
     /// Feeds the next rows of the current shard.
@@ -139,7 +143,8 @@ impl PushPass {
         self.shard += 1;
         self.next_row = 0;
         self.rows.push(0);
-        let origin = self.origin(self.shard);
+        let origin = origin(self.opts.first_shard_index + self.shard as u64);
+        self.checks.path = origin.clone();
         if let Stage::Summing(state) = &mut self.stage {
             state.add_origin(origin);
         }
@@ -160,15 +165,15 @@ impl PushPass {
             .rows
             .iter()
             .enumerate()
-            .map(|(i, &rows)| ShardFingerprint {
-                path: format!(
-                    "<pushed rows, shard {}>",
-                    self.opts.first_shard_index + i as u64
-                ),
-                rows,
-                bytes: 0,
-                mtime_ns: 0,
-                index: self.opts.first_shard_index + i as u64,
+            .map(|(i, &rows)| {
+                let index = self.opts.first_shard_index + i as u64;
+                ShardFingerprint {
+                    path: origin(index).display().to_string(),
+                    rows,
+                    bytes: 0,
+                    mtime_ns: 0,
+                    index,
+                }
             })
             .collect();
         self.pool.run(move || state.output(run, last_row))
@@ -192,7 +197,7 @@ impl PushPass {
             Vec::new(),
             shift.mean(),
         );
-        let origins = vec![self.origin(0)];
+        let origins = vec![origin(self.opts.first_shard_index)];
         self.stage = Stage::Summing(Box::new(State::fresh(
             &self.opts, &self.plan, header, origins,
         )));
@@ -269,20 +274,12 @@ impl PushPass {
                 rows.log_g[r],
             ]);
         }
-        self.checks().check(&mut chunk)?;
+        self.checks.check(&mut chunk)?;
         Ok(chunk)
     }
+}
 
-    fn checks(&self) -> RowChecks {
-        RowChecks {
-            path: self.origin(self.shard),
-            flux: "flux".into(),
-            error: "error".into(),
-            noisy: "noisy".into(),
-            params: "params".into(),
-            columns: vec!["teff".into(), "mh".into(), "log_g".into()],
-            policy: self.opts.non_finite,
-            lenient_params: false,
-        }
-    }
+/// What errors call the pushed rows of shard `index`.
+fn origin(index: u64) -> PathBuf {
+    PathBuf::from(format!("<pushed rows, shard {index}>"))
 }
