@@ -142,6 +142,11 @@ pub enum Error {
     /// A worker thread ended without delivering (it panicked or its channel closed).
     #[error("reader thread stopped unexpectedly: {0}")]
     Worker(String),
+    /// Another process of a distributed pass ([`crate::stats::ranges`])
+    /// failed; `message` is its error (one line). Every process stops with
+    /// it, so the run ends on every rank, with one message.
+    #[error("rank {rank}: {message}")]
+    Rank { rank: usize, message: String },
 }
 
 /// Why a model could not be fitted. These come from the statistics, not

@@ -185,6 +185,7 @@ fn run(
                 row: 3,
                 staged,
                 block_rows: block,
+                range_rows: 0,
             }),
         )
     } else {

@@ -54,6 +54,7 @@
 //! | `/reservoir/x` | f64 (N, P) | noisy flux |
 //! | `/reservoir/params` | f64 (N, 4) | T_eff, [M/H], log g, SNR |
 //! | `/cursor` attrs `source`, `row`, `block_rows` | u64 | checkpoint only: next shard position, next row, staging block |
+//! | `/cursor` attr `range_rows` | u64 | checkpoint of a ranged pass only (`--range-rows`, MPI): the range size; absent for the ordinary pass |
 //! | `/cursor/staged_x_<a>`, `staged_y_<a>` | f64 (s, P), (s,) | checkpoint only: the s > 0 staged (shifted) rows of accumulator a; absent when s = 0 |
 //!
 //! Invariants checked on open: Σ n (plus the staged rows of a checkpoint)
@@ -381,6 +382,9 @@ fn write_cursor(root: &Group, path: &Path, c: &Cursor, p: usize) -> Result<()> {
     write_attr(&g, path, "source", c.source as u64)?;
     write_attr(&g, path, "row", c.row as u64)?;
     write_attr(&g, path, "block_rows", c.block_rows as u64)?;
+    if c.range_rows > 0 {
+        write_attr(&g, path, "range_rows", c.range_rows as u64)?;
+    }
     for (a, (x, y)) in c.staged.iter().enumerate() {
         if !y.is_empty() {
             write_array(&g, path, &format!("staged_x_{a}"), &[y.len(), p], x)?;
@@ -948,6 +952,11 @@ impl StatsFile {
             row: ck.usize_attr(&g, "/cursor", "row")?,
             staged,
             block_rows: ck.usize_attr(&g, "/cursor", "block_rows")?,
+            range_rows: if g.attr("range_rows").is_ok() {
+                ck.usize_attr(&g, "/cursor", "range_rows")?
+            } else {
+                0
+            },
         }))
     }
 }

@@ -11,6 +11,7 @@ pub mod gram;
 pub mod merge;
 pub mod pass;
 pub mod push;
+pub mod ranges;
 mod set;
 mod suff;
 

@@ -80,6 +80,13 @@ pub struct AccumulateOptions {
     pub first_shard_index: u64,
     /// Stops the pass after the chunk in hand when cancelled.
     pub cancel: Cancel,
+    /// Sum the rows in fixed ranges of at most this many rows per shard,
+    /// each from zero, added in range order ([`super::ranges`]): the bits
+    /// then do not depend on how many processes share the ranges (MPI).
+    /// None: one running sum (the ordinary pass, half the accumulator
+    /// memory). Used by [`super::ranges::accumulate_ranged`]; the ordinary
+    /// pass refuses it.
+    pub range_rows: Option<usize>,
 }
 
 impl Default for AccumulateOptions {
@@ -101,6 +108,7 @@ impl Default for AccumulateOptions {
             read_path: ReadPath::Auto,
             first_shard_index: 0,
             cancel: Cancel::default(),
+            range_rows: None,
         }
     }
 }
@@ -137,6 +145,9 @@ pub struct MemoryPlan {
     pub reservoir_bytes: u64,
     /// Bytes for the final write and checkpoint copies.
     pub write_bytes: u64,
+    /// Bytes for the running totals of a ranged pass (packed sums of every
+    /// accumulator and a second gate sample); 0 for the ordinary pass.
+    pub range_bytes: u64,
     /// Fixed overhead (binary, libhdf5, kernel scratch).
     pub overhead_bytes: u64,
     /// The budget planned against.
@@ -160,6 +171,7 @@ impl MemoryPlan {
             .saturating_add(self.reader_bytes)
             .saturating_add(self.reservoir_bytes)
             .saturating_add(self.write_bytes)
+            .saturating_add(self.range_bytes)
             .saturating_add(self.overhead_bytes)
     }
 
@@ -191,6 +203,12 @@ impl MemoryPlan {
             } else {
                 0
             }),
+            range_bytes: match opts.range_rows {
+                Some(_) => (accumulators as u64)
+                    .saturating_mul(((super::packed_len(p) + 2 * p) * 8) as u64)
+                    .saturating_add(Reservoir::max_bytes(opts.gate_sample, p)),
+                None => 0,
+            },
             overhead_bytes: OVERHEAD,
             budget,
         }
@@ -236,7 +254,7 @@ impl MemoryPlan {
             name: "mem-budget",
             problem: format!(
                 "{} cannot hold the smallest plan ({}, {} accumulators × {} rows staged, P = {pixels}): \
-                 accumulators {} + reader {} + reservoir {} + write/checkpoint {} + overhead {} = {}; \
+                 accumulators {} + reader {} + reservoir {} + write/checkpoint {}{} + overhead {} = {}; \
                  raise --mem-budget, or lower --gate-sample, --folds or the number of partitions",
                 gib(budget),
                 s.mode,
@@ -246,6 +264,11 @@ impl MemoryPlan {
                 gib(s.reader_bytes),
                 gib(s.reservoir_bytes),
                 gib(s.write_bytes),
+                if s.range_bytes > 0 {
+                    format!(" + range totals {}", gib(s.range_bytes))
+                } else {
+                    String::new()
+                },
                 gib(s.overhead_bytes),
                 gib(s.total())
             ),
@@ -385,7 +408,7 @@ impl PassOutput {
 /// no copy at the end: measured, a heap of one vector per row plus the final
 /// copy took 0.86 GiB more than the sample (20,000 rows at P = 4096).
 #[derive(Debug, Default)]
-struct Sample {
+pub(super) struct Sample {
     capacity: usize,
     pixels: usize,
     /// Max-heap of (key, origin, slot): the top is the row to evict next.
@@ -396,7 +419,7 @@ struct Sample {
 }
 
 impl Sample {
-    fn new(capacity: usize, pixels: usize) -> Sample {
+    pub(super) fn new(capacity: usize, pixels: usize) -> Sample {
         Sample {
             capacity,
             pixels,
@@ -408,7 +431,7 @@ impl Sample {
     }
 
     /// Keeps the row if its key is among the `capacity` smallest seen.
-    fn offer(&mut self, key: u64, origin: (u64, u64), x: &[f64], params: [f64; 4]) {
+    pub(super) fn offer(&mut self, key: u64, origin: (u64, u64), x: &[f64], params: [f64; 4]) {
         if self.capacity == 0 {
             return;
         }
@@ -436,7 +459,7 @@ impl Sample {
     }
 
     /// A copy in key order (for a checkpoint).
-    fn snapshot(&self) -> Reservoir {
+    pub(super) fn snapshot(&self) -> Reservoir {
         let p = self.pixels;
         let order = self.sorted();
         Reservoir {
@@ -453,7 +476,7 @@ impl Sample {
     }
 
     /// The sample in key order, its rows permuted in place (one spare row).
-    fn into_reservoir(self) -> Reservoir {
+    pub(super) fn into_reservoir(self) -> Reservoir {
         let p = self.pixels;
         let order = self.sorted();
         let n = order.len();
@@ -494,7 +517,7 @@ impl Sample {
     }
 
     /// A sample holding a saved reservoir (resume).
-    fn from_reservoir(res: Reservoir, capacity: usize) -> Sample {
+    pub(super) fn from_reservoir(res: Reservoir, capacity: usize) -> Sample {
         let mut s = Sample::new(capacity, res.pixels);
         for i in 0..res.len() {
             s.offer(
@@ -571,7 +594,7 @@ impl State {
     /// Flushes what is staged, so the pass's figures include all its Gram
     /// work (finishing would flush them anyway, in the same order: the bits
     /// do not change), and checks the sums one last time.
-    fn flush(&mut self, last_row: Option<(u64, usize)>) -> Result<()> {
+    pub(super) fn flush(&mut self, last_row: Option<(u64, usize)>) -> Result<()> {
         for acc in &mut self.accs {
             acc.flush(self.par);
         }
@@ -579,6 +602,32 @@ impl State {
             Some((shard, row)) => self.check_finite(shard, row),
             None => Ok(()),
         }
+    }
+
+    /// Number of accumulators.
+    pub(super) fn accumulators(&self) -> usize {
+        self.accs.len()
+    }
+
+    /// Ends accumulator `a`'s part of a range of a ranged pass
+    /// ([`super::ranges`]): its sums, staged rows flushed, an empty
+    /// accumulator in its place (so one accumulator's sums are in flight at
+    /// a time, not a second set). Run in the pass's pool.
+    pub(super) fn end_range_of(&mut self, a: usize) -> SuffStats {
+        let (p, block) = (self.header.pixels, self.plan.block_rows);
+        let sums = self.accs[a].finish(self.par);
+        self.accs[a] = Accumulator::new(p, block);
+        sums
+    }
+
+    /// Ends a range: its rows, skipped rows and gate sample; the state is
+    /// empty for the next range once every accumulator's part has ended.
+    pub(super) fn end_range(&mut self) -> (u64, u64, Sample) {
+        let p = self.header.pixels;
+        let sample = std::mem::replace(&mut self.sample, Sample::new(self.opts.gate_sample, p));
+        let rows = std::mem::take(&mut self.header.rows);
+        let skipped = std::mem::take(&mut self.header.skipped);
+        (rows, skipped, sample)
     }
 
     /// The pass's result from its final state and this run's figures.
@@ -712,6 +761,7 @@ impl State {
             row,
             staged: self.accs.iter().map(Accumulator::staged_rows).collect(),
             block_rows: self.plan.block_rows,
+            range_rows: 0,
         };
         let reservoir = self.sample.snapshot();
         let mut it = self.accs.iter().map(|a| Ok(a.sums()));
@@ -727,23 +777,51 @@ pub fn accumulate(
     checkpoint: Option<&CheckpointOptions>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<PassOutput> {
+    if opts.range_rows.is_some() {
+        return Err(Error::InvalidParameter {
+            name: "range-rows",
+            problem: "the ordinary pass sums in one running sum: run a pass in ranges with \
+                      accumulate_to_file or stats::ranges"
+                .into(),
+        });
+    }
+    let (shards, fingerprints) = open_shards(shards, opts)?;
+    let read = read_options(opts);
+    let readers = shards
+        .iter()
+        .zip(&fingerprints)
+        .map(|(s, f)| s.reader(f.index, &read))
+        .collect::<Result<Vec<ShardReader>>>()?;
+    accumulate_sources(readers, fingerprints, opts, checkpoint, progress)
+}
+
+/// How the pass reads shards: flux and error, the key columns.
+pub(super) fn read_options(opts: &AccumulateOptions) -> ReadOptions {
+    ReadOptions {
+        spectra: Spectra::FluxError,
+        columns: key_columns(&opts.layout),
+        path: opts.read_path,
+        non_finite: opts.non_finite,
+    }
+}
+
+/// Opens and fingerprints shard files (shard index = `first_shard_index` +
+/// position), refusing none given or pixel counts that differ.
+pub(super) fn open_shards(
+    shards: &[PathBuf],
+    opts: &AccumulateOptions,
+) -> Result<(Vec<Shard>, Vec<ShardFingerprint>)> {
     if shards.is_empty() {
         return Err(Error::InvalidParameter {
             name: "shards",
             problem: "no shard given".into(),
         });
     }
-    let read = ReadOptions {
-        spectra: Spectra::FluxError,
-        columns: key_columns(&opts.layout),
-        path: opts.read_path,
-        non_finite: opts.non_finite,
-    };
-    let mut readers = Vec::with_capacity(shards.len());
+    let mut opened: Vec<Shard> = Vec::with_capacity(shards.len());
     let mut fingerprints = Vec::with_capacity(shards.len());
     for (i, path) in shards.iter().enumerate() {
         let shard = Shard::open(path, &opts.layout)?;
-        if let Some(first) = readers.first().map(|r: &ShardReader| r.pixels()) {
+        if let Some(first) = opened.first().map(Shard::pixels) {
             if shard.pixels() != first {
                 return Err(Error::Layout {
                     path: path.clone(),
@@ -755,9 +833,9 @@ pub fn accumulate(
         }
         let index = opts.first_shard_index + i as u64;
         fingerprints.push(ShardFingerprint::of(path, index, shard.rows() as u64)?);
-        readers.push(shard.reader(index, &read)?);
+        opened.push(shard);
     }
-    accumulate_sources(readers, fingerprints, opts, checkpoint, progress)
+    Ok((opened, fingerprints))
 }
 
 /// The pass from shard files to a statistics file, as `gramstream
@@ -772,6 +850,30 @@ pub fn accumulate_to_file(
     checkpoint: Option<&CheckpointOptions>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<PassSummary> {
+    if opts.range_rows.is_some() {
+        let ranks = super::ranges::Alone;
+        let summary = super::ranges::accumulate_ranged_to_file(
+            out, shards, opts, checkpoint, &ranks, progress,
+        )?;
+        return summary.ok_or_else(|| Error::Worker("rank 0 of 1 wrote nothing".into()));
+    }
+    refuse_outputs(out, shards, opts, checkpoint)?;
+    let output = accumulate(shards, opts, checkpoint, progress)?;
+    let summary = output.write(out, opts.threads)?;
+    if let Some(c) = checkpoint {
+        let _ = std::fs::remove_file(&c.path);
+    }
+    Ok(summary)
+}
+
+/// Refuses, before any work, an output or checkpoint that is one of the
+/// inputs, and a checkpoint not asked to resume.
+pub(super) fn refuse_outputs(
+    out: &Path,
+    shards: &[PathBuf],
+    opts: &AccumulateOptions,
+    checkpoint: Option<&CheckpointOptions>,
+) -> Result<()> {
     crate::noise::shard_indices(opts.first_shard_index, shards.len())?;
     crate::output::refuse_input_overwrite(out, shards)?;
     if let Some(c) = checkpoint {
@@ -785,12 +887,7 @@ pub fn accumulate_to_file(
             });
         }
     }
-    let output = accumulate(shards, opts, checkpoint, progress)?;
-    let summary = output.write(out, opts.threads)?;
-    if let Some(c) = checkpoint {
-        let _ = std::fs::remove_file(&c.path);
-    }
-    Ok(summary)
+    Ok(())
 }
 
 /// Runs the pass over `sources` — shard readers, or rows in memory
@@ -831,8 +928,9 @@ pub fn accumulate_sources<S: ChunkSource + 'static>(
         .enumerate()
         .skip(from_source)
         .map(|(i, inner)| Offset {
-            inner,
             first: if i == from_source { from_row } else { 0 },
+            end: inner.rows(),
+            inner,
             index: opts.first_shard_index + i as u64,
         })
         .collect();
@@ -892,11 +990,28 @@ impl RunFigures {
         self.rows += chunk.rows as u64;
         self.bytes += chunk.spectra_bytes() as u64;
     }
+
+    /// Rows and bytes counted since the last call (a ranged pass reports
+    /// them per range).
+    pub(super) fn take_counts(&mut self) -> (u64, u64) {
+        (
+            std::mem::take(&mut self.rows),
+            std::mem::take(&mut self.bytes),
+        )
+    }
+
+    pub(super) fn seconds(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    pub(super) fn resumed(&self) -> bool {
+        self.resumed
+    }
 }
 
 /// At least one source, all of one pixel count, a usable range of shard
 /// indices, one fingerprint per source; returns the pixel count.
-fn check_sources<S: ChunkSource>(
+pub(super) fn check_sources<S: ChunkSource>(
     sources: &[S],
     fingerprints: &[ShardFingerprint],
     opts: &AccumulateOptions,
@@ -996,18 +1111,18 @@ fn empty_sums(
 /// interval has passed — and at least 9× the last write's time, so writes
 /// take at most a tenth of the pass — or after every chunk with an
 /// interval of 0 (tests that kill the process need them everywhere).
-struct Checkpoints<'a> {
+pub(super) struct Checkpoints<'a> {
     options: &'a CheckpointOptions,
     /// Rows of each source (where the cursor moves to the next).
     rows: Vec<usize>,
     last: Instant,
     cost: Duration,
-    count: usize,
-    seconds: f64,
+    pub(super) count: usize,
+    pub(super) seconds: f64,
 }
 
 impl<'a> Checkpoints<'a> {
-    fn new(options: &'a CheckpointOptions, rows: Vec<usize>) -> Self {
+    pub(super) fn new(options: &'a CheckpointOptions, rows: Vec<usize>) -> Self {
         Checkpoints {
             options,
             rows,
@@ -1018,14 +1133,30 @@ impl<'a> Checkpoints<'a> {
         }
     }
 
-    /// After the chunk that ends before `next_row` of source `source`.
-    fn after_chunk(&mut self, state: &mut State, source: usize, next_row: usize) -> Result<()> {
+    /// Whether a checkpoint is due now.
+    pub(super) fn due(&self) -> bool {
         let wait = if self.options.every.is_zero() {
             Duration::ZERO
         } else {
             self.options.every.max(self.cost * CHECKPOINT_SHARE)
         };
-        if self.last.elapsed() < wait {
+        self.last.elapsed() >= wait
+    }
+
+    /// Writes a checkpoint with `write`, timing it.
+    pub(super) fn write(&mut self, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+        let t = Instant::now();
+        write(&self.options.path)?;
+        self.cost = t.elapsed();
+        self.seconds += self.cost.as_secs_f64();
+        self.count += 1;
+        self.last = Instant::now();
+        Ok(())
+    }
+
+    /// After the chunk that ends before `next_row` of source `source`.
+    fn after_chunk(&mut self, state: &mut State, source: usize, next_row: usize) -> Result<()> {
+        if !self.due() {
             return Ok(());
         }
         let (src, row) = if next_row >= self.rows[source] {
@@ -1033,34 +1164,35 @@ impl<'a> Checkpoints<'a> {
         } else {
             (source, next_row)
         };
-        let t = Instant::now();
-        state.checkpoint(&self.options.path, src, row)?;
-        self.cost = t.elapsed();
-        self.seconds += self.cost.as_secs_f64();
-        self.count += 1;
-        self.last = Instant::now();
-        Ok(())
+        self.write(|path| state.checkpoint(path, src, row))
     }
 }
 
 /// What a checkpoint restores.
 type Restored = (StatsHeader, Vec<Accumulator>, Sample, (usize, usize));
 
-/// The state saved in a checkpoint of this same run, and its cursor.
-fn restore(
+/// The refusal of a checkpoint that is not this run's.
+pub(super) fn not_this_run(ckpt_path: &Path, why: String) -> Error {
+    Error::Layout {
+        path: ckpt_path.to_path_buf(),
+        dataset: "/".into(),
+        expected: "a checkpoint of this same run".into(),
+        found: why,
+    }
+}
+
+/// The header and cursor of a checkpoint, if it is one of this same run:
+/// configuration, shards, plan and kind of pass (ordinary or ranged, with
+/// the same range size) as this run's.
+pub(super) fn checkpoint_of_this_run(
     file: &StatsFile,
     ckpt_path: &Path,
     opts: &AccumulateOptions,
     plan: &MemoryPlan,
     pixels: usize,
     fingerprints: &[ShardFingerprint],
-) -> Result<Restored> {
-    let refuse = |why: String| Error::Layout {
-        path: ckpt_path.to_path_buf(),
-        dataset: "/".into(),
-        expected: "a checkpoint of this same run".into(),
-        found: why,
-    };
+) -> Result<(StatsHeader, Cursor)> {
+    let refuse = |why: String| not_this_run(ckpt_path, why);
     if !file.is_checkpoint() {
         return Err(refuse("complete statistics, not a checkpoint".into()));
     }
@@ -1092,6 +1224,38 @@ fn restore(
             cursor.block_rows, plan.block_rows
         )));
     }
+    let ranges = |r: usize| match r {
+        0 => "the ordinary pass".to_string(),
+        r => format!("a pass in ranges of {r} rows"),
+    };
+    let this = opts.range_rows.unwrap_or(0);
+    if cursor.range_rows != this {
+        return Err(refuse(format!(
+            "a checkpoint of {} where this run is {}",
+            ranges(cursor.range_rows),
+            ranges(this)
+        )));
+    }
+    if cursor.staged.len() != plan.accumulators {
+        return Err(refuse(format!(
+            "{} accumulators, expected {}",
+            cursor.staged.len(),
+            plan.accumulators
+        )));
+    }
+    Ok((h, cursor))
+}
+
+/// The state saved in a checkpoint of this same run, and its cursor.
+fn restore(
+    file: &StatsFile,
+    ckpt_path: &Path,
+    opts: &AccumulateOptions,
+    plan: &MemoryPlan,
+    pixels: usize,
+    fingerprints: &[ShardFingerprint],
+) -> Result<Restored> {
+    let (h, cursor) = checkpoint_of_this_run(file, ckpt_path, opts, plan, pixels, fingerprints)?;
     let mut accs = Vec::with_capacity(plan.accumulators);
     for (a, (sx, sy)) in cursor.staged.iter().enumerate() {
         accs.push(Accumulator::restore(
@@ -1101,20 +1265,13 @@ fn restore(
             plan.block_rows,
         )?);
     }
-    if accs.len() != plan.accumulators {
-        return Err(refuse(format!(
-            "{} accumulators, expected {}",
-            accs.len(),
-            plan.accumulators
-        )));
-    }
     let sample = Sample::from_reservoir(file.reservoir()?, opts.gate_sample);
     Ok((h, accs, sample, (cursor.source, cursor.row)))
 }
 
 /// The shift: mean of the first [`SHIFT_ROWS`] usable rows of the first
 /// source, noise included — independent of chunk size and thread count.
-fn shift_of<S: ChunkSource>(source: &mut S, spec: &RowSpec) -> Result<(Vec<f64>, f64)> {
+pub(super) fn shift_of<S: ChunkSource>(source: &mut S, spec: &RowSpec) -> Result<(Vec<f64>, f64)> {
     let n = source.rows().min(SHIFT_ROWS);
     let mut chunk = Chunk::default();
     source.read_chunk(0..n, &mut chunk)?;
@@ -1166,16 +1323,18 @@ impl ShiftSum {
     }
 }
 
-/// A source that starts at row `first` (resume): rows before it are not read.
-struct Offset<S> {
-    inner: S,
-    first: usize,
-    index: u64,
+/// Rows `first..end` of a source (a resume point, a row range), with
+/// their positions in the whole source: rows outside are not read.
+pub(super) struct Offset<S> {
+    pub(super) inner: S,
+    pub(super) first: usize,
+    pub(super) end: usize,
+    pub(super) index: u64,
 }
 
 impl<S: ChunkSource> ChunkSource for Offset<S> {
     fn rows(&self) -> usize {
-        self.inner.rows().saturating_sub(self.first)
+        self.end.min(self.inner.rows()).saturating_sub(self.first)
     }
     fn pixels(&self) -> usize {
         self.inner.pixels()
@@ -1193,7 +1352,7 @@ impl<S: ChunkSource> ChunkSource for Offset<S> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     //! The pass from memory against sums written out by hand.
 
     use rand::{Rng, SeedableRng};
@@ -1205,7 +1364,7 @@ mod tests {
 
     /// Sources of random spectra (`sizes[i]` rows each, P = `p`), params
     /// T_eff, [M/H], log g spread over and beyond the default bins.
-    fn sources(seed: u64, sizes: &[usize], p: usize) -> Vec<MemorySource> {
+    pub(crate) fn sources(seed: u64, sizes: &[usize], p: usize) -> Vec<MemorySource> {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         sizes
             .iter()
@@ -1227,7 +1386,7 @@ mod tests {
             .collect()
     }
 
-    fn fingerprints(sizes: &[usize]) -> Vec<ShardFingerprint> {
+    pub(crate) fn fingerprints(sizes: &[usize]) -> Vec<ShardFingerprint> {
         sizes
             .iter()
             .enumerate()

@@ -181,6 +181,11 @@ pub struct Cursor {
     pub staged: Vec<(Vec<f64>, Vec<f64>)>,
     /// Staging block of the accumulators.
     pub block_rows: usize,
+    /// The row ranges of a ranged pass ([`super::ranges`]), whose
+    /// checkpoints fall between ranges with nothing staged; 0 for the
+    /// ordinary pass. A checkpoint resumes only under the same kind of pass:
+    /// the two sum in different orders.
+    pub range_rows: usize,
 }
 
 #[cfg(test)]

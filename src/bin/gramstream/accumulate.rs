@@ -70,6 +70,12 @@ pub struct AccumulateArgs {
     /// `merge` of the parts reproduces the single run.
     #[arg(long, default_value_t = 0)]
     pub first_shard_index: u64,
+    /// Sum in fixed ranges of at most this many rows per shard, each range
+    /// from zero, added in order: the statistics an MPI run gives, bit for
+    /// bit, for any number of ranks (`mpiexec -n N gramstream accumulate`
+    /// uses 65536 unless given). Costs a second, packed set of sums in memory.
+    #[arg(long, value_parser = crate::parse_rows)]
+    pub range_rows: Option<usize>,
     #[command(flatten)]
     pub layout: crate::LayoutArgs,
 }
@@ -118,6 +124,7 @@ pub fn options(args: &AccumulateArgs) -> Result<AccumulateOptions> {
         first_shard_index: args.first_shard_index,
         // The CLI stops on SIGINT/SIGTERM through `output`'s handlers.
         cancel: Default::default(),
+        range_rows: args.range_rows,
     })
 }
 
