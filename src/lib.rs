@@ -89,7 +89,8 @@
 //! | [`synth`] | the synthetic BOSZ-like shard generator |
 //! | [`inspect`] | a human-readable report on a shard |
 //! | [`partition`] | bins, folds, the common refinement |
-//! | [`stats`] | sufficient statistics: the pass, the file, merge |
+//! | [`stats`] | sufficient statistics: the pass, the file, merge; the pass in ranges ([`stats::ranges`]) for any number of processes |
+//! | [`mpi`] | running under `mpiexec` (feature `mpi`) |
 //! | [`linalg`] | the symmetric eigendecomposition: faer or LAPACK (OpenBLAS) |
 //! | [`ridge`] | every Ridge α from the statistics, GCV, exact K-fold CV |
 //! | [`tsqr`] | streaming QR of the rows, merged like the statistics: α = 0 and Ridge from R, better conditioned (an option beside the pass) |
@@ -119,6 +120,7 @@ pub mod inspect;
 pub mod layout;
 pub mod linalg;
 pub mod models;
+pub mod mpi;
 pub mod noise;
 pub mod output;
 pub mod params;

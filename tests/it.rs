@@ -18,6 +18,9 @@ mod experiment;
 mod fuzz_regressions;
 #[path = "gate_sklearn.rs"]
 mod gate_sklearn;
+#[cfg(feature = "mpi")]
+#[path = "mpi.rs"]
+mod mpi;
 #[path = "nist.rs"]
 mod nist;
 #[path = "numpy_stats.rs"]

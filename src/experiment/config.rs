@@ -148,6 +148,10 @@ pub struct StatsConfig {
     /// Keep each run's statistics file in its run directory.
     #[serde(default)]
     pub keep: bool,
+    /// Under MPI: rows per fixed range of the pass
+    /// ([`crate::stats::ranges`]; default 65536). Ignored by one process.
+    #[serde(default)]
+    pub range_rows: Option<usize>,
 }
 
 fn default_partitions() -> Vec<String> {
@@ -166,6 +170,7 @@ impl Default for StatsConfig {
             threads: Threads::All,
             chunk_rows: None,
             keep: false,
+            range_rows: None,
         }
     }
 }

@@ -36,6 +36,7 @@ use crate::noise::NoiseModel;
 use crate::partition::PartitionSet;
 use crate::source::Shard;
 use crate::stats::pass::{accumulate, AccumulateOptions};
+use crate::stats::ranges::{accumulate_ranged_to_file, share_node, Ranks, DEFAULT_RANGE_ROWS};
 use crate::stats::StatsFile;
 use crate::sweep::{self, CvMethod, Sweep, SweepOptions, TestSpec};
 use crate::{Error, Result};
@@ -107,6 +108,96 @@ pub fn execute(
     overwrite: bool,
     progress: &(dyn Fn(Event<'_>) + Sync),
 ) -> Result<Experiment> {
+    execute_in(plan, overwrite, None, progress)
+}
+
+/// [`execute`] on rank 0 of a distributed run: each pass shares its row
+/// ranges with the ranks that [`follow`] (the statistics are the same bits
+/// for any number of ranks, [`crate::stats::ranges`]); the solve, gate,
+/// evaluation and reports run here. Collective: the followers stop when
+/// this returns, with its error if it failed.
+pub fn execute_ranked(
+    plan: Plan,
+    overwrite: bool,
+    ranks: &dyn Ranks,
+    progress: &(dyn Fn(Event<'_>) + Sync),
+) -> Result<Experiment> {
+    let result = execute_in(plan, overwrite, Some(ranks), progress);
+    let end = match &result {
+        Ok(_) => Order::Done,
+        Err(e) => Order::Failed(e.to_string()),
+    };
+    end.send(ranks);
+    result
+}
+
+/// The part of ranks other than 0 in [`execute_ranked`]: the passes rank 0
+/// orders, in order, until it is done. Errs when rank 0 failed
+/// ([`Error::Rank`], rank 0's message) or a pass did.
+pub fn follow(plan: &Plan, ranks: &dyn Ranks) -> Result<()> {
+    loop {
+        match Order::receive(ranks) {
+            Order::Pass { level, seed } => {
+                let opts = pass_options(plan, level, seed, Some(ranks))?;
+                let out = plan.out.join("stats.h5");
+                // A failed pass fails on every rank (collectively): rank 0
+                // then orders `Failed`, which ends this loop.
+                let _ = accumulate_ranged_to_file(&out, &plan.train, &opts, None, ranks, &|_| {});
+            }
+            Order::Done => return Ok(()),
+            Order::Failed(message) => return Err(Error::Rank { rank: 0, message }),
+        }
+    }
+}
+
+/// What rank 0 tells the other ranks of a distributed experiment next.
+enum Order {
+    /// Share the pass at this noise level and seed.
+    Pass { level: f64, seed: u64 },
+    /// The experiment is done.
+    Done,
+    /// It failed on rank 0, with this error.
+    Failed(String),
+}
+
+impl Order {
+    /// Rank 0: broadcasts the order.
+    fn send(&self, ranks: &dyn Ranks) {
+        let mut bytes = match self {
+            Order::Pass { level, seed } => format!("pass {} {seed}", level.to_bits()),
+            Order::Done => "done".into(),
+            Order::Failed(m) => format!("failed {m}"),
+        }
+        .into_bytes();
+        ranks.broadcast(0, &mut bytes);
+    }
+
+    /// The other ranks: the order rank 0 broadcast.
+    fn receive(ranks: &dyn Ranks) -> Order {
+        let mut bytes = Vec::new();
+        ranks.broadcast(0, &mut bytes);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let mut words = text.splitn(3, ' ');
+        match (words.next(), words.next(), words.next()) {
+            (Some("pass"), Some(level), Some(seed)) => match (level.parse(), seed.parse()) {
+                (Ok(level), Ok(seed)) => Order::Pass {
+                    level: f64::from_bits(level),
+                    seed,
+                },
+                _ => Order::Failed(format!("unreadable order from rank 0: {text}")),
+            },
+            (Some("done"), None, None) => Order::Done,
+            _ => Order::Failed(text.strip_prefix("failed ").unwrap_or(&text).to_string()),
+        }
+    }
+}
+
+fn execute_in(
+    plan: Plan,
+    overwrite: bool,
+    ranks: Option<&dyn Ranks>,
+    progress: &(dyn Fn(Event<'_>) + Sync),
+) -> Result<Experiment> {
     let out = plan.out.clone();
     let mut inputs: Vec<&Path> = plan.train.iter().map(PathBuf::as_path).collect();
     inputs.push(&plan.test);
@@ -133,13 +224,18 @@ pub fn execute(
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
     let staged = crate::output::Staged::dir(&out)?;
-    let exp = run_in(plan, staged.path(), progress)?;
+    let exp = run_in(plan, staged.path(), ranks, progress)?;
     report::write(&exp, staged.path())?;
     staged.commit()?;
     Ok(exp)
 }
 
-fn run_in(plan: Plan, dir: &Path, progress: &(dyn Fn(Event<'_>) + Sync)) -> Result<Experiment> {
+fn run_in(
+    plan: Plan,
+    dir: &Path,
+    ranks: Option<&dyn Ranks>,
+    progress: &(dyn Fn(Event<'_>) + Sync),
+) -> Result<Experiment> {
     let start = Instant::now();
     let cfg = &plan.config;
     let mut runs = Vec::new();
@@ -160,6 +256,7 @@ fn run_in(plan: Plan, dir: &Path, progress: &(dyn Fn(Event<'_>) + Sync)) -> Resu
                 dir: &run_dir,
                 index,
                 runs: n_runs,
+                ranks,
                 progress,
             })?;
             if index == 0 {
@@ -196,6 +293,8 @@ struct Run<'a> {
     /// This run's index and the number of runs (for progress).
     index: usize,
     runs: usize,
+    /// The ranks the passes are shared with (rank 0 of MPI), if any.
+    ranks: Option<&'a dyn Ranks>,
     progress: &'a (dyn for<'e> Fn(Event<'e>) + Sync),
 }
 
@@ -289,21 +388,8 @@ fn run_one(r: &Run<'_>) -> Result<(RunResult, RunArtifacts)> {
 /// wavelength grid (for the gate's features).
 fn accumulate_stage(r: &Run<'_>, timing: &mut Timing) -> Result<(PathBuf, Vec<f64>)> {
     let (plan, cfg) = (r.plan, &r.plan.config);
-    let gate_sample = if plan.gate_partition.is_some() {
-        cfg.gate.sample
-    } else {
-        0
-    };
-    let opts = AccumulateOptions {
-        partitions: PartitionSet::new(plan.partitions.clone(), cfg.stats.folds)?,
-        noise: NoiseModel::new(r.level, r.seed)?,
-        threads: cfg.stats.threads,
-        chunk_rows: cfg.stats.chunk_rows,
-        mem_budget: plan.mem_budget,
-        gate_sample,
-        cancel: plan.cancel.clone(),
-        ..Default::default()
-    };
+    let opts = pass_options(plan, r.level, r.seed, r.ranks)?;
+    let gate_sample = opts.gate_sample;
     let mut total_rows = 0u64;
     let mut wave = Vec::new();
     for p in &plan.train {
@@ -323,10 +409,22 @@ fn accumulate_stage(r: &Run<'_>, timing: &mut Timing) -> Result<(PathBuf, Vec<f6
     r.stage("accumulate", &detail, total_rows);
     let t = Instant::now();
     let stats_path = r.dir.join("stats.h5");
-    let output = accumulate(&plan.train, &opts, None, &|n| {
-        (r.progress)(Event::Advance(n))
-    })?;
-    let summary = output.write(&stats_path, cfg.stats.threads)?;
+    let advance = |n| (r.progress)(Event::Advance(n));
+    let summary = match r.ranks {
+        None => {
+            accumulate(&plan.train, &opts, None, &advance)?.write(&stats_path, cfg.stats.threads)?
+        }
+        Some(ranks) => {
+            Order::Pass {
+                level: r.level,
+                seed: r.seed,
+            }
+            .send(ranks);
+            accumulate_ranged_to_file(&stats_path, &plan.train, &opts, None, ranks, &advance)?
+                .ok_or_else(|| Error::Worker("rank 0 wrote no statistics".into()))?
+                .pass
+        }
+    };
     timing.accumulate = t.elapsed().as_secs_f64();
     (r.progress)(Event::Done(&format!(
         "{} rows in {:.1} s ({:.0} rows/s), {} accumulators",
@@ -336,6 +434,37 @@ fn accumulate_stage(r: &Run<'_>, timing: &mut Timing) -> Result<(PathBuf, Vec<f6
         summary.plan.accumulators
     )));
     Ok((stats_path, wave))
+}
+
+/// The options of a run's pass: the plan's partitions, folds, budget and
+/// gate sample at this noise level and seed; in ranges when shared among
+/// `ranks`.
+fn pass_options(
+    plan: &Plan,
+    level: f64,
+    seed: u64,
+    ranks: Option<&dyn Ranks>,
+) -> Result<AccumulateOptions> {
+    let cfg = &plan.config;
+    let mut opts = AccumulateOptions {
+        partitions: PartitionSet::new(plan.partitions.clone(), cfg.stats.folds)?,
+        noise: NoiseModel::new(level, seed)?,
+        threads: cfg.stats.threads,
+        chunk_rows: cfg.stats.chunk_rows,
+        mem_budget: plan.mem_budget,
+        gate_sample: if plan.gate_partition.is_some() {
+            cfg.gate.sample
+        } else {
+            0
+        },
+        cancel: plan.cancel.clone(),
+        range_rows: ranks.map(|_| cfg.stats.range_rows.unwrap_or(DEFAULT_RANGE_ROWS)),
+        ..Default::default()
+    };
+    if let Some(ranks) = ranks {
+        share_node(&mut opts, ranks);
+    }
+    Ok(opts)
 }
 
 /// Every α of the global model and of every bin, α chosen by the plan's

@@ -277,7 +277,7 @@ impl MemoryPlan {
 }
 
 /// 80 % of the memory available now (8 GiB if unknown).
-pub(crate) fn default_budget() -> u64 {
+pub fn default_budget() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
@@ -855,7 +855,9 @@ pub fn accumulate_to_file(
         let summary = super::ranges::accumulate_ranged_to_file(
             out, shards, opts, checkpoint, &ranks, progress,
         )?;
-        return summary.ok_or_else(|| Error::Worker("rank 0 of 1 wrote nothing".into()));
+        return summary
+            .map(|s| s.pass)
+            .ok_or_else(|| Error::Worker("rank 0 of 1 wrote nothing".into()));
     }
     refuse_outputs(out, shards, opts, checkpoint)?;
     let output = accumulate(shards, opts, checkpoint, progress)?;

@@ -99,6 +99,26 @@ pub trait Ranks {
     fn receive_u64(&self, from: usize, values: &mut [u64]);
     /// Receives exactly `values.len()` values sent by rank `from`.
     fn receive_f64(&self, from: usize, values: &mut [f64]);
+    /// Ranks on this process's node, sharing its cores and memory.
+    fn on_this_node(&self) -> usize {
+        1
+    }
+}
+
+/// Gives a rank its share of its node: when k ranks share the node, threads
+/// left at "all cores" become cores / k, and no budget becomes the default
+/// budget / k (k copies of 80 % of the memory would not fit).
+pub fn share_node(opts: &mut AccumulateOptions, ranks: &dyn Ranks) {
+    let k = ranks.on_this_node().max(1);
+    if k == 1 {
+        return;
+    }
+    if opts.threads == crate::Threads::All {
+        opts.threads = crate::Threads::new((crate::Threads::All.get() / k).max(1));
+    }
+    if opts.mem_budget.is_none() {
+        opts.mem_budget = Some(super::pass::default_budget() / k as u64);
+    }
 }
 
 /// One process: rank 0 of 1. It never sends or receives.
@@ -190,10 +210,35 @@ pub struct RangedOutput {
 
 impl RangedOutput {
     /// Writes the statistics atomically.
-    pub fn write(self, path: &Path) -> Result<PassSummary> {
+    pub fn write(self, path: &Path) -> Result<RangedSummary> {
         let mut sums = self.sums.into_iter().map(Ok);
         write_stats(path, &self.header, &mut sums, &self.reservoir, None)?;
-        Ok(self.summary)
+        Ok(RangedSummary {
+            pass: self.summary,
+            ranks: self.ranks,
+            ranges: self.ranges,
+        })
+    }
+}
+
+/// What a ranged pass did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RangedSummary {
+    /// Over all ranks (see [`RangedOutput::summary`]).
+    pub pass: PassSummary,
+    /// Ranks that shared the ranges.
+    pub ranks: usize,
+    /// Ranges the rows were cut into.
+    pub ranges: usize,
+}
+
+impl std::fmt::Display for RangedSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}\n{} row ranges summed by {} rank(s) (peak RSS: the largest rank's)",
+            self.pass, self.ranges, self.ranks
+        )
     }
 }
 
@@ -755,7 +800,7 @@ pub fn accumulate_ranged_to_file(
     checkpoint: Option<&CheckpointOptions>,
     ranks: &dyn Ranks,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<Option<PassSummary>> {
+) -> Result<Option<RangedSummary>> {
     let inputs = agree(
         ranks,
         refuse_outputs(out, shards, opts, checkpoint).and_then(|()| shard_inputs(shards, opts)),

@@ -128,8 +128,9 @@ pub fn options(args: &AccumulateArgs) -> Result<AccumulateOptions> {
     })
 }
 
-pub fn run(args: &AccumulateArgs) -> Result<String> {
-    let opts = options(args)?;
+pub fn run(args: &AccumulateArgs, launch: &crate::launch::Launch) -> Result<String> {
+    #[cfg_attr(not(feature = "mpi"), allow(unused_mut))]
+    let mut opts = options(args)?;
     let checkpoint = args.checkpoint.as_ref().map(|path| CheckpointOptions {
         path: path.clone(),
         every: Duration::from_secs_f64(args.checkpoint_every),
@@ -146,7 +147,11 @@ pub fn run(args: &AccumulateArgs) -> Result<String> {
         Some(Mode::PerBin) => opts.partitions.partitions.len() as f64,
         _ => 1.0,
     };
-    let bar = crate::progress::rows_bar(total, "accumulate");
+    let bar = if launch.reports() {
+        crate::progress::rows_bar(total, "accumulate")
+    } else {
+        crate::progress::hidden_bar()
+    };
     let start = std::time::Instant::now();
     let show = |n: u64| {
         bar.inc(n);
@@ -164,9 +169,28 @@ pub fn run(args: &AccumulateArgs) -> Result<String> {
             )
         });
     };
+    #[cfg(feature = "mpi")]
+    if let Some(world) = launch.ranks() {
+        use gramstream::stats::ranges;
+        opts.range_rows = Some(args.range_rows.unwrap_or(ranges::DEFAULT_RANGE_ROWS));
+        let ranks: &dyn ranges::Ranks = world;
+        ranges::share_node(&mut opts, ranks);
+        let summary = launch.settle(ranges::accumulate_ranged_to_file(
+            &args.out,
+            &args.shards,
+            &opts,
+            checkpoint.as_ref(),
+            ranks,
+            &show,
+        ))?;
+        bar.finish_and_clear();
+        return Ok(summary.map_or(String::new(), |s| {
+            format!("{s}\nwrote {}\n", args.out.display())
+        }));
+    }
     let summary = accumulate_to_file(&args.out, &args.shards, &opts, checkpoint.as_ref(), &show)?;
     bar.finish_and_clear();
-    Ok(format!("{summary}\nwrote {}", args.out.display()))
+    Ok(format!("{summary}\nwrote {}\n", args.out.display()))
 }
 
 #[cfg(test)]

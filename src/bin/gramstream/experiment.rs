@@ -42,7 +42,7 @@ fn release_free_memory() {
 
 /// Runs a planned experiment, printing each stage and showing a bar on a
 /// terminal; returns the summary to print.
-pub fn execute(plan: Plan, force: bool) -> Result<String> {
+pub fn execute(plan: Plan, force: bool, launch: &crate::launch::Launch) -> Result<String> {
     let out = plan.out.clone();
     let bar: Mutex<Option<Bar>> = Mutex::new(None);
     let on_event = |e: Event<'_>| {
@@ -82,7 +82,20 @@ pub fn execute(plan: Plan, force: bool) -> Result<String> {
             }
         }
     };
-    let exp = experiment::execute(plan, force, &on_event)?;
+    #[cfg(feature = "mpi")]
+    let exp = match launch.ranks() {
+        Some(world) if !launch.reports() => {
+            launch.settle(experiment::follow(&plan, world))?;
+            return Ok(String::new());
+        }
+        Some(world) => launch.settle(experiment::execute_ranked(plan, force, world, &on_event))?,
+        None => experiment::execute(plan, force, &on_event)?,
+    };
+    #[cfg(not(feature = "mpi"))]
+    let exp = {
+        let _ = launch;
+        experiment::execute(plan, force, &on_event)?
+    };
     if let Some(old) = bar.lock().unwrap_or_else(|p| p.into_inner()).take() {
         old.finish_and_clear();
     }
@@ -101,10 +114,10 @@ pub fn execute(plan: Plan, force: bool) -> Result<String> {
 }
 
 /// `gramstream experiment`.
-pub fn run(args: &ExperimentArgs) -> Result<String> {
+pub fn run(args: &ExperimentArgs, launch: &crate::launch::Launch) -> Result<String> {
     let mut plan = experiment::plan_file(&args.config, args.out.as_deref())?;
     if args.mem_budget.is_some() {
         plan.mem_budget = args.mem_budget;
     }
-    execute(plan, args.force)
+    execute(plan, args.force, launch)
 }

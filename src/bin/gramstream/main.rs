@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod accumulate;
 mod experiment;
+mod launch;
 mod predict;
 mod progress;
 mod sweep;
@@ -227,7 +228,31 @@ fn print_scan(s: &gramstream::scan::ScanSummary) {
     println!("noisy flux checksum: {:.9e}", s.flux_sum);
 }
 
-fn run(cli: Cli) -> Result<()> {
+impl Command {
+    /// The subcommand as typed, and whether it shares its work among MPI ranks.
+    fn name(&self) -> (&'static str, bool) {
+        match self {
+            Command::Inspect { .. } => ("inspect", false),
+            Command::Scan(_) => ("scan", false),
+            Command::Accumulate(_) => ("accumulate", true),
+            Command::Merge { .. } => ("merge", false),
+            Command::Sweep(_) => ("sweep", false),
+            Command::Experiment(_) => ("experiment", true),
+            Command::Predict(_) => ("predict", false),
+            Command::Generate(_) => ("generate", false),
+            Command::Demo { .. } => ("demo", false),
+        }
+    }
+}
+
+/// Prints a command's report on the process that reports (not on MPI ranks other than 0).
+fn report(launch: &launch::Launch, text: &str) {
+    if launch.reports() {
+        print!("{text}");
+    }
+}
+
+fn run(cli: Cli, launch: &launch::Launch) -> Result<()> {
     match cli.command {
         Command::Inspect { files, layout } => {
             let layout = layout.layout()?;
@@ -247,7 +272,7 @@ fn run(cli: Cli) -> Result<()> {
                 print_scan(&summary);
             }
         }
-        Command::Accumulate(args) => println!("{}", accumulate::run(&args)?),
+        Command::Accumulate(args) => report(launch, &accumulate::run(&args, launch)?),
         Command::Sweep(args) => print!("{}", sweep::run(&args)?),
         Command::Merge { out, inputs } => {
             let s = gramstream::stats::merge(&inputs, &out, &|_| {})?;
@@ -263,7 +288,7 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Predict(args) => println!("{}", predict::run(&args)?),
-        Command::Experiment(args) => print!("{}", experiment::run(&args)?),
+        Command::Experiment(args) => report(launch, &experiment::run(&args, launch)?),
         Command::Generate(args) => {
             let summary = generate::run(&args)?;
             println!("{summary}");
@@ -330,7 +355,10 @@ fn demo(out: &std::path::Path, rows: usize, pixels: usize) -> Result<()> {
     let plan = gramstream::experiment::plan_file(&config, None)?;
     let results = plan.out.clone();
     // The demo owns its directory: a rerun replaces its previous results.
-    print!("{}", experiment::execute(plan, true)?);
+    print!(
+        "{}",
+        experiment::execute(plan, true, &launch::Launch::Alone)?
+    );
     println!(
         "\nThe report with its tables and plots: {}/report.md. Next: edit {} and rerun it with\n  gramstream experiment {} --force\nor run a reference configuration from examples/configs/ (see README, Experiments).",
         results.display(),
@@ -424,8 +452,20 @@ fn main() -> ExitCode {
     clean_up_on_signals();
     let cli = Cli::parse();
     progress::force(cli.progress);
-    match run(cli).context("gramstream failed") {
+    let (name, distributed) = cli.command.name();
+    let launch = match launch::launch(distributed, name) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            return ExitCode::from(1);
+        }
+    };
+    let result = run(cli, &launch).context("gramstream failed");
+    // MPI is finalised here, on every rank, before the exit status.
+    drop(launch);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<launch::Printed>().is_some() => ExitCode::from(1),
         Err(_) if gramstream::output::interrupted() => {
             // The signal thread removed the scratch under the work, which
             // then failed: its error is not the story; the thread exits

@@ -32,6 +32,14 @@ struct LogLines {
 
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
+/// A bar that shows nothing (MPI ranks other than 0).
+pub fn hidden_bar() -> Bar {
+    Bar {
+        bar: ProgressBar::hidden(),
+        log: None,
+    }
+}
+
 /// A bar counting rows, with rows/s and ETA.
 pub fn rows_bar(total: u64, label: &str) -> Bar {
     counting_bar(total, label, "rows")
