@@ -29,6 +29,14 @@ ensure_system_packages() {
   if [ "${1:-}" = "python" ] && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     missing+=(python3-venv)
   fi
+  # Feature `mpi` (the tests build it): Open MPI (mpicc, mpiexec) and libclang
+  # for the mpi crate's bindings.
+  if [ "${2:-}" = "mpi" ]; then
+    command -v mpicc >/dev/null || missing+=(libopenmpi-dev)
+    command -v mpiexec >/dev/null || missing+=(openmpi-bin)
+    ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || ls /usr/lib/*/libclang*.so >/dev/null 2>&1 \
+      || missing+=(libclang-dev)
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing Debian packages: ${missing[*]}" >&2
     as_root apt-get update -qq

@@ -9,9 +9,12 @@
 
 /// The number of processes a launcher started, when this process is one of
 /// them: `mpiexec`/`mpirun` (Open MPI: `OMPI_COMM_WORLD_SIZE`; MPICH and
-/// Slurm's PMI: `PMI_SIZE`). `None` when not launched so.
+/// PMI: `PMI_SIZE`), or Slurm's `srun` (`SLURM_STEP_NUM_TASKS`, which
+/// `srun --mpi=pmix` sets where Open MPI's own variable is missing, and
+/// which also catches `srun -n 16` of a build without MPI: 16 copies of one
+/// pass). `None` when not launched so.
 pub fn launched() -> Option<usize> {
-    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"]
         .iter()
         .find_map(|v| std::env::var(v).ok())
         .and_then(|s| s.trim().parse().ok())

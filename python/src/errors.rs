@@ -163,6 +163,11 @@ pub(crate) fn to_py(e: Error) -> PyErr {
         Error::Json { .. } => ("GramstreamError", "Json", vec![]),
         Error::Worker(_) => ("GramstreamError", "Worker", vec![]),
         Error::Cancelled => ("GramstreamError", "Cancelled", vec![]),
+        Error::Rank { rank, .. } => (
+            "GramstreamError",
+            "Rank",
+            vec![("rank", Attr::Int(*rank as u64))],
+        ),
         _ => ("GramstreamError", "Other", vec![]),
     };
     let mut attrs = attrs;
