@@ -325,3 +325,78 @@ fn an_experiment_gives_the_same_outputs_on_any_number_of_ranks() {
         );
     }
 }
+
+/// `mpiexec -n 2` stopped (SIGTERM to the launcher, forwarded to the ranks)
+/// after rank 0's first checkpoints, resumed with `mpiexec -n 3`: the bits of
+/// an uninterrupted run, no statistics from the stopped run, the checkpoint
+/// removed at the end.
+#[test]
+fn a_stopped_run_resumes_under_another_rank_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let shards = shards(d);
+    let range = ["--range-rows", "10", "--threads", "1"];
+    ok(
+        &accumulate(None, "whole.h5", &range, &shards, d),
+        "uninterrupted",
+    );
+    let want = bits(&d.join("whole.h5"));
+    let ckpt = ["--checkpoint", "ck.h5", "--checkpoint-every", "0"];
+    let mut args = vec!["-n", "2", BIN, "accumulate", "--out", "stopped.h5"];
+    args.extend(PASS);
+    args.extend(range);
+    args.extend(ckpt);
+    args.extend(shards.iter().map(String::as_str));
+    let mut child = Command::new("mpiexec")
+        .args(&args)
+        .current_dir(d)
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !d.join("ck.h5").exists() && start.elapsed().as_secs() < 60 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let stopped = child.try_wait().unwrap().is_none();
+    // SAFETY: kill(2) on the child's pid; no memory is shared.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().unwrap();
+    assert!(
+        stopped,
+        "the run ended before it could be stopped: make it longer"
+    );
+    assert!(
+        !d.join("stopped.h5").exists(),
+        "a stopped run leaves no statistics"
+    );
+    assert!(
+        d.join("ck.h5").exists(),
+        "rank 0's checkpoint survives the stop"
+    );
+    let resumed = accumulate(
+        Some(3),
+        "stopped.h5",
+        &[&range[..], &ckpt, &["--resume"]].concat(),
+        &shards,
+        d,
+    );
+    ok(&resumed, "resumed on 3 ranks");
+    assert!(String::from_utf8_lossy(&resumed.stdout).contains("resumed from a checkpoint"));
+    assert!(
+        bits(&d.join("stopped.h5")) == want,
+        "resumed statistics differ"
+    );
+    assert!(
+        !d.join("ck.h5").exists(),
+        "the checkpoint is removed once the statistics are written"
+    );
+}
