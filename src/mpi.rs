@@ -61,7 +61,7 @@ mod world {
     use ::mpi::topology::{Communicator, SimpleCommunicator};
     use ::mpi::traits::*;
 
-    use crate::stats::ranges::Ranks;
+    use crate::stats::ranks::Ranks;
     use crate::{Error, Result};
 
     /// Values per message: MPI counts are 32-bit, so larger arrays (a packed

@@ -12,6 +12,7 @@ pub mod merge;
 pub mod pass;
 pub mod push;
 pub mod ranges;
+pub mod ranks;
 mod set;
 mod suff;
 

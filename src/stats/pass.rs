@@ -851,7 +851,7 @@ pub fn accumulate_to_file(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<PassSummary> {
     if opts.range_rows.is_some() {
-        let ranks = super::ranges::Alone;
+        let ranks = super::ranks::Alone;
         let summary = super::ranges::accumulate_ranged_to_file(
             out, shards, opts, checkpoint, &ranks, progress,
         )?;

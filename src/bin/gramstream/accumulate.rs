@@ -173,8 +173,8 @@ pub fn run(args: &AccumulateArgs, launch: &crate::launch::Launch) -> Result<Stri
     if let Some(world) = launch.ranks() {
         use gramstream::stats::ranges;
         opts.range_rows = Some(args.range_rows.unwrap_or(ranges::DEFAULT_RANGE_ROWS));
-        let ranks: &dyn ranges::Ranks = world;
-        ranges::share_node(&mut opts, ranks);
+        let ranks: &dyn gramstream::stats::ranks::Ranks = world;
+        gramstream::stats::ranks::share_node(&mut opts, ranks);
         let summary = launch.settle(ranges::accumulate_ranged_to_file(
             &args.out,
             &args.shards,

@@ -27,7 +27,7 @@ impl Launch {
         match self {
             Launch::Alone => true,
             #[cfg(feature = "mpi")]
-            Launch::Mpi(w) => gramstream::stats::ranges::Ranks::rank(w) == 0,
+            Launch::Mpi(w) => gramstream::stats::ranks::Ranks::rank(w) == 0,
         }
     }
 
