@@ -357,8 +357,9 @@ pub struct Sweep {
 pub struct Timing {
     /// Reading and summing the statistics.
     pub read_s: f64,
-    /// Eigendecompositions, summed over groups (without CV two groups run
-    /// at once, so this can exceed the wall time).
+    /// Eigendecompositions, summed over groups (without CV or with
+    /// `--cv auto` two groups run at once, so this can exceed the wall
+    /// time).
     pub eigh_s: f64,
     /// Cross-validation, summed over groups.
     pub cv_s: f64,
