@@ -18,12 +18,16 @@
 //! (largest per α over the fold) per fold, seconds per block iteration,
 //! the CPU seconds of the PCG part (all threads: under contention a steadier
 //! measure than wall time),
-//! iterations max/mean per α decade, fallback folds; `cv_sse` total.
+//! iterations max/mean per α decade, fallback folds; `cv_sse` total; the
+//! CPU seconds per fold of the band reduction (`cv_sse_auto` with every
+//! fold forced to `FoldSolver::Band`, one thread) and the calibration of
+//! `--cv auto`'s cost model it implies: κ = (band CPU per fold / PCG CPU per
+//! block iteration) · m / P, the constant `BAND_COST` of `cv::auto`.
 
 use std::time::Instant;
 
 use faer::Par;
-use gramstream::cv::{cv_sse_pcg, PcgOptions};
+use gramstream::cv::{cv_sse_auto, cv_sse_pcg, FoldSolver, PcgOptions, Solvers};
 use gramstream::ridge::{cv_sse, RidgePath};
 
 mod common;
@@ -60,8 +64,8 @@ fn main() {
     println!(
         "\nK = {k}, 50 α log-spaced 1e-2..1e6, PCG on a rayon pool of {threads} threads (Par::rayon({threads}))"
     );
-    println!("| P | rows | one eigh (s) | PCG CV (s) | PCG CPU (s) | per fold (s) | block iterations per fold | s / iteration | fallback folds | iterations max/mean per α decade (all folds) | cv_sse, eigh per fold (s) | max rel. SSE diff | load |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| P | rows | one eigh (s) | PCG CV (s) | PCG CPU (s) | per fold (s) | block iterations per fold | s / iteration | fallback folds | iterations max/mean per α decade (all folds) | cv_sse, eigh per fold (s) | max rel. SSE diff | band CPU per fold (s) | κ | load |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -111,8 +115,28 @@ fn main() {
             } else {
                 ("–".into(), "–".into())
             };
+            let one = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap();
+            let cpu0 = cpu_seconds();
+            let (_, band) = one.install(|| {
+                let force = Solvers::Force(FoldSolver::Band);
+                cv_sse_auto(&total, &folds, &shift, sy, &alphas, force).unwrap()
+            });
+            // The band CPU includes the bin's own decomposition, run first.
+            let band_fold = (cpu_seconds() - cpu0 - t_eigh) / band.solvers.len() as f64;
+            let kappa = if its_total > 0 {
+                let per_iteration = cpu / its_total as f64;
+                format!(
+                    "{:.3}",
+                    band_fold / per_iteration * alphas.len() as f64 / p as f64
+                )
+            } else {
+                "–".into()
+            };
             println!(
-                "| {p} | {rows} | {t_eigh:.2} | {secs:.2} | {cpu:.2} | {:.2} | {:?} | {per_it} | {} | {} | {direct} | {diff} | {} |",
+                "| {p} | {rows} | {t_eigh:.2} | {secs:.2} | {cpu:.2} | {:.2} | {:?} | {per_it} | {} | {} | {direct} | {diff} | {band_fold:.2} | {kappa} | {} |",
                 secs / r.iterations.len().max(1) as f64,
                 block_its,
                 r.fallback_folds,

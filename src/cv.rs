@@ -35,6 +35,9 @@ use crate::ridge::{centred, sse_from_stats, RidgePath};
 use crate::stats::{packed_index, SuffStats};
 use crate::{Error, Result};
 
+mod auto;
+pub use auto::{cv_sse_auto, pcg_budget, predicted_iterations, AutoResult, FoldSolver, Solvers};
+
 /// How the full data's eigenvalues are scaled for a fold's preconditioner
 /// V (sΛ + αI)⁻¹ Vᵀ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,20 +118,11 @@ pub fn cv_sse_pcg(
     par: Par,
 ) -> Result<CvResult> {
     check_inputs(total_path, total, shift_x, alphas, opts)?;
-    let lambda: Vec<f64> = total_path
-        .eigenvalues()
-        .iter()
-        .map(|l| l.max(0.0))
-        .collect();
-    let v = total_path.eigenvectors();
-    // Vᵀ stored column-major, so that both V·T and Vᵀ·R read their left
-    // operand through unit-stride columns (OpenBLAS's transposed path packs
-    // a panel about twice as fast as the strided one).
-    let vt = v.transpose().to_owned();
+    let (lambda, vt) = preconditioner(total_path);
     let ctx = FoldCtx {
         total,
         lambda: &lambda,
-        v,
+        v: total_path.eigenvectors(),
         vt: vt.as_ref(),
         shift_x,
         shift_y,
@@ -177,6 +171,16 @@ pub fn cv_sse_pcg(
         out.rows += fold.n;
     }
     Ok(out)
+}
+
+/// What the folds' preconditioners take from the bin's decomposition:
+/// its eigenvalues (negative rounding clipped to 0) and Vᵀ stored
+/// column-major, so that both V·T and Vᵀ·R read their left operand through
+/// unit-stride columns (OpenBLAS's transposed path packs a panel about
+/// twice as fast as the strided one).
+fn preconditioner(path: &RidgePath) -> (Vec<f64>, Mat<f64>) {
+    let lambda = path.eigenvalues().iter().map(|l| l.max(0.0)).collect();
+    (lambda, path.eigenvectors().transpose().to_owned())
 }
 
 /// Refuses what [`cv_sse_pcg`] cannot use: a path or shift of another
@@ -286,24 +290,13 @@ impl FoldCtx<'_> {
         )
     }
 
-    /// Validation SSE per α of one fold, how it was solved, and whether it
-    /// fell back to a direct solve.
-    fn solve(&self, fold: &SuffStats, par: Par) -> Result<(Vec<f64>, FoldIterations, bool)> {
+    /// Validation SSE per α of one fold by PCG and its iterations per α,
+    /// or None when PCG does not converge within [`PcgOptions::max_iter`].
+    fn pcg(&self, fold: &SuffStats, par: Par) -> Result<Option<(Vec<f64>, Vec<usize>)>> {
         let (total, alphas, opts) = (self.total, self.alphas, self.opts);
-        let (shift_x, shift_y) = (self.shift_x, self.shift_y);
         let p = total.p;
-        let mut train = total.clone();
-        train.sub(fold)?;
-        if train.n < 2 {
-            return Err(crate::FitError::TooFewRows {
-                model: "a Ridge model",
-                set: "this fold's training set",
-                need: 2,
-                rows: train.n,
-            }
-            .into());
-        }
-        let (mut ck, c, _, m, my) = centred(&train);
+        let train = complement(total, fold)?;
+        let (ck, c, _, m, my) = centred(&train);
         let d: Vec<f64> = match opts.scaling {
             Scaling::RowFraction => {
                 let s = train.n as f64 / total.n as f64;
@@ -323,22 +316,21 @@ impl FoldCtx<'_> {
         let solved = self
             .low_rank(&ck, fold, &train, &c, par)
             .or_else(|| dense_pcg(ck.as_ref(), &c, &d, self.v, self.vt, alphas, opts, par));
-        match solved {
-            Some((w, iters)) => {
-                let intercepts: Vec<f64> = (0..alphas.len())
-                    .map(|a| {
-                        shift_y + my - (0..p).map(|i| (shift_x[i] + m[i]) * w[(i, a)]).sum::<f64>()
-                    })
-                    .collect();
-                // The fold's Σuuᵀ, in the training covariance's buffer.
-                for j in 0..p {
-                    let cj = col_mut(&mut ck, j);
-                    for (i, e) in cj.iter_mut().enumerate() {
-                        let (a, b) = if i >= j { (i, j) } else { (j, i) };
-                        *e = fold.xtx[packed_index(a, b)];
-                    }
-                }
-                let sse = sse_many(fold, ck.as_ref(), &w, &intercepts, shift_x, shift_y, par);
+        Ok(solved.map(|(w, iters)| {
+            let fit = Centred { m: &m, my };
+            (
+                validate(fold, ck, &w, fit, self.shift_x, self.shift_y, par),
+                iters,
+            )
+        }))
+    }
+
+    /// Validation SSE per α of one fold, how it was solved, and whether it
+    /// fell back to a direct solve.
+    fn solve(&self, fold: &SuffStats, par: Par) -> Result<(Vec<f64>, FoldIterations, bool)> {
+        let alphas = self.alphas;
+        match self.pcg(fold, par)? {
+            Some((sse, iters)) => {
                 let max = iters.iter().copied().max().unwrap_or(0);
                 let mean = if iters.is_empty() {
                     0.0
@@ -355,7 +347,8 @@ impl FoldCtx<'_> {
                 Ok((sse, it, false))
             }
             None => {
-                drop(ck);
+                let (shift_x, shift_y) = (self.shift_x, self.shift_y);
+                let train = complement(self.total, fold)?;
                 let path = RidgePath::new(&train, shift_x, shift_y, par)?;
                 let mut sse = vec![0.0; alphas.len()];
                 for (o, &alpha) in sse.iter_mut().zip(alphas) {
@@ -372,6 +365,98 @@ impl FoldCtx<'_> {
             }
         }
     }
+}
+
+/// The fold's training set `total − fold`; a Ridge model needs two rows.
+pub(crate) fn complement(total: &SuffStats, fold: &SuffStats) -> Result<SuffStats> {
+    let mut train = total.clone();
+    train.sub(fold)?;
+    if train.n < 2 {
+        return Err(crate::FitError::TooFewRows {
+            model: "a Ridge model",
+            set: "this fold's training set",
+            need: 2,
+            rows: train.n,
+        }
+        .into());
+    }
+    Ok(train)
+}
+
+/// The means of a fold's training set relative to the shift, as
+/// [`centred`] returns them: what turns centred weights into intercepts.
+#[derive(Clone, Copy)]
+pub(crate) struct Centred<'a> {
+    pub(crate) m: &'a [f64],
+    pub(crate) my: f64,
+}
+
+/// Validation SSE per α of the centred weights `w` (one column per α) of
+/// the model trained on `total − fold`, on the fold's own sums. `buf` is a
+/// P × P matrix no longer needed (the training covariance): the fold's
+/// Σuuᵀ is written into it.
+pub(crate) fn validate(
+    fold: &SuffStats,
+    mut buf: Mat<f64>,
+    w: &Mat<f64>,
+    fit: Centred<'_>,
+    shift_x: &[f64],
+    shift_y: f64,
+    par: Par,
+) -> Vec<f64> {
+    let p = fold.p;
+    let intercepts: Vec<f64> = (0..w.ncols())
+        .map(|a| {
+            shift_y + fit.my
+                - (0..p)
+                    .map(|i| (shift_x[i] + fit.m[i]) * w[(i, a)])
+                    .sum::<f64>()
+        })
+        .collect();
+    for j in 0..p {
+        let cj = col_mut(&mut buf, j);
+        for (i, e) in cj.iter_mut().enumerate() {
+            let (a, b) = if i >= j { (i, j) } else { (j, i) };
+            *e = fold.xtx[packed_index(a, b)];
+        }
+    }
+    sse_many(fold, buf.as_ref(), w, &intercepts, shift_x, shift_y, par)
+}
+
+/// A fold's symmetric Σuuᵀ as a full matrix.
+fn full_xtx(stats: &SuffStats) -> Mat<f64> {
+    Mat::from_fn(stats.p, stats.p, |i, j| {
+        let (a, b) = if i >= j { (i, j) } else { (j, i) };
+        stats.xtx[packed_index(a, b)]
+    })
+}
+
+/// Validation SSE per α of the model trained on `total − fold`, solved by
+/// its own eigendecomposition (sequential kernels: the caller runs folds
+/// concurrently) — the sweep's `--cv eigh`, and `--cv auto`'s last resort.
+pub(crate) fn fold_sse_eigh(
+    total: &SuffStats,
+    fold: &SuffStats,
+    shift_x: &[f64],
+    shift_y: f64,
+    alphas: &[f64],
+) -> Result<Vec<f64>> {
+    let mut train = total.clone();
+    train.sub(fold)?;
+    let path = RidgePath::new(&train, shift_x, shift_y, Par::Seq)?;
+    drop(train);
+    let (w, b) = path.weights(alphas, Par::Seq);
+    drop(path);
+    let f = full_xtx(fold);
+    Ok(sse_many(
+        fold,
+        f.as_ref(),
+        &w,
+        &b,
+        shift_x,
+        shift_y,
+        Par::Seq,
+    ))
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -858,7 +943,12 @@ mod tests {
     /// with decaying amplitudes, pixel noise; y depends on two components.
     /// Returns the total and per-fold statistics (folds by row index) around
     /// the first row.
-    fn data(n: usize, p: usize, k: usize, seed: u64) -> (SuffStats, Vec<SuffStats>, Vec<f64>, f64) {
+    pub(super) fn data(
+        n: usize,
+        p: usize,
+        k: usize,
+        seed: u64,
+    ) -> (SuffStats, Vec<SuffStats>, Vec<f64>, f64) {
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
         let comps = 12;
         let basis: Vec<Vec<f64>> = (0..comps)
@@ -895,7 +985,7 @@ mod tests {
         (total.finish(Par::Seq), folds, shift, sy)
     }
 
-    fn alphas() -> Vec<f64> {
+    pub(super) fn alphas() -> Vec<f64> {
         (0..=16)
             .map(|i| 10f64.powf(-2.0 + 0.5 * i as f64))
             .collect()

@@ -31,8 +31,13 @@ fn every_bin_and_alpha_agrees_with_scikit_learn() {
         .unwrap();
     assert!(status.success(), "writing the h5py shards");
 
-    // Both accumulator layouts; CV by per-fold eigendecompositions and by PCG.
-    for (mode, cv) in [(Mode::Cells, CvMethod::Eigh), (Mode::PerBin, CvMethod::Pcg)] {
+    // Both accumulator layouts; CV by per-fold eigendecompositions, by PCG
+    // and by the cheapest solver per fold (the band reduction at this size).
+    for (mode, cv) in [
+        (Mode::Cells, CvMethod::Eigh),
+        (Mode::PerBin, CvMethod::Pcg),
+        (Mode::Cells, CvMethod::Auto),
+    ] {
         let opts = AccumulateOptions {
             partitions: PartitionSet::new(PartitionSet::default().partitions, FOLDS).unwrap(),
             noise: NoiseModel::new(0.0, SEED).unwrap(),

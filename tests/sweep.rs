@@ -306,19 +306,27 @@ fn small_bins_and_least_squares_are_reported_not_dropped() {
 
 /// The sweep's numbers do not depend on its threads: one thread (the
 /// single-threaded path) and two give the same CSV and the same weights,
-/// bit for bit, with CV (folds in parallel) and without (groups in parallel).
+/// bit for bit, with CV by every method (folds in parallel; with auto,
+/// groups too) and without (groups in parallel).
 #[test]
 fn sweep_is_bitwise_identical_for_one_and_two_threads() {
     use gramstream::stats::StatsFile;
-    use gramstream::sweep::{self, SweepOptions, TestSpec};
+    use gramstream::sweep::{self, CvMethod, SweepOptions, TestSpec};
     use gramstream::Threads;
 
     let dir = tempfile::tempdir().unwrap();
-    for folds in [3, 1] {
+    let runs = [
+        (3, CvMethod::Auto),
+        (3, CvMethod::Eigh),
+        (3, CvMethod::Pcg),
+        (1, CvMethod::Auto),
+    ];
+    for (folds, cv) in runs {
         let (stats, test) = setup(dir.path(), folds);
         let file = StatsFile::open(&stats).unwrap();
         let run = |threads: Threads| {
             let mut opts = SweepOptions::new(sweep::log_grid(1e-2, 1e5, 8).unwrap());
+            opts.cv = cv;
             opts.threads = threads;
             opts.test = Some(TestSpec {
                 path: test.clone(),
@@ -345,10 +353,64 @@ fn sweep_is_bitwise_identical_for_one_and_two_threads() {
         let (csv1, w1) = run(Threads::ONE);
         let (csv2, w2) = run(Threads::new(2));
         assert!(!w1.is_empty());
-        assert_eq!(csv1, csv2, "sweep.csv, {folds} fold(s)");
+        assert_eq!(csv1, csv2, "sweep.csv, {folds} fold(s), {cv:?}");
         assert!(
             w1 == w2,
-            "weights differ between 1 and 2 threads, {folds} fold(s)"
+            "weights differ between 1 and 2 threads, {folds} fold(s), {cv:?}"
+        );
+    }
+}
+
+/// `--cv auto` (the default) selects the α that `--cv eigh` selects in
+/// every group, with the same CV MSE to 1e-9 relative, and its models are
+/// eigh's bit for bit (the group's own decomposition is the same call).
+#[test]
+fn auto_cv_selects_what_eigh_selects() {
+    use gramstream::stats::StatsFile;
+    use gramstream::sweep::{self, CvMethod, SweepOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (stats, _) = setup(dir.path(), 5);
+    let file = StatsFile::open(&stats).unwrap();
+    let run = |cv| {
+        let mut opts = SweepOptions::new(sweep::log_grid(1e-3, 1e6, 30).unwrap());
+        opts.cv = cv;
+        sweep::run(&file, &opts, |_| {}).unwrap()
+    };
+    assert_eq!(SweepOptions::new(vec![1.0]).cv, CvMethod::Auto);
+    let (auto, eigh) = (run(CvMethod::Auto), run(CvMethod::Eigh));
+    let mut compared = 0;
+    for (a, e) in auto.groups.iter().zip(&eigh.groups) {
+        let what = format!("{} {}", a.partition, a.name);
+        assert_eq!(a.selected, e.selected, "{what}");
+        assert_eq!(a.selected_by, e.selected_by, "{what}");
+        for (pa, pe) in a.points.iter().zip(&e.points) {
+            match (pa.cv_mse, pe.cv_mse) {
+                (Some(x), Some(y)) => {
+                    assert!(
+                        (x - y).abs() <= 1e-9 * y.abs(),
+                        "{what} α={}: {x} vs {y}",
+                        pa.alpha
+                    );
+                    compared += 1;
+                }
+                (x, y) => assert_eq!(x.is_some(), y.is_some(), "{what}"),
+            }
+            assert_eq!(pa.gcv.to_bits(), pe.gcv.to_bits(), "{what}");
+        }
+        if e.points.iter().any(|p| p.cv_mse.is_some()) {
+            assert!(
+                a.notes.iter().any(|n| n.starts_with("CV folds:")),
+                "{what}: {:?}",
+                a.notes
+            );
+        }
+    }
+    assert!(compared > 0);
+    for (ma, me) in auto.models.iter().zip(&eigh.models) {
+        assert_eq!(
+            ma.intercept.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            me.intercept.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         );
     }
 }

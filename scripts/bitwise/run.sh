@@ -11,7 +11,7 @@ G=$(realpath "$1"); D=$(realpath "$2"); O=$3
 mkdir -p "$O"; cd "$O"
 $G accumulate --out stats2.h5 --folds 3 "$D"/train_*/dataset.h5 | tail -1
 $G accumulate --out stats_pb.h5 --mode per-bin --gate-sample 500 --threads 1 "$D"/train_*/dataset.h5 | tail -1
-$G sweep stats2.h5 --test "$D/test/dataset.h5" --out sweep2 | tail -1
+$G sweep stats2.h5 --test "$D/test/dataset.h5" --out sweep2 --cv eigh | tail -1
 $G sweep stats_pb.h5 --test "$D/test/dataset.h5" --test-noise 1 --test-seed 5 --out sweep_pb --cv none | tail -1
 M=${MODELS:-sweep2/models.h5}
 routings="global"; [ -n "${MODELS:-}" ] && routings="global soft hard"

@@ -492,7 +492,7 @@ fn solve_stage(
         select: Some(plan.select),
         test: None,
         cv: if cfg.stats.folds >= 2 {
-            CvMethod::Eigh
+            CvMethod::Auto
         } else {
             CvMethod::Skip
         },

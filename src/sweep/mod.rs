@@ -107,14 +107,15 @@ pub struct SweepOptions {
 }
 
 impl SweepOptions {
-    /// `alphas`, selection by the default rule, no test, CV by
-    /// eigendecomposition, all cores, nothing fixed, no PCA kept.
+    /// `alphas`, selection by the default rule, no test, CV by the cheapest
+    /// exact solver per fold ([`CvMethod::Auto`]), all cores, nothing
+    /// fixed, no PCA kept.
     pub fn new(alphas: Vec<f64>) -> Self {
         SweepOptions {
             alphas,
             select: None,
             test: None,
-            cv: CvMethod::Eigh,
+            cv: CvMethod::Auto,
             threads: Threads::All,
             fixed_alpha: None,
             pca_components: 0,
@@ -356,8 +357,9 @@ pub struct Sweep {
 pub struct Timing {
     /// Reading and summing the statistics.
     pub read_s: f64,
-    /// Eigendecompositions, summed over groups (without CV two groups run
-    /// at once, so this can exceed the wall time).
+    /// Eigendecompositions, summed over groups (without CV or with
+    /// `--cv auto` two groups run at once, so this can exceed the wall
+    /// time).
     pub eigh_s: f64,
     /// Cross-validation, summed over groups.
     pub cv_s: f64,
@@ -450,7 +452,12 @@ fn total_of(folds: &[SuffStats], p: usize) -> Result<SuffStats> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CvMethod {
-    /// One eigendecomposition per fold, all α from it (the default): K more
+    /// Each fold by the cheapest exact solver, by a cost model (the
+    /// default): band reduction with one band Cholesky per α, or block PCG
+    /// from the bin's decomposition where the fold's complement holds many
+    /// more rows than P ([`crate::cv::cv_sse_auto`]).
+    Auto,
+    /// One eigendecomposition per fold, all α from it: K more
     /// decompositions per bin, run concurrently with the bin's own.
     Eigh,
     /// Block preconditioned CG per fold for all α, the bin's decomposition
@@ -465,47 +472,15 @@ impl std::str::FromStr for CvMethod {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         match s {
+            "auto" => Ok(CvMethod::Auto),
             "eigh" => Ok(CvMethod::Eigh),
             "pcg" => Ok(CvMethod::Pcg),
             "none" => Ok(CvMethod::Skip),
-            other => Err(format!("unknown CV method {other:?}: eigh, pcg or none")),
+            other => Err(format!(
+                "unknown CV method {other:?}: auto, eigh, pcg or none"
+            )),
         }
     }
-}
-
-/// A fold's symmetric Σuuᵀ as a full matrix.
-fn full_xtx(stats: &SuffStats) -> Mat<f64> {
-    Mat::from_fn(stats.p, stats.p, |i, j| {
-        let (a, b) = if i >= j { (i, j) } else { (j, i) };
-        stats.xtx[crate::stats::packed_index(a, b)]
-    })
-}
-
-/// Validation SSE per α of the model trained on `total − fold`, solved by
-/// its own eigendecomposition (sequential kernels: the caller runs folds
-/// concurrently).
-fn fold_sse_eigh(
-    header: &StatsHeader,
-    total: &SuffStats,
-    fold: &SuffStats,
-    alphas: &[f64],
-) -> Result<Vec<f64>> {
-    let mut train = total.clone();
-    train.sub(fold)?;
-    let path = RidgePath::new(&train, &header.shift_x, header.shift_y, Par::Seq)?;
-    drop(train);
-    let (w, b) = path.weights(alphas, Par::Seq);
-    drop(path);
-    let f = full_xtx(fold);
-    Ok(crate::cv::sse_many(
-        fold,
-        f.as_ref(),
-        &w,
-        &b,
-        &header.shift_x,
-        header.shift_y,
-        Par::Seq,
-    ))
 }
 
 /// Solves the α path of one group from its per-fold sums.
@@ -560,6 +535,10 @@ fn solve_group(
             let (path, sse) = path_and_folds_eigh(header, &total, folds, &cv_grid)?;
             (path, Some(sse))
         }
+        Some(CvMethod::Auto) => {
+            let (path, sse) = path_and_folds_auto(header, &total, folds, &cv_grid, out)?;
+            (path, Some(sse))
+        }
         _ => (
             RidgePath::new(&total, &header.shift_x, header.shift_y, par)?,
             None,
@@ -579,9 +558,9 @@ fn solve_group(
             out.cv_s = t.elapsed().as_secs_f64();
             Some(sse)
         }
-        (Some(CvMethod::Eigh), s) => {
-            // 1 + K decompositions ran together; count the bin's share as
-            // its decomposition and the rest as CV.
+        (Some(CvMethod::Eigh | CvMethod::Auto), s) => {
+            // 1 + K solves ran together; count the bin's share as its
+            // decomposition and the rest as CV.
             let k = fold_refs.len() as f64;
             out.eigh_s = elapsed / (1.0 + k);
             out.cv_s = elapsed - out.eigh_s;
@@ -620,6 +599,58 @@ fn cv_possible(folds: &[SuffStats], n: u64, out: &mut GroupSweep) -> bool {
         return false;
     }
     true
+}
+
+/// The bin's decomposition and its exact K-fold CV by the cheapest solver
+/// per fold ([`crate::cv::cv_sse_auto`]); notes how the folds were solved.
+fn path_and_folds_auto(
+    header: &StatsHeader,
+    total: &SuffStats,
+    folds: &[SuffStats],
+    cv_grid: &[f64],
+    out: &mut GroupSweep,
+) -> Result<(RidgePath, Vec<f64>)> {
+    use crate::cv::{cv_sse_auto, FoldSolver, Solvers};
+    let (path, r) = cv_sse_auto(
+        total,
+        folds,
+        &header.shift_x,
+        header.shift_y,
+        cv_grid,
+        Solvers::CostModel,
+    )?;
+    let count = |s| r.solvers.iter().filter(|&&x| x == s).count();
+    let mut how = vec![];
+    let pcg = count(FoldSolver::Pcg);
+    if pcg > 0 {
+        let most = r
+            .pcg_iterations
+            .iter()
+            .flatten()
+            .max()
+            .copied()
+            .unwrap_or(0);
+        how.push(format!("{pcg} by PCG (at most {most} iterations)"));
+    }
+    for (s, name) in [
+        (FoldSolver::Band, "band reduction"),
+        (FoldSolver::Eigh, "eigendecomposition"),
+    ] {
+        if count(s) > 0 {
+            how.push(format!("{} by {name}", count(s)));
+        }
+    }
+    let gave_up = if r.pcg_gave_up > 0 {
+        format!(
+            " ({} after PCG did not converge within its budget)",
+            r.pcg_gave_up
+        )
+    } else {
+        String::new()
+    };
+    out.notes
+        .push(format!("CV folds: {}{gave_up}", how.join(", ")));
+    Ok((path, r.sse))
 }
 
 /// The bin's decomposition and its exact K-fold CV ([`cv_sse_eigh`]), run
@@ -683,7 +714,7 @@ pub fn cv_sse_eigh(
     let per_fold: Vec<Result<Vec<f64>>> = nonempty
         .par_iter()
         .with_max_len(1)
-        .map(|fold| fold_sse_eigh(header, total, fold, alphas))
+        .map(|fold| crate::cv::fold_sse_eigh(total, fold, &header.shift_x, header.shift_y, alphas))
         .collect();
     let mut sse = vec![0.0; alphas.len()];
     for s in per_fold {
@@ -976,10 +1007,13 @@ fn solve_groups(
         .collect();
     // Without CV each group is one single-threaded decomposition: solve as
     // many groups at a time as there are threads, up to
-    // CONCURRENT_GROUPS (with CV, a group's own and its folds'
-    // decompositions already run concurrently). Each group's numbers do
-    // not depend on this: the same calls, with the same `par`, either way.
-    let batch = if want_cv.is_none() {
+    // CONCURRENT_GROUPS. With `--cv auto` too: a group's folds are cheaper
+    // than its decomposition, so two groups at once keep the cores busy
+    // where one group's last solves would leave a core idle. (With eigh or
+    // pcg, a group's own and its folds' solves already run concurrently.)
+    // Each group's numbers do not depend on this: the same calls, each
+    // sequential, either way.
+    let batch = if matches!(want_cv, None | Some(CvMethod::Auto)) {
         pool.threads().get().min(CONCURRENT_GROUPS)
     } else {
         1

@@ -37,10 +37,12 @@ pub struct SweepArgs {
     /// reports' fixed α = 1e5; the curves are still computed for the grid.
     #[arg(long, value_name = "ALPHA")]
     pub fixed_alpha: Option<f64>,
-    /// How CV solves each fold: eigh (one eigendecomposition per fold, run
+    /// How CV solves each fold: auto (the cheapest exact solver per fold by
+    /// a cost model: band reduction, or PCG where the fold has many more
+    /// rows than pixels), eigh (one eigendecomposition per fold, run
     /// concurrently), pcg (block preconditioned CG from the bin's own
     /// decomposition), or none (no CV; α by GCV).
-    #[arg(long, default_value = "eigh")]
+    #[arg(long, default_value = "auto")]
     pub cv: CvMethod,
     /// Output directory (created if needed).
     #[arg(long)]

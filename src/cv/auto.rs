@@ -1,0 +1,483 @@
+//! Exact K-fold CV with each fold solved by the cheapest exact method
+//! (`--cv auto`), chosen by a cost model calibrated on this machine.
+//!
+//! A fold's training model needs (C_k + αI) w = c_k for every α. Three
+//! exact solvers:
+//!
+//! * **band**: reduce C_k to a band matrix by an orthogonal similarity
+//!   ([`crate::linalg::BandForm`], LAPACK `dsytrd_sy2sb`: the BLAS-3 first
+//!   half of an eigendecomposition), then one band Cholesky per α and one
+//!   back-transform of all the α's solutions. No eigenvectors, no
+//!   tridiagonal stage (`dsytrd` is half BLAS-2 and was measured only 1.4×
+//!   faster than `dsyevd` at P = 2048, benches/proto/tridiagonal_cv.py).
+//! * **pcg**: block PCG from the bin's own eigendecomposition
+//!   ([`super::cv_sse_pcg`]'s fold solve), worth it when the fold's
+//!   complement holds many more rows than P (few iterations).
+//! * **eigh**: the fold's own eigendecomposition, the last resort when the
+//!   band Cholesky meets a matrix that is not positive definite to working
+//!   precision.
+//!
+//! The bin's decomposition runs concurrently with the folds that do not
+//! need it (band), then the PCG folds run; every solve is sequential
+//! (OpenBLAS single-threaded), so the bits do not depend on the thread
+//! count, and the folds' errors are summed in fold order.
+
+use faer::Par;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::{centred, complement, fold_sse_eigh, preconditioner, validate, Centred, FoldCtx};
+use super::{PcgOptions, RidgePath};
+use crate::linalg::{BandForm, HAS_BAND_FORM};
+use crate::stats::SuffStats;
+use crate::{Error, FitError, Result};
+
+/// How one fold's training model was solved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FoldSolver {
+    /// Block PCG from the bin's decomposition.
+    Pcg,
+    /// Band reduction, one band Cholesky per α.
+    Band,
+    /// The fold's own eigendecomposition.
+    Eigh,
+}
+
+/// Which solver each fold gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Solvers {
+    /// The cheapest by the cost model ([`pcg_budget`], [`predicted_iterations`]).
+    CostModel,
+    /// This one for every fold (for tests and measurements); a PCG fold
+    /// that does not converge within [`PcgOptions::default`]'s cap, or a
+    /// band fold that is not positive definite, still falls back.
+    Force(FoldSolver),
+}
+
+/// Result of [`cv_sse_auto`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoResult {
+    /// Validation SSE per α, summed over the folds in fold order.
+    pub sse: Vec<f64>,
+    /// Rows validated (MSE = SSE / rows).
+    pub rows: u64,
+    /// How each non-empty fold was solved, in order.
+    pub solvers: Vec<FoldSolver>,
+    /// The largest PCG iteration count per α of each non-empty fold solved
+    /// by PCG (None for the others).
+    pub pcg_iterations: Vec<Option<usize>>,
+    /// Folds that tried PCG, did not converge within their budget and were
+    /// solved by the band reduction instead.
+    pub pcg_gave_up: usize,
+}
+
+/// Block PCG iterations a fold's solve is predicted to need, from the
+/// ratio ρ = training rows / P: `ITER_FLOOR + ITER_SLOPE / (ρ − 1)`,
+/// infinite for ρ ≤ 1 (the complement is singular and the preconditioner
+/// poor). Fitted to the sweep's own iteration counts at 60k rows × 2048
+/// (teff-mh bins, 5 folds, 50 α from 1e-2 to 1e6): ρ = 23.4 → 13, 3.8 →
+/// 24–26, 2.2 → 40–42, 1.4 → 78–84, 1.24 → 122 (the fit over-predicts the
+/// last two, on the safe side); README's 100k × 4096 counts (ρ ≥ 5 → 13–16)
+/// agree.
+pub fn predicted_iterations(train_rows: u64, p: usize) -> f64 {
+    let rho = train_rows as f64 / p.max(1) as f64;
+    if rho <= 1.0 {
+        f64::INFINITY
+    } else {
+        ITER_FLOOR + ITER_SLOPE / (rho - 1.0)
+    }
+}
+
+const ITER_FLOOR: f64 = 11.3;
+const ITER_SLOPE: f64 = 38.4;
+
+/// A fold's band solve (reduction, α band Choleskys, back-transform) costs
+/// as much as `BAND_COST · P / m` block PCG iterations of m columns: PCG
+/// costs three P × P × m products per iteration (fewer as columns
+/// converge), the reduction ~(4/3)P³ at a lower rate. Calibrated with
+/// `cargo bench --bench pcg` (its κ column: band CPU per fold over PCG CPU
+/// per block iteration, times m/P) on this machine, P = 2048, 50 α, 5
+/// folds, load ≈ 3.3: κ = 0.347 (12k rows, 22–23 iterations per fold) and
+/// 0.417 (6k rows, 35–37); the smaller is taken, which favours the band
+/// reduction (its cost does not depend on the data).
+const BAND_COST: f64 = 0.35;
+
+/// The block PCG iterations a fold may spend before the band reduction
+/// would have been cheaper: `BAND_COST · P / m` for m α values. A fold goes
+/// to PCG when its [`predicted_iterations`] fit in the budget, and falls
+/// back to the band reduction when PCG has not converged by then.
+pub fn pcg_budget(p: usize, alphas: usize) -> f64 {
+    BAND_COST * p as f64 / alphas.max(1) as f64
+}
+
+/// Exact K-fold CV of one group with each fold solved as `solvers` says
+/// (see the module docs), together with the group's own [`RidgePath`]
+/// (`RidgePath::new(total, shift_x, shift_y, Par::Seq)`, bit for bit), which
+/// PCG needs and the caller needs anyway. `folds` are the group's per-fold
+/// sums around (`shift_x`, `shift_y`), `total` their sum, every α finite
+/// and > 0. Runs in the calling rayon pool; the result does not depend on
+/// its thread count.
+///
+/// Errors: [`Error::InvalidParameter`] for an α that is not finite and > 0;
+/// [`FitError::TooFewRows`] when the group has no rows or a fold's
+/// complement has fewer than two.
+pub fn cv_sse_auto(
+    total: &SuffStats,
+    folds: &[SuffStats],
+    shift_x: &[f64],
+    shift_y: f64,
+    alphas: &[f64],
+    solvers: Solvers,
+) -> Result<(RidgePath, AutoResult)> {
+    if let Some(a) = alphas.iter().find(|a| !(a.is_finite() && **a > 0.0)) {
+        return Err(Error::InvalidParameter {
+            name: "alpha",
+            problem: format!("exact K-fold CV needs finite α > 0, got {a}"),
+        });
+    }
+    let live: Vec<&SuffStats> = folds.iter().filter(|f| f.n > 0).collect();
+    if live.is_empty() {
+        return Err(FitError::TooFewRows {
+            model: "exact K-fold CV",
+            set: "this group",
+            need: 2,
+            rows: total.n,
+        }
+        .into());
+    }
+    let budget = pcg_budget(total.p, alphas.len());
+    let plan = Plan {
+        pcg: live
+            .iter()
+            .map(|f| match solvers {
+                Solvers::Force(s) => s == FoldSolver::Pcg,
+                Solvers::CostModel => predicted_iterations(total.n - f.n, total.p) <= budget,
+            })
+            .collect(),
+        max_iter: match solvers {
+            Solvers::Force(_) => PcgOptions::default().max_iter,
+            Solvers::CostModel => budget.floor() as usize,
+        },
+        direct: match solvers {
+            Solvers::Force(FoldSolver::Eigh) => FoldSolver::Eigh,
+            _ => FoldSolver::Band,
+        },
+    };
+    let sums = Sums {
+        total,
+        shift_x,
+        shift_y,
+        alphas,
+    };
+    run(&sums, &live, &plan)
+}
+
+/// What every fold of a group shares.
+struct Sums<'a> {
+    total: &'a SuffStats,
+    shift_x: &'a [f64],
+    shift_y: f64,
+    alphas: &'a [f64],
+}
+
+/// How a group's folds are to be solved.
+struct Plan {
+    /// Per non-empty fold: PCG first (else `direct`).
+    pcg: Vec<bool>,
+    /// PCG iterations before a fold gives up and is solved by the band reduction.
+    max_iter: usize,
+    /// The direct solver: band (eigh as its fallback), or eigh.
+    direct: FoldSolver,
+}
+
+/// Runs `plan` on the non-empty folds `live`: the group's decomposition
+/// concurrently with the direct folds, then the PCG folds; sums in fold order.
+fn run(sums: &Sums<'_>, live: &[&SuffStats], plan: &Plan) -> Result<(RidgePath, AutoResult)> {
+    let direct = |f: &SuffStats| match plan.direct {
+        FoldSolver::Eigh => Fold::eigh(sums, f),
+        _ => Fold::band_or_eigh(sums, f),
+    };
+    let (path, direct_folds) = rayon::join(
+        || RidgePath::new(sums.total, sums.shift_x, sums.shift_y, Par::Seq),
+        || -> Vec<Option<Result<Fold>>> {
+            live.par_iter()
+                .zip(&plan.pcg)
+                .with_max_len(1)
+                .map(|(f, &pcg)| (!pcg).then(|| direct(f)))
+                .collect()
+        },
+    );
+    let path = path?;
+    let opts = PcgOptions {
+        max_iter: plan.max_iter,
+        ..PcgOptions::default()
+    };
+    let (lambda, vt) = preconditioner(&path);
+    let ctx = FoldCtx {
+        total: sums.total,
+        lambda: &lambda,
+        v: path.eigenvectors(),
+        vt: vt.as_ref(),
+        shift_x: sums.shift_x,
+        shift_y: sums.shift_y,
+        alphas: sums.alphas,
+        opts: &opts,
+    };
+    let solved: Vec<Result<Fold>> = live
+        .par_iter()
+        .zip(direct_folds)
+        .with_max_len(1)
+        .map(|(f, d)| match d {
+            Some(r) => r,
+            None => match ctx.pcg(f, Par::Seq)? {
+                Some((sse, its)) => Ok(Fold::pcg(sse, &its)),
+                None => Ok(Fold {
+                    gave_up: true,
+                    ..Fold::band_or_eigh(sums, f)?
+                }),
+            },
+        })
+        .collect();
+    drop(vt);
+    let mut out = AutoResult {
+        sse: vec![0.0; sums.alphas.len()],
+        rows: 0,
+        solvers: Vec::with_capacity(live.len()),
+        pcg_iterations: Vec::with_capacity(live.len()),
+        pcg_gave_up: 0,
+    };
+    for (f, r) in live.iter().zip(solved) {
+        let r = r?;
+        out.sse.iter_mut().zip(&r.sse).for_each(|(o, e)| *o += e);
+        out.rows += f.n;
+        out.solvers.push(r.solver);
+        out.pcg_iterations.push(r.iterations);
+        out.pcg_gave_up += usize::from(r.gave_up);
+    }
+    Ok((path, out))
+}
+
+/// One fold's validation SSE per α and how it was obtained.
+struct Fold {
+    sse: Vec<f64>,
+    solver: FoldSolver,
+    iterations: Option<usize>,
+    gave_up: bool,
+}
+
+impl Fold {
+    fn pcg(sse: Vec<f64>, iterations: &[usize]) -> Fold {
+        Fold {
+            sse,
+            solver: FoldSolver::Pcg,
+            iterations: Some(iterations.iter().copied().max().unwrap_or(0)),
+            gave_up: false,
+        }
+    }
+
+    fn eigh(sums: &Sums<'_>, fold: &SuffStats) -> Result<Fold> {
+        complement(sums.total, fold)?;
+        let (total, x, y, alphas) = (sums.total, sums.shift_x, sums.shift_y, sums.alphas);
+        Ok(Fold {
+            sse: fold_sse_eigh(total, fold, x, y, alphas)?,
+            solver: FoldSolver::Eigh,
+            iterations: None,
+            gave_up: false,
+        })
+    }
+
+    /// The band reduction, or the fold's eigendecomposition when a band
+    /// Cholesky fails (or without LAPACK).
+    fn band_or_eigh(sums: &Sums<'_>, fold: &SuffStats) -> Result<Fold> {
+        match fold_sse_band(sums, fold)? {
+            Some(sse) => Ok(Fold {
+                sse,
+                solver: FoldSolver::Band,
+                iterations: None,
+                gave_up: false,
+            }),
+            None => Fold::eigh(sums, fold),
+        }
+    }
+}
+
+/// Validation SSE per α of the model trained on `total − fold`, by the
+/// band reduction of its centred covariance; None when some C_k + αI is
+/// not positive definite to working precision, or without LAPACK.
+fn fold_sse_band(sums: &Sums<'_>, fold: &SuffStats) -> Result<Option<Vec<f64>>> {
+    if !HAS_BAND_FORM {
+        return Ok(None);
+    }
+    let train = complement(sums.total, fold)?;
+    let (ck, c, _, m, my) = centred(&train);
+    drop(train);
+    let band = BandForm::new(&ck)?;
+    let Some(w) = band.solve_shifted(&c, sums.alphas)? else {
+        return Ok(None);
+    };
+    drop(band);
+    let fit = Centred { m: &m, my };
+    Ok(Some(validate(
+        fold,
+        ck,
+        &w,
+        fit,
+        sums.shift_x,
+        sums.shift_y,
+        Par::Seq,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cv::tests::{alphas, data};
+    use crate::ridge::cv_sse;
+
+    fn close(got: &[f64], want: &[f64], what: &str) {
+        for (g, w) in got.iter().zip(want) {
+            let rel = (g - w).abs() / w.abs();
+            assert!(rel <= 1e-9, "{what}: {g} vs {w} ({rel:e})");
+        }
+    }
+
+    fn bits(x: &[f64]) -> Vec<u64> {
+        x.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// Every solver, forced, and the cost model's choice give the CV of one
+    /// eigendecomposition per fold (`ridge::cv_sse`, itself checked against
+    /// explicit refits), and the group's path bit for bit.
+    #[test]
+    fn every_solver_matches_one_eigendecomposition_per_fold() {
+        let cases = [
+            (600, 64, 3),
+            (900, 128, 5),
+            (1200, 256, 3),
+            (100, 256, 5),
+            (40, 7, 3),
+        ];
+        for &(n, p, k) in &cases {
+            let (total, folds, shift, sy) = data(n, p, k, 17 + p as u64);
+            let al = alphas();
+            let (want, rows) = cv_sse(&total, &folds, &shift, sy, &al, Par::Seq).unwrap();
+            let own = RidgePath::new(&total, &shift, sy, Par::Seq).unwrap();
+            for solvers in [
+                Solvers::Force(FoldSolver::Band),
+                Solvers::Force(FoldSolver::Pcg),
+                Solvers::Force(FoldSolver::Eigh),
+                Solvers::CostModel,
+            ] {
+                let what = format!("n={n} p={p} K={k} {solvers:?}");
+                let (path, got) = cv_sse_auto(&total, &folds, &shift, sy, &al, solvers).unwrap();
+                assert_eq!(got.rows, rows, "{what}");
+                assert_eq!(got.solvers.len(), k, "{what}");
+                close(&got.sse, &want, &what);
+                assert_eq!(bits(path.eigenvalues()), bits(own.eigenvalues()), "{what}");
+                if let Solvers::Force(s) = solvers {
+                    if s != FoldSolver::Pcg {
+                        assert!(got.solvers.iter().all(|&x| x == s), "{what}: {got:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cost_model_sends_tall_folds_to_pcg_and_the_rest_to_the_band_reduction() {
+        // The sweep's own figures at P = 2048, 50 α: the global model's
+        // folds (48k rows) within the budget, a 6k-row bin's not.
+        let budget = pcg_budget(2048, 50);
+        assert!(predicted_iterations(48_000, 2048) <= budget, "{budget}");
+        assert!(predicted_iterations(4_800, 2048) > budget);
+        assert_eq!(predicted_iterations(2048, 2048), f64::INFINITY);
+        // Few α make PCG cheap: every fold of a tall group goes to it.
+        let (total, folds, shift, sy) = data(6000, 128, 5, 3);
+        let al = [1e-1, 1e1, 1e3];
+        let (_, got) = cv_sse_auto(&total, &folds, &shift, sy, &al, Solvers::CostModel).unwrap();
+        assert!(got.solvers.iter().all(|&s| s == FoldSolver::Pcg), "{got:?}");
+        let (want, _) = cv_sse(&total, &folds, &shift, sy, &al, Par::Seq).unwrap();
+        close(&got.sse, &want, "PCG by the cost model");
+        // Many α make it dear: a short group goes to the band reduction.
+        let (total, folds, shift, sy) = data(600, 128, 5, 3);
+        let al = alphas();
+        let (_, got) = cv_sse_auto(&total, &folds, &shift, sy, &al, Solvers::CostModel).unwrap();
+        assert!(
+            got.solvers.iter().all(|&s| s == FoldSolver::Band),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn pcg_over_its_budget_falls_back_to_the_band_reduction() {
+        let (total, folds, shift, sy) = data(900, 128, 5, 8);
+        let al = alphas();
+        let sums = Sums {
+            total: &total,
+            shift_x: &shift,
+            shift_y: sy,
+            alphas: &al,
+        };
+        let live: Vec<&SuffStats> = folds.iter().collect();
+        let plan = Plan {
+            pcg: vec![true; 5],
+            max_iter: 1,
+            direct: FoldSolver::Band,
+        };
+        let (_, got) = run(&sums, &live, &plan).unwrap();
+        assert_eq!(got.pcg_gave_up, 5);
+        assert!(got.solvers.iter().all(|&s| s == FoldSolver::Band));
+        let band = Solvers::Force(FoldSolver::Band);
+        let (_, want) = cv_sse_auto(&total, &folds, &shift, sy, &al, band).unwrap();
+        assert_eq!(bits(&got.sse), bits(&want.sse));
+    }
+
+    #[test]
+    fn bitwise_identical_across_threads() {
+        let (total, folds, shift, sy) = data(700, 300, 5, 3);
+        let al = alphas();
+        let pool = |n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap()
+        };
+        for solvers in [
+            Solvers::CostModel,
+            Solvers::Force(FoldSolver::Band),
+            Solvers::Force(FoldSolver::Pcg),
+        ] {
+            let go = |n| {
+                pool(n).install(|| cv_sse_auto(&total, &folds, &shift, sy, &al, solvers).unwrap())
+            };
+            let ((p1, one), (p2, two)) = (go(1), go(2));
+            assert_eq!(one.solvers, two.solvers);
+            assert_eq!(bits(&one.sse), bits(&two.sse), "{solvers:?}");
+            assert_eq!(bits(p1.eigenvalues()), bits(p2.eigenvalues()));
+        }
+    }
+
+    #[test]
+    fn bad_input_is_refused() {
+        let (total, folds, shift, sy) = data(200, 16, 3, 1);
+        let cm = Solvers::CostModel;
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(matches!(
+                cv_sse_auto(&total, &folds, &shift, sy, &[1.0, bad], cm),
+                Err(Error::InvalidParameter { name: "alpha", .. })
+            ));
+        }
+        let empty = vec![SuffStats::zeros(16); 3];
+        assert!(matches!(
+            cv_sse_auto(&total, &empty, &shift, sy, &[1.0], cm),
+            Err(Error::Fit(FitError::TooFewRows { .. }))
+        ));
+        // One fold with rows: its complement is empty.
+        let one = [folds[0].clone(), SuffStats::zeros(16)];
+        assert!(matches!(
+            cv_sse_auto(&folds[0], &one, &shift, sy, &[1.0], cm),
+            Err(Error::Fit(FitError::TooFewRows { .. }))
+        ));
+    }
+}
