@@ -3,7 +3,9 @@
 # × threads on ROWS generated rows × 4096 pixels, against the ordinary pass,
 # each run's peak RSS (the largest rank's) from its summary.
 #   benches/mpi/scaling.sh [ROWS]      (default 40000; data in $TMPDIR, deleted after)
-# Needs `cargo build --release --features mpi` and Open MPI's mpiexec. On a
+# Needs `cargo build --release --features mpi` and Open MPI's mpiexec.
+# `--bind-to none`: Open MPI binds each of ≤ 2 ranks to one core by default,
+# which would leave a rank's second thread without a core of its own. On a
 # machine with fewer cores than ranks × threads the ranks share cores
 # (oversubscribed): the figure then shows the cost of the ranges and the
 # messages, not a speed-up.
@@ -32,7 +34,7 @@ run "one process in ranges, 2 threads" "$G" accumulate --out "$dir/r.h5" "${comm
 for spec in "1 2" "1 1" "2 1" "4 1"; do
   set -- $spec
   rm -f "$dir/m.h5"
-  run "mpiexec -n $1, $2 thread(s) each" mpiexec -n "$1" "$G" accumulate --out "$dir/m.h5" "${common[@]}" --threads "$2" --range-rows 10000 "${shards[@]}"
+  run "mpiexec -n $1, $2 thread(s) each" mpiexec --bind-to none -n "$1" "$G" accumulate --out "$dir/m.h5" "${common[@]}" --threads "$2" --range-rows 10000 "${shards[@]}"
   same=$("$repo/.venv/bin/python" - "$dir/m.h5" "$dir/r.h5" <<'PY'
 import sys, h5py, numpy as np
 a, b = (h5py.File(p, "r") for p in sys.argv[1:3])

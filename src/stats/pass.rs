@@ -610,14 +610,11 @@ impl State {
     }
 
     /// Ends accumulator `a`'s part of a range of a ranged pass
-    /// ([`super::ranges`]): its sums, staged rows flushed, an empty
-    /// accumulator in its place (so one accumulator's sums are in flight at
-    /// a time, not a second set). Run in the pass's pool.
-    pub(super) fn end_range_of(&mut self, a: usize) -> SuffStats {
-        let (p, block) = (self.header.pixels, self.plan.block_rows);
-        let sums = self.accs[a].finish(self.par);
-        self.accs[a] = Accumulator::new(p, block);
-        sums
+    /// ([`super::ranges`]): its sums, staged rows flushed, added into `out`
+    /// (`add`) or written over it, the accumulator left empty in place. Run
+    /// in the pass's pool.
+    pub(super) fn end_range_of(&mut self, a: usize, out: &mut SuffStats, add: bool) -> Result<()> {
+        self.accs[a].drain_into(out, add, self.par)
     }
 
     /// Ends a range: its rows, skipped rows and gate sample; the state is

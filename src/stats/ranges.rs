@@ -169,8 +169,13 @@ impl Totals {
 
     /// Adds one accumulator's range sums, refusing totals that overflowed.
     fn add(&mut self, a: usize, s: &SuffStats) -> Result<()> {
-        let t = &mut self.sums[a];
-        t.add(s)?;
+        self.sums[a].add(s)?;
+        self.check(a)
+    }
+
+    /// Refuses totals that overflowed.
+    fn check(&self, a: usize) -> Result<()> {
+        let t = &self.sums[a];
         let finite = t.sum_y.is_finite()
             && t.sum_yy.is_finite()
             && t.sum_x.iter().chain(&t.xty).all(|v| v.is_finite());
@@ -451,7 +456,10 @@ impl Rounds<'_> {
             )?;
             if me != 0 {
                 if i < m {
-                    self.send(state);
+                    // Cannot fail: the buffer has the pass's order (a
+                    // mismatch would be a bug, and it would fail every rank's
+                    // setup first).
+                    self.send(state)?;
                 }
                 continue;
             }
@@ -507,9 +515,11 @@ impl Rounds<'_> {
     ) -> Result<()> {
         let mut kept: Result<()> = Ok(());
         for a in 0..state.accumulators() {
-            let s = self.pool.run(|| state.end_range_of(a));
+            let added = self
+                .pool
+                .run(|| state.end_range_of(a, &mut t.sums[a], true));
             if kept.is_ok() {
-                kept = t.add(a, &s);
+                kept = added.and_then(|()| t.check(a));
             }
         }
         let (rows, skipped, sample) = state.end_range();
@@ -529,10 +539,11 @@ impl Rounds<'_> {
 
     /// A rank's range to rank 0: counts, then each accumulator's sums, then
     /// its gate sample.
-    fn send(&mut self, state: &mut State) {
+    fn send(&mut self, state: &mut State) -> Result<()> {
         let ranks = self.ranks;
+        let mut s = SuffStats::zeros(self.setup.header.pixels);
         for a in 0..state.accumulators() {
-            let s = self.pool.run(|| state.end_range_of(a));
+            self.pool.run(|| state.end_range_of(a, &mut s, false))?;
             ranks.send_u64(0, &[s.n]);
             let mut small = Vec::with_capacity(2 + 2 * s.p);
             small.extend([s.sum_y, s.sum_yy]);
@@ -556,6 +567,7 @@ impl Rounds<'_> {
             let params: Vec<f64> = sample.params.iter().flatten().copied().collect();
             ranks.send_f64(0, &params);
         }
+        Ok(())
     }
 
     /// Rank 0: rank `from`'s range, added to the totals as it arrives.

@@ -357,6 +357,55 @@ impl Accumulator {
         }
     }
 
+    /// Ends a range of a ranged pass ([`super::ranges`]): the sums so far,
+    /// staged rows included, added into `out` (`add`) or written over it,
+    /// then this accumulator emptied in place — the same bits as [`Self::finish`]
+    /// into a fresh accumulator, without allocating or faulting in a new
+    /// Gram buffer per range (measured: that cost a third of a 10,000-row
+    /// range at P = 4096). Only the lower triangle is written, as ever.
+    pub(crate) fn drain_into(&mut self, out: &mut SuffStats, add: bool, par: Par) -> Result<()> {
+        self.flush(par);
+        let p = self.p;
+        if out.p != p || out.xtx.len() != packed_len(p) {
+            return Err(Error::shape(
+                "a range's statistics",
+                format!("{p} pixels"),
+                format!("{} pixels", out.p),
+            ));
+        }
+        let merge = |o: &mut f64, v: f64| if add { *o += v } else { *o = v };
+        if self.gram.is_empty() {
+            if !add {
+                out.xtx.fill(0.0);
+            }
+        } else {
+            for ib in (0..p).step_by(TILE) {
+                for jb in (0..=ib).step_by(TILE) {
+                    for i in ib..(ib + TILE).min(p) {
+                        let row = i * (i + 1) / 2;
+                        for j in jb..(jb + TILE).min(i + 1) {
+                            merge(&mut out.xtx[row + j], self.gram[i + j * p]);
+                        }
+                    }
+                }
+            }
+            for j in 0..p {
+                self.gram[j * p + j..(j + 1) * p].fill(0.0);
+            }
+        }
+        for (o, v) in out.sum_x.iter_mut().zip(&mut self.sum_x) {
+            merge(o, std::mem::take(v));
+        }
+        for (o, v) in out.xty.iter_mut().zip(&mut self.xty) {
+            merge(o, std::mem::take(v));
+        }
+        merge(&mut out.sum_y, std::mem::take(&mut self.sum_y));
+        merge(&mut out.sum_yy, std::mem::take(&mut self.sum_yy));
+        out.n = if add { out.n + self.n } else { self.n };
+        self.n = 0;
+        Ok(())
+    }
+
     /// The exact state, staged rows kept as they are (for checkpoints): the
     /// flushed sums and the staged rows (row-major `staged × p`) with their y.
     pub fn snapshot(&self) -> (SuffStats, Vec<f64>, Vec<f64>) {
