@@ -66,14 +66,24 @@ mod world {
 
     /// Values per message: MPI counts are 32-bit, so larger arrays (a packed
     /// Gram beyond P ≈ 65,000, a gate sample of millions of values) go in
-    /// pieces of at most this many.
+    /// pieces of at most this many. `GRAMSTREAM_MPI_PIECE` sets a smaller
+    /// piece, so that the tests send a small pass's arrays in many pieces.
     const PIECE: usize = 1 << 26;
+
+    fn piece() -> usize {
+        std::env::var("GRAMSTREAM_MPI_PIECE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n > 0)
+            .map_or(PIECE, |n: usize| n.min(PIECE))
+    }
 
     /// MPI, initialised for this process (finalised when dropped).
     pub struct World {
         _universe: Universe,
         world: SimpleCommunicator,
         local: usize,
+        piece: usize,
     }
 
     impl World {
@@ -88,6 +98,7 @@ mod world {
                 _universe: universe,
                 world,
                 local,
+                piece: piece(),
             })
         }
 
@@ -137,27 +148,27 @@ mod world {
                 }
             });
             bytes.resize(len as usize, 0);
-            for piece in bytes.chunks_mut(PIECE) {
+            for piece in bytes.chunks_mut(self.piece) {
                 root.broadcast_into(piece);
             }
         }
         fn send_u64(&self, to: usize, values: &[u64]) {
             let p = self.world.process_at_rank(to as i32);
-            values.chunks(PIECE).for_each(|piece| p.send(piece));
+            values.chunks(self.piece).for_each(|piece| p.send(piece));
         }
         fn send_f64(&self, to: usize, values: &[f64]) {
             let p = self.world.process_at_rank(to as i32);
-            values.chunks(PIECE).for_each(|piece| p.send(piece));
+            values.chunks(self.piece).for_each(|piece| p.send(piece));
         }
         fn receive_u64(&self, from: usize, values: &mut [u64]) {
             let p = self.world.process_at_rank(from as i32);
-            for piece in values.chunks_mut(PIECE) {
+            for piece in values.chunks_mut(self.piece) {
                 p.receive_into(piece);
             }
         }
         fn receive_f64(&self, from: usize, values: &mut [f64]) {
             let p = self.world.process_at_rank(from as i32);
-            for piece in values.chunks_mut(PIECE) {
+            for piece in values.chunks_mut(self.piece) {
                 p.receive_into(piece);
             }
         }
