@@ -270,19 +270,8 @@ mod lapack {
         let ldab = k + 1;
         let mut ab = vec![0.0f64; (kd + 1) * p];
         let mut tau = vec![0.0f64; p - kd];
-        let mut query = [0.0f64];
-        let mut info: c_int = 0;
-        for pass in 0..2 {
-            let mut work = if pass == 0 {
-                Vec::new()
-            } else {
-                vec![0.0f64; (query[0] as usize).max(1)]
-            };
-            let (wp, lwork) = if pass == 0 {
-                (query.as_mut_ptr(), -1 as c_int)
-            } else {
-                (work.as_mut_ptr(), work.len() as c_int)
-            };
+        with_workspace("dsytrd_sy2sb", |wp, lwork| {
+            let mut info: c_int = 0;
             // SAFETY: `a` is p × p (lda = p), `ab` (kd + 1) × p (ldab = kd + 1),
             // `tau` p − kd (all asserted or allocated so); `wp` points to
             // `lwork` values, or to one for the query (lwork = −1).
@@ -302,11 +291,29 @@ mod lapack {
                     1,
                 );
             }
-            if info != 0 {
-                return Err(not_converged(format!("dsytrd_sy2sb: info = {info}")));
-            }
-        }
+            info
+        })?;
         Ok((ab, tau))
+    }
+
+    /// Runs a LAPACK routine twice, as its workspace convention asks: first
+    /// with lwork = −1 (it writes the size it wants into the one value
+    /// given), then with a workspace of that size. `call` gets the workspace
+    /// and lwork and returns `info`; non-zero info is an error naming `what`.
+    fn with_workspace(what: &str, mut call: impl FnMut(*mut f64, c_int) -> c_int) -> Result<()> {
+        let mut query = [0.0f64];
+        let info = call(query.as_mut_ptr(), -1);
+        if info != 0 {
+            return Err(not_converged(format!("{what}: info = {info}")));
+        }
+        let mut work = vec![0.0f64; (query[0] as usize).max(1)];
+        let lwork = c_int::try_from(work.len())
+            .map_err(|_| not_converged(format!("{what}: a workspace of {} values", work.len())))?;
+        let info = call(work.as_mut_ptr(), lwork);
+        if info != 0 {
+            return Err(not_converged(format!("{what}: info = {info}")));
+        }
+        Ok(())
     }
 
     /// Q·C (`trans` false) or Qᵀ·C in place, for the Q of [`sy2sb`]
@@ -329,19 +336,8 @@ mod lapack {
         let (m, nc, k, ld) = (order(p - kd)?, order(cols)?, order(p - kd)?, order(p)?);
         let t: c_char = if trans { b'T' } else { b'N' } as c_char;
         let side: c_char = b'L' as c_char;
-        let mut query = [0.0f64];
-        let mut info: c_int = 0;
-        for pass in 0..2 {
-            let mut work = if pass == 0 {
-                Vec::new()
-            } else {
-                vec![0.0f64; (query[0] as usize).max(1)]
-            };
-            let (wp, lwork) = if pass == 0 {
-                (query.as_mut_ptr(), -1 as c_int)
-            } else {
-                (work.as_mut_ptr(), work.len() as c_int)
-            };
+        with_workspace("dormqr", |wp, lwork| {
+            let mut info: c_int = 0;
             // SAFETY: the reflectors are the (p − kd) × (p − kd) block of the
             // p × p `a` from row kd (lda = p), `tau` has p − kd factors, C's
             // rows kd.. are a (p − kd) × cols block of the p × cols `c`
@@ -366,11 +362,8 @@ mod lapack {
                     1,
                 );
             }
-            if info != 0 {
-                return Err(not_converged(format!("dormqr: info = {info}")));
-            }
-        }
-        Ok(())
+            info
+        })
     }
 
     /// Solves (B + αI) x = b in place for the band matrix `ab` of [`sy2sb`]

@@ -77,29 +77,6 @@ fn shards_of(dir: &Path, pixels: usize) -> Vec<String> {
     (0..3).map(|i| format!("train_{i}.h5")).collect()
 }
 
-/// Every number in a statistics file, as bits.
-fn bits(path: &Path) -> Vec<u64> {
-    let f = StatsFile::open(path).unwrap();
-    let h = f.header();
-    let mut bits = vec![h.rows, h.skipped, h.shift_y.to_bits()];
-    bits.extend(h.shift_x.iter().map(|v| v.to_bits()));
-    for a in 0..h.accumulators() {
-        let s = f.accumulator(a).unwrap();
-        bits.extend([s.n, s.sum_y.to_bits(), s.sum_yy.to_bits()]);
-        bits.extend(
-            s.sum_x
-                .iter()
-                .chain(&s.xty)
-                .chain(&s.xtx)
-                .map(|v| v.to_bits()),
-        );
-    }
-    let r = f.reservoir().unwrap();
-    bits.extend(r.keys.iter().copied());
-    bits.extend(r.x.iter().map(|v| v.to_bits()));
-    bits
-}
-
 const PASS: [&str; 10] = [
     "--folds",
     "3",
@@ -153,7 +130,7 @@ fn statistics_are_the_same_bits_for_any_number_of_ranks() {
         &accumulate(None, "alone.h5", &range, &shards, d),
         "one process in ranges",
     );
-    let want = bits(&d.join("alone.h5"));
+    let want = common::stats_bits(&d.join("alone.h5"));
     for n in [1, 2, 3] {
         let out = format!("ranks{n}.h5");
         let threads = if n == 1 { "2" } else { "1" };
@@ -181,7 +158,7 @@ fn statistics_are_the_same_bits_for_any_number_of_ranks() {
             "only rank 0 reports: {stdout}"
         );
         assert!(
-            bits(&d.join(&out)) == want,
+            common::stats_bits(&d.join(&out)) == want,
             "{n} ranks: other bits than one process"
         );
     }
@@ -358,7 +335,7 @@ fn a_stopped_run_resumes_under_another_rank_count() {
         &accumulate(None, "whole.h5", &range, &shards, d),
         "uninterrupted",
     );
-    let want = bits(&d.join("whole.h5"));
+    let want = common::stats_bits(&d.join("whole.h5"));
     let ckpt = ["--checkpoint", "ck.h5", "--checkpoint-every", "0"];
     let mut args = vec!["-n", "2", BIN, "accumulate", "--out", "stopped.h5"];
     args.extend(PASS);
@@ -410,7 +387,7 @@ fn a_stopped_run_resumes_under_another_rank_count() {
     ok(&resumed, "resumed on 3 ranks");
     assert!(String::from_utf8_lossy(&resumed.stdout).contains("resumed from a checkpoint"));
     assert!(
-        bits(&d.join("stopped.h5")) == want,
+        common::stats_bits(&d.join("stopped.h5")) == want,
         "resumed statistics differ"
     );
     assert!(

@@ -2,6 +2,8 @@
 //! statistics bitwise identical to an uninterrupted one; thread count does
 //! not change a bit; a failed pass leaves no statistics file behind.
 
+use crate::common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -53,29 +55,6 @@ fn accumulate_cmd(shards: &[PathBuf], out: &Path, extra: &[&str]) -> Command {
     cmd
 }
 
-/// Every number in a statistics file, as bits.
-fn fingerprint(path: &Path) -> Vec<u64> {
-    let f = StatsFile::open(path).unwrap();
-    let h = f.header();
-    let mut bits = vec![h.rows, h.skipped, h.shift_y.to_bits()];
-    bits.extend(h.shift_x.iter().map(|v| v.to_bits()));
-    for a in 0..h.accumulators() {
-        let s = f.accumulator(a).unwrap();
-        bits.extend([s.n, s.sum_y.to_bits(), s.sum_yy.to_bits()]);
-        bits.extend(
-            s.sum_x
-                .iter()
-                .chain(&s.xty)
-                .chain(&s.xtx)
-                .map(|v| v.to_bits()),
-        );
-    }
-    let r = f.reservoir().unwrap();
-    bits.extend(r.keys.iter().copied());
-    bits.extend(r.x.iter().map(|v| v.to_bits()));
-    bits
-}
-
 #[test]
 fn kill_and_resume_is_bitwise_identical() {
     let dir = tempfile::tempdir().unwrap();
@@ -89,7 +68,7 @@ fn kill_and_resume_is_bitwise_identical() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let want = fingerprint(&full);
+    let want = common::stats_bits(&full);
 
     // Kill at several points after the first checkpoint appears, then resume
     // (sometimes killing the resumed run too).
@@ -148,7 +127,7 @@ fn kill_and_resume_is_bitwise_identical() {
         );
         assert!(!ckpt.exists(), "the checkpoint is removed after success");
         assert!(
-            fingerprint(&result) == want,
+            common::stats_bits(&result) == want,
             "case {case}: resumed statistics differ from the uninterrupted run"
         );
     }
@@ -169,7 +148,7 @@ fn threads_do_not_change_a_bit() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        prints.push(fingerprint(&out_path));
+        prints.push(common::stats_bits(&out_path));
     }
     assert!(prints[0] == prints[1]);
 }

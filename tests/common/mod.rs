@@ -421,3 +421,26 @@ pub fn python_with_sklearn() -> Option<PathBuf> {
     }
     found
 }
+
+/// Every number in a statistics file, as bits.
+pub fn stats_bits(path: &Path) -> Vec<u64> {
+    let f = gramstream::stats::file::StatsFile::open(path).unwrap();
+    let h = f.header();
+    let mut bits = vec![h.rows, h.skipped, h.shift_y.to_bits()];
+    bits.extend(h.shift_x.iter().map(|v| v.to_bits()));
+    for a in 0..h.accumulators() {
+        let s = f.accumulator(a).unwrap();
+        bits.extend([s.n, s.sum_y.to_bits(), s.sum_yy.to_bits()]);
+        bits.extend(
+            s.sum_x
+                .iter()
+                .chain(&s.xty)
+                .chain(&s.xtx)
+                .map(|v| v.to_bits()),
+        );
+    }
+    let r = f.reservoir().unwrap();
+    bits.extend(r.keys.iter().copied());
+    bits.extend(r.x.iter().map(|v| v.to_bits()));
+    bits
+}
