@@ -387,3 +387,74 @@ fn the_example_configs_plan() {
     }
     assert_eq!(n, 5);
 }
+
+/// `[data] stats`: the experiment solved from statistics accumulated
+/// beforehand (no pass, the training shards not even present) gives the
+/// same tables as the experiment that ran the same pass itself; statistics
+/// of another seed or without the gate's sample are refused; the given
+/// file is left in place.
+#[test]
+fn an_experiment_solves_from_a_statistics_file_it_is_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    data(dir);
+    run(dir, "own.toml", &config("42", ""), false).unwrap();
+    let shards = [dir.join("train_0.h5"), dir.join("train_1.h5")];
+    let accumulate = |seed: u64, gate_sample: usize, out: &str| {
+        let opts = gramstream::AccumulateOptions {
+            partitions: gramstream::PartitionSet::new(
+                vec![
+                    gramstream::Partition::teff_mh(),
+                    gramstream::Partition::snr(),
+                ],
+                2,
+            )
+            .unwrap(),
+            noise: NoiseModel::new(1.0, seed).unwrap(),
+            gate_sample,
+            ..Default::default()
+        };
+        gramstream::stats::pass::accumulate_to_file(&dir.join(out), &shards, &opts, None, &|_| {})
+            .unwrap();
+    };
+    accumulate(42, 2000, "s42.h5");
+    accumulate(43, 2000, "s43.h5");
+    accumulate(42, 0, "nogate.h5");
+    let given = |stats: &str| {
+        config("42", "").replace(
+            "train = [\"train_0.h5\", \"train_1.h5\"]",
+            &format!("stats = \"{stats}\""),
+        )
+    };
+    // The shards are not read: move them away.
+    for s in &shards {
+        std::fs::rename(s, s.with_extension("moved")).unwrap();
+    }
+    let exp = run(dir, "given.toml", &given("s42.h5"), false).unwrap();
+    assert_eq!(exp.runs[0].timing_s.accumulate, 0.0);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("own/per_bin.csv")).unwrap(),
+        std::fs::read_to_string(dir.join("given/per_bin.csv")).unwrap(),
+        "per_bin.csv: the given statistics are the pass's, bit for bit"
+    );
+    let r = json(&dir.join("given/results.json"));
+    assert_eq!(r["data"]["train_rows"], 3000);
+    assert!(r["data"]["train_shards"][0]
+        .as_str()
+        .unwrap()
+        .ends_with("train_0.h5"));
+    assert!(dir.join("s42.h5").is_file(), "the given statistics stay");
+    for (file, says) in [
+        ("s43.h5", "noise level and seed"),
+        ("nogate.h5", "gate sample"),
+    ] {
+        let e = run(dir, "bad.toml", &given(file), false).unwrap_err();
+        assert!(
+            matches!(&e, gramstream::Error::Config { .. }) && e.to_string().contains(says),
+            "{file}: {e}"
+        );
+    }
+    let two_seeds = given("s42.h5").replace("seeds = [42]", "seeds = [42, 43]");
+    let e = run(dir, "two.toml", &two_seeds, false).unwrap_err();
+    assert!(e.to_string().contains("one noise level and seed"), "{e}");
+}

@@ -76,8 +76,15 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     /// Training shards, in order (the position is the shard index of the
-    /// noise and fold streams).
+    /// noise and fold streams). Not read when `stats` is given.
+    #[serde(default)]
     pub train: Vec<PathBuf>,
+    /// A statistics file to solve from instead of running the pass (e.g. the
+    /// `merge` of parts accumulated where the shards were): one noise level
+    /// and one seed, the file's; the experiment checks that its noise,
+    /// partitions, folds and gate sample are the config's.
+    #[serde(default)]
+    pub stats: Option<PathBuf>,
     /// The test shard.
     pub test: PathBuf,
     /// Test spectra: `draw` (flux + noise at each run's level and seed, on
@@ -284,6 +291,8 @@ pub struct Plan {
     pub train: Vec<PathBuf>,
     /// Test shard, resolved.
     pub test: PathBuf,
+    /// The statistics to solve from instead of a pass, resolved.
+    pub stats: Option<PathBuf>,
     /// Partitions.
     pub partitions: Vec<Partition>,
     /// α grid (includes the fixed α).
@@ -349,7 +358,7 @@ impl Config {
     pub fn plan(self, source: Option<&Path>, base: &Path, out: Option<&Path>) -> Result<Plan> {
         let bad = |problem: String| invalid(source, problem);
         self.check_name().map_err(bad)?;
-        if self.data.train.is_empty() {
+        if self.data.train.is_empty() && self.data.stats.is_none() {
             return Err(bad("[data] train: no training shard".into()));
         }
         let resolve = |p: &Path| {
@@ -361,12 +370,23 @@ impl Config {
         };
         let train: Vec<PathBuf> = self.data.train.iter().map(|p| resolve(p)).collect();
         let test = resolve(&self.data.test);
-        for p in train.iter().chain(std::iter::once(&test)) {
+        let stats = self.data.stats.as_deref().map(resolve);
+        // What the experiment reads: the statistics in place of the shards.
+        let read: Vec<&PathBuf> = match &stats {
+            Some(s) => vec![s, &test],
+            None => train.iter().chain(std::iter::once(&test)).collect(),
+        };
+        for p in read {
             if !p.exists() {
                 return Err(bad(format!("{}: no such file", p.display())));
             }
         }
         self.check_noise().map_err(bad)?;
+        if stats.is_some() && (self.noise.levels.len() > 1 || self.noise.seeds.len() > 1) {
+            return Err(bad(
+                "[data] stats holds one noise level and seed: give one of each in [noise]".into(),
+            ));
+        }
         let partitions = self.partitions().map_err(bad)?;
         if self.stats.folds == 0 {
             return Err(bad("[stats] folds must be ≥ 1".into()));
@@ -388,6 +408,7 @@ impl Config {
             source: source.map(Path::to_path_buf),
             train,
             test,
+            stats,
             partitions,
             alphas,
             select,

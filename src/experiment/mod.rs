@@ -317,7 +317,10 @@ impl Run<'_> {
 fn run_one(r: &Run<'_>) -> Result<(RunResult, RunArtifacts)> {
     let start = Instant::now();
     let mut timing = Timing::default();
-    let (stats_path, wave) = accumulate_stage(r, &mut timing)?;
+    let (stats_path, wave) = match &r.plan.stats {
+        Some(given) => given_stats(r, given)?,
+        None => accumulate_stage(r, &mut timing)?,
+    };
     let file = StatsFile::open(&stats_path)?;
     let header = file.header().clone();
     let (mut sw, threads) = solve_stage(r, &file, &mut timing)?;
@@ -333,7 +336,8 @@ fn run_one(r: &Run<'_>) -> Result<(RunResult, RunArtifacts)> {
     });
     crate::models::write_models(&r.dir.join("models.h5"), &models)?;
     drop(file);
-    if !r.plan.config.stats.keep {
+    // The pass's file, never one the config gave.
+    if !r.plan.config.stats.keep && r.plan.stats.is_none() {
         let _ = std::fs::remove_file(&stats_path);
     }
     let table = evaluate_stage(r, &header, &models, gate.as_ref(), &mut sw, threads)?;
@@ -372,7 +376,11 @@ fn run_one(r: &Run<'_>) -> Result<(RunResult, RunArtifacts)> {
             pixels: header.pixels,
             noise: r.level,
             seed: r.seed,
-            train_shards: plan.train.iter().map(|p| p.display().to_string()).collect(),
+            train_shards: match plan.stats {
+                // The shards the given statistics were summed from.
+                Some(_) => header.shards.iter().map(|s| s.path.clone()).collect(),
+                None => plan.train.iter().map(|p| p.display().to_string()).collect(),
+            },
             test: plan.test.display().to_string(),
             test_spectra: table.spectra.clone(),
         },
@@ -435,6 +443,65 @@ fn accumulate_stage(r: &Run<'_>, timing: &mut Timing) -> Result<(PathBuf, Vec<f6
         summary.plan.accumulators
     )));
     Ok((stats_path, wave))
+}
+
+/// Statistics the config gave instead of a pass, checked against the run
+/// (noise level and seed, partitions and folds, a gate sample when a gate
+/// is trained), and the wavelength grid from the test shard (the training
+/// shards may be gone).
+fn given_stats(r: &Run<'_>, path: &Path) -> Result<(PathBuf, Vec<f64>)> {
+    let (plan, cfg) = (r.plan, &r.plan.config);
+    let file = StatsFile::open(path)?;
+    file.require_complete()?;
+    let h = file.header();
+    let expected = PartitionSet::new(plan.partitions.clone(), cfg.stats.folds)?;
+    let differs = |what: &str, theirs: String, ours: String| Error::Config {
+        file: plan.source.clone(),
+        line: None,
+        problem: format!(
+            "[data] stats {}: {what} {theirs}, where the config has {ours}",
+            path.display()
+        ),
+    };
+    if h.noise != NoiseModel::new(r.level, r.seed)? {
+        return Err(differs(
+            "noise level and seed",
+            format!("{} and {}", h.noise.level, h.noise.seed),
+            format!("{} and {}", r.level, r.seed),
+        ));
+    }
+    if h.partitions != expected {
+        let names = |s: &PartitionSet| {
+            let p: Vec<&str> = s.partitions.iter().map(|p| p.name.as_str()).collect();
+            format!("[{}] with {} fold(s)", p.join(", "), s.folds)
+        };
+        return Err(differs(
+            "partitions",
+            names(&h.partitions),
+            names(&expected),
+        ));
+    }
+    if plan.gate_partition.is_some() && file.reservoir()?.is_empty() {
+        return Err(differs(
+            "gate sample",
+            "empty".into(),
+            "a gate (accumulate with --gate-sample)".into(),
+        ));
+    }
+    let shard = Shard::open(&plan.test, &h.layout)?;
+    if shard.pixels() != h.pixels {
+        return Err(differs(
+            "pixels",
+            h.pixels.to_string(),
+            format!("a test shard of {}", shard.pixels()),
+        ));
+    }
+    (r.progress)(Event::Done(&format!(
+        "statistics of {} rows from {} (no pass)",
+        h.rows,
+        path.display()
+    )));
+    Ok((path.to_path_buf(), shard.wave().to_vec()))
 }
 
 /// The options of a run's pass: the plan's partitions, folds, budget and
