@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The 1M-row experiment, in parts (issue 12, item 4; README, Performance):
+#
+#   benches/scale/million.sh [DATA_DIR]
+#
+# 1M generated rows × 4096 pixels do not fit this disk at once, so PARTS
+# parts (default 5) of 2 shards × ROWS rows (default 100,000; f32 flux and
+# error, 6.6 GB a part) are each generated, accumulated and deleted — shard
+# indices 2k, 2k + 1 for part k, so noise, folds and the gate sample are
+# those of one run over all the shards — then the parts' statistics are
+# merged, and the soft-gate experiment (teff_mh + snr experts, 50 α by exact
+# 5-fold CV, the gate on a 20,000-row reservoir, a 2,000-row test shard)
+# solves from the merged file ([data] stats). Every stage under
+# /usr/bin/time -v: wall time and peak RSS, into DATA_DIR/summary.txt.
+# BUDGET (default 8GiB) is each pass's --mem-budget. Run on a quiet machine.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+data="${1:-$root/target/million-data}"
+parts="${PARTS:-5}"
+rows="${ROWS:-100000}"
+budget="${BUDGET:-8GiB}"
+bin="$root/target/release/gramstream"
+mkdir -p "$data"
+summary="$data/summary.txt"
+: > "$summary"
+timed() { # timed NAME CMD...: wall seconds and peak RSS of CMD
+  local name="$1"; shift
+  /usr/bin/time -v -o "$data/$name.time" "$@"
+  awk -v n="$name" -F': ' '/Elapsed \(wall/ {w=$2} /Maximum resident/ {r=$2}
+    END {printf "%-14s wall %s  peak RSS %.2f GiB\n", n, w, r/1048576}' "$data/$name.time" | tee -a "$summary"
+}
+stats=()
+for ((k = 0; k < parts; k++)); do
+  part="$data/part$k"
+  test_rows=0
+  [ "$k" -eq 0 ] && test_rows=2000
+  echo "== part $k: generate 2 × $rows rows" | tee -a "$summary"
+  timed "generate$k" "$bin" generate --out "$part" --train-shards 2 --rows "$rows" \
+    --test-rows "$test_rows" --pixels 4096 --seed $((100 + k)) --dtype f32 >/dev/null
+  [ "$k" -eq 0 ] && mv "$part/test/dataset.h5" "$data/test.h5"
+  timed "accumulate$k" "$bin" accumulate --out "$data/stats$k.h5" --noise 1 --seed 42 \
+    --folds 5 --gate-sample 20000 --mem-budget "$budget" --first-shard-index $((2 * k)) \
+    "$part"/train_0/dataset.h5 "$part"/train_1/dataset.h5 | tail -2 | tee -a "$summary"
+  rm -rf "$part"
+  stats+=("$data/stats$k.h5")
+done
+timed merge "$bin" merge --out "$data/all.h5" "${stats[@]}" | tee -a "$summary"
+rm -f "${stats[@]}"
+cat > "$data/million.toml" <<TOML
+name = "million"
+description = "$((parts * 2 * rows)) generated rows × 4096 pixels in $parts parts, merged: teff_mh + snr experts, 50 α by exact 5-fold CV, the soft gate."
+[data]
+stats = "all.h5"
+test = "test.h5"
+[noise]
+levels = [1.0]
+seeds = [42]
+[stats]
+partitions = ["teff_mh", "snr"]
+folds = 5
+[ridge]
+alphas = "1:1e6:50"
+select = "cv"
+[gate]
+sample = 20000
+[output]
+dir = "experiment"
+TOML
+timed experiment "$bin" experiment "$data/million.toml" --force | tee "$data/experiment.log" | tail -25
+cat "$summary"
