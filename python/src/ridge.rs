@@ -176,7 +176,7 @@ impl Ridge {
         a.output(py, v)
     }
 
-    /// Exact K-fold CV MSE, as ``gramstream sweep`` computes it: each fold's
+    /// Exact K-fold CV MSE, as ``gramstream sweep --cv eigh`` computes it: each fold's
     /// model trained on the group's other folds and validated on the fold,
     /// from the statistics alone (one eigendecomposition per fold). NaN for
     /// α = 0, which CV does not use (a fold's complement may be singular).

@@ -112,7 +112,7 @@ class Ridge:
     def cv_mse(self, alphas: float) -> float: ...
     @overload
     def cv_mse(self, alphas: Sequence[float]) -> _Array1:
-        """Exact K-fold CV MSE as ``gramstream sweep`` computes it (NaN at α = 0)."""
+        """Exact K-fold CV MSE as ``gramstream sweep --cv eigh`` computes it (NaN at α = 0)."""
 
 class Models:
     """Saved experts (``models.h5``) and prediction through the library's router."""
