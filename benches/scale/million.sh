@@ -7,8 +7,8 @@
 # parts (default 5) of 2 shards × ROWS rows (default 100,000; f32 flux and
 # error, 6.6 GB a part) are each generated, accumulated and deleted — shard
 # indices 2k, 2k + 1 for part k, so noise, folds and the gate sample are
-# those of one run over all the shards — then the parts' statistics are
-# merged, and the soft-gate experiment (teff_mh + snr experts, 50 α by exact
+# those of one run over all the shards — the parts' statistics are merged
+# as they come, and the soft-gate experiment (teff_mh + snr experts, 50 α by exact
 # 5-fold CV, the gate on a 20,000-row reservoir, a 2,000-row test shard)
 # solves from the merged file ([data] stats). Every stage under
 # /usr/bin/time -v: wall time and peak RSS, into DATA_DIR/summary.txt.
@@ -29,7 +29,6 @@ timed() { # timed NAME CMD...: wall seconds and peak RSS of CMD
   awk -v n="$name" -F': ' '/Elapsed \(wall/ {w=$2} /Maximum resident/ {r=$2}
     END {printf "%-14s wall %s  peak RSS %.2f GiB\n", n, w, r/1048576}' "$data/$name.time" | tee -a "$summary"
 }
-stats=()
 for ((k = 0; k < parts; k++)); do
   part="$data/part$k"
   test_rows=0
@@ -40,12 +39,19 @@ for ((k = 0; k < parts; k++)); do
   [ "$k" -eq 0 ] && mv "$part/test/dataset.h5" "$data/test.h5"
   timed "accumulate$k" "$bin" accumulate --out "$data/stats$k.h5" --noise 1 --seed 42 \
     --folds 5 --gate-sample 20000 --mem-budget "$budget" --first-shard-index $((2 * k)) \
-    "$part"/train_0/dataset.h5 "$part"/train_1/dataset.h5 | tail -2 | tee -a "$summary"
+    "$part"/train_0/dataset.h5 "$part"/train_1/dataset.h5 >"$data/accumulate$k.log"
   rm -rf "$part"
-  stats+=("$data/stats$k.h5")
+  # Merged as they come (the same sums as one merge of all, in order): the
+  # disk then holds a part, its statistics and the running total (4.7 GB
+  # each per bin with 5 folds), not every part's statistics.
+  if [ "$k" -eq 0 ]; then
+    mv "$data/stats0.h5" "$data/all.h5"
+  else
+    timed "merge$k" "$bin" merge --out "$data/all.next.h5" "$data/all.h5" "$data/stats$k.h5" >/dev/null
+    mv "$data/all.next.h5" "$data/all.h5"
+    rm -f "$data/stats$k.h5"
+  fi
 done
-timed merge "$bin" merge --out "$data/all.h5" "${stats[@]}" | tee -a "$summary"
-rm -f "${stats[@]}"
 cat > "$data/million.toml" <<TOML
 name = "million"
 description = "$((parts * 2 * rows)) generated rows × 4096 pixels in $parts parts, merged: teff_mh + snr experts, 50 α by exact 5-fold CV, the soft gate."
@@ -66,5 +72,9 @@ sample = 20000
 [output]
 dir = "experiment"
 TOML
-timed experiment "$bin" experiment "$data/million.toml" --force | tee "$data/experiment.log" | tail -25
+timed experiment "$bin" experiment "$data/million.toml" --force >"$data/experiment.log"
+grep -E '^    |^\| (global|oracle|soft|hard)' "$data/experiment.log"
 cat "$summary"
+# The generated data are gone already; the merged statistics (4.7 GB) stay
+# for a rerun of the experiment (MILLION_KEEP=0 removes them).
+[ "${MILLION_KEEP:-1}" = 1 ] || rm -f "$data/all.h5"
