@@ -23,12 +23,8 @@ bin="$root/target/release/gramstream"
 mkdir -p "$data"
 summary="$data/summary.txt"
 : > "$summary"
-timed() { # timed NAME CMD...: wall seconds and peak RSS of CMD
-  local name="$1"; shift
-  /usr/bin/time -v -o "$data/$name.time" "$@"
-  awk -v n="$name" -F': ' '/Elapsed \(wall/ {w=$2} /Maximum resident/ {r=$2}
-    END {printf "%-14s wall %s  peak RSS %.2f GiB\n", n, w, r/1048576}' "$data/$name.time" | tee -a "$summary"
-}
+TIMED_DIR="$data" TIMED_SUMMARY="$summary"
+source "$root/benches/scale/timed.sh"
 for ((k = 0; k < parts; k++)); do
   part="$data/part$k"
   test_rows=0

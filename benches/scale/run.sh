@@ -26,12 +26,8 @@ out="$data/out"
 bin="$root/target/release/gramstream"
 (cd "$root" && cargo build --release --quiet)
 mkdir -p "$out"
-timed() { # timed NAME CMD... : wall seconds and peak RSS of CMD into $out/NAME.time
-  local name="$1"; shift
-  /usr/bin/time -v -o "$out/$name.time" "$@"
-  awk -v n="$name" -F': ' '/Elapsed \(wall/ {w=$2} /Maximum resident/ {r=$2}
-    END {printf "%-22s wall %s  peak RSS %.2f GiB\n", n, w, r/1048576}' "$out/$name.time" | tee -a "$out/summary.txt"
-}
+TIMED_DIR="$out" TIMED_SUMMARY="$out/summary.txt"
+source "$root/benches/scale/timed.sh"
 echo "== generate $shards × $rows rows × 4096 pixels → $data"
 timed generate "$bin" generate --out "$data" --train-shards "$shards" --rows "$rows" \
   --test-rows 2000 --pixels 4096 --seed 42

@@ -39,7 +39,7 @@ use super::pass::{
     read_options, refuse_outputs, shift_of, AccumulateOptions, CheckpointOptions, Checkpoints,
     MemoryPlan, Offset, PassSummary, RunFigures, Sample, State,
 };
-use super::{packed_len, Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, SuffStats};
+use super::{Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, SuffStats};
 use crate::rows::{RowSpec, RowStream};
 use crate::source::{ChunkSource, Shard, ShardReader};
 use crate::threads::Pool;
@@ -674,12 +674,9 @@ impl Rounds<'_> {
             checkpoints,
             checkpoint_seconds,
             resumed: self.run.resumed(),
-            peak_rss: peak_rss(),
+            // The largest rank's, set once every rank has finished.
+            peak_rss: None,
         };
-        debug_assert_eq!(
-            t.sums.first().map_or(0, |s| s.xtx.len()),
-            packed_len(header.pixels)
-        );
         RangedOutput {
             header,
             sums: t.sums,
