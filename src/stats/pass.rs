@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use faer::Par;
 
 use super::file::{write_stats, StatsFile};
+use super::set::permute_rows;
 use super::{Accumulator, Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, SuffStats};
 use crate::noise::NoiseModel;
 use crate::partition::{fold_of, PartitionSet};
@@ -479,33 +480,9 @@ impl Sample {
     pub(super) fn into_reservoir(self) -> Reservoir {
         let p = self.pixels;
         let order = self.sorted();
-        let n = order.len();
         let mut x = self.x;
-        // Position i receives the row in slot order[i].2: follow each cycle.
         let from: Vec<usize> = order.iter().map(|e| e.2).collect();
-        let mut placed = vec![false; n];
-        let mut spare = vec![0.0; p];
-        for start in 0..n {
-            if placed[start] {
-                continue;
-            }
-            if from[start] == start {
-                placed[start] = true;
-                continue;
-            }
-            spare.copy_from_slice(&x[start * p..(start + 1) * p]);
-            let mut i = start;
-            loop {
-                placed[i] = true;
-                let src = from[i];
-                if src == start {
-                    x[i * p..(i + 1) * p].copy_from_slice(&spare);
-                    break;
-                }
-                x.copy_within(src * p..(src + 1) * p, i * p);
-                i = src;
-            }
-        }
+        permute_rows(&mut x, p, &from);
         Reservoir {
             capacity: self.capacity,
             pixels: p,

@@ -169,6 +169,38 @@ impl Reservoir {
     pub(crate) const MAX_PLAN_BYTES: u64 = 1 << 60;
 }
 
+/// Puts row `from[i]` of `x` (rows of `width` values) at position `i`, in
+/// place: `from` is a permutation of `0..from.len()` and `x` holds that
+/// many rows. Follows each cycle with one spare row, so a sample's rows are
+/// put in key order without a second copy of the sample.
+pub(crate) fn permute_rows<T: Copy + Default>(x: &mut [T], width: usize, from: &[usize]) {
+    let n = from.len();
+    debug_assert_eq!(x.len(), n * width);
+    let mut placed = vec![false; n];
+    let mut spare = vec![T::default(); width];
+    for start in 0..n {
+        if placed[start] {
+            continue;
+        }
+        if from[start] == start {
+            placed[start] = true;
+            continue;
+        }
+        spare.copy_from_slice(&x[start * width..(start + 1) * width]);
+        let mut i = start;
+        loop {
+            placed[i] = true;
+            let src = from[i];
+            if src == start {
+                x[i * width..(i + 1) * width].copy_from_slice(&spare);
+                break;
+            }
+            x.copy_within(src * width..(src + 1) * width, i * width);
+            i = src;
+        }
+    }
+}
+
 /// Where an unfinished pass stopped, and the accumulators' staged rows, so
 /// that resuming gives the same bits as never stopping.
 #[derive(Debug, Clone, PartialEq, Default)]
