@@ -147,6 +147,17 @@ pub enum Error {
     /// it, so the run ends on every rank, with one message.
     #[error("rank {rank}: {message}")]
     Rank { rank: usize, message: String },
+    /// A value in the caller's rows is NaN or infinite where a model needs
+    /// a number: `what` names the rows ("expert binning sample"), `row` is
+    /// the row (within the caller's array, or the shard row where `what`
+    /// names the shard), `column` the pixel ("pixel 17") or "target".
+    #[error("{what}: row {row}, {column}: {value} is not finite")]
+    NonFinite {
+        what: String,
+        row: u64,
+        column: String,
+        value: f64,
+    },
 }
 
 /// Why a model could not be fitted. These come from the statistics, not

@@ -18,5 +18,6 @@ mod suff;
 
 pub use file::{write_stats, StatsFile};
 pub use merge::{merge, MergeSummary};
+pub(crate) use set::permute_rows;
 pub use set::{Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, FORMAT_VERSION};
 pub use suff::{packed_index, packed_len, Accumulator, SuffStats};
