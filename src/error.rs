@@ -158,6 +158,11 @@ pub enum Error {
         column: String,
         value: f64,
     },
+    /// LightGBM refused a call ([`crate::experts::lightgbm`]); `what` is
+    /// what we asked of it ("creating the dataset"), `message` its own
+    /// error text.
+    #[error("LightGBM {what}: {message}")]
+    LightGbm { what: String, message: String },
 }
 
 /// Why a model could not be fitted. These come from the statistics, not

@@ -102,7 +102,7 @@
 //! | [`report_figures`] | report PNGs from plain numbers: grouped bars, annotated heatmaps, predicted vs true, bars |
 //! | [`sweep`] | every α of every bin: CV/GCV selection, test scores |
 //! | [`experiment`] | the reference experiments from a TOML config: runs over noise levels and seeds, results.json, per_bin.csv, report.md, plots |
-//! | [`experts`] | nonlinear per-bin experts (foundation): per-pixel 1-byte codes, bounded per-bin training rows |
+//! | [`experts`] | nonlinear per-bin experts (foundation): per-pixel 1-byte codes, bounded per-bin training rows, LightGBM (feature `lightgbm`) |
 //! | [`gate`] | the gate: 37 PCA and line features, multinomial L2 logistic regression over the T_eff × [M/H] bins |
 //! | [`output`] | outputs: never over an input, scratch unique per run, commit by rename, cleanup on signals |
 //! | [`threads`] | parallelism: [`Threads`]; results never depend on it |

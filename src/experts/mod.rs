@@ -5,6 +5,7 @@
 //! bounded form: one byte per pixel ([`binning`]: per-pixel quantile
 //! boundaries from a sample, ≤ 255 codes), at most a planned number of rows
 //! per bin chosen by priority sampling on (seed, shard, row) ([`dataset`]).
+//! [`lightgbm`] trains LightGBM on such a set and predicts with it.
 //!
 //! Not here yet: the pass feeding [`dataset::ExpertDataset`]s, the planner
 //! setting their caps, the choice of Ridge or LightGBM per bin on a
@@ -13,6 +14,7 @@
 
 pub mod binning;
 pub mod dataset;
+pub mod lightgbm;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +25,7 @@ pub enum ExpertKind {
     /// Ridge from the bin's sufficient statistics.
     #[serde(rename = "ridge")]
     Ridge,
-    /// LightGBM on the bin's coded rows.
+    /// LightGBM on the bin's coded rows ([`lightgbm`]).
     #[serde(rename = "lightgbm")]
     LightGbm,
 }
