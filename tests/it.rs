@@ -18,6 +18,9 @@ mod experiment;
 mod fuzz_regressions;
 #[path = "gate_sklearn.rs"]
 mod gate_sklearn;
+#[cfg(feature = "lightgbm")]
+#[path = "lightgbm_interop.rs"]
+mod lightgbm_interop;
 #[cfg(feature = "mpi")]
 #[path = "mpi.rs"]
 mod mpi;

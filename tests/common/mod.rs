@@ -422,6 +422,26 @@ pub fn python_with_sklearn() -> Option<PathBuf> {
     found
 }
 
+/// A Python with numpy, h5py and `lightgbm` for the LightGBM interop test,
+/// or None (the test then skips, saying so) — except under `CI`, where a
+/// missing one fails.
+pub fn python_with_lightgbm() -> Option<PathBuf> {
+    let found = find_python().ok().filter(|py| {
+        Command::new(py)
+            .args(["-c", "import lightgbm"])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the LightGBM interop test: no Python with numpy, h5py and lightgbm (set GRAMSTREAM_PYTHON)"
+        );
+        eprintln!("skipping: no Python with numpy, h5py and lightgbm");
+    }
+    found
+}
+
 /// Every number in a statistics file, as bits.
 pub fn stats_bits(path: &Path) -> Vec<u64> {
     let f = gramstream::stats::file::StatsFile::open(path).unwrap();
