@@ -1,6 +1,7 @@
 # Shared by scripts/demo and scripts/test: install what is missing
 # (Debian packages: pkg-config, libhdf5-dev, libopenblas-dev, fonts-dejavu-core;
-# python3-venv for tests; the NIST StRD files unpacked from the gretl-data .deb
+# python3-venv for tests; cmake, g++, libclang-dev and a CMake >= 3.28 from
+# PyPI for the `lightgbm` feature; the NIST StRD files unpacked from the gretl-data .deb
 # for tests/nist.rs; the Python bindings built into the venv for python/tests).
 # Sourced, not run. Needs: a Rust toolchain (cargo) on a Debian machine.
 set -euo pipefail
@@ -37,6 +38,16 @@ ensure_system_packages() {
     ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || ls /usr/lib/*/libclang*.so >/dev/null 2>&1 \
       || missing+=(libclang-dev)
   fi
+  # Feature `lightgbm` (the tests and the demo build it): lightgbm3-sys
+  # compiles the LightGBM it bundles with CMake (>= 3.28: ensure_cmake),
+  # a C++ compiler with OpenMP (g++, libgomp), and libclang for its bindings.
+  if [ "${3:-}" = "lightgbm" ]; then
+    command -v cmake >/dev/null || missing+=(cmake)
+    command -v c++ >/dev/null || missing+=(g++)
+    python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+    ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || ls /usr/lib/*/libclang*.so >/dev/null 2>&1 \
+      || missing+=(libclang-dev)
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing Debian packages: ${missing[*]}" >&2
     as_root apt-get update -qq
@@ -45,14 +56,40 @@ ensure_system_packages() {
   command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
 }
 
+cmake_at_least_3_28() {
+  # Whether the CMake at $1 (a path or a name on PATH) is 3.28 or newer.
+  local v
+  v="$("$1" --version 2>/dev/null | sed -n 's/^cmake version \([0-9]*\)\.\([0-9]*\).*/\1 \2/p')" || true
+  [ -n "$v" ] || return 1
+  set -- $v
+  [ "$1" -gt 3 ] || { [ "$1" -eq 3 ] && [ "$2" -ge 28 ]; }
+}
+
+ensure_cmake() {
+  # lightgbm3-sys (feature `lightgbm`) builds LightGBM 4.7.0, whose CMake
+  # files need CMake >= 3.28; Debian 12 has 3.25. Then a CMake 3.x from
+  # PyPI goes into its own venv, target/tools/cmake, and CMAKE points the
+  # build at it (the `cmake` crate reads CMAKE). A CMAKE already set is used as it is.
+  [ -n "${CMAKE:-}" ] && return 0
+  cmake_at_least_3_28 cmake && return 0
+  local venv="${CARGO_TARGET_DIR:-$repo/target}/tools/cmake"
+  if ! cmake_at_least_3_28 "$venv/bin/cmake"; then
+    echo "== installing CMake 3.x from PyPI into $venv (LightGBM needs >= 3.28)" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q 'cmake>=3.28,<4' >&2
+  fi
+  export CMAKE="$venv/bin/cmake"
+}
+
 ensure_python_venv() {
-  # A venv with the independent references: numpy, h5py, pandas + PyTables, scikit-learn.
+  # A venv with the independent references: numpy, h5py, pandas + PyTables,
+  # scikit-learn, lightgbm (Python's LightGBM, for tests/lightgbm_interop.rs).
   local venv="${GRAMSTREAM_VENV:-$repo/.venv}"
-  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import numpy, h5py, pandas, tables, sklearn' 2>/dev/null; then
-    echo "== creating Python venv $venv (numpy, h5py, pandas, tables, scikit-learn)" >&2
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import numpy, h5py, pandas, tables, sklearn, lightgbm' 2>/dev/null; then
+    echo "== creating Python venv $venv (numpy, h5py, pandas, tables, scikit-learn, lightgbm)" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --upgrade pip >&2
-    "$venv/bin/pip" install -q numpy h5py pandas tables scikit-learn >&2
+    "$venv/bin/pip" install -q numpy h5py pandas tables scikit-learn lightgbm >&2
   fi
   export GRAMSTREAM_PYTHON="$venv/bin/python"
 }
