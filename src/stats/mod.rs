@@ -17,6 +17,7 @@ mod set;
 mod suff;
 
 pub use file::{write_stats, StatsFile};
+pub use gram::Precision;
 pub use merge::{merge, MergeSummary};
 pub use set::{Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, FORMAT_VERSION};
 pub use suff::{packed_index, packed_len, Accumulator, SuffStats};
