@@ -6,7 +6,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use faer::Par;
-use gramstream::stats::gram::syrk_lower;
+use gramstream::stats::gram::{syrk_lower, syrk_lower_mixed};
 use gramstream::stats::Accumulator;
 
 fn kernel(c: &mut Criterion) {
@@ -26,6 +26,12 @@ fn kernel(c: &mut Criterion) {
                 g.bench_with_input(BenchmarkId::new(format!("{name}/P{p}"), k), &k, |b, &k| {
                     b.iter(|| syrk_lower(&mut cmat, p, &x, k, par))
                 });
+                // --precision mixed: f32 block products added into f64.
+                g.bench_with_input(
+                    BenchmarkId::new(format!("{name}_mixed/P{p}"), k),
+                    &k,
+                    |b, &k| b.iter(|| syrk_lower_mixed(&mut cmat, p, &x, k, par)),
+                );
             }
         }
     }

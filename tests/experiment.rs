@@ -400,7 +400,7 @@ fn an_experiment_solves_from_a_statistics_file_it_is_given() {
     data(dir);
     run(dir, "own.toml", &config("42", ""), false).unwrap();
     let shards = [dir.join("train_0.h5"), dir.join("train_1.h5")];
-    let accumulate = |seed: u64, gate_sample: usize, out: &str| {
+    let accumulate_with = |seed: u64, gate_sample: usize, out: &str, precision| {
         let opts = gramstream::AccumulateOptions {
             partitions: gramstream::PartitionSet::new(
                 vec![
@@ -412,11 +412,16 @@ fn an_experiment_solves_from_a_statistics_file_it_is_given() {
             .unwrap(),
             noise: NoiseModel::new(1.0, seed).unwrap(),
             gate_sample,
+            precision,
             ..Default::default()
         };
         gramstream::stats::pass::accumulate_to_file(&dir.join(out), &shards, &opts, None, &|_| {})
             .unwrap();
     };
+    use gramstream::stats::Precision;
+    let accumulate =
+        |seed, gate_sample, out| accumulate_with(seed, gate_sample, out, Precision::F64);
+    accumulate_with(42, 2000, "mixed.h5", Precision::Mixed);
     accumulate(42, 2000, "s42.h5");
     accumulate(43, 2000, "s43.h5");
     accumulate(42, 0, "nogate.h5");
@@ -439,6 +444,7 @@ fn an_experiment_solves_from_a_statistics_file_it_is_given() {
     );
     let r = json(&dir.join("given/results.json"));
     assert_eq!(r["data"]["train_rows"], 3000);
+    assert!(r["data"].get("precision").is_none(), "f64 is not announced");
     assert!(r["data"]["train_shards"][0]
         .as_str()
         .unwrap()
@@ -454,6 +460,20 @@ fn an_experiment_solves_from_a_statistics_file_it_is_given() {
             "{file}: {e}"
         );
     }
+    // Mixed-precision statistics: refused unless the config says so, then
+    // the same tables to within 1e-6 in R².
+    let e = run(dir, "bad.toml", &given("mixed.h5"), false).unwrap_err();
+    assert!(e.to_string().contains("block products in mixed"), "{e}");
+    let mixed = given("mixed.h5").replace("threads = 1", "threads = 1\nprecision = \"mixed\"");
+    run(dir, "mixed.toml", &mixed, false).unwrap();
+    let m = json(&dir.join("mixed/results.json"));
+    assert_eq!(m["data"]["precision"], "mixed");
+    let r2 = |v: &serde_json::Value| v["runs"][0]["global"]["r2"].as_f64().unwrap();
+    let (own, mixed_r2) = (r2(&json(&dir.join("own/results.json"))), r2(&m));
+    assert!(
+        (own - mixed_r2).abs() <= 1e-6,
+        "global R²: f64 {own}, mixed {mixed_r2}"
+    );
     let two_seeds = given("s42.h5").replace("seeds = [42]", "seeds = [42, 43]");
     let e = run(dir, "two.toml", &two_seeds, false).unwrap_err();
     assert!(e.to_string().contains("one noise level and seed"), "{e}");

@@ -30,6 +30,8 @@ mod nist;
 mod numpy_stats;
 #[path = "pass.rs"]
 mod pass;
+#[path = "precision.rs"]
+mod precision;
 #[path = "predict.rs"]
 mod predict;
 #[path = "reader.rs"]

@@ -123,6 +123,7 @@ fn run(
         shift_y,
         rows: 0,
         skipped: 0,
+        precision: Default::default(),
     };
     let block = 5;
     let mut accs: Vec<Accumulator> = (0..header0.accumulators())

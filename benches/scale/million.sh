@@ -12,13 +12,16 @@
 # 5-fold CV, the gate on a 20,000-row reservoir, a 2,000-row test shard)
 # solves from the merged file ([data] stats). Every stage under
 # /usr/bin/time -v: wall time and peak RSS, into DATA_DIR/summary.txt.
-# BUDGET (default 8GiB) is each pass's --mem-budget. Run on a quiet machine.
+# BUDGET (default 8GiB) is each pass's --mem-budget; PRECISION (default f64)
+# its --precision (mixed: f32 block products, README "Mixed precision").
+# Run on a quiet machine.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 data="${1:-$root/target/million-data}"
 parts="${PARTS:-5}"
 rows="${ROWS:-100000}"
 budget="${BUDGET:-8GiB}"
+precision="${PRECISION:-f64}"
 bin="$root/target/release/gramstream"
 mkdir -p "$data"
 summary="$data/summary.txt"
@@ -35,6 +38,7 @@ for ((k = 0; k < parts; k++)); do
   [ "$k" -eq 0 ] && mv "$part/test/dataset.h5" "$data/test.h5"
   timed "accumulate$k" "$bin" accumulate --out "$data/stats$k.h5" --noise 1 --seed 42 \
     --folds 5 --gate-sample 20000 --mem-budget "$budget" --first-shard-index $((2 * k)) \
+    --precision "$precision" \
     "$part"/train_0/dataset.h5 "$part"/train_1/dataset.h5 >"$data/accumulate$k.log"
   rm -rf "$part"
   # Merged as they come (the same sums as one merge of all, in order): the
@@ -60,6 +64,7 @@ seeds = [42]
 [stats]
 partitions = ["teff_mh", "snr"]
 folds = 5
+precision = "$precision"
 [ridge]
 alphas = "1:1e6:50"
 select = "cv"

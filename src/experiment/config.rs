@@ -159,6 +159,10 @@ pub struct StatsConfig {
     /// ([`crate::stats::ranges`]; default 65536). Ignored by one process.
     #[serde(default)]
     pub range_rows: Option<usize>,
+    /// How the pass forms each block's Gram product: `"f64"` (default) or
+    /// `"mixed"` (f32 products into f64 sums; README "Mixed precision").
+    #[serde(default)]
+    pub precision: crate::stats::Precision,
 }
 
 fn default_partitions() -> Vec<String> {
@@ -178,6 +182,7 @@ impl Default for StatsConfig {
             chunk_rows: None,
             keep: false,
             range_rows: None,
+            precision: Default::default(),
         }
     }
 }

@@ -383,6 +383,7 @@ fn run_one(r: &Run<'_>) -> Result<(RunResult, RunArtifacts)> {
             },
             test: plan.test.display().to_string(),
             test_spectra: table.spectra.clone(),
+            precision: header.precision,
         },
         global,
         moe,
@@ -481,6 +482,13 @@ fn given_stats(r: &Run<'_>, path: &Path) -> Result<(PathBuf, Vec<f64>)> {
             names(&expected),
         ));
     }
+    if h.precision != cfg.stats.precision {
+        return Err(differs(
+            "block products in",
+            h.precision.to_string(),
+            format!("[stats] precision = \"{}\"", cfg.stats.precision),
+        ));
+    }
     if plan.gate_partition.is_some() && file.reservoir()?.is_empty() {
         return Err(differs(
             "gate sample",
@@ -527,6 +535,7 @@ fn pass_options(
         },
         cancel: plan.cancel.clone(),
         range_rows: ranks.map(|_| cfg.stats.range_rows.unwrap_or(DEFAULT_RANGE_ROWS)),
+        precision: cfg.stats.precision,
         ..Default::default()
     };
     if let Some(ranks) = ranks {

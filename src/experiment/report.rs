@@ -489,6 +489,13 @@ fn setup(s: &mut String, exp: &Experiment) {
         first.data.test_rows, first.data.test, first.data.test_spectra
     );
     let _ = writeln!(s, "| pixels | {} |", first.data.pixels);
+    if !first.data.precision.is_f64() {
+        let _ = writeln!(
+            s,
+            "| Gram products | {}: f32 block products summed in f64 (README, \"Mixed precision\") |",
+            first.data.precision
+        );
+    }
     let _ = writeln!(
         s,
         "| noise levels × seeds | {:?} × {:?} |",

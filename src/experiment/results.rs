@@ -75,6 +75,10 @@ pub struct DataInfo {
     pub test: String,
     /// Where the noisy test spectra came from.
     pub test_spectra: String,
+    /// How the statistics' block products were formed (written only when
+    /// not f64: `[stats] precision = "mixed"`).
+    #[serde(skip_serializing_if = "crate::stats::Precision::is_f64")]
+    pub precision: crate::stats::Precision,
 }
 
 /// The global model's α and its scores on every test row.

@@ -35,6 +35,7 @@
 //! | `/` attr `noise_level`, `seed` | f64, u64 | the noise model |
 //! | `/` attr `folds` | u64 | folds |
 //! | `/` attr `mode` | string | `"cells"` or `"per_bin"` ([`Mode`]) |
+//! | `/` attr `precision` | string | `"mixed"` when block products were f32 ([`super::Precision`]); absent for f64 (the default, and every file written before the option) |
 //! | `/` attr `partitions` | string | the [`PartitionSet`] as JSON (names, edges, bin names, folds) |
 //! | `/` attr `layout` | string | the shards' [`Layout`] as JSON |
 //! | `/` attr `shift_y` | f64 | y₀ |
@@ -260,6 +261,9 @@ fn write_root_attrs(
     write_attr(loc, path, "seed", header.noise.seed)?;
     write_attr(loc, path, "folds", header.partitions.folds as u64)?;
     write_str_attr(loc, path, "mode", mode_name(header.mode))?;
+    if !header.precision.is_f64() {
+        write_str_attr(loc, path, "precision", header.precision.name())?;
+    }
     let partitions = json("partitions", &header.partitions)?;
     write_str_attr(loc, path, "partitions", &partitions)?;
     write_str_attr(loc, path, "layout", &json("layout", &header.layout)?)?;
@@ -509,6 +513,22 @@ fn attributes_agree(ck: &Check<'_>, root: &Group, header: &StatsHeader) -> Resul
         "mode",
         v == mode_name(header.mode),
         mode_name(header.mode).into(),
+        format!("{v:?}"),
+    )?;
+    let has_precision = root
+        .attr_names()
+        .map_err(|e| Error::hdf5(ck.path, "reading the root group's attributes", e))?
+        .iter()
+        .any(|n| n == "precision");
+    let v = if has_precision {
+        ck.str_attr(root, "/", "precision")?
+    } else {
+        "f64".into()
+    };
+    agree(
+        "precision",
+        v == header.precision.name(),
+        header.precision.name().into(),
         format!("{v:?}"),
     )?;
     let v = ck.str_attr(root, "/", "partitions")?;
@@ -995,6 +1015,7 @@ mod tests {
                 shift_y: v,
                 rows: 0,
                 skipped: 0,
+                precision: Default::default(),
             };
             let json = header_json(&header).unwrap();
             let mut value: serde_json::Value = serde_json::from_str(&json).unwrap();

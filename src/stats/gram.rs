@@ -18,8 +18,64 @@
 //! lower triangle is ever written; it is allocated zeroed by the OS
 //! (`vec![0.0; n]` → calloc), so the untouched upper-triangle pages never
 //! become resident.
+//!
+//! [`Precision::Mixed`] (opt-in, never the default) forms each block's
+//! product in f32 — the same panels, `ssyrk`/`sgemm` into a per-thread f32
+//! panel — and adds it into the f64 sums, so only one block's k products are
+//! summed in f32 (the rows are shifted by x₀, which keeps their magnitudes
+//! small); across blocks the sums stay f64. Same bits for any thread count,
+//! like the f64 kernel.
+
+use std::cell::RefCell;
 
 use faer::Par;
+use serde::{Deserialize, Serialize};
+
+/// How a block of rows' Gram product is formed before it is added into the
+/// f64 sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Every product and sum in f64 (the default; the NIST checks' precision).
+    #[default]
+    F64,
+    /// Block products in f32 (about twice the f64 kernel's speed here),
+    /// summed into f64 accumulators: only when asked (`--precision mixed`).
+    Mixed,
+}
+
+impl Precision {
+    /// Whether this is the default (f64): the statistics file records the
+    /// precision only when it is not.
+    pub fn is_f64(&self) -> bool {
+        *self == Precision::F64
+    }
+
+    /// The name used in the CLI, configs and files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F64 => "f64",
+            Precision::Mixed => "mixed",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "f64" => Ok(Precision::F64),
+            "mixed" => Ok(Precision::Mixed),
+            _ => Err(format!("unknown precision {s:?} (f64 or mixed)")),
+        }
+    }
+}
 
 #[cfg(feature = "openblas")]
 extern "C" {
@@ -105,6 +161,173 @@ pub fn syrk_lower(c: &mut [f64], p: usize, x: &[f64], k: usize, par: Par) {
             par,
         );
     }
+}
+
+/// Bytes of f32 scratch the mixed kernel holds per thread for order `p` and
+/// blocks of `k` rows: the block in f32 (the flushing thread) plus one f32
+/// panel (each kernel thread), at most `p` × the widest panel.
+pub fn mixed_scratch_bytes(p: usize, k: usize, threads: usize) -> u64 {
+    let widest = panels(p).windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    (p * k * 4) as u64 + threads.max(1) as u64 * (p * widest * 4) as u64
+}
+
+thread_local! {
+    /// The mixed kernel's f32 buffers, kept per thread: a fresh allocation
+    /// per block would fault its pages in again every time.
+    static BLOCK_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static PANEL_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// [`syrk_lower`] under a [`Precision`]: `Mixed` forms the block's product
+/// in f32 and adds it into `c` (f64).
+pub fn syrk_lower_with(
+    c: &mut [f64],
+    p: usize,
+    x: &[f64],
+    k: usize,
+    par: Par,
+    precision: Precision,
+) {
+    match precision {
+        Precision::F64 => syrk_lower(c, p, x, k, par),
+        Precision::Mixed => syrk_lower_mixed(c, p, x, k, par),
+    }
+}
+
+/// `c_lower += Σ_r x_r x_rᵀ` with each panel's products formed in f32
+/// (one `ssyrk` on the diagonal block, one `sgemm` below it, into a
+/// per-thread f32 panel) and then added into `c` in f64. The panels are
+/// [`panels`]`(p)`, each computed by one thread: same bits for any `par`.
+pub fn syrk_lower_mixed(c: &mut [f64], p: usize, x: &[f64], k: usize, par: Par) {
+    use rayon::prelude::*;
+    if k == 0 || p == 0 {
+        return;
+    }
+    assert!(c.len() == p * p && x.len() == p * k, "Gram kernel sizes");
+    BLOCK_F32.with_borrow_mut(|x32| {
+        x32.clear();
+        x32.extend(x.iter().map(|&v| v as f32));
+        let x32: &[f32] = x32;
+        let bounds = panels(p);
+        let mut cols: Vec<(usize, usize, &mut [f64])> = Vec::with_capacity(bounds.len());
+        let mut rest = &mut *c;
+        for w in bounds.windows(2) {
+            let (panel, tail) = rest.split_at_mut((w[1] - w[0]) * p);
+            cols.push((w[0], w[1], panel));
+            rest = tail;
+        }
+        let work = |(j0, j1, panel): (usize, usize, &mut [f64])| {
+            PANEL_F32.with_borrow_mut(|scratch| {
+                let ld = p - j0;
+                let n = ld * (j1 - j0);
+                if scratch.len() < n {
+                    scratch.resize(n, 0.0);
+                }
+                // Overwritten by the products (beta = 0): no zeroing per block.
+                let scratch = &mut scratch[..n];
+                panel_products_f32(scratch, p, j0, j1, x32, k);
+                // Column j0 + c of c, rows j0 + c.. p, from scratch rows c.. ld.
+                for col in 0..j1 - j0 {
+                    let dst = &mut panel[col * p + j0 + col..(col + 1) * p];
+                    let src = &scratch[col * ld + col..(col + 1) * ld];
+                    for (d, &s) in dst.iter_mut().zip(src) {
+                        *d += f64::from(s);
+                    }
+                }
+            })
+        };
+        match par {
+            Par::Seq => cols.into_iter().for_each(work),
+            _ => cols.into_par_iter().for_each(work),
+        }
+    })
+}
+
+/// The f32 products of panel j0..j1 written over `scratch` ((p − j0) × w,
+/// column-major, ld = p − j0): the lower triangle of its top w × w block
+/// (S_j Sᵀ_j for rows j0..j1 of S) and the rows below (S_below Sᵀ_j).
+#[cfg(feature = "openblas")]
+fn panel_products_f32(scratch: &mut [f32], p: usize, j0: usize, j1: usize, x: &[f32], k: usize) {
+    use cblas_sys::{
+        cblas_sgemm, cblas_ssyrk, CBLAS_LAYOUT::CblasColMajor, CBLAS_TRANSPOSE::*,
+        CBLAS_UPLO::CblasLower,
+    };
+    let int = |v: usize| i32::try_from(v).expect("Gram kernel dimension exceeds i32");
+    let (w, ld) = (j1 - j0, p - j0);
+    assert!(scratch.len() == ld * w && j1 <= p && x.len() == p * k);
+    // SAFETY: the w × w diagonal block is the top of `scratch` (ldc = ld ≥ w,
+    // w columns: inside ld·w values); rows j0..j1 of S start at x + j0 with
+    // lda = p, k columns, inside x (p·k values, checked). ssyrk writes only
+    // the block's lower triangle; beta = 0 overwrites it.
+    unsafe {
+        cblas_ssyrk(
+            CblasColMajor,
+            CblasLower,
+            CblasNoTrans,
+            int(w),
+            int(k),
+            1.0,
+            x.as_ptr().add(j0),
+            int(p),
+            0.0,
+            scratch.as_mut_ptr(),
+            int(ld),
+        );
+    }
+    if j1 < p {
+        // SAFETY: rows w..ld of scratch ((p − j1) × w from offset w, ldc =
+        // ld) lie inside it; A = rows j1..p of S ((p − j1) × k from x + j1),
+        // B = rows j0..j1 of S (w × k from x + j0, transposed), lda = ldb = p.
+        unsafe {
+            cblas_sgemm(
+                CblasColMajor,
+                CblasNoTrans,
+                CblasTrans,
+                int(p - j1),
+                int(w),
+                int(k),
+                1.0,
+                x.as_ptr().add(j1),
+                int(p),
+                x.as_ptr().add(j0),
+                int(p),
+                0.0,
+                scratch.as_mut_ptr().add(w),
+                int(ld),
+            );
+        }
+    }
+}
+
+/// [`panel_products_f32`] through faer (builds without OpenBLAS).
+#[cfg(not(feature = "openblas"))]
+fn panel_products_f32(scratch: &mut [f32], p: usize, j0: usize, j1: usize, x: &[f32], k: usize) {
+    use faer::linalg::matmul::triangular::{matmul, BlockStructure};
+    use faer::{Accum, MatMut, MatRef};
+    let (w, ld) = (j1 - j0, p - j0);
+    let s = MatRef::from_column_major_slice(x, p, k);
+    let sj = s.subrows(j0, w);
+    let mut out = MatMut::from_column_major_slice_mut(scratch, ld, w);
+    let (top, below) = out.rb_mut().split_at_row_mut(w);
+    matmul(
+        top,
+        BlockStructure::TriangularLower,
+        Accum::Replace,
+        sj,
+        BlockStructure::Rectangular,
+        sj.transpose(),
+        BlockStructure::Rectangular,
+        1.0f32,
+        Par::Seq,
+    );
+    faer::linalg::matmul::matmul(
+        below,
+        Accum::Replace,
+        s.subrows(j1, p - j1),
+        sj.transpose(),
+        1.0f32,
+        Par::Seq,
+    );
 }
 
 /// Columns j0..j1 of the lower triangle: `panel` holds those columns of c
@@ -237,6 +460,64 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod mixed_tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn mixed_is_close_to_f64_and_bitwise_identical_across_par() {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
+        init();
+        for &(p, k) in &[(1, 1), (17, 33), (130, 257), (600, 70), (1100, 300)] {
+            let x: Vec<f64> = (0..p * k).map(|_| rng.random::<f64>() - 0.5).collect();
+            let mut exact = vec![0.0; p * p];
+            syrk_lower(&mut exact, p, &x, k, Par::Seq);
+            // Two blocks into the same sums: the f32 part is per block only.
+            let mut seq = vec![0.0; p * p];
+            syrk_lower_with(&mut seq, p, &x, k, Par::Seq, Precision::Mixed);
+            syrk_lower_with(&mut seq, p, &x, k, Par::Seq, Precision::Mixed);
+            let mut par = vec![0.0; p * p];
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap()
+                .install(|| {
+                    syrk_lower_mixed(&mut par, p, &x, k, Par::rayon(2));
+                    syrk_lower_mixed(&mut par, p, &x, k, Par::rayon(2));
+                });
+            let mut differs = false;
+            for j in 0..p {
+                let scale = (exact[j + j * p] * exact[j + j * p]).sqrt().max(1e-300);
+                for i in 0..p {
+                    let (a, want) = (seq[i + j * p], 2.0 * exact[i + j * p]);
+                    if i >= j {
+                        // f32 products of k terms: relative error ~ √k · 2⁻²⁴
+                        // of √(g_ii g_jj), far below 1e-4.
+                        let bound = 1e-4 * (exact[i + i * p] * exact[j + j * p]).sqrt() * 2.0;
+                        assert!(
+                            (a - want).abs() <= bound.max(1e-4 * scale),
+                            "p={p} k={k} ({i},{j}) {a} vs {want}"
+                        );
+                        assert_eq!(
+                            a.to_bits(),
+                            par[i + j * p].to_bits(),
+                            "p={p} k={k} ({i},{j})"
+                        );
+                        differs |= a.to_bits() != want.to_bits();
+                    } else {
+                        assert_eq!(a, 0.0, "upper triangle untouched");
+                    }
+                }
+            }
+            assert!(
+                differs || p * k < 64,
+                "p={p} k={k}: mixed gave the f64 bits everywhere"
+            );
         }
     }
 }

@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use super::file::{write_stats, StatsFile};
-use super::{Reservoir, StatsHeader, SuffStats};
+use super::{Precision, Reservoir, StatsHeader, SuffStats};
 use crate::{Error, Result};
 
 /// What [`merge`] wrote.
@@ -93,6 +93,10 @@ pub fn merge(inputs: &[PathBuf], out: &Path, progress: &dyn Fn(usize)) -> Result
             .skipped
             .checked_add(h.skipped)
             .ok_or_else(|| overflow("skipped rows"))?;
+        // Sums of mixed-precision parts are mixed-precision sums: say so.
+        if h.precision == Precision::Mixed {
+            header.precision = Precision::Mixed;
+        }
     }
     // Per input: (dx, dy) = old shift − first shift.
     let shifts: Vec<(Vec<f64>, f64)> = files

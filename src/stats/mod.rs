@@ -17,6 +17,7 @@ mod set;
 mod suff;
 
 pub use file::{write_stats, StatsFile};
+pub use gram::Precision;
 pub use merge::{merge, MergeSummary};
 pub(crate) use set::permute_rows;
 pub use set::{Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, FORMAT_VERSION};

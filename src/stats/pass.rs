@@ -28,7 +28,9 @@ use faer::Par;
 
 use super::file::{write_stats, StatsFile};
 use super::set::permute_rows;
-use super::{Accumulator, Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, SuffStats};
+use super::{
+    Accumulator, Cursor, Mode, Precision, Reservoir, ShardFingerprint, StatsHeader, SuffStats,
+};
 use crate::noise::NoiseModel;
 use crate::partition::{fold_of, PartitionSet};
 use crate::rows::{key_columns, RowSpec, RowStream};
@@ -88,6 +90,8 @@ pub struct AccumulateOptions {
     /// memory). Used by [`super::ranges::accumulate_ranged`]; the ordinary
     /// pass refuses it.
     pub range_rows: Option<usize>,
+    /// How block products are formed: f64 unless asked ([`Precision`]).
+    pub precision: Precision,
 }
 
 impl Default for AccumulateOptions {
@@ -110,6 +114,7 @@ impl Default for AccumulateOptions {
             first_shard_index: 0,
             cancel: Cancel::default(),
             range_rows: None,
+            precision: Precision::F64,
         }
     }
 }
@@ -149,7 +154,9 @@ pub struct MemoryPlan {
     /// Bytes for the running totals of a ranged pass (packed sums of every
     /// accumulator and a second gate sample); 0 for the ordinary pass.
     pub range_bytes: u64,
-    /// Fixed overhead (binary, libhdf5, kernel scratch).
+    /// Fixed overhead (binary, libhdf5, kernel scratch; with
+    /// `--precision mixed` also the f32 block and panels,
+    /// [`super::gram::mixed_scratch_bytes`]).
     pub overhead_bytes: u64,
     /// The budget planned against.
     pub budget: u64,
@@ -210,7 +217,14 @@ impl MemoryPlan {
                     .saturating_add(Reservoir::max_bytes(opts.gate_sample, p)),
                 None => 0,
             },
-            overhead_bytes: OVERHEAD,
+            overhead_bytes: match opts.precision {
+                Precision::F64 => OVERHEAD,
+                Precision::Mixed => OVERHEAD.saturating_add(super::gram::mixed_scratch_bytes(
+                    p,
+                    block,
+                    opts.threads.get(),
+                )),
+            },
             budget,
         }
     }
@@ -1068,6 +1082,7 @@ pub(super) fn new_header(
         shift_y,
         rows: 0,
         skipped: 0,
+        precision: opts.precision,
     }
 }
 
@@ -1078,7 +1093,7 @@ fn empty_sums(
     pixels: usize,
 ) -> (Vec<Accumulator>, Sample) {
     let accs = (0..plan.accumulators)
-        .map(|_| Accumulator::new(pixels, plan.block_rows))
+        .map(|_| Accumulator::new(pixels, plan.block_rows).with_precision(opts.precision))
         .collect();
     (accs, Sample::new(opts.gate_sample, pixels))
 }
@@ -1182,6 +1197,12 @@ pub(super) fn checkpoint_of_this_run(
             "a different configuration (pixels, noise, seed, partitions, folds or layout)".into(),
         ));
     }
+    if h.precision != opts.precision {
+        return Err(refuse(format!(
+            "products in {} where this run asks for {}",
+            h.precision, opts.precision
+        )));
+    }
     if h.mode != plan.mode {
         return Err(refuse(format!(
             "mode {:?} where this run planned {:?}",
@@ -1234,12 +1255,10 @@ fn restore(
     let (h, cursor) = checkpoint_of_this_run(file, ckpt_path, opts, plan, pixels, fingerprints)?;
     let mut accs = Vec::with_capacity(plan.accumulators);
     for (a, (sx, sy)) in cursor.staged.iter().enumerate() {
-        accs.push(Accumulator::restore(
-            &file.accumulator(a)?,
-            sx,
-            sy,
-            plan.block_rows,
-        )?);
+        accs.push(
+            Accumulator::restore(&file.accumulator(a)?, sx, sy, plan.block_rows)?
+                .with_precision(opts.precision),
+        );
     }
     let sample = Sample::from_reservoir(file.reservoir()?, opts.gate_sample);
     Ok((h, accs, sample, (cursor.source, cursor.row)))

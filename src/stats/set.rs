@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::gram::Precision;
 use crate::noise::NoiseModel;
 use crate::partition::PartitionSet;
 use crate::{Error, Layout, Result};
@@ -101,6 +102,10 @@ pub struct StatsHeader {
     pub rows: u64,
     /// Rows skipped (non-finite values under the skip policy).
     pub skipped: u64,
+    /// How block products were formed ([`Precision`]): recorded only when
+    /// not f64, so f64 files are what they were before the option existed.
+    #[serde(default, skip_serializing_if = "Precision::is_f64")]
+    pub precision: Precision,
 }
 
 impl StatsHeader {

@@ -229,6 +229,7 @@ pub struct Accumulator {
     sum_y: f64,
     sum_yy: f64,
     xty: Vec<f64>,
+    precision: gram::Precision,
 }
 
 impl Accumulator {
@@ -248,7 +249,15 @@ impl Accumulator {
             sum_y: 0.0,
             sum_yy: 0.0,
             xty: vec![0.0; p],
+            precision: gram::Precision::F64,
         }
+    }
+
+    /// This accumulator forming its block products in `precision` (f64
+    /// unless asked).
+    pub fn with_precision(mut self, precision: gram::Precision) -> Self {
+        self.precision = precision;
+        self
     }
 
     /// Bytes this accumulator may hold at most: the resident part of the
@@ -327,7 +336,7 @@ impl Accumulator {
             self.gram = new_gram(self.p);
         }
         let block = &self.x_stage[..k * self.p];
-        gram::syrk_lower(&mut self.gram, self.p, block, k, par);
+        gram::syrk_lower_with(&mut self.gram, self.p, block, k, par, self.precision);
         gram::add_weighted_rows(&mut self.xty, block, &self.y_stage[..k]);
         gram::add_rows(&mut self.sum_x, block);
         for &y in &self.y_stage[..k] {

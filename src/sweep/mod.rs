@@ -336,6 +336,10 @@ pub struct Sweep {
     pub pixels: usize,
     /// Training rows in the statistics.
     pub train_rows: u64,
+    /// How the statistics' block products were formed (written only when
+    /// not f64).
+    #[serde(skip_serializing_if = "crate::stats::Precision::is_f64")]
+    pub precision: crate::stats::Precision,
     /// Global model first, then each partition's slots in order.
     pub groups: Vec<GroupSweep>,
     /// Test-set summary, when a test shard was given.
@@ -1148,6 +1152,7 @@ pub fn run(
         folds: h.partitions.folds,
         pixels: h.pixels,
         train_rows: h.rows,
+        precision: h.precision,
         groups,
         test,
         timing,
@@ -1208,7 +1213,12 @@ impl Sweep {
                 header.rows,
                 header.shards.clone(),
                 format!(
-                    "gramstream sweep: α per group by {} over {} values from {:e} to {:e}",
+                    "gramstream sweep{}: α per group by {} over {} values from {:e} to {:e}",
+                    match self.precision {
+                        crate::stats::Precision::F64 => "",
+                        crate::stats::Precision::Mixed =>
+                            " (statistics of mixed-precision products)",
+                    },
                     self.select.describe(),
                     self.alphas.len(),
                     self.alphas.iter().cloned().fold(f64::INFINITY, f64::min),

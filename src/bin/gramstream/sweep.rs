@@ -158,6 +158,13 @@ pub fn table(r: &Sweep) -> String {
         r.folds,
         r.select.describe()
     );
+    if !r.precision.is_f64() {
+        let _ = writeln!(
+            s,
+            "statistics of {} precision: block products in f32, sums in f64",
+            r.precision
+        );
+    }
     let _ = writeln!(
         s,
         "\n{:<8} {:>3}  {:<13} {:>8} {:>8} {:>4} {:>8} {:>9} {:>9} {:>7} {:>8}",
