@@ -126,22 +126,9 @@ pub fn syrk_lower(c: &mut [f64], p: usize, x: &[f64], k: usize, par: Par) {
     assert!(c.len() == p * p && x.len() == p * k, "Gram kernel sizes");
     #[cfg(feature = "openblas")]
     {
-        use rayon::prelude::*;
-        let bounds = panels(p);
-        // Disjoint column ranges of c, one per panel.
-        let mut cols: Vec<(usize, usize, &mut [f64])> = Vec::with_capacity(bounds.len());
-        let mut rest = c;
-        for w in bounds.windows(2) {
-            let (panel, tail) = rest.split_at_mut((w[1] - w[0]) * p);
-            cols.push((w[0], w[1], panel));
-            rest = tail;
-        }
-        let work =
-            |(j0, j1, panel): (usize, usize, &mut [f64])| panel_update(panel, p, j0, j1, x, k);
-        match par {
-            Par::Seq => cols.into_iter().for_each(work),
-            _ => cols.into_par_iter().for_each(work),
-        }
+        for_each_panel(c, p, par, |j0, j1, panel| {
+            panel_update(panel, p, j0, j1, x, k)
+        });
     }
     #[cfg(not(feature = "openblas"))]
     {
@@ -160,6 +147,33 @@ pub fn syrk_lower(c: &mut [f64], p: usize, x: &[f64], k: usize, par: Par) {
             1.0,
             par,
         );
+    }
+}
+
+/// Runs `work(j0, j1, columns j0..j1 of c)` for each panel of
+/// [`panels`]`(p)` (c is p × p column-major), on the current rayon pool
+/// unless `par` is `Par::Seq`. Each panel is one call on one thread, so the
+/// bits never depend on the thread count.
+fn for_each_panel(
+    c: &mut [f64],
+    p: usize,
+    par: Par,
+    work: impl Fn(usize, usize, &mut [f64]) + Send + Sync,
+) {
+    use rayon::prelude::*;
+    let bounds = panels(p);
+    // Disjoint column ranges of c, one per panel.
+    let mut cols: Vec<(usize, usize, &mut [f64])> = Vec::with_capacity(bounds.len());
+    let mut rest = c;
+    for w in bounds.windows(2) {
+        let (panel, tail) = rest.split_at_mut((w[1] - w[0]) * p);
+        cols.push((w[0], w[1], panel));
+        rest = tail;
+    }
+    let run = |(j0, j1, panel): (usize, usize, &mut [f64])| work(j0, j1, panel);
+    match par {
+        Par::Seq => cols.into_iter().for_each(run),
+        _ => cols.into_par_iter().for_each(run),
     }
 }
 
@@ -199,7 +213,6 @@ pub fn syrk_lower_with(
 /// per-thread f32 panel) and then added into `c` in f64. The panels are
 /// [`panels`]`(p)`, each computed by one thread: same bits for any `par`.
 pub fn syrk_lower_mixed(c: &mut [f64], p: usize, x: &[f64], k: usize, par: Par) {
-    use rayon::prelude::*;
     if k == 0 || p == 0 {
         return;
     }
@@ -208,15 +221,7 @@ pub fn syrk_lower_mixed(c: &mut [f64], p: usize, x: &[f64], k: usize, par: Par) 
         x32.clear();
         x32.extend(x.iter().map(|&v| v as f32));
         let x32: &[f32] = x32;
-        let bounds = panels(p);
-        let mut cols: Vec<(usize, usize, &mut [f64])> = Vec::with_capacity(bounds.len());
-        let mut rest = &mut *c;
-        for w in bounds.windows(2) {
-            let (panel, tail) = rest.split_at_mut((w[1] - w[0]) * p);
-            cols.push((w[0], w[1], panel));
-            rest = tail;
-        }
-        let work = |(j0, j1, panel): (usize, usize, &mut [f64])| {
+        for_each_panel(c, p, par, |j0, j1, panel| {
             PANEL_F32.with_borrow_mut(|scratch| {
                 let ld = p - j0;
                 let n = ld * (j1 - j0);
@@ -235,11 +240,7 @@ pub fn syrk_lower_mixed(c: &mut [f64], p: usize, x: &[f64], k: usize, par: Par) 
                     }
                 }
             })
-        };
-        match par {
-            Par::Seq => cols.into_iter().for_each(work),
-            _ => cols.into_par_iter().for_each(work),
-        }
+        });
     })
 }
 
@@ -307,8 +308,8 @@ fn panel_products_f32(scratch: &mut [f32], p: usize, j0: usize, j1: usize, x: &[
     let (w, ld) = (j1 - j0, p - j0);
     let s = MatRef::from_column_major_slice(x, p, k);
     let sj = s.subrows(j0, w);
-    let mut out = MatMut::from_column_major_slice_mut(scratch, ld, w);
-    let (top, below) = out.rb_mut().split_at_row_mut(w);
+    let out = MatMut::from_column_major_slice_mut(scratch, ld, w);
+    let (top, below) = out.split_at_row_mut(w);
     matmul(
         top,
         BlockStructure::TriangularLower,
