@@ -39,7 +39,7 @@ pub enum Precision {
     /// Every product and sum in f64 (the default; the NIST checks' precision).
     #[default]
     F64,
-    /// Block products in f32 (about twice the f64 kernel's speed here),
+    /// Block products in f32 (1.55× the f64 kernel at 256-row blocks here),
     /// summed into f64 accumulators: only when asked (`--precision mixed`).
     Mixed,
 }
