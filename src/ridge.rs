@@ -343,6 +343,50 @@ pub fn least_squares(
     })
 }
 
+/// The Ridge model at one α > 0 by a Cholesky solve of the centred
+/// (C + αI) w = c: one P³/3 factorisation where [`RidgePath::new`]'s
+/// eigendecomposition costs several times more — what a single α needs
+/// (the tree experts' validation fold). α = 0 or a factorisation that
+/// fails goes through the eigendecomposition.
+pub fn fit_at(
+    stats: &SuffStats,
+    shift_x: &[f64],
+    shift_y: f64,
+    alpha: f64,
+    par: Par,
+) -> Result<Coefficients> {
+    check_fit_inputs(stats, shift_x, "a Ridge model")?;
+    if !(alpha.is_finite() && alpha > 0.0) {
+        return RidgePath::new(stats, shift_x, shift_y, par)?.coefficients(alpha);
+    }
+    let p = stats.p;
+    let (mut cov, c, _, m, my) = centred(stats);
+    for i in 0..p {
+        cov[(i, i)] += alpha;
+    }
+    let rhs = Mat::from_fn(p, 1, |i, _| c[i]);
+    let w: Vec<f64> = match cov.llt(faer::Side::Lower) {
+        Ok(llt) => {
+            use faer::linalg::solvers::Solve;
+            let sol = llt.solve(&rhs);
+            (0..p).map(|i| sol[(i, 0)]).collect()
+        }
+        Err(_) => return RidgePath::new(stats, shift_x, shift_y, par)?.coefficients(alpha),
+    };
+    let intercept = shift_y + my
+        - shift_x
+            .iter()
+            .zip(&m)
+            .zip(&w)
+            .map(|((s, mi), wi)| (s + mi) * wi)
+            .sum::<f64>();
+    Ok(Coefficients {
+        alpha,
+        w,
+        intercept,
+    })
+}
+
 /// Sum of squared errors of `model` on rows summed as `stats` around
 /// (`shift_x`, `shift_y`), without the rows (see the module docs).
 pub(crate) fn sse_from_stats(
@@ -465,6 +509,16 @@ mod tests {
             for alpha in [1e-2, 1.0, 1e3, 1e6] {
                 let m = path.coefficients(alpha).unwrap();
                 let (w, b) = direct(&xs, &ys, alpha);
+                // One α by Cholesky: the same model.
+                let c = fit_at(&s, &shift, ys[0], alpha, Par::Seq).unwrap();
+                let scale_c = m.w.iter().fold(1e-300f64, |s, v| s.max(v.abs()));
+                for (a, e) in c.w.iter().zip(&m.w) {
+                    assert!(
+                        (a - e).abs() <= 1e-8 * scale_c,
+                        "fit_at α={alpha}: {a} vs {e}"
+                    );
+                }
+                assert!((c.intercept - m.intercept).abs() <= 1e-8 * (1.0 + b.abs()));
                 let scale = w.iter().fold(1e-300f64, |s, v| s.max(v.abs()));
                 for (a, e) in m.w.iter().zip(&w) {
                     assert!(

@@ -14,6 +14,8 @@ mod common;
 mod bad_input;
 #[path = "experiment.rs"]
 mod experiment;
+#[path = "experts.rs"]
+mod experts;
 #[path = "fuzz_regressions.rs"]
 mod fuzz_regressions;
 #[path = "gate_sklearn.rs"]

@@ -66,6 +66,9 @@ pub struct Config {
     /// The learned gate.
     #[serde(default)]
     pub gate: GateConfig,
+    /// Per-bin expert kinds beyond Ridge (issue 13).
+    #[serde(default)]
+    pub experts: ExpertsConfig,
     /// Where results go.
     #[serde(default)]
     pub output: OutputConfig,
@@ -264,6 +267,72 @@ impl Default for GateConfig {
     }
 }
 
+/// `[experts]`: which kinds of expert each bin of one partition may use
+/// (DESIGN §11). Ridge is always fitted; a kind that needs rows (LightGBM)
+/// makes the pass keep each bin's rows, coded, up to a cap, and the
+/// oracle-hybrid uses per bin the kind with the smaller validation MSE.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpertsConfig {
+    /// The kinds compared: `"ridge"` (always listed) and `"lightgbm"`.
+    #[serde(default = "default_kinds")]
+    pub kinds: Vec<crate::experts::ExpertKind>,
+    /// The partition whose bins get their own choice (default `teff_mh`).
+    #[serde(default = "default_expert_partition")]
+    pub partition: String,
+    /// Rows kept per bin for the tree experts at most (default: as many as
+    /// the memory budget leaves; the planner says how many).
+    #[serde(default)]
+    pub rows_per_bin: Option<usize>,
+    /// Rows sampled before the pass for the code boundaries.
+    #[serde(default = "default_boundary_rows")]
+    pub boundary_rows: usize,
+    /// The fold held out to choose each bin's kind (needs `[stats] folds ≥ 2`).
+    #[serde(default)]
+    pub validation_fold: usize,
+    /// LightGBM's parameters (seed 002's by default).
+    #[serde(default)]
+    pub lightgbm: crate::experts::lightgbm::LightGbmParams,
+}
+
+fn default_kinds() -> Vec<crate::experts::ExpertKind> {
+    vec![crate::experts::ExpertKind::Ridge]
+}
+fn default_expert_partition() -> String {
+    "teff_mh".into()
+}
+fn default_boundary_rows() -> usize {
+    4096
+}
+
+impl Default for ExpertsConfig {
+    fn default() -> Self {
+        ExpertsConfig {
+            kinds: default_kinds(),
+            partition: default_expert_partition(),
+            rows_per_bin: None,
+            boundary_rows: default_boundary_rows(),
+            validation_fold: 0,
+            lightgbm: Default::default(),
+        }
+    }
+}
+
+/// The tree experts of a plan: what the pass keeps and how each bin chooses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpertsPlan {
+    /// Position of the partition in [`Plan::partitions`].
+    pub partition: usize,
+    /// The kinds compared (Ridge first).
+    pub kinds: Vec<crate::experts::ExpertKind>,
+    /// What the pass keeps.
+    pub feed: crate::experts::feed::ExpertFeed,
+    /// The validation fold.
+    pub validation_fold: usize,
+    /// LightGBM's parameters (checked).
+    pub lightgbm: crate::experts::lightgbm::LightGbmParams,
+}
+
 /// `[output]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -310,6 +379,8 @@ pub struct Plan {
     pub out: PathBuf,
     /// Index of the gate's partition (None: no gate).
     pub gate_partition: Option<usize>,
+    /// Tree experts per bin (None: Ridge only).
+    pub experts: Option<ExpertsPlan>,
     /// Stops the run at its next step when cancelled (a fresh token from
     /// [`Config::plan`]; replace it to hold a clone).
     pub cancel: crate::threads::Cancel,
@@ -402,6 +473,9 @@ impl Config {
         };
         let (alphas, select) = self.alpha_grid().map_err(bad)?;
         let gate_partition = self.gate_partition(&partitions).map_err(bad)?;
+        let experts = self
+            .experts_plan(&partitions, stats.is_some())
+            .map_err(bad)?;
         let out = match out {
             Some(o) => o.to_path_buf(),
             None => match &self.output.dir {
@@ -420,6 +494,7 @@ impl Config {
             mem_budget,
             out,
             gate_partition,
+            experts,
             cancel: Default::default(),
             config: self,
         })
@@ -563,6 +638,86 @@ impl Config {
             return Err(format!("[gate] c = {} must be > 0", self.gate.c));
         }
         Ok(Some(i))
+    }
+}
+
+impl Config {
+    /// `[experts]`: None for Ridge alone; else the partition, the pass's
+    /// feed and LightGBM's checked parameters. Tree experts need the rows
+    /// (a pass, not `[data] stats`), a validation fold, and LightGBM in
+    /// the build.
+    fn experts_plan(
+        &self,
+        partitions: &[Partition],
+        given_stats: bool,
+    ) -> Checked<Option<ExpertsPlan>> {
+        use crate::experts::ExpertKind;
+        let e = &self.experts;
+        if !e.kinds.contains(&ExpertKind::Ridge) {
+            return Err("[experts] kinds: list \"ridge\" (Ridge experts are always fitted; the others are compared with them)".into());
+        }
+        for (i, k) in e.kinds.iter().enumerate() {
+            if e.kinds[..i].contains(k) {
+                return Err(format!("[experts] kinds: {k:?} is listed twice"));
+            }
+        }
+        if !e.kinds.iter().any(|k| k.needs_rows()) {
+            return Ok(None);
+        }
+        if e.kinds.contains(&ExpertKind::LightGbm) && !crate::experts::lightgbm::AVAILABLE {
+            return Err(format!(
+                "[experts] kinds = \"lightgbm\": {}",
+                crate::experts::choice::NO_LIGHTGBM
+            ));
+        }
+        if given_stats {
+            return Err("[experts] tree experts are trained on the rows of a pass: drop [data] stats and give [data] train".into());
+        }
+        let partition = partitions
+            .iter()
+            .position(|p| p.name == e.partition)
+            .ok_or_else(|| {
+                format!(
+                    "[experts] partition {:?} is not in [stats] partitions",
+                    e.partition
+                )
+            })?;
+        if self.stats.folds < 2 {
+            return Err("[experts] choosing each bin's expert needs a validation fold: set [stats] folds ≥ 2".into());
+        }
+        if e.validation_fold >= self.stats.folds {
+            return Err(format!(
+                "[experts] validation_fold = {}: the folds are 0 … {}",
+                e.validation_fold,
+                self.stats.folds - 1
+            ));
+        }
+        if e.boundary_rows < 2 {
+            return Err(format!(
+                "[experts] boundary_rows = {}: at least 2",
+                e.boundary_rows
+            ));
+        }
+        if e.rows_per_bin == Some(0) {
+            return Err(
+                "[experts] rows_per_bin = 0: at least 1 (or drop it: as many as the budget leaves)"
+                    .into(),
+            );
+        }
+        e.lightgbm
+            .check()
+            .map_err(|err| format!("[experts.lightgbm] {err}"))?;
+        Ok(Some(ExpertsPlan {
+            partition,
+            kinds: e.kinds.clone(),
+            feed: crate::experts::feed::ExpertFeed {
+                partition,
+                rows_per_bin: e.rows_per_bin,
+                boundary_rows: e.boundary_rows,
+            },
+            validation_fold: e.validation_fold,
+            lightgbm: e.lightgbm.clone(),
+        }))
     }
 }
 

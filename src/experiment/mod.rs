@@ -21,6 +21,8 @@
 //! failed run never leaves a complete-looking output.
 
 pub mod config;
+mod expert_report;
+pub mod experts;
 pub mod report;
 pub mod results;
 pub mod score;
@@ -31,6 +33,7 @@ use std::time::Instant;
 pub use config::{Config, Plan};
 use results::{DataInfo, GateInfo, LevelSummary, RunResult, Timing};
 
+use crate::experts::feed::ExpertRows;
 use crate::gate::Gate;
 use crate::noise::NoiseModel;
 use crate::partition::PartitionSet;
@@ -317,8 +320,11 @@ impl Run<'_> {
 fn run_one(r: &Run<'_>) -> Result<(RunResult, RunArtifacts)> {
     let start = Instant::now();
     let mut timing = Timing::default();
-    let (stats_path, wave) = match &r.plan.stats {
-        Some(given) => given_stats(r, given)?,
+    let (stats_path, wave, expert_rows) = match &r.plan.stats {
+        Some(given) => {
+            let (path, wave) = given_stats(r, given)?;
+            (path, wave, None)
+        }
         None => accumulate_stage(r, &mut timing)?,
     };
     let file = StatsFile::open(&stats_path)?;
@@ -334,13 +340,46 @@ fn run_one(r: &Run<'_>) -> Result<(RunResult, RunArtifacts)> {
         partition: *p,
         gate: g.clone(),
     });
+    let expert_cap = expert_rows
+        .as_ref()
+        .and_then(|e| e.datasets.first())
+        .map(|d| d.cap());
+    let choices = match (&r.plan.experts, expert_rows) {
+        (Some(plan), Some(rows)) => {
+            let t = Instant::now();
+            let c = experts::train_and_choose(r, plan, rows, &file, &models)?;
+            timing.experts = Some(t.elapsed().as_secs_f64());
+            Some((plan.partition, c))
+        }
+        _ => None,
+    };
     crate::models::write_models(&r.dir.join("models.h5"), &models)?;
     drop(file);
     // The pass's file, never one the config gave.
     if !r.plan.config.stats.keep && r.plan.stats.is_none() {
         let _ = std::fs::remove_file(&stats_path);
     }
-    let table = evaluate_stage(r, &header, &models, gate.as_ref(), &mut sw, threads)?;
+    let trees = match &choices {
+        Some((partition, c)) => {
+            let saved: Vec<_> = c.iter().map(|b| b.model.clone()).collect();
+            let kinds = c.iter().map(|b| b.chosen).collect();
+            Some(score::TreeScoring {
+                partition: *partition,
+                trees: crate::experts::choice::Trees::load(&saved, threads)?,
+                chosen: kinds,
+            })
+        }
+        None => None,
+    };
+    let table = evaluate_stage(
+        r,
+        &header,
+        &models,
+        gate.as_ref(),
+        trees.as_ref(),
+        &mut sw,
+        threads,
+    )?;
     timing.evaluate = sw.timing.test_s;
     write_file(&r.dir.join("sweep.csv"), |w| {
         sweep::report::write_csv(&sw, w)
@@ -355,7 +394,10 @@ fn run_one(r: &Run<'_>) -> Result<(RunResult, RunArtifacts)> {
         .iter()
         .map(|p| p.bin_names.clone())
         .collect();
-    let (global, moe, gate_eval) = results::measure(&table, &sw, &names, &bin_names);
+    let (global, mut moe, gate_eval) = results::measure(&table, &sw, &names, &bin_names);
+    if let Some((partition, c)) = choices {
+        results::add_experts(&mut moe, &table, &names[partition], c);
+    }
     if let (Some(info), Some((acc, confusion, probs))) = (gate_info.as_mut(), gate_eval) {
         info.routing_accuracy = acc;
         info.confusion = confusion;
@@ -384,6 +426,7 @@ fn run_one(r: &Run<'_>) -> Result<(RunResult, RunArtifacts)> {
             test: plan.test.display().to_string(),
             test_spectra: table.spectra.clone(),
             precision: header.precision,
+            expert_rows_per_bin: expert_cap,
         },
         global,
         moe,
@@ -396,7 +439,10 @@ fn run_one(r: &Run<'_>) -> Result<(RunResult, RunArtifacts)> {
 /// The pass over the training shards at this run's noise level and seed,
 /// written to `stats.h5` in the run's directory; returns that path and the
 /// wavelength grid (for the gate's features).
-fn accumulate_stage(r: &Run<'_>, timing: &mut Timing) -> Result<(PathBuf, Vec<f64>)> {
+fn accumulate_stage(
+    r: &Run<'_>,
+    timing: &mut Timing,
+) -> Result<(PathBuf, Vec<f64>, Option<ExpertRows>)> {
     let (plan, cfg) = (r.plan, &r.plan.config);
     let opts = pass_options(plan, r.level, r.seed, r.ranks)?;
     let gate_sample = opts.gate_sample;
@@ -420,9 +466,12 @@ fn accumulate_stage(r: &Run<'_>, timing: &mut Timing) -> Result<(PathBuf, Vec<f6
     let t = Instant::now();
     let stats_path = r.dir.join("stats.h5");
     let advance = |n| (r.progress)(Event::Advance(n));
+    let mut expert_rows = None;
     let summary = match r.ranks {
         None => {
-            accumulate(&plan.train, &opts, None, &advance)?.write(&stats_path, cfg.stats.threads)?
+            let mut out = accumulate(&plan.train, &opts, None, &advance)?;
+            expert_rows = out.experts.take();
+            out.write(&stats_path, cfg.stats.threads)?
         }
         Some(ranks) => {
             Order::Pass {
@@ -437,13 +486,21 @@ fn accumulate_stage(r: &Run<'_>, timing: &mut Timing) -> Result<(PathBuf, Vec<f6
     };
     timing.accumulate = t.elapsed().as_secs_f64();
     (r.progress)(Event::Done(&format!(
-        "{} rows in {:.1} s ({:.0} rows/s), {} accumulators",
+        "{} rows in {:.1} s ({:.0} rows/s), {} accumulators{}",
         summary.rows,
         timing.accumulate,
         summary.rows as f64 / timing.accumulate.max(1e-9),
-        summary.plan.accumulators
+        summary.plan.accumulators,
+        match &expert_rows {
+            Some(e) => format!(
+                "; {} rows kept for the tree experts (at most {} per bin)",
+                e.rows(),
+                summary.plan.expert_rows_per_bin
+            ),
+            None => String::new(),
+        }
     )));
-    Ok((stats_path, wave))
+    Ok((stats_path, wave, expert_rows))
 }
 
 /// Statistics the config gave instead of a pass, checked against the run
@@ -536,8 +593,16 @@ fn pass_options(
         cancel: plan.cancel.clone(),
         range_rows: ranks.map(|_| cfg.stats.range_rows.unwrap_or(DEFAULT_RANGE_ROWS)),
         precision: cfg.stats.precision,
+        experts: plan.experts.as_ref().map(|e| e.feed.clone()),
         ..Default::default()
     };
+    if ranks.is_some() && plan.experts.is_some() {
+        return Err(Error::Config {
+            file: plan.source.clone(),
+            line: None,
+            problem: "[experts] tree experts are not trained under MPI yet: run this experiment in one process".into(),
+        });
+    }
     if let Some(ranks) = ranks {
         share_node(&mut opts, ranks);
     }
@@ -667,6 +732,7 @@ fn evaluate_stage(
     header: &crate::stats::StatsHeader,
     models: &crate::models::ModelSet,
     gate: Option<&(Gate, usize)>,
+    trees: Option<&score::TreeScoring>,
     sw: &mut Sweep,
     threads: crate::Threads,
 ) -> Result<score::TestTable> {
@@ -698,6 +764,7 @@ fn evaluate_stage(
         header,
         models,
         gate.map(|(g, p)| (g, *p)),
+        trees,
         Some(sw),
         threads,
         &mut |n| (r.progress)(Event::Advance(n)),

@@ -109,13 +109,48 @@ fn opt(v: Option<f64>) -> String {
     v.map_or_else(String::new, num)
 }
 
+/// Columns `per_bin.csv` gains when tree experts were trained (empty in
+/// the other partitions' rows).
+pub const PER_BIN_EXPERT_COLUMNS: &str = "chosen,lightgbm_r2,hybrid_r2,delta_r2_hybrid_vs_ridge,best_on_test,ridge_validation_mse,lightgbm_validation_mse,lightgbm_train_rows,lightgbm_validation_rows,lightgbm_seconds";
+
+/// The expert columns of one bin (empty cells for a bin without them).
+fn expert_cells(e: Option<&super::results::BinExperts>) -> String {
+    match e {
+        None => ",".repeat(PER_BIN_EXPERT_COLUMNS.matches(',').count()),
+        Some(e) => {
+            let c = &e.choice;
+            format!(
+                "{},{},{},{},{},{},{},{},{},{}",
+                c.chosen,
+                opt(e.lightgbm_r2),
+                num(e.hybrid_r2),
+                num(e.delta_r2_vs_ridge),
+                e.best_on_test,
+                opt(c.ridge_validation_mse),
+                opt(c.lightgbm_validation_mse),
+                c.lightgbm_train_rows,
+                c.lightgbm_validation_rows,
+                num(c.lightgbm_seconds)
+            )
+        }
+    }
+}
+
 /// One CSV row per run, partition and bin.
 pub(crate) fn write_per_bin(runs: &[RunResult], mut w: impl Write) -> std::io::Result<()> {
-    writeln!(w, "{PER_BIN_HEADER}")?;
+    let experts = runs
+        .iter()
+        .flat_map(|r| r.moe.values())
+        .any(|p| p.hybrid.is_some());
+    if experts {
+        writeln!(w, "{PER_BIN_HEADER},{PER_BIN_EXPERT_COLUMNS}")?;
+    } else {
+        writeln!(w, "{PER_BIN_HEADER}")?;
+    }
     for r in runs {
         for (part, pr) in &r.moe {
             for b in &pr.bins {
-                writeln!(
+                write!(
                     w,
                     "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                     r.data.noise,
@@ -137,6 +172,10 @@ pub(crate) fn write_per_bin(runs: &[RunResult], mut w: impl Write) -> std::io::R
                     opt(b.r2_hard),
                     opt(b.routing_accuracy),
                 )?;
+                if experts {
+                    write!(w, ",{}", expert_cells(b.experts.as_ref()))?;
+                }
+                writeln!(w)?;
             }
         }
     }
@@ -190,7 +229,7 @@ pub(crate) fn write_predictions(
 }
 
 /// `x.xxxx` or `x.xxxx ± y.yyyy` over seeds.
-fn pm(s: Option<&Stat>, prec: usize, signed: bool) -> String {
+pub(super) fn pm(s: Option<&Stat>, prec: usize, signed: bool) -> String {
     match s {
         None => "—".into(),
         Some(s) if !s.mean.is_finite() => "—".into(),
@@ -211,7 +250,7 @@ fn pm(s: Option<&Stat>, prec: usize, signed: bool) -> String {
 }
 
 /// An α over seeds: `868.5`, `1000`, or `655.1 ± 120.3`.
-fn alpha_cell(s: Option<&Stat>) -> String {
+pub(super) fn alpha_cell(s: Option<&Stat>) -> String {
     let one = |v: f64| {
         if v.fract() == 0.0 {
             format!("{v:.0}")
@@ -337,6 +376,7 @@ fn findings(exp: &Experiment, s: &LevelSummary) -> Vec<String> {
                 ));
             }
         }
+        out.extend(super::expert_report::findings(part, s, &seeds));
     }
     out
 }
@@ -364,6 +404,16 @@ pub(crate) fn model_table(exp: &Experiment, lvl: &LevelSummary) -> String {
             pm(m(&format!("moe.{n}.oracle.rmse")), 4, false),
             pm(m(&format!("moe.{n}.oracle.delta_r2")), 4, true),
         );
+        if m(&format!("moe.{n}.hybrid.r2")).is_some() {
+            let _ = writeln!(
+                s,
+                "| oracle-hybrid (Ridge or LightGBM per bin), {n} | {} | {} | {} | {} | | 1 |",
+                pm(m(&format!("moe.{n}.hybrid.r2")), 4, false),
+                pm(m(&format!("moe.{n}.hybrid.mae")), 4, false),
+                pm(m(&format!("moe.{n}.hybrid.rmse")), 4, false),
+                pm(m(&format!("moe.{n}.hybrid.delta_r2")), 4, true),
+            );
+        }
         for (kind, label) in [
             ("soft_gate", "soft gate"),
             ("hard_gate", "hard gate (argmax)"),
@@ -525,6 +575,26 @@ fn setup(s: &mut String, exp: &Experiment) {
             _ => String::new(),
         }
     );
+    if let Some(e) = &exp.plan.experts {
+        let l = &e.lightgbm;
+        let _ = writeln!(
+            s,
+            "| experts per bin of {} | {}; LightGBM {} trees, depth {}, {} leaves, learning rate {}, feature fraction {}, min {} rows per leaf, L1 {} L2 {}; on ≤ {} rows per bin kept by the pass (1 byte per pixel, boundaries from {} sampled rows); chosen on fold {} |",
+            exp.plan.partitions[e.partition].name,
+            e.kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(", "),
+            l.n_estimators,
+            l.max_depth,
+            l.num_leaves,
+            l.learning_rate,
+            l.feature_fraction,
+            l.min_child_samples,
+            l.reg_alpha,
+            l.reg_lambda,
+            first.data.expert_rows_per_bin.map_or("—".into(), |n| n.to_string()),
+            e.feed.boundary_rows,
+            e.validation_fold
+        );
+    }
     if let Some(g) = &first.gate {
         let _ = writeln!(
             s,
@@ -553,6 +623,7 @@ fn level(s: &mut String, exp: &Experiment, lvl: &LevelSummary) {
     s.push_str(&model_table(exp, lvl));
     for p in &exp.plan.partitions {
         per_bin_table(s, p, lvl);
+        super::expert_report::tables(s, exp, p, lvl);
     }
     let _ = writeln!(s, "\n### What the reference reports found, checked here\n");
     for line in findings(exp, lvl) {
@@ -754,14 +825,19 @@ fn runs_table(s: &mut String, exp: &Experiment) {
 /// `## Time`: the first run's stages and the whole experiment, in seconds.
 fn time_table(s: &mut String, exp: &Experiment) {
     let first = &exp.runs[0];
+    let t = &first.timing_s;
+    let (head, sep, cell) = match t.experts {
+        Some(e) => (" experts |", "---|", format!(" {e:.1} s |")),
+        None => ("", "", String::new()),
+    };
     let _ = writeln!(
         s,
-        "\n## Time (first run)\n\n| accumulate | solve | gate | evaluate | run total | experiment total |\n|---|---|---|---|---|---|\n| {:.1} s | {:.1} s | {:.1} s | {:.1} s | {:.1} s | {:.1} s |",
-        first.timing_s.accumulate,
-        first.timing_s.solve,
-        first.timing_s.gate,
-        first.timing_s.evaluate,
-        first.timing_s.total,
+        "\n## Time (first run)\n\n| accumulate | solve | gate |{head} evaluate | run total | experiment total |\n|---|---|---|{sep}---|---|---|\n| {:.1} s | {:.1} s | {:.1} s |{cell} {:.1} s | {:.1} s | {:.1} s |",
+        t.accumulate,
+        t.solve,
+        t.gate,
+        t.evaluate,
+        t.total,
         exp.total_s
     );
 }

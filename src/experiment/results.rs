@@ -79,6 +79,9 @@ pub struct DataInfo {
     /// not f64: `[stats] precision = "mixed"`).
     #[serde(skip_serializing_if = "crate::stats::Precision::is_f64")]
     pub precision: crate::stats::Precision,
+    /// Rows per bin the pass kept for tree experts at most (absent without them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expert_rows_per_bin: Option<usize>,
 }
 
 /// The global model's α and its scores on every test row.
@@ -165,6 +168,52 @@ pub struct BinResult {
     pub r2_hard: Option<f64>,
     /// Fraction of the bin's rows the gate routes to it (with a gate).
     pub routing_accuracy: Option<f64>,
+    /// The bin's tree expert, its validation and the hybrid's choice (on
+    /// the experts' partition, when tree experts were trained).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experts: Option<BinExperts>,
+}
+
+/// One bin's experts side by side (issue 13).
+#[derive(Debug, Clone, Serialize)]
+pub struct BinExperts {
+    /// Validation figures and the choice.
+    #[serde(flatten)]
+    pub choice: super::experts::BinChoice,
+    /// LightGBM on the bin's test rows (null: no model).
+    pub lightgbm_r2: Option<f64>,
+    /// Its RMSE there (dex).
+    pub lightgbm_rmse: Option<f64>,
+    /// The hybrid's chosen expert on the bin's test rows.
+    pub hybrid_r2: f64,
+    /// `hybrid_r2 − r2` (the Ridge expert's).
+    pub delta_r2_vs_ridge: f64,
+    /// The kind with the higher test R² — what choosing on the test rows
+    /// would pick (optimistic: the test rows then choose and score).
+    pub best_on_test: crate::experts::ExpertKind,
+}
+
+/// The oracle-hybrid of a partition: each test row to its true bin's
+/// chosen expert kind (issue 13).
+#[derive(Debug, Clone, Serialize)]
+pub struct HybridScore {
+    /// R² over every test row (rows outside every bin by the global expert).
+    pub r2: f64,
+    /// MAE (dex).
+    pub mae: f64,
+    /// RMSE (dex).
+    pub rmse: f64,
+    /// R² − the Ridge oracle's R².
+    pub delta_r2_vs_oracle: f64,
+    /// R² − the global model's R².
+    pub delta_r2: f64,
+    /// Bins whose validation chose each kind, e.g. `{"ridge": 5, "lightgbm": 4}`.
+    pub chosen: BTreeMap<String, usize>,
+    /// LightGBM in every bin that has one (Ridge elsewhere): R².
+    pub lightgbm_oracle_r2: f64,
+    /// The hybrid had each bin's kind been chosen on the test rows: R²
+    /// (optimistic — the seed's procedure; not the hybrid's score).
+    pub chosen_on_test_r2: f64,
 }
 
 /// The experts and routings of one partition.
@@ -180,6 +229,9 @@ pub struct PartitionResult {
     pub hard_gate: Option<GateScore>,
     /// One entry per bin, in bin-id order (none for rows outside every bin).
     pub bins: Vec<BinResult>,
+    /// The oracle-hybrid (when tree experts were trained on this partition).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hybrid: Option<HybridScore>,
 }
 
 /// How the gate was trained and how it routes the test rows.
@@ -218,6 +270,9 @@ pub struct Timing {
     pub solve: f64,
     /// Gate features and fit.
     pub gate: f64,
+    /// Tree experts trained and chosen per bin (absent without them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experts: Option<f64>,
     /// Test scoring: the α curves and the experiment's predictions.
     pub evaluate: f64,
     /// The whole run, start to results: the stages and the file writes between them.
@@ -278,6 +333,74 @@ pub(crate) fn measure(
         moe.insert(name.clone(), result);
     }
     (global, moe, gate_out)
+}
+
+/// Adds the tree experts of partition `name` (their validation and choice
+/// per bin, `choices`) to its result: each bin's LightGBM and hybrid test
+/// scores, and the hybrid over all rows.
+pub(crate) fn add_experts(
+    moe: &mut BTreeMap<String, PartitionResult>,
+    table: &TestTable,
+    name: &str,
+    choices: Vec<super::experts::BinChoice>,
+) {
+    use crate::experts::ExpertKind;
+    let (Some(tt), Some(part)) = (table.trees.as_ref(), moe.get_mut(name)) else {
+        return;
+    };
+    let y = &table.y;
+    let bins = &table.bins[tt.partition];
+    let oracle = &table.oracle[tt.partition];
+    // Per row: LightGBM where its bin has a model, else the oracle's.
+    let lgbm_or_ridge: Vec<f64> = (0..table.len())
+        .map(|i| {
+            if tt.lightgbm[i].is_finite() {
+                tt.lightgbm[i]
+            } else {
+                oracle[i]
+            }
+        })
+        .collect();
+    let mut on_test = oracle.clone();
+    for (b, (bin, choice)) in part.bins.iter_mut().zip(choices).enumerate() {
+        let rows: Vec<usize> = (0..table.len()).filter(|&i| bins[i] == Some(b)).collect();
+        let has_tree = choice.model.is_some();
+        let l = has_tree.then(|| score_rows(rows.iter().copied(), y, &tt.lightgbm));
+        let h = score_rows(rows.iter().copied(), y, &tt.hybrid);
+        let best_on_test = match l {
+            Some(l) if l.r2 > bin.r2 => ExpertKind::LightGbm,
+            _ => ExpertKind::Ridge,
+        };
+        if best_on_test == ExpertKind::LightGbm {
+            for &i in &rows {
+                on_test[i] = tt.lightgbm[i];
+            }
+        }
+        bin.experts = Some(BinExperts {
+            choice,
+            lightgbm_r2: l.map(|l| l.r2),
+            lightgbm_rmse: l.map(|l| l.rmse),
+            hybrid_r2: h.r2,
+            delta_r2_vs_ridge: h.r2 - bin.r2,
+            best_on_test,
+        });
+    }
+    let hy = score_rows(0..table.len(), y, &tt.hybrid);
+    let g = score_rows(0..table.len(), y, &table.global);
+    let mut chosen = BTreeMap::new();
+    for k in &tt.chosen {
+        *chosen.entry(k.name().to_string()).or_insert(0) += 1;
+    }
+    part.hybrid = Some(HybridScore {
+        r2: hy.r2,
+        mae: hy.mae,
+        rmse: hy.rmse,
+        delta_r2_vs_oracle: hy.r2 - part.oracle.r2,
+        delta_r2: hy.r2 - g.r2,
+        chosen,
+        lightgbm_oracle_r2: score_rows(0..table.len(), y, &lgbm_or_ridge).r2,
+        chosen_on_test_r2: score_rows(0..table.len(), y, &on_test).r2,
+    });
 }
 
 /// The global model: its test score `g` and, from the sweep's first group
@@ -360,6 +483,7 @@ impl<'a> PartitionView<'a> {
             soft_gate: soft,
             hard_gate: hard,
             bins,
+            hybrid: None,
         };
         (result, gate_eval)
     }
@@ -441,6 +565,7 @@ impl<'a> PartitionView<'a> {
                 rows.iter().filter(|&&i| gt.routed[i] == b).count() as f64
                     / rows.len().max(1) as f64
             }),
+            experts: None,
         }
     }
 }

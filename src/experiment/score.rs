@@ -34,6 +34,8 @@ pub struct TestTable {
     pub oracle: Vec<Vec<f64>>,
     /// The gate's part, when a gate was given.
     pub gate: Option<GateTable>,
+    /// The tree experts' part, when they were trained.
+    pub trees: Option<TreeTable>,
     /// Where the noisy test spectra came from.
     pub spectra: String,
 }
@@ -55,6 +57,33 @@ pub struct GateTable {
     pub routed: Vec<usize>,
 }
 
+/// Tree experts to score with: a partition's bins' models and the kind
+/// each bin's oracle-hybrid uses.
+pub struct TreeScoring {
+    /// Position of the partition in the models.
+    pub partition: usize,
+    /// The loaded models, per bin.
+    pub trees: crate::experts::choice::Trees,
+    /// Per bin: the kind the oracle-hybrid uses.
+    pub chosen: Vec<crate::experts::ExpertKind>,
+}
+
+/// The tree experts' view of the test rows.
+#[derive(Debug, Clone, Default)]
+pub struct TreeTable {
+    /// The partition (position in the models) whose bins they are.
+    pub partition: usize,
+    /// The true bin's LightGBM prediction (NaN: outside the bins, or the
+    /// bin has none).
+    pub lightgbm: Vec<f64>,
+    /// The oracle-hybrid: the true bin's chosen kind's prediction (the
+    /// partition's oracle prediction where Ridge is chosen or outside the
+    /// bins).
+    pub hybrid: Vec<f64>,
+    /// Per bin: the kind the hybrid used.
+    pub chosen: Vec<crate::experts::ExpertKind>,
+}
+
 impl TestTable {
     /// Number of test rows: one per entry of `y` (and of each per-row vector).
     pub fn len(&self) -> usize {
@@ -67,6 +96,43 @@ impl TestTable {
     }
 }
 
+/// The chunk's rows' LightGBM and hybrid predictions, one model call per
+/// bin present (`bins`, `oracle`: the chunk's rows' true bins and oracle
+/// predictions on the trees' partition; `flux`: their spectra).
+fn tree_columns(
+    ts: &TreeScoring,
+    tt: &mut TreeTable,
+    bins: &[Option<usize>],
+    oracle: &[f64],
+    flux: &[f64],
+) -> Result<()> {
+    let p = flux.len() / bins.len().max(1);
+    let mut lgbm = vec![f64::NAN; bins.len()];
+    let mut present: Vec<usize> = bins.iter().flatten().copied().collect();
+    present.sort_unstable();
+    present.dedup();
+    for b in present {
+        let idx: Vec<usize> = (0..bins.len()).filter(|&i| bins[i] == Some(b)).collect();
+        let x: Vec<f64> = idx
+            .iter()
+            .flat_map(|&i| flux[i * p..(i + 1) * p].iter().copied())
+            .collect();
+        if let Some(pred) = ts.trees.predict(b, &x)? {
+            for (&i, v) in idx.iter().zip(pred) {
+                lgbm[i] = v;
+            }
+        }
+    }
+    for (i, bin) in bins.iter().enumerate() {
+        let use_tree = bin.is_some_and(|b| {
+            ts.chosen.get(b) == Some(&crate::experts::ExpertKind::LightGbm) && lgbm[i].is_finite()
+        });
+        tt.hybrid.push(if use_tree { lgbm[i] } else { oracle[i] });
+    }
+    tt.lightgbm.extend(lgbm);
+    Ok(())
+}
+
 /// Streams the test shard of `spec` once and predicts every row with
 /// `models` (and `gate`, routing on partition position `gate_partition`);
 /// with `curves`, the same rows also score every (group, α) model of that
@@ -77,6 +143,7 @@ pub(crate) fn score(
     header: &StatsHeader,
     models: &ModelSet,
     gate: Option<(&Gate, usize)>,
+    trees: Option<&TreeScoring>,
     curves: Option<&mut Sweep>,
     threads: Threads,
     progress: &mut dyn FnMut(u64),
@@ -88,6 +155,11 @@ pub(crate) fn score(
         gate: gate.map(|(g, partition)| GateTable {
             partition,
             k: g.partition.bins(),
+            ..Default::default()
+        }),
+        trees: trees.map(|t| TreeTable {
+            partition: t.partition,
+            chosen: t.chosen.clone(),
             ..Default::default()
         }),
         ..Default::default()
@@ -130,6 +202,16 @@ pub(crate) fn score(
                 gt.routed.push(g.bin);
                 gt.probs.extend_from_slice(&g.probs);
             }
+        }
+        if let (Some(ts), Some(tt)) = (trees, t.trees.as_mut()) {
+            let first = t.y.len() - rows.len();
+            tree_columns(
+                ts,
+                tt,
+                &t.bins[ts.partition][first..],
+                &t.oracle[ts.partition][first..],
+                &chunk.flux[..rows.len() * p],
+            )?;
         }
         progress(rows.len() as u64);
         Ok(())

@@ -13,7 +13,9 @@
 //! `predict`.
 
 pub mod binning;
+pub mod choice;
 pub mod dataset;
+pub mod feed;
 pub mod lightgbm;
 
 use serde::{Deserialize, Serialize};

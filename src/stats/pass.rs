@@ -31,6 +31,8 @@ use super::set::permute_rows;
 use super::{
     Accumulator, Cursor, Mode, Precision, Reservoir, ShardFingerprint, StatsHeader, SuffStats,
 };
+use crate::experts::dataset::ExpertDataset;
+use crate::experts::feed::{boundaries, ExpertFeed, ExpertRows};
 use crate::noise::NoiseModel;
 use crate::partition::{fold_of, PartitionSet};
 use crate::rows::{key_columns, RowSpec, RowStream};
@@ -92,6 +94,10 @@ pub struct AccumulateOptions {
     pub range_rows: Option<usize>,
     /// How block products are formed: f64 unless asked ([`Precision`]).
     pub precision: Precision,
+    /// Rows kept for tree experts, coded, per bin of one partition
+    /// ([`crate::experts::feed`]); the ordinary pass only (no checkpoint,
+    /// no ranges).
+    pub experts: Option<ExpertFeed>,
 }
 
 impl Default for AccumulateOptions {
@@ -115,6 +121,7 @@ impl Default for AccumulateOptions {
             cancel: Cancel::default(),
             range_rows: None,
             precision: Precision::F64,
+            experts: None,
         }
     }
 }
@@ -154,6 +161,11 @@ pub struct MemoryPlan {
     /// Bytes for the running totals of a ranged pass (packed sums of every
     /// accumulator and a second gate sample); 0 for the ordinary pass.
     pub range_bytes: u64,
+    /// Bytes for the tree experts' datasets at their row cap, their
+    /// boundaries and the boundary sample; 0 without experts.
+    pub expert_bytes: u64,
+    /// Rows kept per bin for the tree experts (0 without experts).
+    pub expert_rows_per_bin: usize,
     /// Fixed overhead (binary, libhdf5, kernel scratch; with
     /// `--precision mixed` also the f32 block and panels,
     /// [`super::gram::mixed_scratch_bytes`]).
@@ -168,6 +180,19 @@ pub struct MemoryPlan {
 /// ~0.3 GiB (README, "Memory"); 512 MiB keeps the plan an upper bound.
 const OVERHEAD: u64 = 512 << 20;
 
+/// The fewest rows per bin the planner gives tree experts when it sets
+/// their cap: below it a budget is refused rather than trees trained on a
+/// handful of rows.
+pub const MIN_EXPERT_ROWS: usize = 200;
+
+/// Bins of the experts' partition (its unbinned slot keeps no rows).
+fn expert_bins(opts: &AccumulateOptions, feed: &ExpertFeed) -> usize {
+    opts.partitions
+        .partitions
+        .get(feed.partition)
+        .map_or(0, |p| p.bins())
+}
+
 fn gib(b: u64) -> String {
     format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64)
 }
@@ -180,7 +205,35 @@ impl MemoryPlan {
             .saturating_add(self.reservoir_bytes)
             .saturating_add(self.write_bytes)
             .saturating_add(self.range_bytes)
+            .saturating_add(self.expert_bytes)
             .saturating_add(self.overhead_bytes)
+    }
+
+    /// Sets the tree experts' row cap and their bytes.
+    fn set_expert_rows(&mut self, opts: &AccumulateOptions, pixels: usize, cap: usize) {
+        if let Some(feed) = &opts.experts {
+            let bins = expert_bins(opts, feed) as u64;
+            self.expert_rows_per_bin = cap;
+            self.expert_bytes = feed
+                .fixed_bytes(pixels)
+                .saturating_add(bins.saturating_mul(ExpertDataset::max_bytes(cap, pixels)));
+        }
+    }
+
+    /// With experts whose row cap is the planner's: the most rows per bin
+    /// the budget leaves beside this plan, or None below
+    /// [`MIN_EXPERT_ROWS`].
+    fn with_auto_expert_rows(mut self, opts: &AccumulateOptions, pixels: usize) -> Option<Self> {
+        let feed = opts.experts.as_ref()?;
+        self.set_expert_rows(opts, pixels, 0);
+        let left = self.budget.checked_sub(self.total())?;
+        let per_row = ExpertDataset::max_bytes(1, pixels) * expert_bins(opts, feed) as u64;
+        let cap = usize::try_from(left / per_row.max(1)).unwrap_or(usize::MAX);
+        if cap < MIN_EXPERT_ROWS {
+            return None;
+        }
+        self.set_expert_rows(opts, pixels, cap);
+        Some(self)
     }
 
     fn with(
@@ -217,6 +270,8 @@ impl MemoryPlan {
                     .saturating_add(Reservoir::max_bytes(opts.gate_sample, p)),
                 None => 0,
             },
+            expert_bytes: 0,
+            expert_rows_per_bin: 0,
             overhead_bytes: match opts.precision {
                 Precision::F64 => OVERHEAD,
                 Precision::Mixed => OVERHEAD.saturating_add(super::gram::mixed_scratch_bytes(
@@ -252,7 +307,17 @@ impl MemoryPlan {
         let mut smallest: Option<MemoryPlan> = None;
         for &mode in modes {
             for &block in &blocks {
-                let plan = Self::with(opts, pixels, mode, block, checkpoint, budget);
+                let mut plan = Self::with(opts, pixels, mode, block, checkpoint, budget);
+                match opts.experts.as_ref().map(|f| f.rows_per_bin) {
+                    Some(None) => {
+                        if let Some(p) = plan.clone().with_auto_expert_rows(opts, pixels) {
+                            return Ok(p);
+                        }
+                        plan.set_expert_rows(opts, pixels, MIN_EXPERT_ROWS);
+                    }
+                    Some(Some(cap)) => plan.set_expert_rows(opts, pixels, cap),
+                    None => {}
+                }
                 if plan.total() <= budget {
                     return Ok(plan);
                 }
@@ -269,8 +334,8 @@ impl MemoryPlan {
             name: "mem-budget",
             problem: format!(
                 "{} cannot hold the smallest plan ({}, {} accumulators × {} rows staged, P = {pixels}): \
-                 accumulators {} + reader {} + reservoir {} + write/checkpoint {}{} + overhead {} = {}; \
-                 raise --mem-budget, or lower --gate-sample, --folds or the number of partitions",
+                 accumulators {} + reader {} + reservoir {} + write/checkpoint {}{}{} + overhead {} = {}; \
+                 raise --mem-budget, or lower --gate-sample, --folds or the number of partitions{}",
                 gib(budget),
                 s.mode,
                 s.accumulators,
@@ -284,8 +349,25 @@ impl MemoryPlan {
                 } else {
                     String::new()
                 },
+                match &opts.experts {
+                    Some(f) => format!(
+                        " + tree experts' rows {} ({} bins × {} rows × (P + 40) B, boundaries and their sample of {} rows)",
+                        gib(s.expert_bytes),
+                        expert_bins(opts, f),
+                        s.expert_rows_per_bin,
+                        f.boundary_rows
+                    ),
+                    None => String::new(),
+                },
                 gib(s.overhead_bytes),
-                gib(s.total())
+                gib(s.total()),
+                match opts.experts.as_ref().map(|f| f.rows_per_bin) {
+                    Some(Some(_)) => ", or the experts' rows per bin".to_string(),
+                    Some(None) => format!(
+                        " (tree experts need at least {MIN_EXPERT_ROWS} rows per bin)"
+                    ),
+                    None => String::new(),
+                }
             ),
         })
     }
@@ -386,6 +468,9 @@ pub struct PassOutput {
     pub accumulators: Vec<Accumulator>,
     /// The gate's reservoir sample (empty when [`AccumulateOptions::gate_sample`] is 0).
     pub reservoir: Reservoir,
+    /// The tree experts' rows ([`AccumulateOptions::experts`]); not part
+    /// of the statistics file.
+    pub experts: Option<ExpertRows>,
     /// What the run did.
     pub summary: PassSummary,
 }
@@ -532,6 +617,8 @@ pub(super) struct State {
     par: Par,
     slots: Vec<usize>,
     origins: Vec<PathBuf>,
+    /// The tree experts' rows, when the pass keeps them.
+    experts: Option<ExpertRows>,
 }
 
 impl State {
@@ -562,7 +649,14 @@ impl State {
             par: opts.threads.par(),
             slots: vec![0; opts.partitions.partitions.len()],
             origins,
+            experts: None,
         }
+    }
+
+    /// Keeps rows for tree experts in these (empty) datasets from the next
+    /// row on.
+    pub(super) fn keep_expert_rows(&mut self, rows: ExpertRows) {
+        self.experts = Some(rows);
     }
 
     /// The name errors give the rows of a shard fed from memory.
@@ -648,6 +742,7 @@ impl State {
             header: self.header,
             accumulators: self.accs,
             reservoir,
+            experts: self.experts.take(),
             summary,
         })
     }
@@ -725,6 +820,9 @@ impl State {
                         self.accs[a].push_shifted(x, &self.header.shift_x, y, self.par);
                     }
                 }
+            }
+            if let Some(e) = self.experts.as_mut() {
+                e.offer(self.slots[e.partition], shard, row, x, log_g)?;
             }
             if self.opts.gate_sample > 0 {
                 self.sample.offer(
@@ -896,6 +994,12 @@ pub fn accumulate_sources<S: ChunkSource + 'static>(
     let pixels = check_sources(&sources, &fingerprints, opts)?;
     let rows: Vec<usize> = sources.iter().map(ChunkSource::rows).collect();
     let origins: Vec<PathBuf> = sources.iter().map(ChunkSource::origin).collect();
+    if opts.experts.is_some() && checkpoint.is_some() {
+        return Err(Error::InvalidParameter {
+            name: "checkpoint",
+            problem: "a pass keeping rows for tree experts cannot be checkpointed: the statistics file has no place for them".into(),
+        });
+    }
     let plan = MemoryPlan::new(opts, pixels, checkpoint.is_some())?;
     super::gram::init();
     let spec = RowSpec::draw(opts.noise);
@@ -911,6 +1015,19 @@ pub fn accumulate_sources<S: ChunkSource + 'static>(
     )?;
     let resumed = cursor.is_some();
     let (from_source, from_row) = cursor.unwrap_or((0, 0));
+    let expert_rows = match &opts.experts {
+        Some(feed) => {
+            let bins = boundaries(&mut sources, &spec, feed.boundary_rows)?;
+            Some(ExpertRows::new(
+                feed.partition,
+                std::sync::Arc::new(bins),
+                expert_bins(opts, feed),
+                plan.expert_rows_per_bin,
+                opts.noise.seed,
+            ))
+        }
+        None => None,
+    };
 
     // Sources from the cursor on: rows before it are done.
     let readers: Vec<Offset<S>> = sources
@@ -927,6 +1044,9 @@ pub fn accumulate_sources<S: ChunkSource + 'static>(
     let done_before = rows[..from_source.min(rows.len())].iter().sum::<usize>() + from_row;
     progress(done_before as u64);
     let mut state = State::with(opts, &plan, (header, accs, sample), origins);
+    if let Some(e) = expert_rows {
+        state.keep_expert_rows(e);
+    }
     let mut checkpoints = checkpoint.map(|c| Checkpoints::new(c, rows));
     let mut run = RunFigures::new(start, resumed);
     opts.threads.install(|| -> Result<PassOutput> {
@@ -1682,6 +1802,132 @@ pub(super) mod tests {
         assert!(
             e.to_string()
                 .contains("row 2, column pixel 0: negative error"),
+            "{e}"
+        );
+    }
+
+    /// The tree experts' rows: every binned row of the experts' partition
+    /// kept in its bin (none of the unbinned), the same rows, codes and
+    /// targets for any thread count and chunking; a cap keeps each bin's
+    /// smallest keys among them.
+    #[test]
+    fn expert_rows_are_every_binned_row_for_any_threads_and_chunks() {
+        use crate::experts::dataset::{CodedRows, ExpertDataset};
+        let noise = NoiseModel::new(0.7, 11).unwrap();
+        let sizes = [120, 33];
+        let run = |threads: usize, chunk: usize, cap: usize| {
+            let opts = AccumulateOptions {
+                partitions: PartitionSet::new(vec![Partition::snr(), Partition::teff_mh()], 2)
+                    .unwrap(),
+                noise,
+                threads: Threads::new(threads),
+                chunk_rows: Some(chunk),
+                block_rows: Some(8),
+                mem_budget: Some(1 << 30),
+                mode: Some(Mode::PerBin),
+                experts: Some(ExpertFeed {
+                    partition: 1,
+                    rows_per_bin: Some(cap),
+                    boundary_rows: 50,
+                }),
+                ..Default::default()
+            };
+            let mut out = accumulate_sources(
+                sources(9, &sizes, 24),
+                fingerprints(&sizes),
+                &opts,
+                None,
+                &|_| {},
+            )
+            .unwrap();
+            assert_eq!(out.summary.plan.expert_rows_per_bin, cap);
+            let rows: Vec<CodedRows> = out.experts.take().unwrap().into_rows();
+            let (header, stats, _) = out.into_stats(Threads::ONE);
+            (header, stats, rows)
+        };
+        let (header, stats, all) = run(1, 256, 1000);
+        let set = &header.partitions;
+        let bins = set.partitions[1].bins();
+        assert_eq!(all.len(), bins);
+        for (b, rows) in all.iter().enumerate() {
+            // The bin's rows over both folds, from the statistics.
+            let n: u64 = (0..set.folds)
+                .map(|k| {
+                    let a = set.per_bin_index(1, b, k);
+                    stats[a].n
+                })
+                .sum();
+            assert_eq!(rows.len() as u64, n, "bin {b}");
+        }
+        let kept: usize = all.iter().map(CodedRows::len).sum();
+        assert!(
+            kept > 0 && (kept as u64) < header.rows,
+            "{kept} of {}",
+            header.rows
+        );
+        for (threads, chunk) in [(2, 256), (1, 1), (2, 7)] {
+            let (_, _, other) = run(threads, chunk, 1000);
+            for (a, b) in all.iter().zip(&other) {
+                assert!(
+                    a.origin() == b.origin()
+                        && a.codes() == b.codes()
+                        && a.targets() == b.targets(),
+                    "threads {threads}, chunk {chunk}"
+                );
+            }
+        }
+        let (_, _, capped) = run(2, 7, 5);
+        for (a, c) in all.iter().zip(&capped) {
+            let mut keys: Vec<(u64, (u64, u64))> = a
+                .origin()
+                .iter()
+                .map(|&(s, r)| (ExpertDataset::key(11, s, r), (s, r)))
+                .collect();
+            keys.sort_unstable();
+            let want: Vec<(u64, u64)> = keys.iter().take(5).map(|k| k.1).collect();
+            assert_eq!(c.origin(), &want[..]);
+        }
+    }
+
+    /// Without a cap the planner gives the experts what the budget leaves,
+    /// and says so when it leaves too little.
+    #[test]
+    fn the_planner_sets_the_expert_cap_from_the_budget() {
+        let p = 64;
+        let mut opts = AccumulateOptions {
+            partitions: PartitionSet::new(vec![Partition::teff_mh()], 2).unwrap(),
+            mem_budget: Some(1 << 30),
+            experts: Some(ExpertFeed {
+                partition: 0,
+                rows_per_bin: None,
+                boundary_rows: 100,
+            }),
+            ..Default::default()
+        };
+        let plan = MemoryPlan::new(&opts, p, false).unwrap();
+        let mut without = opts.clone();
+        without.experts = None;
+        let base = MemoryPlan::new(&without, p, false).unwrap();
+        let fixed = opts.experts.as_ref().unwrap().fixed_bytes(p);
+        let per_row = 9 * ExpertDataset::max_bytes(1, p);
+        let want = ((1u64 << 30) - base.total() - fixed) / per_row;
+        assert_eq!(plan.expert_rows_per_bin as u64, want);
+        assert!(plan.total() <= 1 << 30);
+        // An explicit cap beyond the budget: refused with the arithmetic.
+        opts.experts.as_mut().unwrap().rows_per_bin = Some(10_000_000);
+        let e = MemoryPlan::new(&opts, p, false).unwrap_err().to_string();
+        assert!(
+            e.contains("tree experts' rows") && e.contains("9 bins × 10000000 rows"),
+            "{e}"
+        );
+        // Too little left for the minimum beside the one plan allowed:
+        // refused, naming it.
+        opts.experts.as_mut().unwrap().rows_per_bin = None;
+        (opts.mode, opts.block_rows) = (Some(base.mode), Some(base.block_rows));
+        opts.mem_budget = Some(base.total() + fixed + per_row * 10);
+        let e = MemoryPlan::new(&opts, p, false).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("at least {MIN_EXPERT_ROWS} rows per bin")),
             "{e}"
         );
     }

@@ -269,6 +269,12 @@ fn setup<S: ChunkSource>(
     checkpoint: Option<&CheckpointOptions>,
     rank0: bool,
 ) -> Result<Setup> {
+    if opts.experts.is_some() {
+        return Err(Error::InvalidParameter {
+            name: "experts",
+            problem: "a pass in ranges (MPI) cannot keep rows for tree experts yet: run the experiment in one process".into(),
+        });
+    }
     let range_rows = opts
         .range_rows
         .filter(|&r| r > 0)

@@ -137,6 +137,7 @@ pub fn options(args: &AccumulateArgs) -> Result<AccumulateOptions> {
         cancel: Default::default(),
         range_rows: args.range_rows,
         precision: args.precision,
+        experts: None,
     })
 }
 
