@@ -493,9 +493,14 @@ fn accumulate_stage(
         summary.plan.accumulators,
         match &expert_rows {
             Some(e) => format!(
-                "; {} rows kept for the tree experts (at most {} per bin)",
+                "; {} rows kept for the tree experts (at most {} per bin, {:.2} GiB planned); peak RSS {} of the {:.2} GiB budget",
                 e.rows(),
-                summary.plan.expert_rows_per_bin
+                summary.plan.expert_rows_per_bin,
+                summary.plan.expert_bytes as f64 / (1u64 << 30) as f64,
+                summary
+                    .peak_rss
+                    .map_or("unknown".into(), |b| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64)),
+                summary.plan.budget as f64 / (1u64 << 30) as f64
             ),
             None => String::new(),
         }

@@ -66,6 +66,27 @@ impl ExpertDataset {
     /// ([`Error::NonFinite`] naming the shard row); the dataset is then
     /// unchanged.
     pub fn offer(&mut self, shard: u64, row: u64, x: &[f64], y: f64) -> Result<bool> {
+        let Some(slot) = self.claim(shard, row, x, y)? else {
+            return Ok(false);
+        };
+        let p = self.pixels();
+        let bins = Arc::clone(&self.bins);
+        bins.encode_finite(x, &mut self.codes[slot * p..(slot + 1) * p]);
+        Ok(true)
+    }
+
+    /// [`Self::offer`] without the coding: the row's slot when it is kept
+    /// (its target and key recorded), for the caller to code `x` into
+    /// [`Self::codes_mut`]`[slot·P..]` — in parallel with other rows
+    /// ([`super::feed`]). A later claim may take the same slot again (the
+    /// row evicted): the last claim's row is the one to code.
+    pub(crate) fn claim(
+        &mut self,
+        shard: u64,
+        row: u64,
+        x: &[f64],
+        y: f64,
+    ) -> Result<Option<usize>> {
         let p = self.pixels();
         if x.len() != p {
             return Err(Error::shape(
@@ -76,7 +97,7 @@ impl ExpertDataset {
         }
         let (key, origin) = (Self::key(self.seed, shard, row), (shard, row));
         let Some(slot) = self.slot_for(key, origin) else {
-            return Ok(false);
+            return Ok(None);
         };
         let what = || format!("expert dataset row of shard {shard}");
         if let Some(i) = x.iter().position(|v| !v.is_finite()) {
@@ -95,9 +116,13 @@ impl ExpertDataset {
                 value: y,
             });
         }
-        let bins = Arc::clone(&self.bins);
-        bins.encode_finite(x, self.place(slot, key, origin, y)?);
-        Ok(true)
+        self.place(slot, key, origin, y)?;
+        Ok(Some(slot))
+    }
+
+    /// The rows' codes, row `slot` at `slot · P` (see [`Self::claim`]).
+    pub(crate) fn codes_mut(&mut self) -> &mut [u8] {
+        &mut self.codes
     }
 
     /// As [`Self::offer`] for a row already coded with the same boundaries

@@ -79,6 +79,54 @@ impl ExpertRows {
         Ok(())
     }
 
+    /// The kept rows of a chunk: `picks` are (slot of the partition, row
+    /// within `chunk`) in row order. Which rows are kept is decided row by
+    /// row (as [`Self::offer`] would); the kept rows are then coded in
+    /// parallel on the current rayon pool — coding is a binary search per
+    /// pixel over boundaries that do not fit the cache. Measured (100k
+    /// rows × 4096, 9 bins, 2 threads): the experiment's pass took 46.1 s
+    /// without experts, 81.4 s coding row by row on the pass's thread,
+    /// 57.9 s coding each chunk's kept rows in parallel. The same codes as
+    /// row by row, for any thread count (tested).
+    pub fn offer_chunk(&mut self, chunk: &Chunk, picks: &[(usize, usize)]) -> Result<()> {
+        use rayon::prelude::*;
+        let p = self.bins.pixels();
+        let (shard, start) = (chunk.shard, chunk.start as u64);
+        let mut claimed: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.datasets.len()];
+        for &(bin, r) in picks {
+            if let Some(d) = self.datasets.get_mut(bin) {
+                let x = chunk.flux_row(r);
+                if let Some(slot) = d.claim(shard, start + r as u64, x, chunk.log_g(r))? {
+                    claimed[bin].push((slot, r));
+                }
+            }
+        }
+        let mut jobs: Vec<(&mut [u8], usize)> = Vec::new();
+        for (d, mut list) in self.datasets.iter_mut().zip(claimed) {
+            if list.is_empty() {
+                continue;
+            }
+            // A slot claimed twice in the chunk holds its last row.
+            list.reverse();
+            let mut seen = std::collections::HashSet::new();
+            list.retain(|&(slot, _)| seen.insert(slot));
+            list.sort_unstable();
+            let mut rest = d.codes_mut();
+            let mut at = 0;
+            for (slot, r) in list {
+                let (_, tail) = rest.split_at_mut((slot - at) * p);
+                let (row, tail) = tail.split_at_mut(p);
+                jobs.push((row, r));
+                rest = tail;
+                at = slot + 1;
+            }
+        }
+        let bins = &self.bins;
+        jobs.into_par_iter()
+            .for_each(|(out, r)| bins.encode_finite(chunk.flux_row(r), out));
+        Ok(())
+    }
+
     /// Rows kept, over all bins.
     pub fn rows(&self) -> usize {
         self.datasets.iter().map(ExpertDataset::len).sum()

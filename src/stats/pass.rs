@@ -619,6 +619,8 @@ pub(super) struct State {
     origins: Vec<PathBuf>,
     /// The tree experts' rows, when the pass keeps them.
     experts: Option<ExpertRows>,
+    /// This chunk's rows for them: (slot of their partition, row in chunk).
+    expert_picks: Vec<(usize, usize)>,
 }
 
 impl State {
@@ -650,6 +652,7 @@ impl State {
             slots: vec![0; opts.partitions.partitions.len()],
             origins,
             experts: None,
+            expert_picks: Vec::new(),
         }
     }
 
@@ -784,8 +787,23 @@ impl State {
         Ok(())
     }
 
-    /// Routing and staging of one chunk of keyed, noisy rows.
+    /// Routing and staging of one chunk of keyed, noisy rows; the tree
+    /// experts' rows kept and coded after them.
     fn absorb(&mut self, chunk: &Chunk) -> Result<()> {
+        self.expert_picks.clear();
+        self.stage(chunk)?;
+        if let Some(e) = self.experts.as_mut() {
+            let picks = std::mem::take(&mut self.expert_picks);
+            // On the pass's pool (the pass runs inside it).
+            let kept = e.offer_chunk(chunk, &picks);
+            self.expert_picks = picks;
+            kept?;
+        }
+        Ok(())
+    }
+
+    /// Routing and staging of one chunk of keyed, noisy rows.
+    fn stage(&mut self, chunk: &Chunk) -> Result<()> {
         let (shard, start) = (chunk.shard, chunk.start as u64);
         let set = &self.header.partitions;
         let (seed, folds) = (self.header.noise.seed, set.folds);
@@ -821,8 +839,8 @@ impl State {
                     }
                 }
             }
-            if let Some(e) = self.experts.as_mut() {
-                e.offer(self.slots[e.partition], shard, row, x, log_g)?;
+            if let Some(e) = &self.experts {
+                self.expert_picks.push((self.slots[e.partition], r));
             }
             if self.opts.gate_sample > 0 {
                 self.sample.offer(
@@ -1886,6 +1904,14 @@ pub(super) mod tests {
             keys.sort_unstable();
             let want: Vec<(u64, u64)> = keys.iter().take(5).map(|k| k.1).collect();
             assert_eq!(c.origin(), &want[..]);
+            // Rows evicted within a chunk leave no trace: each kept row has
+            // its own codes and target.
+            let p = c.pixels();
+            for (i, o) in c.origin().iter().enumerate() {
+                let j = a.origin().iter().position(|x| x == o).unwrap();
+                assert_eq!(c.codes()[i * p..(i + 1) * p], a.codes()[j * p..(j + 1) * p]);
+                assert_eq!(c.targets()[i], a.targets()[j]);
+            }
         }
     }
 
