@@ -408,7 +408,12 @@ fn run_one(r: &Run<'_>) -> Result<(RunResult, RunArtifacts)> {
         "test R²: global {:.4}{}",
         global.r2,
         moe.iter()
-            .map(|(n, p)| format!(", oracle {n} {:.4}", p.oracle.r2))
+            .map(|(n, p)| {
+                let hybrid = p.hybrid.as_ref().map_or(String::new(), |h| {
+                    format!(", oracle-hybrid {n} {:.4}", h.r2)
+                });
+                format!(", oracle {n} {:.4}{hybrid}", p.oracle.r2)
+            })
             .collect::<String>()
     )));
     let result = RunResult {
@@ -754,7 +759,12 @@ fn evaluate_stage(
     r.stage(
         "evaluate",
         &format!(
-            "{test_rows} test rows: global, oracle{}",
+            "{test_rows} test rows: global, oracle{}{}",
+            if trees.is_some() {
+                ", LightGBM and the oracle-hybrid"
+            } else {
+                ""
+            },
             if gate.is_some() {
                 ", soft and hard gate"
             } else {

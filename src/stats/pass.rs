@@ -220,6 +220,14 @@ impl MemoryPlan {
         }
     }
 
+    /// A bin holds at most the pass's `rows`: a cap the budget set above
+    /// that is lowered to it (so the plan states what can be used).
+    pub fn limit_expert_rows(&mut self, opts: &AccumulateOptions, pixels: usize, rows: usize) {
+        if self.expert_rows_per_bin > rows {
+            self.set_expert_rows(opts, pixels, rows);
+        }
+    }
+
     /// With experts whose row cap is the planner's: the most rows per bin
     /// the budget leaves beside this plan, or None below
     /// [`MIN_EXPERT_ROWS`].
@@ -1018,7 +1026,8 @@ pub fn accumulate_sources<S: ChunkSource + 'static>(
             problem: "a pass keeping rows for tree experts cannot be checkpointed: the statistics file has no place for them".into(),
         });
     }
-    let plan = MemoryPlan::new(opts, pixels, checkpoint.is_some())?;
+    let mut plan = MemoryPlan::new(opts, pixels, checkpoint.is_some())?;
+    plan.limit_expert_rows(opts, pixels, rows.iter().sum());
     super::gram::init();
     let spec = RowSpec::draw(opts.noise);
     let mut sources = sources;
@@ -1858,7 +1867,8 @@ pub(super) mod tests {
                 &|_| {},
             )
             .unwrap();
-            assert_eq!(out.summary.plan.expert_rows_per_bin, cap);
+            // A cap above the pass's rows is lowered to them.
+            assert_eq!(out.summary.plan.expert_rows_per_bin, cap.min(153));
             let rows: Vec<CodedRows> = out.experts.take().unwrap().into_rows();
             let (header, stats, _) = out.into_stats(Threads::ONE);
             (header, stats, rows)
