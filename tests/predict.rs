@@ -112,6 +112,7 @@ fn fit(train: &Path) -> ModelSet {
         partitions,
         provenance: Provenance::new("stats.h5", h.rows, h.shards.clone(), "test fit, α = 10"),
         gate: None,
+        bin_experts: None,
     }
 }
 
@@ -166,6 +167,7 @@ fn random_models(seed: u64) -> ModelSet {
             "random weights, «unicode» note",
         ),
         gate: None,
+        bin_experts: None,
     }
 }
 
@@ -279,7 +281,11 @@ fn damaged_or_foreign_models_files_are_refused_naming_the_file() {
     let msg = assert_names(&ModelSet::open(&path).unwrap_err(), &path, "format");
     assert!(msg.contains("gramstream.models"), "{msg}");
     write_models(&path, &m).unwrap();
-    set_attr(&path, "format_version", 2u32);
+    set_attr(
+        &path,
+        "format_version",
+        gramstream::models::FORMAT_VERSION + 1,
+    );
     let msg = assert_names(&ModelSet::open(&path).unwrap_err(), &path, "format_version");
     assert!(msg.contains("newer gramstream"), "{msg}");
 
