@@ -163,6 +163,14 @@ pub enum Error {
     /// error text.
     #[error("LightGBM {what}: {message}")]
     LightGbm { what: String, message: String },
+    /// Something needs a part of gramstream this build was compiled
+    /// without: `feature` is what it is called ("LightGBM"), `flag` the
+    /// cargo feature that builds it (`lightgbm`).
+    #[error("this build has no {feature}: rebuild with --features {flag}")]
+    NotBuilt {
+        feature: &'static str,
+        flag: &'static str,
+    },
 }
 
 /// Why a model could not be fitted. These come from the statistics, not

@@ -44,6 +44,18 @@
 //! | `/gate/feature_mean`, `feature_scale` | f64 (37,) | standardisation of the 37 features |
 //! | `/gate/present` | u64 (K′,) | classes (bins) seen in training |
 //! | `/gate/theta` | f64 (K′, 38) | per present class: weights on the standardised features, then the intercept |
+//! | `/bin_experts` attr `partition` | u64 | optional group (issue 13, version 2): index of the partition whose bins chose an expert kind |
+//! | `/bin_experts/chosen` | string (B,) | per bin, the kind the oracle-hybrid uses: `ridge` or `lightgbm` |
+//! | `/bin_experts/lightgbm/<b>/model` | u8 (bytes,) | bin `b`'s LightGBM model text (UTF-8), when one was trained |
+//! | `/bin_experts/lightgbm/<b>/bound_counts` | u8 (P,) | its [`PixelBins`](crate::experts::binning::PixelBins): boundaries per pixel |
+//! | `/bin_experts/lightgbm/<b>/bounds` | f64 (Σ counts,) | the boundaries, pixel after pixel |
+//!
+//! A file with `/bin_experts` is written as version 2, so that a gramstream
+//! that knows nothing of them refuses it instead of predicting with Ridge
+//! alone; a file without is written as version 1, as before, byte for byte.
+//! The LightGBM models are readable without the `lightgbm` feature (a
+//! models file can be checked and listed anywhere); predicting with them
+//! needs it ([`crate::route::LoadedExperts`]).
 //!
 //! In Python: `w = f["experts/w"][e]; y = f["experts/intercept"][e] + x @ w`.
 //!
@@ -93,6 +105,7 @@
 //!     partitions,
 //!     provenance: Provenance::new("stats.h5", h.rows, h.shards.clone(), "α = 1e3 everywhere"),
 //!     gate: None,
+//!     bin_experts: None,
 //! };
 //! write_models("models.h5".as_ref(), &models)?;
 //! assert_eq!(ModelSet::open("models.h5".as_ref())?, models);
@@ -116,8 +129,12 @@ use crate::{Error, Layout, Result};
 
 /// The value of the root attribute `format`.
 pub(crate) const FORMAT_NAME: &str = "gramstream.models";
-/// The format version written; files of a larger version are refused.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version, written when the set has
+/// [`ModelSet::bin_experts`]; files of a larger version are refused.
+pub const FORMAT_VERSION: u32 = 2;
+/// The version written for a set without [`ModelSet::bin_experts`]: such a
+/// file is what every earlier gramstream wrote and reads.
+const FORMAT_VERSION_RIDGE: u32 = 1;
 /// `gramstream <version>`, what [`Provenance::new`] records.
 pub const CREATED_BY: &str = concat!("gramstream ", env!("CARGO_PKG_VERSION"));
 
@@ -141,6 +158,21 @@ pub struct ModelSet {
     pub provenance: Provenance,
     /// The learned gate over one partition's bins, when one was trained.
     pub gate: Option<ModelGate>,
+    /// The per-bin expert choice of one partition (issue 13), when the
+    /// experts were chosen per bin: oracle routing on that partition is
+    /// then the oracle-hybrid ([`crate::route::Router::hybrid`]).
+    pub bin_experts: Option<BinExperts>,
+}
+
+/// The per-bin expert choice of one partition (issue 13): which kind each bin uses and the LightGBM models trained.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BinExperts {
+    /// Position in ModelSet::partitions of the partition whose bins these are.
+    pub partition: usize,
+    /// Per bin (index = bin, len = partition.bins()): the kind the oracle-hybrid uses for that bin.
+    pub chosen: Vec<crate::experts::ExpertKind>,
+    /// Per bin: its LightGBM model, when one was trained (also for bins where Ridge was chosen: reports show both).
+    pub lightgbm: Vec<Option<crate::experts::lightgbm::SavedLightGbm>>,
 }
 
 /// A learned gate saved with the experts: soft and hard routing for `predict`.
@@ -315,6 +347,9 @@ impl ModelSet {
         if let Some(g) = &self.gate {
             self.gate_problems(g)?;
         }
+        if let Some(be) = &self.bin_experts {
+            self.bin_experts_problems(be)?;
+        }
         for (e, (id, x)) in self.experts().enumerate() {
             x.problems(p).map_err(|(object, what)| {
                 let at = match id {
@@ -396,6 +431,79 @@ impl ModelSet {
         Ok(())
     }
 
+    /// The bin experts belong to a partition of the set, with one choice and
+    /// one model entry per bin, a LightGBM model wherever LightGBM is chosen,
+    /// and every model for the set's pixels.
+    fn bin_experts_problems(&self, be: &BinExperts) -> std::result::Result<(), Problem> {
+        let Some(pm) = self.partitions.get(be.partition) else {
+            return Err((
+                "/bin_experts attribute partition".into(),
+                format!(
+                    "partition {} of a set of {} partitions",
+                    be.partition,
+                    self.partitions.len()
+                ),
+            ));
+        };
+        let (name, bins) = (&pm.partition.name, pm.partition.bins());
+        if be.chosen.len() != bins {
+            return Err((
+                "/bin_experts/chosen".into(),
+                format!(
+                    "{} choices for the {bins} bins of partition {name}",
+                    be.chosen.len()
+                ),
+            ));
+        }
+        if be.lightgbm.len() != bins {
+            return Err((
+                "/bin_experts/lightgbm".into(),
+                format!(
+                    "{} LightGBM entries for the {bins} bins of partition {name}",
+                    be.lightgbm.len()
+                ),
+            ));
+        }
+        for (b, (kind, model)) in be.chosen.iter().zip(&be.lightgbm).enumerate() {
+            let bin_name = &pm.partition.bin_names[b];
+            if *kind == crate::experts::ExpertKind::LightGbm && model.is_none() {
+                return Err((
+                    "/bin_experts/chosen".into(),
+                    format!("bin {b} ({bin_name}) chooses lightgbm but has no LightGBM model"),
+                ));
+            }
+            let Some(m) = model else { continue };
+            let object = format!("/bin_experts/lightgbm/{b}");
+            if m.bins.pixels() != self.pixels {
+                return Err((
+                    format!("{object}/bound_counts"),
+                    format!(
+                        "bin {b} ({bin_name}): boundaries for {} pixels in a set of {}",
+                        m.bins.pixels(),
+                        self.pixels
+                    ),
+                ));
+            }
+            match lightgbm_features(&m.model) {
+                Some(f) if f == self.pixels => {}
+                found => {
+                    return Err((
+                        format!("{object}/model"),
+                        format!(
+                            "bin {b} ({bin_name}): {} for {} pixels",
+                            match found {
+                                Some(f) => format!("a LightGBM model of {f} features"),
+                                None => "no LightGBM model text (no max_feature_idx line)".into(),
+                            },
+                            self.pixels
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Opens and validates a models file (see the module docs).
     pub fn open(path: &Path) -> Result<ModelSet> {
         read_file(path)
@@ -405,6 +513,7 @@ impl ModelSet {
 const F64: TypeDescriptor = TypeDescriptor::Float(FloatSize::U8);
 const U64: TypeDescriptor = TypeDescriptor::Unsigned(IntSize::U8);
 const I64: TypeDescriptor = TypeDescriptor::Integer(IntSize::U8);
+const U8: TypeDescriptor = TypeDescriptor::Unsigned(IntSize::U1);
 
 /// Writes `models` to `path` atomically: to `<path>.tmp` in the same
 /// directory, fsync, rename over `path`, fsync the directory. The set is
@@ -435,7 +544,12 @@ fn write_file(tmp: &Path, path: &Path, m: &ModelSet) -> Result<()> {
     {
         let loc: &hdf5::Location = root;
         write_str_attr(loc, path, "format", FORMAT_NAME)?;
-        write_attr(loc, path, "format_version", FORMAT_VERSION)?;
+        let version = if m.bin_experts.is_some() {
+            FORMAT_VERSION
+        } else {
+            FORMAT_VERSION_RIDGE
+        };
+        write_attr(loc, path, "format_version", version)?;
         write_attr(loc, path, "pixels", p as u64)?;
         write_attr(loc, path, "experts", e_count as u64)?;
         write_attr(loc, path, "noise_level", m.noise_level)?;
@@ -488,6 +602,9 @@ fn write_file(tmp: &Path, path: &Path, m: &ModelSet) -> Result<()> {
     if let Some(mg) = &m.gate {
         write_gate(root, path, mg)?;
     }
+    if let Some(be) = &m.bin_experts {
+        write_bin_experts(root, path, be)?;
+    }
     file.close().map_err(|e| Error::hdf5(tmp, "closing", e))
 }
 
@@ -519,6 +636,146 @@ fn write_gate(root: &Group, path: &Path, mg: &ModelGate) -> Result<()> {
         .collect();
     write_array(&g, path, "theta", &[th.ncols(), th.nrows()], &theta)?;
     Ok(())
+}
+
+/// The number of features a LightGBM model text declares (its
+/// `max_feature_idx` + 1), read without LightGBM so that a models file is
+/// checked in any build.
+fn lightgbm_features(model: &str) -> Option<usize> {
+    model
+        .lines()
+        .take_while(|l| !l.starts_with("Tree="))
+        .find_map(|l| l.strip_prefix("max_feature_idx="))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .map(|i| i + 1)
+}
+
+/// `/bin_experts`: the choice per bin and each LightGBM model (its text as
+/// bytes, its boundaries as [`crate::experts::binning::PixelBinsParts`]),
+/// one group per bin that has one.
+fn write_bin_experts(root: &Group, path: &Path, be: &BinExperts) -> Result<()> {
+    let g = root
+        .create_group("bin_experts")
+        .map_err(|e| Error::hdf5(path, "creating /bin_experts", e))?;
+    let loc: &hdf5::Location = &g;
+    write_attr(loc, path, "partition", be.partition as u64)?;
+    let chosen: Vec<&str> = be.chosen.iter().map(|k| k.name()).collect();
+    write_strings(&g, path, "chosen", "/bin_experts/chosen", &chosen)?;
+    let models = g
+        .create_group("lightgbm")
+        .map_err(|e| Error::hdf5(path, "creating /bin_experts/lightgbm", e))?;
+    for (b, m) in be.lightgbm.iter().enumerate() {
+        let Some(m) = m else { continue };
+        let object = format!("/bin_experts/lightgbm/{b}");
+        let mg = models
+            .create_group(&b.to_string())
+            .map_err(|e| Error::hdf5(path, format!("creating {object}"), e))?;
+        let parts = m.bins.to_parts();
+        write_array(&mg, path, "model", &[m.model.len()], m.model.as_bytes())?;
+        write_array(
+            &mg,
+            path,
+            "bound_counts",
+            &[parts.counts.len()],
+            &parts.counts,
+        )?;
+        write_array(&mg, path, "bounds", &[parts.bounds.len()], &parts.bounds)?;
+    }
+    Ok(())
+}
+
+/// Reads `/bin_experts` when present (only in a version-2 file): every
+/// member of `/bin_experts/lightgbm` must be a bin of the partition, each
+/// model valid UTF-8 with valid boundaries; the rest (counts, pixels, a
+/// model wherever LightGBM is chosen) is checked with the whole set.
+fn read_bin_experts(
+    ck: &Check<'_>,
+    root: &Group,
+    version: u64,
+    p: usize,
+    parts: &[Partition],
+) -> Result<Option<BinExperts>> {
+    let Ok(g) = root.group("bin_experts") else {
+        return Ok(None);
+    };
+    if version < u64::from(FORMAT_VERSION) {
+        return Err(ck.bad(
+            "/bin_experts",
+            format!("format version {FORMAT_VERSION} for a file with bin experts"),
+            format!("version {version}"),
+        ));
+    }
+    let idx = ck.num_attr::<u64>(&g, "/bin_experts", "partition")?;
+    let (partition, bins) = usize::try_from(idx)
+        .ok()
+        .and_then(|i| parts.get(i).map(|pt| (i, pt.bins())))
+        .ok_or_else(|| {
+            ck.bad(
+                "/bin_experts attribute partition",
+                format!("a partition index < {}", parts.len()),
+                idx.to_string(),
+            )
+        })?;
+    let chosen = ck
+        .strings(root, "/bin_experts/chosen", Some(bins))?
+        .iter()
+        .enumerate()
+        .map(|(b, s)| match s.as_str() {
+            "ridge" => Ok(crate::experts::ExpertKind::Ridge),
+            "lightgbm" => Ok(crate::experts::ExpertKind::LightGbm),
+            other => Err(ck.bad(
+                "/bin_experts/chosen",
+                "\"ridge\" or \"lightgbm\"",
+                format!("bin {b}: {other:?}"),
+            )),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let models = g
+        .group("lightgbm")
+        .map_err(|_| ck.bad("/bin_experts/lightgbm", "a group", "nothing (missing)"))?;
+    let names = models
+        .member_names()
+        .map_err(|e| Error::hdf5(ck.path, "listing /bin_experts/lightgbm", e))?;
+    let mut lightgbm = vec![None; bins];
+    for name in names {
+        let b = name
+            .parse::<usize>()
+            .ok()
+            .filter(|b| *b < bins && b.to_string() == name)
+            .ok_or_else(|| {
+                ck.bad(
+                    "/bin_experts/lightgbm",
+                    format!("groups named by bin, 0…{}", bins.saturating_sub(1)),
+                    format!("member {name:?}"),
+                )
+            })?;
+        let object = format!("/bin_experts/lightgbm/{b}");
+        let (model_ds, _) = ck.dataset_rows(root, &format!("{object}/model"), &U8, &[])?;
+        let text: Vec<u8> = ck.read(&model_ds, &format!("{object}/model"))?;
+        let model = String::from_utf8(text)
+            .map_err(|_| ck.bad(&format!("{object}/model"), "UTF-8 text", "invalid UTF-8"))?;
+        let counts: Vec<u8> =
+            ck.read_checked(root, &format!("{object}/bound_counts"), &U8, &[p])?;
+        let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
+        let bounds: Vec<f64> =
+            ck.read_checked(root, &format!("{object}/bounds"), &F64, &[total])?;
+        let bins = crate::experts::binning::PixelBins::from_parts(
+            crate::experts::binning::PixelBinsParts { counts, bounds },
+        )
+        .map_err(|e| {
+            ck.bad(
+                &format!("{object}/bounds"),
+                "valid pixel boundaries",
+                e.to_string(),
+            )
+        })?;
+        lightgbm[b] = Some(crate::experts::lightgbm::SavedLightGbm { bins, model });
+    }
+    Ok(Some(BinExperts {
+        partition,
+        chosen,
+        lightgbm,
+    }))
 }
 
 /// Reads `/gate` when present.
@@ -605,6 +862,8 @@ fn read_file(path: &Path) -> Result<ModelSet> {
     let (global, partitions) = place_experts(&ck, table, parts)?;
     let parts: Vec<Partition> = partitions.iter().map(|pm| pm.partition.clone()).collect();
     let gate = read_gate(&ck, root, p, &parts)?;
+    let version = ck.num_attr::<u64>(root, "/", "format_version")?;
+    let bin_experts = read_bin_experts(&ck, root, version, p, &parts)?;
     let models = ModelSet {
         pixels: p,
         layout,
@@ -614,6 +873,7 @@ fn read_file(path: &Path) -> Result<ModelSet> {
         partitions,
         provenance,
         gate,
+        bin_experts,
     };
     models
         .problems()
@@ -763,6 +1023,7 @@ mod tests {
             }],
             provenance: Provenance::default(),
             gate: None,
+            bin_experts: None,
         }
     }
 
@@ -785,6 +1046,102 @@ mod tests {
         );
         assert_eq!(set().partition_index("snr").unwrap(), 0);
         assert!(set().partition_index("teff_mh").is_err());
+    }
+
+    /// A stored LightGBM model that passes the file's checks without
+    /// LightGBM (its text declares `p` features); predicting needs a real one.
+    fn stored_lightgbm(p: usize) -> crate::experts::lightgbm::SavedLightGbm {
+        let bins = crate::experts::binning::PixelBins::fit(
+            &(0..4 * p).map(|v| v as f64).collect::<Vec<_>>(),
+            p,
+            crate::experts::binning::MAX_CODES,
+        )
+        .unwrap();
+        crate::experts::lightgbm::SavedLightGbm {
+            bins,
+            model: format!("tree\nversion=v4\nmax_feature_idx={}\n", p - 1),
+        }
+    }
+
+    fn with_experts() -> ModelSet {
+        use crate::experts::ExpertKind::{LightGbm, Ridge};
+        let mut m = set();
+        m.bin_experts = Some(BinExperts {
+            partition: 0,
+            chosen: vec![Ridge, LightGbm, Ridge, Ridge],
+            lightgbm: vec![
+                Some(stored_lightgbm(3)),
+                Some(stored_lightgbm(3)),
+                None,
+                None,
+            ],
+        });
+        m
+    }
+
+    #[test]
+    fn bin_experts_round_trip_without_lightgbm_and_raise_the_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let version = |path: &Path| {
+            hdf5::File::open(path)
+                .unwrap()
+                .attr("format_version")
+                .unwrap()
+                .read_scalar::<u32>()
+                .unwrap()
+        };
+        let (plain, hybrid) = (dir.path().join("plain.h5"), dir.path().join("hybrid.h5"));
+        write_models(&plain, &set()).unwrap();
+        write_models(&hybrid, &with_experts()).unwrap();
+        assert_eq!(ModelSet::open(&plain).unwrap(), set());
+        assert_eq!(ModelSet::open(&hybrid).unwrap(), with_experts());
+        assert_eq!((version(&plain), version(&hybrid)), (1, 2));
+        assert!(hdf5::File::open(&plain)
+            .unwrap()
+            .group("bin_experts")
+            .is_err());
+    }
+
+    #[test]
+    fn inconsistent_bin_experts_are_named() {
+        use crate::experts::ExpertKind::LightGbm;
+        assert!(with_experts().problems().is_ok());
+        let object = |f: fn(&mut BinExperts)| {
+            let mut m = with_experts();
+            f(m.bin_experts.as_mut().unwrap());
+            m.problems().unwrap_err().0
+        };
+        assert_eq!(
+            object(|b| b.partition = 1),
+            "/bin_experts attribute partition"
+        );
+        assert_eq!(object(|b| b.chosen.push(LightGbm)), "/bin_experts/chosen");
+        assert_eq!(
+            object(|b| {
+                b.lightgbm.pop();
+            }),
+            "/bin_experts/lightgbm"
+        );
+        // LightGBM chosen, no model.
+        assert_eq!(object(|b| b.chosen[2] = LightGbm), "/bin_experts/chosen");
+        // Boundaries for another number of pixels; a model of other features.
+        assert_eq!(
+            object(|b| b.lightgbm[0] = Some(stored_lightgbm(4))),
+            "/bin_experts/lightgbm/0/bound_counts"
+        );
+        assert_eq!(
+            object(|b| b.lightgbm[1].as_mut().unwrap().model = "max_feature_idx=3\n".into()),
+            "/bin_experts/lightgbm/1/model"
+        );
+        assert_eq!(
+            object(|b| b.lightgbm[1].as_mut().unwrap().model = "not a model".into()),
+            "/bin_experts/lightgbm/1/model"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = with_experts();
+        m.bin_experts.as_mut().unwrap().chosen.pop();
+        let err = write_models(&dir.path().join("m.h5"), &m).unwrap_err();
+        assert!(err.to_string().contains("/bin_experts/chosen"), "{err}");
     }
 
     #[test]

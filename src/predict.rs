@@ -21,6 +21,15 @@
 //!   ([`crate::route`]) decides: a row outside every bin, or whose bin has
 //!   no expert, is predicted by the global expert and counted.
 //!
+//!   When the models chose an expert kind per bin of that partition
+//!   ([`ModelSet::bin_experts`], issue 13), oracle routing is the
+//!   oracle-hybrid: a row whose bin chose LightGBM gets that bin's
+//!   LightGBM prediction ([`Route::LightGbm`]; one LightGBM call per bin and
+//!   chunk), the others their Ridge expert's. The summary's routing says
+//!   which bins use which kind, and the CSV gets an `expert` column. A
+//!   build without the `lightgbm` feature refuses such models
+//!   ([`Error::NotBuilt`]).
+//!
 //! * `Gate`: the learned gate saved in the models ([`ModelSet::gate`],
 //!   written by `experiment`) computes each row's bin probabilities from its
 //!   noisy spectrum alone; hard routing takes the most probable bin's expert,
@@ -37,15 +46,16 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::eval::{Metrics, Scores};
+use crate::experts::ExpertKind;
 use crate::models::ModelSet;
 use crate::noise::NoiseModel;
 use crate::output::Staged;
 use crate::partition::{Partition, PartitionKind, RowKeys};
-use crate::route::Router;
+use crate::route::{LoadedExperts, Router};
 pub use crate::route::{Route, Routing};
 use crate::rows::{ModelSpectra, RowSpec, RowStream};
 use crate::source::{ReadOptions, ReadPath, Shard, ShardReader};
-use crate::{Error, Layout, Result};
+use crate::{Error, Layout, Result, Threads};
 
 /// The params column whose value identifies a row in the output (when present).
 pub(crate) const ID_COLUMN: &str = "id";
@@ -77,6 +87,11 @@ pub struct PredictOptions {
     pub first_shard_index: u64,
     /// Memory map where it applies ([`ReadPath::Auto`]) or always libhdf5 hyperslabs.
     pub read_path: ReadPath,
+    /// Threads each LightGBM call predicts on (the oracle-hybrid's
+    /// LightGBM bins; Ridge predicts on the calling thread). Default one:
+    /// LightGBM's spinning OpenMP threads do badly on a shared machine
+    /// (README, "LightGBM experts").
+    pub threads: Threads,
 }
 
 impl PredictOptions {
@@ -89,6 +104,7 @@ impl PredictOptions {
             chunk_rows: 256,
             first_shard_index: 0,
             read_path: ReadPath::Auto,
+            threads: Threads::ONE,
         }
     }
 }
@@ -128,7 +144,8 @@ pub struct PredictSummary {
     pub rows: u64,
     /// Number of shard files given (all are read).
     pub shards: usize,
-    /// `global`, `oracle`, `soft gate` or `hard gate`.
+    /// `global`, `oracle`, `soft gate` or `hard gate`; the oracle-hybrid is
+    /// `oracle (hybrid: ridge in bins …; lightgbm in bins …)`.
     pub routing: String,
     /// Name of the partition routed to (oracle or gate); None under global routing.
     pub partition: Option<String>,
@@ -327,12 +344,12 @@ impl Tally {
     fn add(&mut self, route: Route, log_g: Option<f64>, prediction: f64) {
         if let Some(y) = log_g.filter(|y| y.is_finite()) {
             self.scores.add(y, prediction);
-            if let Route::Bin(b) | Route::Gate(b) = route {
+            if let Route::Bin(b) | Route::Gate(b) | Route::LightGbm(b) = route {
                 self.bin_scores[b].add(y, prediction);
             }
         }
         match route {
-            Route::Bin(b) | Route::Gate(b) => self.bin_rows[b] += 1,
+            Route::Bin(b) | Route::Gate(b) | Route::LightGbm(b) => self.bin_rows[b] += 1,
             Route::Global => self.global_rows += 1,
             Route::Unbinned => {
                 self.global_rows += 1;
@@ -351,18 +368,24 @@ impl Tally {
         shards: usize,
         routing: Routing,
         partition: Option<&Partition>,
+        hybrid: Option<&LoadedExperts>,
         seconds: f64,
     ) -> PredictSummary {
+        let name = match routing {
+            Routing::Global => "global",
+            Routing::Oracle { .. } => "oracle",
+            Routing::Gate { soft: true } => "soft gate",
+            Routing::Gate { soft: false } => "hard gate",
+        };
         PredictSummary {
             rows: self.rows,
             shards,
-            routing: match routing {
-                Routing::Global => "global",
-                Routing::Oracle { .. } => "oracle",
-                Routing::Gate { soft: true } => "soft gate",
-                Routing::Gate { soft: false } => "hard gate",
-            }
-            .into(),
+            routing: match (hybrid, partition) {
+                (Some(e), Some(p)) => {
+                    format!("{name} ({})", hybrid_label(e.chosen(), &p.bin_names))
+                }
+                _ => name.into(),
+            },
             partition: partition.map(|p| p.name.clone()),
             bins: (0..self.bin_rows.len())
                 .map(|b| BinSummary {
@@ -377,6 +400,36 @@ impl Tally {
             metrics: self.scores.metrics(),
             seconds,
         }
+    }
+}
+
+/// `hybrid: ridge in bins A, B; lightgbm in bins C`: which bins use which
+/// kind (a kind no bin uses is left out).
+fn hybrid_label(chosen: &[ExpertKind], bin_names: &[String]) -> String {
+    let kinds = [ExpertKind::Ridge, ExpertKind::LightGbm];
+    let parts: Vec<String> = kinds
+        .iter()
+        .filter_map(|&kind| {
+            let bins: Vec<&str> = chosen
+                .iter()
+                .zip(bin_names)
+                .filter(|(k, _)| **k == kind)
+                .map(|(_, n)| n.as_str())
+                .collect();
+            (!bins.is_empty()).then(|| format!("{kind} in bins {}", bins.join(", ")))
+        })
+        .collect();
+    format!("hybrid: {}", parts.join("; "))
+}
+
+/// The per-bin experts that oracle routing under `routing` uses, loaded
+/// (None: another routing, or no per-bin experts on its partition).
+fn hybrid_experts(models: &ModelSet, opts: &PredictOptions) -> Result<Option<LoadedExperts>> {
+    match (opts.routing, &models.bin_experts) {
+        (Routing::Oracle { partition }, Some(be)) if be.partition == partition => {
+            LoadedExperts::load(be, opts.threads).map(Some)
+        }
+        _ => Ok(None),
     }
 }
 
@@ -404,8 +457,9 @@ pub fn predict(
         });
     }
     crate::noise::predicted_shard_indices(opts.first_shard_index, shards.len())?;
-    let router = Router::new(models);
-    router.check(opts.routing)?;
+    Router::new(models).check(opts.routing)?;
+    let hybrid = hybrid_experts(models, opts)?;
+    let router = Router::new(models).with_experts(hybrid.as_ref())?;
     let partition: Option<&Partition> = router
         .partition(opts.routing)
         .map(|p| &models.partitions[p].partition);
@@ -425,21 +479,43 @@ pub fn predict(
 
     let mut tally = Tally::new(partition.map_or(0, Partition::bins));
     let mut stream = RowStream::new(readers, spec, opts.chunk_rows, 2)?;
+    // One chunk's keys and routed predictions, reused from chunk to chunk:
+    // the oracle-hybrid replaces its LightGBM bins' with one call per bin.
+    let (mut keys, mut predictions, mut routes) = (Vec::new(), Vec::new(), Vec::new());
     while let Some(chunk) = stream.next() {
         let chunk = chunk?;
         let position = (chunk.shard - opts.first_shard_index) as usize;
         let cols = &cols[position];
+        keys.clear();
+        predictions.clear();
+        routes.clear();
         for r in 0..chunk.rows {
             let prm = chunk.params_row(r);
             let (teff, mh) = cols
                 .teff_mh
                 .map_or((f64::NAN, f64::NAN), |(t, m)| (prm[t], prm[m]));
-            let keys = RowKeys {
+            let k = RowKeys {
                 teff,
                 mh,
                 snr: chunk.snr.get(r).copied().unwrap_or(f64::NAN),
             };
-            let (prediction, route) = router.predict(opts.routing, chunk.flux_row(r), &keys);
+            let (prediction, route) = router.predict(opts.routing, chunk.flux_row(r), &k);
+            keys.push(k);
+            predictions.push(prediction);
+            routes.push(route);
+        }
+        if let (Routing::Oracle { partition }, Some(_)) = (opts.routing, &hybrid) {
+            router.hybrid_rows(
+                partition,
+                &keys,
+                &chunk.flux[..chunk.rows * chunk.pixels],
+                &mut predictions,
+                &mut routes,
+            )?;
+        }
+        for r in 0..chunk.rows {
+            let prm = chunk.params_row(r);
+            let (prediction, route) = (predictions[r], routes[r]);
             let log_g = cols.log_g.map(|i| prm[i]);
             tally.add(route, log_g, prediction);
             on_row(&PredictedRow {
@@ -455,7 +531,13 @@ pub fn predict(
         stream.recycle(chunk);
     }
     let seconds = start.elapsed().as_secs_f64();
-    Ok(tally.summary(shards.len(), opts.routing, partition, seconds))
+    Ok(tally.summary(
+        shards.len(),
+        opts.routing,
+        partition,
+        hybrid.as_ref(),
+        seconds,
+    ))
 }
 
 /// A CSV field: quoted when it holds a comma, quote or line break.
@@ -467,10 +549,11 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// The CSV line of a row (without the line break): `id,log_g,prediction,bin`.
-/// `bin_names` are the routing partition's (empty under global routing).
-/// Numbers are written in Rust's shortest round-trip form.
-pub(crate) fn csv_line(row: &PredictedRow, bin_names: &[String]) -> String {
+/// The CSV line of a row (without the line break): `id,log_g,prediction,bin`,
+/// and `,expert` (`ridge`, `lightgbm` or `global`) when `expert` is set (the
+/// oracle-hybrid). `bin_names` are the routing partition's (empty under
+/// global routing). Numbers are written in Rust's shortest round-trip form.
+pub(crate) fn csv_line(row: &PredictedRow, bin_names: &[String], expert: bool) -> String {
     let id = match row.id {
         None => format!("{}:{}", row.shard, row.row),
         Some(v) if v.is_finite() && v.fract() == 0.0 && v.abs() < 9.0e15 => {
@@ -487,12 +570,18 @@ pub(crate) fn csv_line(row: &PredictedRow, bin_names: &[String]) -> String {
         Some(b) => bin_names.get(b).map_or("global", String::as_str),
         None => "global",
     };
-    format!("{id},{log_g},{},{}", row.prediction, csv_field(bin))
+    let line = format!("{id},{log_g},{},{}", row.prediction, csv_field(bin));
+    if !expert {
+        return line;
+    }
+    let kind = row.route.expert_kind().map_or("global", ExpertKind::name);
+    format!("{line},{kind}")
 }
 
 /// [`predict`] into a CSV file `out` with the header `id,log_g,prediction,bin`
 /// (id = the params `id` column, or `shard:row` with the shard's position;
-/// log_g empty when unknown; bin = the bin name, or `global`). Written
+/// log_g empty when unknown; bin = the bin name, or `global`), and a column
+/// `expert` (`ridge`, `lightgbm`, `global`) under the oracle-hybrid. Written
 /// through `output::Staged`: a failed run leaves no `out`, and an
 /// `out` that is one of the shards is refused.
 pub fn predict_csv(
@@ -515,18 +604,27 @@ pub fn predict_csv(
             .map(|g| g.gate.partition.bin_names.clone())
             .unwrap_or_default(),
     };
+    let expert = matches!(
+        (opts.routing, &models.bin_experts),
+        (Routing::Oracle { partition }, Some(be)) if be.partition == partition
+    );
     crate::output::refuse_input_overwrite(out, shards)?;
     let staged = Staged::file(out)?;
     let tmp = staged.path().to_path_buf();
     let io = |e| Error::io(&tmp, e);
     let file = std::fs::File::create(&tmp).map_err(io)?;
     let mut w = std::io::BufWriter::new(file);
-    writeln!(w, "id,log_g,prediction,bin").map_err(io)?;
+    let header = if expert {
+        "id,log_g,prediction,bin,expert"
+    } else {
+        "id,log_g,prediction,bin"
+    };
+    writeln!(w, "{header}").map_err(io)?;
     let summary = predict(
         models,
         shards,
         opts,
-        &mut |row: &PredictedRow| writeln!(w, "{}", csv_line(row, &names)).map_err(io),
+        &mut |row: &PredictedRow| writeln!(w, "{}", csv_line(row, &names, expert)).map_err(io),
         progress,
     )?;
     w.into_inner().map_err(|e| io(e.into_error()))?;
@@ -553,20 +651,55 @@ mod tests {
     fn csv_lines() {
         let names = vec!["Cool Poor".to_string(), "a, \"b\"".to_string()];
         assert_eq!(
-            csv_line(&row(Some(5000.0), Some(4.25), Route::Bin(0)), &names),
+            csv_line(&row(Some(5000.0), Some(4.25), Route::Bin(0)), &names, false),
             "5000,4.25,0.30000000000000004,Cool Poor"
         );
         assert_eq!(
-            csv_line(&row(None, None, Route::Unbinned), &names),
+            csv_line(&row(None, None, Route::Unbinned), &names, false),
             "2:17,,0.30000000000000004,global"
         );
         assert_eq!(
-            csv_line(&row(Some(f64::NAN), Some(f64::NAN), Route::Bin(1)), &names),
+            csv_line(
+                &row(Some(f64::NAN), Some(f64::NAN), Route::Bin(1)),
+                &names,
+                false
+            ),
             ",,0.30000000000000004,\"a, \"\"b\"\"\""
         );
         assert_eq!(
-            csv_line(&row(Some(2.5), Some(1.0), Route::NoExpert(0)), &names),
+            csv_line(
+                &row(Some(2.5), Some(1.0), Route::NoExpert(0)),
+                &names,
+                false
+            ),
             "2.5,1,0.30000000000000004,global"
+        );
+        let hybrid = |route| csv_line(&row(Some(1.0), None, route), &names, true);
+        assert_eq!(
+            hybrid(Route::LightGbm(0)),
+            "1,,0.30000000000000004,Cool Poor,lightgbm"
+        );
+        assert_eq!(
+            hybrid(Route::Bin(0)),
+            "1,,0.30000000000000004,Cool Poor,ridge"
+        );
+        assert_eq!(
+            hybrid(Route::Unbinned),
+            "1,,0.30000000000000004,global,global"
+        );
+    }
+
+    #[test]
+    fn the_hybrid_is_named_by_its_bins() {
+        let names: Vec<String> = ["a", "b", "c"].map(String::from).into();
+        let (r, l) = (ExpertKind::Ridge, ExpertKind::LightGbm);
+        assert_eq!(
+            hybrid_label(&[r, l, r], &names),
+            "hybrid: ridge in bins a, c; lightgbm in bins b"
+        );
+        assert_eq!(
+            hybrid_label(&[l, l, l], &names),
+            "hybrid: lightgbm in bins a, b, c"
         );
     }
 

@@ -112,6 +112,7 @@ fn fit(train: &Path) -> ModelSet {
         partitions,
         provenance: Provenance::new("stats.h5", h.rows, h.shards.clone(), "test fit, α = 10"),
         gate: None,
+        bin_experts: None,
     }
 }
 
@@ -166,6 +167,7 @@ fn random_models(seed: u64) -> ModelSet {
             "random weights, «unicode» note",
         ),
         gate: None,
+        bin_experts: None,
     }
 }
 
@@ -279,7 +281,11 @@ fn damaged_or_foreign_models_files_are_refused_naming_the_file() {
     let msg = assert_names(&ModelSet::open(&path).unwrap_err(), &path, "format");
     assert!(msg.contains("gramstream.models"), "{msg}");
     write_models(&path, &m).unwrap();
-    set_attr(&path, "format_version", 2u32);
+    set_attr(
+        &path,
+        "format_version",
+        gramstream::models::FORMAT_VERSION + 1,
+    );
     let msg = assert_names(&ModelSet::open(&path).unwrap_err(), &path, "format_version");
     assert!(msg.contains("newer gramstream"), "{msg}");
 
@@ -740,4 +746,532 @@ fn cli_predicts_like_the_library_and_fails_cleanly() {
     assert_eq!(r.status.code(), Some(1));
     assert!(one_line(&r.stderr).contains("teff_mh"));
     assert!(!out.exists() && !dir.path().join("pred.csv.tmp").exists());
+}
+
+/// The oracle-hybrid (issue 13): the fixture's models with per-bin experts
+/// on T_eff × [M/H], LightGBM experts trained here on each bin's rows.
+#[cfg(feature = "lightgbm")]
+mod hybrid {
+    use super::*;
+
+    use std::sync::Arc;
+
+    use gramstream::experts::binning::{PixelBins, MAX_CODES};
+    use gramstream::experts::dataset::ExpertDataset;
+    use gramstream::experts::lightgbm::{self, LightGbmExpert, LightGbmParams};
+    use gramstream::experts::ExpertKind;
+    use gramstream::models::BinExperts;
+    use gramstream::route::{LoadedExperts, Router};
+    use gramstream::{Cancel, Threads};
+
+    struct Hybrid {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+        models: ModelSet,
+    }
+
+    /// A LightGBM expert for every bin with at least 40 training rows
+    /// (trained on them, 30 small trees), chosen in every other such bin:
+    /// Ridge elsewhere, so some bins that chose Ridge have a model too.
+    fn hybrid() -> &'static Hybrid {
+        static H: OnceLock<Hybrid> = OnceLock::new();
+        H.get_or_init(|| {
+            let f = fixture();
+            let t = truth(&f.train, 0, Some(NoiseModel::new(1.0, 11).unwrap()), 1.0);
+            let part = &f.models.partitions[0].partition;
+            let mut rows_of = vec![Vec::new(); part.bins()];
+            for (r, prm) in t.params.iter().enumerate() {
+                let keys = RowKeys {
+                    teff: prm[0],
+                    mh: prm[1],
+                    snr: t.snr[r],
+                };
+                if let Some(b) = part.bin(&keys) {
+                    rows_of[b].push(r);
+                }
+            }
+            let params = LightGbmParams {
+                n_estimators: 30,
+                num_leaves: 8,
+                min_child_samples: 5,
+                threads: Threads::ONE,
+                seed: 5,
+                ..Default::default()
+            };
+            let lightgbm: Vec<_> = rows_of
+                .iter()
+                .map(|rows| {
+                    (rows.len() >= 40).then(|| {
+                        let x: Vec<f64> = rows
+                            .iter()
+                            .flat_map(|&r| t.x[r * P..(r + 1) * P].iter().copied())
+                            .collect();
+                        let bins = Arc::new(PixelBins::fit(&x, P, MAX_CODES).unwrap());
+                        let mut d = ExpertDataset::new(bins, rows.len(), 3);
+                        for (&r, row) in rows.iter().zip(x.chunks_exact(P)) {
+                            d.offer(0, r as u64, row, t.params[r][2]).unwrap();
+                        }
+                        lightgbm::train(&d.into_rows(), &params, &Cancel::default())
+                            .unwrap()
+                            .save()
+                    })
+                })
+                .collect();
+            let mut trained = 0;
+            let chosen: Vec<ExpertKind> = lightgbm
+                .iter()
+                .map(|m| {
+                    trained += usize::from(m.is_some());
+                    match m {
+                        Some(_) if trained % 2 == 1 => ExpertKind::LightGbm,
+                        _ => ExpertKind::Ridge,
+                    }
+                })
+                .collect();
+            assert!(trained >= 3, "{trained} bins with 40 rows: {rows_of:?}");
+            let mut models = f.models.clone();
+            models.bin_experts = Some(BinExperts {
+                partition: 0,
+                chosen,
+                lightgbm,
+            });
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("hybrid.h5");
+            write_models(&path, &models).unwrap();
+            Hybrid {
+                _dir: dir,
+                path,
+                models,
+            }
+        })
+    }
+
+    fn experts(m: &ModelSet) -> &BinExperts {
+        m.bin_experts.as_ref().unwrap()
+    }
+
+    /// The bins that chose `kind` and have a LightGBM model.
+    fn bins_with_model(m: &ModelSet, kind: ExpertKind) -> Vec<usize> {
+        let be = experts(m);
+        (0..be.chosen.len())
+            .filter(|&b| be.chosen[b] == kind && be.lightgbm[b].is_some())
+            .collect()
+    }
+
+    #[test]
+    fn hybrid_models_round_trip_and_damage_is_named() {
+        let _serial = serial();
+        let h = hybrid();
+        assert_eq!(ModelSet::open(&h.path).unwrap(), h.models);
+        let version = |path: &Path| {
+            hdf5::File::open(path)
+                .unwrap()
+                .attr("format_version")
+                .unwrap()
+                .read_scalar::<u32>()
+                .unwrap()
+        };
+        assert_eq!((version(&h.path), version(&fixture().models_path)), (2, 1));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.h5");
+        let lgbm = bins_with_model(&h.models, ExpertKind::LightGbm)[0];
+        let ridge = bins_with_model(&h.models, ExpertKind::Ridge)[0];
+        let bins = experts(&h.models).chosen.len();
+        let refused = |damage: &dyn Fn(&hdf5::File), object: &str, says: &str| {
+            write_models(&path, &h.models).unwrap();
+            damage(&open_rw(&path));
+            let err = ModelSet::open(&path).unwrap_err();
+            let msg = assert_names(&err, &path, object);
+            assert!(msg.contains(says), "{msg:?} should say {says:?}");
+        };
+        let chosen = |names: Vec<&'static str>| {
+            move |f: &hdf5::File| {
+                use hdf5::types::FixedUnicode;
+                f.unlink("bin_experts/chosen").unwrap();
+                let v: Vec<FixedUnicode<8>> = names
+                    .iter()
+                    .map(|s| s.parse::<FixedUnicode<8>>().unwrap())
+                    .collect();
+                f.new_dataset::<FixedUnicode<8>>()
+                    .chunk(vec![v.len()])
+                    .fletcher32()
+                    .shape(vec![v.len()])
+                    .create("bin_experts/chosen")
+                    .unwrap()
+                    .write_raw(&v)
+                    .unwrap();
+            }
+        };
+        let mut names = vec!["ridge"; bins];
+        names[ridge] = "cnn";
+        refused(&chosen(names), "/bin_experts/chosen", "\"cnn\"");
+        refused(
+            &chosen(vec!["ridge"; bins - 1]),
+            "/bin_experts/chosen",
+            "shape",
+        );
+        refused(
+            &|f| f.unlink("bin_experts/chosen").unwrap(),
+            "/bin_experts/chosen",
+            "missing",
+        );
+        // The model of a bin that chose LightGBM is gone.
+        refused(
+            &|f| f.unlink(&format!("bin_experts/lightgbm/{lgbm}")).unwrap(),
+            "/bin_experts/chosen",
+            "no LightGBM model",
+        );
+        // Boundaries for fewer pixels than the set's.
+        refused(
+            &|f| {
+                let name = format!("bin_experts/lightgbm/{ridge}/bound_counts");
+                f.unlink(&name).unwrap();
+                f.new_dataset::<u8>()
+                    .chunk(vec![P - 1])
+                    .fletcher32()
+                    .shape(vec![P - 1])
+                    .create(name.as_str())
+                    .unwrap()
+                    .write_raw(&vec![0u8; P - 1])
+                    .unwrap();
+            },
+            &format!("/bin_experts/lightgbm/{ridge}/bound_counts"),
+            "shape",
+        );
+        // A model text that is not UTF-8; one for other features.
+        let model = |bytes: Vec<u8>| {
+            move |f: &hdf5::File| {
+                let name = format!("bin_experts/lightgbm/{lgbm}/model");
+                f.unlink(&name).unwrap();
+                f.new_dataset::<u8>()
+                    .chunk(vec![bytes.len()])
+                    .fletcher32()
+                    .shape(vec![bytes.len()])
+                    .create(name.as_str())
+                    .unwrap()
+                    .write_raw(&bytes)
+                    .unwrap();
+            }
+        };
+        let object = format!("/bin_experts/lightgbm/{lgbm}/model");
+        refused(&model(vec![b'a', 0xff, b'b']), &object, "UTF-8");
+        let text = experts(&h.models).lightgbm[lgbm]
+            .as_ref()
+            .unwrap()
+            .model
+            .clone();
+        let other = text.replace(
+            &format!("max_feature_idx={}", P - 1),
+            &format!("max_feature_idx={}", P),
+        );
+        assert_ne!(other, text);
+        refused(&model(other.into_bytes()), &object, "features");
+        // A partition that is not the set's; a member that is not a bin.
+        refused(
+            &|f| {
+                let g = f.group("bin_experts").unwrap();
+                g.delete_attr("partition").unwrap();
+                g.new_attr::<u64>()
+                    .create("partition")
+                    .unwrap()
+                    .write_scalar(&7u64)
+                    .unwrap();
+            },
+            "/bin_experts attribute partition",
+            "7",
+        );
+        refused(
+            &|f| {
+                f.create_group(&format!("bin_experts/lightgbm/{bins}"))
+                    .unwrap();
+            },
+            "/bin_experts/lightgbm",
+            &format!("\"{bins}\""),
+        );
+        // Bin experts in a file that says version 1 (an old reader would
+        // have ignored them).
+        refused(
+            &|f| {
+                f.delete_attr("format_version").unwrap();
+                f.new_attr::<u32>()
+                    .create("format_version")
+                    .unwrap()
+                    .write_scalar(&1u32)
+                    .unwrap();
+            },
+            "/bin_experts",
+            "version 1",
+        );
+    }
+
+    /// Each test row's keys, by the row.
+    fn keys_of(t: &Truth) -> Vec<RowKeys> {
+        t.params
+            .iter()
+            .zip(&t.snr)
+            .map(|(p, &snr)| RowKeys {
+                teff: p[0],
+                mh: p[1],
+                snr,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_router_predicts_each_bin_with_its_chosen_expert() {
+        let _serial = serial();
+        let f = fixture();
+        let m = &hybrid().models;
+        let be = experts(m);
+        let loaded = LoadedExperts::load(be, Threads::ONE).unwrap();
+        let router = Router::new(m).with_experts(Some(&loaded)).unwrap();
+        let lightgbm: Vec<Option<LightGbmExpert>> = be
+            .lightgbm
+            .iter()
+            .map(|s| {
+                s.clone()
+                    .map(|s| LightGbmExpert::load(s, Threads::ONE).unwrap())
+            })
+            .collect();
+        let t = truth(&f.test, 0, None, m.noise_level);
+        let keys = keys_of(&t);
+        let part = &m.partitions[0].partition;
+        let (mut by_lightgbm, mut by_ridge, mut differ) = (0, 0, 0);
+        let (mut ridge_all, mut routes_all, mut hybrid_all) = (Vec::new(), Vec::new(), Vec::new());
+        for (r, k) in keys.iter().enumerate() {
+            let x = &t.x[r * P..(r + 1) * P];
+            let (ridge, oracle_route) = router.oracle(0, k, x, router.global(x));
+            let (y, route) = router.hybrid(0, k, x, ridge).unwrap();
+            ridge_all.push(ridge);
+            routes_all.push(oracle_route);
+            hybrid_all.push((y, route));
+            let bin = part.bin(k);
+            if let Some(b) = bin {
+                let own = lightgbm[b].as_ref().map(|e| e.predict(x).unwrap()[0]);
+                assert_eq!(
+                    loaded.lightgbm(b, x).unwrap().map(f64::to_bits),
+                    own.map(f64::to_bits),
+                    "row {r}"
+                );
+            }
+            match bin.filter(|&b| be.chosen[b] == ExpertKind::LightGbm) {
+                Some(b) => {
+                    let want = lightgbm[b].as_ref().unwrap().predict(x).unwrap()[0];
+                    assert_eq!((y.to_bits(), route), (want.to_bits(), Route::LightGbm(b)));
+                    by_lightgbm += 1;
+                    differ += usize::from(y != ridge);
+                }
+                None => {
+                    assert_eq!((y.to_bits(), route), (ridge.to_bits(), oracle_route));
+                    by_ridge += usize::from(matches!(route, Route::Bin(_)));
+                }
+            }
+            // Another partition: the oracle's routing.
+            let x_snr = router.oracle(1, k, x, router.global(x));
+            assert_eq!(router.hybrid(1, k, x, x_snr.0).unwrap(), x_snr);
+        }
+        assert!(
+            by_lightgbm > 10 && by_ridge > 10,
+            "{by_lightgbm} {by_ridge}"
+        );
+        assert!(differ > 0);
+        // All rows at once: the same bits and routes.
+        let mut routes = routes_all.clone();
+        router
+            .hybrid_rows(0, &keys, &t.x, &mut ridge_all, &mut routes)
+            .unwrap();
+        let rows: Vec<(f64, Route)> = ridge_all.into_iter().zip(routes).collect();
+        assert_eq!(
+            rows.iter()
+                .map(|(y, r)| (y.to_bits(), *r))
+                .collect::<Vec<_>>(),
+            hybrid_all
+                .iter()
+                .map(|(y, r)| (y.to_bits(), *r))
+                .collect::<Vec<_>>()
+        );
+        // Without the experts, the router is the Ridge oracle.
+        let plain = Router::new(m);
+        let x = &t.x[..P];
+        let ridge = plain.oracle(0, &keys[0], x, plain.global(x));
+        assert_eq!(plain.hybrid(0, &keys[0], x, ridge.0).unwrap(), ridge);
+        // A bin without a model has no LightGBM prediction.
+        let none = (0..be.chosen.len()).find(|&b| be.lightgbm[b].is_none());
+        if let Some(b) = none {
+            assert_eq!(loaded.lightgbm(b, x).unwrap(), None);
+            assert!(loaded.lightgbm_rows(b, x).is_err());
+        }
+    }
+
+    #[test]
+    fn predict_routes_the_oracle_hybrid_and_says_so() {
+        let _serial = serial();
+        let f = fixture();
+        let h = hybrid();
+        let m = &h.models;
+        let be = experts(m);
+        let t = truth(&f.test, 0, None, m.noise_level);
+        let keys = keys_of(&t);
+        let loaded = LoadedExperts::load(be, Threads::ONE).unwrap();
+        let router = Router::new(m).with_experts(Some(&loaded)).unwrap();
+
+        let mut opts = PredictOptions::new(m);
+        opts.routing = Routing::Oracle { partition: 0 };
+        opts.chunk_rows = 37;
+        let (rows, s) = run(m, std::slice::from_ref(&f.test), &opts);
+        let mut lightgbm_rows = 0;
+        for (r, row) in rows.iter().enumerate() {
+            let x = &t.x[r * P..(r + 1) * P];
+            let ridge = router.oracle(0, &keys[r], x, router.global(x)).0;
+            let (y, route) = router.hybrid(0, &keys[r], x, ridge).unwrap();
+            assert_eq!(
+                (row.prediction.to_bits(), row.route),
+                (y.to_bits(), route),
+                "row {r}"
+            );
+            lightgbm_rows += usize::from(matches!(route, Route::LightGbm(_)));
+        }
+        assert!(lightgbm_rows > 0);
+        let names = &m.partitions[0].partition.bin_names;
+        let lgbm: Vec<&str> = bins_with_model(m, ExpertKind::LightGbm)
+            .into_iter()
+            .map(|b| names[b].as_str())
+            .collect();
+        assert!(
+            s.routing.starts_with("oracle (hybrid: ridge in bins ")
+                && s.routing
+                    .ends_with(&format!("; lightgbm in bins {})", lgbm.join(", "))),
+            "{}",
+            s.routing
+        );
+        assert_eq!(s.rows, rows.len() as u64);
+        // Another partition, or global routing: as without bin experts.
+        for routing in [Routing::Oracle { partition: 1 }, Routing::Global] {
+            opts.routing = routing;
+            let (a, sa) = run(m, std::slice::from_ref(&f.test), &opts);
+            let (b, sb) = run(&f.models, std::slice::from_ref(&f.test), &opts);
+            assert_eq!(a, b);
+            assert_eq!(sa.routing, sb.routing);
+        }
+
+        // The CSV: an expert column, the same for any chunk size.
+        let dir = tempfile::tempdir().unwrap();
+        let shards = [f.test.clone(), f.train.clone()];
+        let csv = |chunk: usize| {
+            let mut opts = PredictOptions::new(m);
+            opts.routing = Routing::Oracle { partition: 0 };
+            opts.chunk_rows = chunk;
+            let out = dir.path().join(format!("pred_{chunk}.csv"));
+            predict_csv(m, &shards, &opts, &out, &|_| {}).unwrap();
+            std::fs::read_to_string(out).unwrap()
+        };
+        let a = csv(7);
+        assert_eq!(a, csv(1000));
+        let lines: Vec<&str> = a.lines().collect();
+        assert_eq!(lines[0], "id,log_g,prediction,bin,expert");
+        let kind_count = |kind: &str| lines[1..].iter().filter(|l| l.ends_with(kind)).count();
+        assert!(kind_count(",lightgbm") >= lightgbm_rows, "{a}");
+        assert!(kind_count(",ridge") > 0 && kind_count(",global") > 0);
+        assert_eq!(
+            kind_count(",lightgbm") + kind_count(",ridge") + kind_count(",global"),
+            900
+        );
+
+        // The CLI: the same CSV, on one thread or two, and says so.
+        let lib = dir.path().join("lib.csv");
+        let mut opts = PredictOptions::new(m);
+        opts.routing = Routing::Oracle { partition: 0 };
+        predict_csv(m, std::slice::from_ref(&f.test), &opts, &lib, &|_| {}).unwrap();
+        for threads in ["1", "2"] {
+            let out = dir.path().join(format!("cli_{threads}.csv"));
+            let r = cli(&[
+                "--model",
+                &h.path.display().to_string(),
+                "--routing",
+                "oracle",
+                "--threads",
+                threads,
+                "--out",
+                &out.display().to_string(),
+                &f.test.display().to_string(),
+            ]);
+            assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+            let stdout = String::from_utf8_lossy(&r.stdout);
+            assert!(
+                stdout.contains("oracle (hybrid: ridge in bins ")
+                    && stdout.contains("lightgbm in bins"),
+                "{stdout}"
+            );
+            assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&lib).unwrap());
+        }
+    }
+}
+
+/// A build without LightGBM reads models with LightGBM experts but refuses
+/// to predict with them, in one line; other routings are unaffected.
+#[cfg(not(feature = "lightgbm"))]
+#[test]
+fn without_lightgbm_the_hybrid_is_refused_in_one_line() {
+    use gramstream::experts::binning::{PixelBins, MAX_CODES};
+    use gramstream::experts::lightgbm::SavedLightGbm;
+    use gramstream::experts::ExpertKind;
+    use gramstream::models::BinExperts;
+
+    let _serial = serial();
+    let f = fixture();
+    let mut m = f.models.clone();
+    let bins = m.partitions[0].partition.bins();
+    let saved = SavedLightGbm {
+        bins: PixelBins::fit(
+            &(0..4 * P).map(|v| v as f64).collect::<Vec<_>>(),
+            P,
+            MAX_CODES,
+        )
+        .unwrap(),
+        model: format!("tree\nversion=v4\nmax_feature_idx={}\n", P - 1),
+    };
+    let mut chosen = vec![ExpertKind::Ridge; bins];
+    chosen[0] = ExpertKind::LightGbm;
+    let mut lightgbm = vec![None; bins];
+    lightgbm[0] = Some(saved);
+    m.bin_experts = Some(BinExperts {
+        partition: 0,
+        chosen,
+        lightgbm,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hybrid.h5");
+    write_models(&path, &m).unwrap();
+    assert_eq!(ModelSet::open(&path).unwrap(), m);
+    let out = dir.path().join("pred.csv");
+    let s = |p: &Path| p.display().to_string();
+    let r = cli(&[
+        "--model",
+        &s(&path),
+        "--routing",
+        "oracle",
+        "--out",
+        &s(&out),
+        &s(&f.test),
+    ]);
+    assert_eq!(r.status.code(), Some(1));
+    let line = one_line(&r.stderr);
+    assert!(
+        line.contains("this build has no LightGBM: rebuild with --features lightgbm"),
+        "{line}"
+    );
+    assert!(!out.exists());
+    for routing in [["--routing", "global"], ["--routing", "oracle"]] {
+        let mut args = vec!["--model".to_string(), s(&path)];
+        args.extend(routing.iter().map(|a| a.to_string()));
+        if routing[1] == "oracle" {
+            args.extend(["--partition".to_string(), "snr".to_string()]);
+        }
+        args.extend(["--out".to_string(), s(&out), s(&f.test)]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = cli(&args);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        std::fs::remove_file(&out).unwrap();
+    }
 }

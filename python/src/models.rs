@@ -220,7 +220,10 @@ impl Models {
     /// * ``"oracle"``: the expert of the row's true bin in ``partition``
     ///   (default: the first), from ``teff`` and ``mh`` (T_eff × [M/H]) or
     ///   ``snr`` (SNR bins; see ``gramstream.snr``); rows outside every bin,
-    ///   or in a bin without an expert, get the global expert;
+    ///   or in a bin without an expert, get the global expert; when the
+    ///   models chose Ridge or LightGBM per bin of that partition, each
+    ///   bin's chosen expert (the oracle-hybrid; LightGBM needs a
+    ///   gramstream built with it, else ``GramstreamError``);
     /// * ``"hard_gate"`` / ``"soft_gate"``: the saved gate's most probable
     ///   bin's expert, or the mixture Σ p_k ŷ_k.
     ///
@@ -292,25 +295,41 @@ impl Models {
             ));
         }
         let threads = args::threads(threads);
-        let router = Router::new(m);
+        // Oracle routing on the partition whose bins chose their expert
+        // kind is the oracle-hybrid: LightGBM for the bins that chose it,
+        // over all rows of a bin at once, after Ridge's routing.
+        let hybrid = match (r, &m.bin_experts) {
+            (Routing::Oracle { partition }, Some(be)) if be.partition == partition => Some((
+                partition,
+                gramstream::route::LoadedExperts::load(be, threads).py_err()?,
+            )),
+            _ => None,
+        };
+        let router = Router::new(m)
+            .with_experts(hybrid.as_ref().map(|(_, e)| e))
+            .py_err()?;
         let at = |v: &Option<Vec<f64>>, i: usize| v.as_ref().map_or(f64::NAN, |v| v[i]);
+        let row_keys: Vec<RowKeys> = (0..n)
+            .map(|i| RowKeys {
+                teff: at(&teff, i),
+                mh: at(&mh, i),
+                snr: at(&snr, i),
+            })
+            .collect();
         let (pred, bins): (Vec<f64>, Vec<i64>) = py
             .detach(|| {
-                threads.install(|| {
+                threads.install(|| -> gramstream::Result<(Vec<f64>, Vec<i64>)> {
                     use rayon::prelude::*;
-                    x.par_chunks(p.max(1))
-                        .enumerate()
-                        .map(|(i, row)| {
-                            let k = RowKeys {
-                                teff: at(&teff, i),
-                                mh: at(&mh, i),
-                                snr: at(&snr, i),
-                            };
-                            let (y, route) = router.predict(r, row, &k);
-                            (y, bin_of(route))
-                        })
-                        .unzip()
-                })
+                    let (mut pred, mut routes): (Vec<f64>, Vec<Route>) = x
+                        .par_chunks(p.max(1))
+                        .zip(&row_keys)
+                        .map(|(row, k)| router.predict(r, row, k))
+                        .unzip();
+                    if let Some((partition, _)) = &hybrid {
+                        router.hybrid_rows(*partition, &row_keys, x, &mut pred, &mut routes)?;
+                    }
+                    Ok((pred, routes.into_iter().map(bin_of).collect()))
+                })?
             })
             .py_err()?;
         let pred_out: Bound<'py, PyAny> = if one_row {

@@ -1226,6 +1226,7 @@ impl Sweep {
                 ),
             ),
             gate: None,
+            bin_experts: None,
         })
     }
 }

@@ -40,7 +40,9 @@ pub struct PredictArgs {
     #[arg(long, value_name = "MODELS.h5")]
     pub model: PathBuf,
     /// Which expert predicts a row: global; oracle (the expert of the row's
-    /// true bin; rows outside every bin go to the global expert); hard (the
+    /// true bin; rows outside every bin go to the global expert; with
+    /// models whose bins chose Ridge or LightGBM, each bin's chosen expert:
+    /// the oracle-hybrid); hard (the
     /// expert of the gate's most probable bin) or soft (Σ p_k ŷ_k over the
     /// gate's bins) — these need models.h5 from `experiment` with the gate.
     #[arg(long, default_value = "global", value_parser = parse_routing)]
@@ -64,10 +66,14 @@ pub struct PredictArgs {
     /// Shard index of the first shard given (noise streams), as in accumulate.
     #[arg(long, default_value_t = 0)]
     pub first_shard_index: u64,
+    /// Threads each LightGBM call predicts on (the oracle-hybrid's LightGBM
+    /// bins); 0 = all cores. The predictions do not depend on it.
+    #[arg(long, default_value = "1", value_parser = crate::parse_threads)]
+    pub threads: gramstream::Threads,
     /// Always use libhdf5 hyperslabs (no memory map).
     #[arg(long)]
     pub hdf5_path: bool,
-    /// Output CSV: id,log_g,prediction,bin.
+    /// Output CSV: id,log_g,prediction,bin (and expert: ridge, lightgbm or global, under the oracle-hybrid).
     #[arg(long, value_name = "PRED.csv")]
     pub out: PathBuf,
     #[command(flatten)]
@@ -129,6 +135,7 @@ pub fn run(args: &PredictArgs) -> Result<String> {
     };
     opts.chunk_rows = args.chunk_rows;
     opts.first_shard_index = args.first_shard_index;
+    opts.threads = args.threads;
     opts.read_path = if args.hdf5_path {
         ReadPath::Hdf5
     } else {
