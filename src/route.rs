@@ -164,10 +164,7 @@ impl LoadedExperts {
         {
             let _ = threads;
             if experts.lightgbm.iter().any(Option::is_some) {
-                return Err(Error::NotBuilt {
-                    feature: "LightGBM",
-                    flag: "lightgbm",
-                });
+                return Err(crate::experts::lightgbm::NOT_BUILT);
             }
         }
         Ok(LoadedExperts {

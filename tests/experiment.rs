@@ -378,7 +378,7 @@ fn the_example_configs_plan() {
             let needs_lightgbm = config.experts.kinds.contains(&ExpertKind::LightGbm);
             let plan = match config.plan(Some(&path), &base, None) {
                 Err(e) if needs_lightgbm && !gramstream::experts::lightgbm::AVAILABLE => {
-                    assert!(e.to_string().contains("without LightGBM"), "{e}");
+                    assert!(e.to_string().contains("no LightGBM"), "{e}");
                     n += 1;
                     continue;
                 }

@@ -8,6 +8,12 @@ use std::path::Path;
 
 use gramstream::experiment::{self, Event};
 use gramstream::synth::{write_shard, ShardSpec, TEST_SHARD};
+#[cfg(feature = "lightgbm")]
+use gramstream::{
+    noise::NoiseModel,
+    predict::{predict, PredictOptions, Routing, SpectraChoice},
+    sweep::test_eval::TEST_SHARD_INDEX,
+};
 
 const P: usize = 256;
 
@@ -59,6 +65,7 @@ fn run(dir: &Path, name: &str, text: &str) -> gramstream::Result<experiment::Exp
     experiment::execute(plan, false, &|_: Event<'_>| {})
 }
 
+#[cfg(feature = "lightgbm")]
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -139,6 +146,54 @@ fn the_hybrid_uses_each_bins_validated_choice_and_is_reproducible() {
         assert!(md.contains(needle), "report.md lacks {needle:?}");
     }
 
+    // models.h5 holds the choice and the LightGBM models: `predict` with
+    // oracle routing on the test shard (its noise) is the experiment's
+    // hybrid, row for row, bit for bit.
+    let models = gramstream::models::ModelSet::open(&dir.join("one/models.h5")).unwrap();
+    let saved = models.bin_experts.as_ref().expect("the choice is saved");
+    assert_eq!(
+        saved
+            .chosen
+            .iter()
+            .filter(|k| **k == gramstream::experts::ExpertKind::LightGbm)
+            .count() as u64,
+        lightgbm_bins
+    );
+    let preds = std::fs::read_to_string(dir.join("one/predictions.csv")).unwrap();
+    let header: Vec<&str> = preds.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "hybrid_teff_mh").unwrap();
+    let want: Vec<f64> = preds
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(col).unwrap().parse().unwrap())
+        .collect();
+    let opts = PredictOptions {
+        routing: Routing::Oracle { partition: 0 },
+        spectra: SpectraChoice::Noise(NoiseModel::new(1.0, 42).unwrap()),
+        first_shard_index: TEST_SHARD_INDEX,
+        ..PredictOptions::new(&models)
+    };
+    let mut got = Vec::new();
+    predict(
+        &models,
+        &[dir.join("test.h5")],
+        &opts,
+        &mut |row| {
+            got.push(row.prediction);
+            Ok(())
+        },
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(
+            g.to_bits(),
+            w.to_bits(),
+            "row {i}: predict {g}, experiment {w}"
+        );
+    }
+
     // Two threads for the pass, the solve and LightGBM: the same numbers.
     run(
         dir,
@@ -186,7 +241,7 @@ fn configurations_tree_experts_cannot_serve_are_refused() {
     };
     if !gramstream::experts::lightgbm::AVAILABLE {
         let e = plan(config(1, TREES));
-        assert!(e.contains("built without LightGBM"), "{e}");
+        assert!(e.contains("this build has no LightGBM"), "{e}");
         return;
     }
     for (change, says) in [

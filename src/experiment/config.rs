@@ -667,7 +667,7 @@ impl Config {
         if e.kinds.contains(&ExpertKind::LightGbm) && !crate::experts::lightgbm::AVAILABLE {
             return Err(format!(
                 "[experts] kinds = \"lightgbm\": {}",
-                crate::experts::choice::NO_LIGHTGBM
+                crate::experts::lightgbm::NOT_BUILT
             ));
         }
         if given_stats {

@@ -36,7 +36,8 @@ pub struct BinChoice {
     pub lightgbm_seconds: f64,
     /// The kind the oracle-hybrid uses in this bin.
     pub chosen: ExpertKind,
-    /// The LightGBM model (not in results.json: in models.h5).
+    /// The LightGBM model until it moves into the models
+    /// ([`crate::models::BinExperts`]; not in results.json).
     #[serde(skip)]
     pub model: Option<SavedLightGbm>,
 }

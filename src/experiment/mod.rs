@@ -344,7 +344,7 @@ fn run_one(r: &Run<'_>) -> Result<(RunResult, RunArtifacts)> {
         .as_ref()
         .and_then(|e| e.datasets.first())
         .map(|d| d.cap());
-    let choices = match (&r.plan.experts, expert_rows) {
+    let mut choices = match (&r.plan.experts, expert_rows) {
         (Some(plan), Some(rows)) => {
             let t = Instant::now();
             let c = experts::train_and_choose(r, plan, rows, &file, &models)?;
@@ -353,22 +353,21 @@ fn run_one(r: &Run<'_>) -> Result<(RunResult, RunArtifacts)> {
         }
         _ => None,
     };
+    if let Some((partition, c)) = choices.as_mut() {
+        models.bin_experts = Some(crate::models::BinExperts {
+            partition: *partition,
+            chosen: c.iter().map(|b| b.chosen).collect(),
+            lightgbm: c.iter_mut().map(|b| b.model.take()).collect(),
+        });
+    }
     crate::models::write_models(&r.dir.join("models.h5"), &models)?;
     drop(file);
     // The pass's file, never one the config gave.
     if !r.plan.config.stats.keep && r.plan.stats.is_none() {
         let _ = std::fs::remove_file(&stats_path);
     }
-    let trees = match &choices {
-        Some((partition, c)) => {
-            let saved: Vec<_> = c.iter().map(|b| b.model.clone()).collect();
-            let kinds = c.iter().map(|b| b.chosen).collect();
-            Some(score::TreeScoring {
-                partition: *partition,
-                trees: crate::experts::choice::Trees::load(&saved, threads)?,
-                chosen: kinds,
-            })
-        }
+    let experts = match &models.bin_experts {
+        Some(b) => Some(crate::route::LoadedExperts::load(b, threads)?),
         None => None,
     };
     let table = evaluate_stage(
@@ -376,7 +375,7 @@ fn run_one(r: &Run<'_>) -> Result<(RunResult, RunArtifacts)> {
         &header,
         &models,
         gate.as_ref(),
-        trees.as_ref(),
+        experts.as_ref(),
         &mut sw,
         threads,
     )?;
@@ -742,7 +741,7 @@ fn evaluate_stage(
     header: &crate::stats::StatsHeader,
     models: &crate::models::ModelSet,
     gate: Option<&(Gate, usize)>,
-    trees: Option<&score::TreeScoring>,
+    experts: Option<&crate::route::LoadedExperts>,
     sw: &mut Sweep,
     threads: crate::Threads,
 ) -> Result<score::TestTable> {
@@ -760,7 +759,7 @@ fn evaluate_stage(
         "evaluate",
         &format!(
             "{test_rows} test rows: global, oracle{}{}",
-            if trees.is_some() {
+            if experts.is_some() {
                 ", LightGBM and the oracle-hybrid"
             } else {
                 ""
@@ -779,7 +778,7 @@ fn evaluate_stage(
         header,
         models,
         gate.map(|(g, p)| (g, *p)),
-        trees,
+        experts,
         Some(sw),
         threads,
         &mut |n| (r.progress)(Event::Advance(n)),

@@ -184,7 +184,8 @@ pub(crate) fn write_per_bin(runs: &[RunResult], mut w: impl Write) -> std::io::R
 
 /// The first run's test rows: `row,log_g,teff,mh,snr,global`, per partition
 /// `bin_<p>` (empty outside every bin) and `oracle_<p>`, and with a gate
-/// `soft,hard,routed,p_0…p_{k−1}`. Numbers in Rust's shortest round-trip form.
+/// `soft,hard,routed,p_0…p_{k−1}`, and with tree experts
+/// `lightgbm_<p>,hybrid_<p>` (LightGBM empty where the bin has none). Numbers in Rust's shortest round-trip form.
 pub(crate) fn write_predictions(
     exp: &Experiment,
     t: &super::score::TestTable,
@@ -201,6 +202,11 @@ pub(crate) fn write_predictions(
     if let Some(g) = &t.gate {
         head.extend(["soft", "hard", "routed"].map(String::from));
         head.extend((0..g.k).map(|k| format!("p_{k}")));
+    }
+    if let Some(tt) = &t.trees {
+        let name = &exp.plan.partitions[tt.partition].name;
+        head.push(format!("lightgbm_{name}"));
+        head.push(format!("hybrid_{name}"));
     }
     writeln!(w, "{}", head.join(","))?;
     for i in 0..t.len() {
@@ -222,6 +228,10 @@ pub(crate) fn write_predictions(
             row.push(num(g.hard[i]));
             row.push(g.routed[i].to_string());
             row.extend(g.probs[i * g.k..(i + 1) * g.k].iter().map(|&p| num(p)));
+        }
+        if let Some(tt) = &t.trees {
+            row.push(num(tt.lightgbm[i]));
+            row.push(num(tt.hybrid[i]));
         }
         writeln!(w, "{}", row.join(","))?;
     }

@@ -364,7 +364,7 @@ pub(crate) fn add_experts(
     let mut on_test = oracle.clone();
     for (b, (bin, choice)) in part.bins.iter_mut().zip(choices).enumerate() {
         let rows: Vec<usize> = (0..table.len()).filter(|&i| bins[i] == Some(b)).collect();
-        let has_tree = choice.model.is_some();
+        let has_tree = choice.lightgbm_train_rows > 0;
         let l = has_tree.then(|| score_rows(rows.iter().copied(), y, &tt.lightgbm));
         let h = score_rows(rows.iter().copied(), y, &tt.hybrid);
         let best_on_test = match l {

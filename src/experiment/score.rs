@@ -12,7 +12,7 @@
 use crate::gate::Gate;
 use crate::models::ModelSet;
 use crate::partition::RowKeys;
-use crate::route::Router;
+use crate::route::{LoadedExperts, Router};
 use crate::stats::StatsHeader;
 use crate::sweep::test_eval::{stream, CurveScorer, TestSpec};
 use crate::sweep::{GroupId, Sweep};
@@ -57,17 +57,6 @@ pub struct GateTable {
     pub routed: Vec<usize>,
 }
 
-/// Tree experts to score with: a partition's bins' models and the kind
-/// each bin's oracle-hybrid uses.
-pub struct TreeScoring {
-    /// Position of the partition in the models.
-    pub partition: usize,
-    /// The loaded models, per bin.
-    pub trees: crate::experts::choice::Trees,
-    /// Per bin: the kind the oracle-hybrid uses.
-    pub chosen: Vec<crate::experts::ExpertKind>,
-}
-
 /// The tree experts' view of the test rows.
 #[derive(Debug, Clone, Default)]
 pub struct TreeTable {
@@ -96,40 +85,39 @@ impl TestTable {
     }
 }
 
-/// The chunk's rows' LightGBM and hybrid predictions, one model call per
-/// bin present (`bins`, `oracle`: the chunk's rows' true bins and oracle
-/// predictions on the trees' partition; `flux`: their spectra).
+/// The chunk's rows' LightGBM predictions (every bin with a model, one
+/// call per bin present) and the oracle-hybrid's ([`Router::hybrid_rows`]:
+/// the one place that applies the choice). `keys`, `bins`, `oracle`: the
+/// chunk's rows' keys, true bins and Ridge oracle predictions on the
+/// experts' partition; `flux`: their spectra.
 fn tree_columns(
-    ts: &TreeScoring,
+    router: &Router<'_>,
+    experts: &LoadedExperts,
     tt: &mut TreeTable,
-    bins: &[Option<usize>],
-    oracle: &[f64],
+    (keys, bins, oracle): (&[RowKeys], &[Option<usize>], &[f64]),
     flux: &[f64],
 ) -> Result<()> {
-    let p = flux.len() / bins.len().max(1);
-    let mut lgbm = vec![f64::NAN; bins.len()];
+    let n = bins.len();
+    let p = flux.len() / n.max(1);
+    let mut lgbm = vec![f64::NAN; n];
     let mut present: Vec<usize> = bins.iter().flatten().copied().collect();
     present.sort_unstable();
     present.dedup();
-    for b in present {
-        let idx: Vec<usize> = (0..bins.len()).filter(|&i| bins[i] == Some(b)).collect();
+    for b in present.into_iter().filter(|&b| experts.has_lightgbm(b)) {
+        let idx: Vec<usize> = (0..n).filter(|&i| bins[i] == Some(b)).collect();
         let x: Vec<f64> = idx
             .iter()
             .flat_map(|&i| flux[i * p..(i + 1) * p].iter().copied())
             .collect();
-        if let Some(pred) = ts.trees.predict(b, &x)? {
-            for (&i, v) in idx.iter().zip(pred) {
-                lgbm[i] = v;
-            }
+        for (&i, v) in idx.iter().zip(experts.lightgbm_rows(b, &x)?) {
+            lgbm[i] = v;
         }
     }
-    for (i, bin) in bins.iter().enumerate() {
-        let use_tree = bin.is_some_and(|b| {
-            ts.chosen.get(b) == Some(&crate::experts::ExpertKind::LightGbm) && lgbm[i].is_finite()
-        });
-        tt.hybrid.push(if use_tree { lgbm[i] } else { oracle[i] });
-    }
+    let mut hybrid = oracle.to_vec();
+    let mut routes = vec![crate::route::Route::Global; n];
+    router.hybrid_rows(experts.partition(), keys, flux, &mut hybrid, &mut routes)?;
     tt.lightgbm.extend(lgbm);
+    tt.hybrid.extend(hybrid);
     Ok(())
 }
 
@@ -143,7 +131,7 @@ pub(crate) fn score(
     header: &StatsHeader,
     models: &ModelSet,
     gate: Option<(&Gate, usize)>,
-    trees: Option<&TreeScoring>,
+    experts: Option<&LoadedExperts>,
     curves: Option<&mut Sweep>,
     threads: Threads,
     progress: &mut dyn FnMut(u64),
@@ -157,15 +145,15 @@ pub(crate) fn score(
             k: g.partition.bins(),
             ..Default::default()
         }),
-        trees: trees.map(|t| TreeTable {
-            partition: t.partition,
-            chosen: t.chosen.clone(),
+        trees: experts.map(|e| TreeTable {
+            partition: e.partition(),
+            chosen: e.chosen().to_vec(),
             ..Default::default()
         }),
         ..Default::default()
     };
     let p = header.pixels;
-    let router = Router::with_gate(models, gate);
+    let router = Router::with_gate(models, gate).with_experts(experts)?;
     // Disjoint borrows of the sweep: its models score, its groups receive.
     let (mut scorer, mut curves) = match curves {
         Some(Sweep {
@@ -203,13 +191,18 @@ pub(crate) fn score(
                 gt.probs.extend_from_slice(&g.probs);
             }
         }
-        if let (Some(ts), Some(tt)) = (trees, t.trees.as_mut()) {
+        if let (Some(e), Some(tt)) = (experts, t.trees.as_mut()) {
             let first = t.y.len() - rows.len();
+            let pi = e.partition();
             tree_columns(
-                ts,
+                &router,
+                e,
                 tt,
-                &t.bins[ts.partition][first..],
-                &t.oracle[ts.partition][first..],
+                (
+                    &t.keys[first..],
+                    &t.bins[pi][first..],
+                    &t.oracle[pi][first..],
+                ),
                 &chunk.flux[..rows.len() * p],
             )?;
         }

@@ -149,64 +149,7 @@ pub fn train_tree(
     _params: &LightGbmParams,
     _cancel: &Cancel,
 ) -> Result<Option<TreeExpert>> {
-    Err(Error::InvalidParameter {
-        name: "experts",
-        problem: NO_LIGHTGBM.into(),
-    })
-}
-
-/// What a build without LightGBM says when asked for it.
-pub const NO_LIGHTGBM: &str =
-    "this gramstream was built without LightGBM: rebuild with `--features lightgbm` (scripts/setup.sh installs what its build needs)";
-
-/// Tree experts of a partition's bins loaded for prediction (one per bin
-/// at most).
-pub struct Trees {
-    #[cfg(feature = "lightgbm")]
-    experts: Vec<Option<super::lightgbm::LightGbmExpert>>,
-    #[cfg(not(feature = "lightgbm"))]
-    experts: Vec<Option<std::convert::Infallible>>,
-}
-
-impl Trees {
-    /// Loads `models` (per bin) to predict on `threads`; a model without
-    /// LightGBM in the build is refused.
-    pub fn load(models: &[Option<SavedLightGbm>], threads: crate::Threads) -> Result<Trees> {
-        let experts = models
-            .iter()
-            .map(|m| match m {
-                None => Ok(None),
-                #[cfg(feature = "lightgbm")]
-                Some(saved) => {
-                    super::lightgbm::LightGbmExpert::load(saved.clone(), threads).map(Some)
-                }
-                #[cfg(not(feature = "lightgbm"))]
-                Some(_) => {
-                    let _ = threads;
-                    Err(Error::InvalidParameter {
-                        name: "experts",
-                        problem: NO_LIGHTGBM.into(),
-                    })
-                }
-            })
-            .collect::<Result<_>>()?;
-        Ok(Trees { experts })
-    }
-
-    /// Bin `bin`'s predictions for rows `x` (row-major noisy flux), or
-    /// None when the bin has no tree expert.
-    pub fn predict(&self, bin: usize, x: &[f64]) -> Result<Option<Vec<f64>>> {
-        match self.experts.get(bin) {
-            #[cfg(feature = "lightgbm")]
-            Some(Some(e)) => e.predict(x).map(Some),
-            #[cfg(not(feature = "lightgbm"))]
-            Some(Some(never)) => {
-                let _ = x;
-                match *never {}
-            }
-            _ => Ok(None),
-        }
-    }
+    Err(super::lightgbm::NOT_BUILT)
 }
 
 #[cfg(test)]

@@ -57,5 +57,11 @@ pub use train::train;
 /// `lightgbm`): configurations asking for them can be refused up front.
 pub const AVAILABLE: bool = cfg!(feature = "lightgbm");
 
+/// What a build without LightGBM answers when asked for it.
+pub const NOT_BUILT: crate::Error = crate::Error::NotBuilt {
+    feature: "LightGBM",
+    flag: "lightgbm",
+};
+
 #[cfg(all(test, feature = "lightgbm"))]
 mod tests;
