@@ -1,16 +1,16 @@
-//! Nonlinear per-bin experts (DESIGN §11): the foundation.
+//! Nonlinear per-bin experts (DESIGN §11).
 //!
 //! Ridge experts come from the pass's statistics; tree experts need the
-//! rows themselves. Each bin's rows are kept, during the same pass, in a
-//! bounded form: one byte per pixel ([`binning`]: per-pixel quantile
-//! boundaries from a sample, ≤ 255 codes), at most a planned number of rows
-//! per bin chosen by priority sampling on (seed, shard, row) ([`dataset`]).
-//! [`lightgbm`] trains LightGBM on such a set and predicts with it.
-//!
-//! Not here yet: the pass feeding [`dataset::ExpertDataset`]s, the planner
-//! setting their caps, the choice of Ridge or LightGBM per bin on a
-//! validation share, and their place in experiments, models files and
-//! `predict`.
+//! rows themselves. Each bin's rows are kept, during the same pass
+//! ([`feed`]), in a bounded form: one byte per pixel ([`binning`]: per-pixel
+//! quantile boundaries from a sample spread over the shards, ≤ 255 codes),
+//! at most a planned number of rows per bin chosen by priority sampling on
+//! (seed, shard, row) ([`dataset`]). [`lightgbm`] trains LightGBM on such a
+//! set and predicts with it; [`choice`] compares it with the bin's Ridge
+//! expert on a validation fold. The experiment runs them
+//! ([`crate::experiment`]), `models.h5` stores the choice
+//! ([`crate::models::BinExperts`]) and the router applies it
+//! ([`crate::route::Router::hybrid`]).
 
 pub mod binning;
 pub mod choice;
