@@ -230,6 +230,26 @@ pub enum PickleError {
 }
 
 impl Error {
+    /// A [`Error::NonFinite`] about a row of a part renumbered as a row of
+    /// the whole (`row` maps the part's row to the whole's); other errors
+    /// unchanged.
+    pub(crate) fn renumber_row(self, row: impl FnOnce(u64) -> u64) -> Self {
+        match self {
+            Error::NonFinite {
+                what,
+                row: r,
+                column,
+                value,
+            } => Error::NonFinite {
+                what,
+                row: row(r),
+                column,
+                value,
+            },
+            e => e,
+        }
+    }
+
     /// Wraps a libhdf5 error with the file and what we were doing.
     pub(crate) fn hdf5(path: &std::path::Path, what: impl Into<String>, e: hdf5::Error) -> Self {
         Error::Hdf5 {

@@ -462,20 +462,9 @@ impl<'a> Router<'a> {
             for &r in members {
                 rows.extend_from_slice(&x[r * p..(r + 1) * p]);
             }
-            let y = e.lightgbm_rows(b, &rows).map_err(|err| match err {
-                Error::NonFinite {
-                    what,
-                    row,
-                    column,
-                    value,
-                } => Error::NonFinite {
-                    what,
-                    row: members[row as usize] as u64,
-                    column,
-                    value,
-                },
-                err => err,
-            })?;
+            let y = e
+                .lightgbm_rows(b, &rows)
+                .map_err(|err| err.renumber_row(|row| members[row as usize] as u64))?;
             for (&r, y) in members.iter().zip(y) {
                 predictions[r] = y;
                 routes[r] = Route::LightGbm(b);

@@ -148,20 +148,9 @@ impl LightGbmExpert {
         let mut codes = Vec::with_capacity(rows_per_chunk.min(x.len() / p) * p);
         for (i, chunk) in x.chunks(rows_per_chunk * p).enumerate() {
             codes.resize(chunk.len(), 0);
-            self.bins.encode(chunk, &mut codes).map_err(|e| match e {
-                Error::NonFinite {
-                    what,
-                    row,
-                    column,
-                    value,
-                } => Error::NonFinite {
-                    what,
-                    row: row + (i * rows_per_chunk) as u64,
-                    column,
-                    value,
-                },
-                e => e,
-            })?;
+            self.bins
+                .encode(chunk, &mut codes)
+                .map_err(|e| e.renumber_row(|row| row + (i * rows_per_chunk) as u64))?;
             out.extend(self.predict_codes(&codes)?);
         }
         Ok(out)
