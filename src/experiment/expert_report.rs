@@ -304,9 +304,7 @@ pub(super) fn figures(
     let path = file("perbin_delta_r2");
     signed_bars(
         &path,
-        &format!(
-            "ΔR² oracle-hybrid − Ridge per bin, {n}: by Ridge R² (under each bin), hardest first ({tag})"
-        ),
+        &format!("ΔR² hybrid − Ridge per bin, {n}, hardest first (by Ridge R²) ({tag})"),
         &cats,
         &delta,
         &labels,
