@@ -9,6 +9,9 @@
 //!
 //! Bad input (empty, mismatched lengths, ragged rows, a group index without
 //! a name) is an [`Error::Shape`], checked before anything is written.
+//!
+//! [`experts`] holds the figures of per-bin experts (seed 002), drawn at
+//! the seed's fixed size.
 
 use std::path::Path;
 
@@ -20,6 +23,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::plot::{colors, ensure_font, plot_err};
 use crate::{Error, Result};
+
+pub mod experts;
 
 /// Most points [`scatter_pred_true`] draws; above this it draws a
 /// deterministic pseudo-random subset of this size.

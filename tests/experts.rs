@@ -145,6 +145,20 @@ fn the_hybrid_uses_each_bins_validated_choice_and_is_reproducible() {
     ] {
         assert!(md.contains(needle), "report.md lacks {needle:?}");
     }
+    // Seed 002's five figures, drawn and linked from report.md.
+    for stem in [
+        "perbin_expert_comparison",
+        "expert_selection_heatmap",
+        "oracle_hybrid_vs_baseline",
+        "perbin_delta_r2",
+        "hybrid_pred_vs_true",
+    ] {
+        let file = format!("plots/ceiling_{stem}_teff_mh.png");
+        let png = std::fs::read(dir.join("one").join(&file)).unwrap();
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{file}");
+        assert!(png.len() > 5000, "{file}: {} bytes", png.len());
+        assert!(md.contains(&format!("]({file})")), "report.md lacks {file}");
+    }
 
     // models.h5 holds the choice and the LightGBM models: `predict` with
     // oracle routing on the test shard (its noise) is the experiment's

@@ -1,15 +1,22 @@
 //! The tree experts' part of `report.md` (issue 13, seed 002): Table 1
 //! (per bin: Ridge with its α, LightGBM, the validation choice, the
-//! hybrid's ΔR²), Table 2 (global Ridge, Ridge oracle, hybrid) and the
-//! seed's hypotheses checked on these numbers.
+//! hybrid's ΔR²), Table 2 (global Ridge, Ridge oracle, hybrid), the
+//! seed's hypotheses checked on these numbers, and its five figures.
 
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 use super::report::{alpha_cell, pm};
-use super::results::LevelSummary;
+use super::results::{BinExperts, LevelSummary};
 use super::Experiment;
 use crate::experts::ExpertKind;
-use crate::partition::Partition;
+use crate::partition::{Partition, PartitionKind};
+use crate::plot::colors;
+use crate::report_figures::experts::{
+    bars_with_reference, expert_bars, expert_heatmap, scatter_groups, signed_bars, ExpertScores,
+    PointGroup,
+};
+use crate::Result;
 
 /// The seed's targets: the hybrid's R², its gain over the Ridge oracle,
 /// and the gain in the metal-poor bins.
@@ -171,4 +178,176 @@ pub(super) fn findings(p: &Partition, lvl: &LevelSummary, seeds: &str) -> Vec<St
         ));
     }
     out
+}
+
+/// The display name of an expert kind in the figures, and its column.
+const KINDS: [(ExpertKind, &str); 2] = [
+    (ExpertKind::Ridge, "Ridge"),
+    (ExpertKind::LightGbm, "LightGBM"),
+];
+
+fn column(kind: ExpertKind) -> usize {
+    KINDS.iter().position(|(k, _)| *k == kind).unwrap_or(0)
+}
+
+/// Seed 002's five figures of partition `p` (position `pi`) from the first
+/// run, into `dir`: per-bin test R² of each kind, the selection heatmap,
+/// the mixtures against the ViT's reference R², the hybrid's per-bin gain
+/// hardest bin first, and the hybrid's predictions. None without a hybrid.
+pub(super) fn figures(
+    exp: &Experiment,
+    pi: usize,
+    p: &Partition,
+    dir: &Path,
+    tag: &str,
+) -> Result<Vec<PathBuf>> {
+    let first = &exp.runs[0];
+    let t = &exp.artifacts[0].table;
+    let (Some(pr), Some(tt)) = (
+        first.moe.get(&p.name),
+        t.trees.as_ref().filter(|tt| tt.partition == pi),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let Some(hybrid) = &pr.hybrid else {
+        return Ok(Vec::new());
+    };
+    let n = &p.name;
+    let file = |stem: &str| dir.join(format!("ceiling_{stem}_{n}.png"));
+    let mut out = Vec::new();
+
+    let names: Vec<String> = pr.bins.iter().map(|b| b.name.clone()).collect();
+    let kinds: Vec<String> = KINDS.iter().map(|(_, k)| k.to_string()).collect();
+    let experts: Vec<Option<&BinExperts>> = pr.bins.iter().map(|b| b.experts.as_ref()).collect();
+    let r2: Vec<Vec<f64>> = pr
+        .bins
+        .iter()
+        .zip(&experts)
+        .map(|(b, e)| vec![b.r2, e.and_then(|e| e.lightgbm_r2).unwrap_or(f64::NAN)])
+        .collect();
+    let kind_of = |f: fn(&BinExperts) -> ExpertKind| -> Vec<usize> {
+        experts
+            .iter()
+            .map(|e| column(e.map_or(ExpertKind::Ridge, f)))
+            .collect()
+    };
+    let chosen = kind_of(|e| e.choice.chosen);
+    let best = kind_of(|e| e.best_on_test);
+    let scores = ExpertScores {
+        bins: &names,
+        kinds: &kinds,
+        r2: &r2,
+        chosen: &chosen,
+        best_on_test: &best,
+    };
+    // Metal-poor: the first [M/H] column of the T_eff × [M/H] grid.
+    let poor: Vec<usize> = match &p.kind {
+        PartitionKind::TeffMh { mh, .. } => (0..names.len()).step_by(mh.bins().max(1)).collect(),
+        PartitionKind::Snr { .. } => Vec::new(),
+    };
+    let path = file("perbin_expert_comparison");
+    expert_bars(
+        &path,
+        &format!("Per-bin test R² by expert, {n} ({tag})"),
+        &scores,
+        &poor,
+        "metal-poor bins",
+    )?;
+    out.push(path);
+
+    let path = file("expert_selection_heatmap");
+    expert_heatmap(
+        &path,
+        &format!("Expert selection per bin, {n}: test R² ({tag})"),
+        &scores,
+    )?;
+    out.push(path);
+
+    let path = file("oracle_hybrid_vs_baseline");
+    bars_with_reference(
+        &path,
+        &format!("Overall test R², {n} ({tag})"),
+        &[
+            ("global Ridge".into(), first.global.r2, colors::GREY),
+            ("Ridge oracle".into(), pr.oracle.r2, colors::BLUE),
+            (
+                "LightGBM oracle".into(),
+                hybrid.lightgbm_oracle_r2,
+                colors::ORANGE,
+            ),
+            ("oracle-hybrid".into(), hybrid.r2, colors::GREEN),
+        ],
+        Some((TARGET_R2, "ViT (reference, ~0.70; not run here)")),
+        "R² (all test rows)",
+    )?;
+    out.push(path);
+
+    // Hardest bin (lowest Ridge R²) first.
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    order.sort_by(|&a, &b| pr.bins[a].r2.total_cmp(&pr.bins[b].r2));
+    let delta: Vec<f64> = order
+        .iter()
+        .map(|&b| experts[b].map_or(f64::NAN, |e| e.delta_r2_vs_ridge))
+        .collect();
+    let labels: Vec<String> = order
+        .iter()
+        .zip(&delta)
+        .map(|(&b, d)| match chosen[b] {
+            0 => "Ridge".to_string(),
+            _ => format!("{d:+.3}"),
+        })
+        .collect();
+    let cats: Vec<String> = order
+        .iter()
+        .map(|&b| format!("{}\nR² {:.2}", names[b], pr.bins[b].r2))
+        .collect();
+    let path = file("perbin_delta_r2");
+    signed_bars(
+        &path,
+        &format!("ΔR² hybrid − Ridge per bin, {n}, hardest first (by Ridge R²) ({tag})"),
+        &cats,
+        &delta,
+        &labels,
+        "ΔR² (hybrid − Ridge expert)",
+    )?;
+    out.push(path);
+
+    // Colour by the kind predicting the row, as the hybrid does.
+    let groups = [
+        PointGroup {
+            name: "Ridge bins".into(),
+            rgb: colors::BLUE,
+        },
+        PointGroup {
+            name: "LightGBM bins".into(),
+            rgb: colors::ORANGE,
+        },
+        PointGroup {
+            name: "outside bins (global)".into(),
+            rgb: colors::GREY,
+        },
+    ];
+    let group: Vec<usize> = t.bins[pi]
+        .iter()
+        .zip(&tt.lightgbm)
+        .map(|(bin, l)| match bin {
+            Some(b) if tt.chosen.get(*b) == Some(&ExpertKind::LightGbm) && l.is_finite() => 1,
+            Some(_) => 0,
+            None => 2,
+        })
+        .collect();
+    let path = file("hybrid_pred_vs_true");
+    scatter_groups(
+        &path,
+        &format!(
+            "Oracle-hybrid {n}: predicted vs true log g, R² = {:.4} ({tag})",
+            hybrid.r2
+        ),
+        &t.y,
+        &tt.hybrid,
+        &group,
+        &groups,
+    )?;
+    out.push(path);
+    Ok(out)
 }

@@ -942,7 +942,8 @@ impl<'a> Plots<'a> {
     }
 
     /// The figures of partition `pi`: per-bin R², ΔR², predicted vs true,
-    /// training rows per bin, and the gate's three if it routes to `p`.
+    /// training rows per bin, the tree experts' five if they were trained
+    /// on `p`, and the gate's three if it routes to `p`.
     fn partition(&mut self, pi: usize, p: &Partition) -> Result<()> {
         let exp = self.exp;
         let t = &exp.artifacts[0].table;
@@ -957,6 +958,10 @@ impl<'a> Plots<'a> {
         }
         self.pred_vs_true(pi, p, &group, &gnames)?;
         self.samples_per_bin(p)?;
+        // Tree experts trained on this partition: seed 002's five figures.
+        self.out.extend(super::expert_report::figures(
+            exp, pi, p, self.dir, &self.tag,
+        )?);
         if let (Some(gt), Some(g)) = (
             t.gate.as_ref().filter(|g| g.partition == pi),
             &exp.runs[0].gate,
