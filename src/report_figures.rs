@@ -1068,11 +1068,11 @@ impl<'a> ScatterFigure<'a> {
 mod tests {
     use super::*;
 
-    fn names(v: &[&str]) -> Vec<String> {
+    pub(super) fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
     }
 
-    fn assert_png(path: &Path) {
+    pub(super) fn assert_png(path: &Path) {
         let bytes = std::fs::read(path).expect("png written");
         assert!(
             bytes.len() > 2000,
