@@ -1,10 +1,10 @@
 //! gramstream's LightGBM expert against Python's `lightgbm`
 //! (tests/interop/check_lightgbm.py; feature `lightgbm`).
 //!
-//! A generated shard (4,000 spectra of 512 pixels), read by the pass with
-//! noise 0 (its reservoir keeps every row), all rows (not one bin: more
-//! rows make the comparison of two tree ensembles steadier), split by
-//! `fold_of` into 3/4 training and 1/4 test rows. gramstream codes the
+//! A generated shard (12,000 spectra of 512 pixels), read by the pass with
+//! noise 0 (its reservoir keeps every row); the rows of one T_eff × [M/H]
+//! bin (the most populated), split by `fold_of` into 3/4 training and 1/4
+//! test rows. gramstream codes the
 //! training rows with boundaries from all of them, keeps them in an
 //! `ExpertDataset` (cap = all) and trains its expert with the seed's
 //! parameters; `lightgbm.LGBMRegressor` trains on the same raw rows in the
@@ -22,7 +22,7 @@ use gramstream::experts::binning::{PixelBins, MAX_CODES};
 use gramstream::experts::dataset::ExpertDataset;
 use gramstream::experts::lightgbm::{self, LightGbmParams};
 use gramstream::noise::NoiseModel;
-use gramstream::partition::{fold_of, Partition, PartitionSet};
+use gramstream::partition::{fold_of, Partition, PartitionSet, RowKeys};
 use gramstream::stats::pass::{accumulate, AccumulateOptions};
 use gramstream::stats::{Mode, Reservoir};
 use gramstream::synth::{write_shard, ShardSpec};
@@ -30,7 +30,7 @@ use gramstream::threads::Cancel;
 use gramstream::Threads;
 
 const P: usize = 512;
-const ROWS: usize = 4000;
+const ROWS: usize = 12_000;
 const SEED: u64 = 23;
 
 /// The shard's rows as the pass sees them with noise 0.
@@ -66,10 +66,24 @@ fn lightgbm_expert_agrees_with_python_lightgbm() {
     let all = rows_without_noise(dir.path());
     eprintln!("shard and pass: {:.1} s", start.elapsed().as_secs_f64());
     let row = |i: usize| &all.x[i * P..(i + 1) * P];
-    let (train, test): (Vec<usize>, Vec<usize>) = (0..all.len()).partition(|&i| {
-        let (shard, r) = all.origin[i];
-        fold_of(SEED, shard, r, 4) != 0
-    });
+    // One bin's rows, as one bin's expert sees them.
+    let part = Partition::teff_mh();
+    let bin_of = |i: usize| {
+        let [teff, mh, _, snr] = all.params[i];
+        part.bin(&RowKeys { teff, mh, snr })
+    };
+    let mut counts = vec![0usize; part.bins()];
+    for b in (0..all.len()).filter_map(bin_of) {
+        counts[b] += 1;
+    }
+    let bin = (0..counts.len()).max_by_key(|&b| counts[b]).unwrap();
+    eprintln!("bin {bin} ({}): {} rows", part.bin_names[bin], counts[bin]);
+    let (train, test): (Vec<usize>, Vec<usize>) = (0..all.len())
+        .filter(|&i| bin_of(i) == Some(bin))
+        .partition(|&i| {
+            let (shard, r) = all.origin[i];
+            fold_of(SEED, shard, r, 4) != 0
+        });
     let train_x: Vec<f64> = train.iter().flat_map(|&i| row(i).to_vec()).collect();
     let bins = Arc::new(PixelBins::fit(&train_x, P, MAX_CODES).unwrap());
     let mut data = ExpertDataset::new(bins, train.len(), SEED);
