@@ -876,26 +876,31 @@ struct ScatterLayout {
     h: u32,
 }
 
-impl<'a> ScatterFigure<'a> {
-    /// The shuffled finite points (their subset above the limit), each
-    /// group's count among them, and the range of both axes.
-    fn new(
-        y_true: &'a [f64],
-        y_pred: &'a [f64],
-        group: &'a [usize],
-        group_names: &[String],
-    ) -> ScatterFigure<'a> {
+/// The points a scatter of predicted against true values draws: the
+/// finite ones, shuffled deterministically, at most
+/// [`SCATTER_MAX_POINTS`]; each group's count among them; both axes' range
+/// (the points', padded by 4 %).
+pub(crate) struct ScatterPoints {
+    pub(crate) idx: Vec<usize>,
+    pub(crate) n_finite: usize,
+    pub(crate) counts: Vec<usize>,
+    pub(crate) lo: f64,
+    pub(crate) hi: f64,
+}
+
+impl ScatterPoints {
+    /// `group[i] < groups` for every point.
+    pub(crate) fn new(y_true: &[f64], y_pred: &[f64], group: &[usize], groups: usize) -> Self {
         let mut idx: Vec<usize> = (0..y_true.len())
             .filter(|&i| y_true[i].is_finite() && y_pred[i].is_finite())
             .collect();
         let n_finite = idx.len();
         idx.sort_unstable_by_key(|&i| mix64(i as u64));
         idx.truncate(SCATTER_MAX_POINTS);
-        let mut counts = vec![0usize; group_names.len()];
+        let mut counts = vec![0usize; groups];
         for &i in &idx {
             counts[group[i]] += 1;
         }
-
         let (lo, hi) = idx
             .iter()
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &i| {
@@ -912,6 +917,32 @@ impl<'a> ScatterFigure<'a> {
         } else {
             (0.0, 1.0)
         };
+        ScatterPoints {
+            idx,
+            n_finite,
+            counts,
+            lo,
+            hi,
+        }
+    }
+}
+
+impl<'a> ScatterFigure<'a> {
+    /// The shuffled finite points (their subset above the limit), each
+    /// group's count among them, and the range of both axes.
+    fn new(
+        y_true: &'a [f64],
+        y_pred: &'a [f64],
+        group: &'a [usize],
+        group_names: &[String],
+    ) -> ScatterFigure<'a> {
+        let ScatterPoints {
+            idx,
+            n_finite,
+            counts,
+            lo,
+            hi,
+        } = ScatterPoints::new(y_true, y_pred, group, group_names.len());
 
         // Legend entries: name and count of every group, in order.
         let entries: Vec<String> = group_names

@@ -33,19 +33,24 @@ pub fn split(
     folds: usize,
     fold: usize,
 ) -> Result<(CodedRows, CodedRows)> {
+    let (validation, train): (Vec<usize>, Vec<usize>) = (0..rows.len()).partition(|&i| {
+        let (shard, row) = rows.origin()[i];
+        fold_of(seed, shard, row, folds) == fold
+    });
+    Ok((subset(rows, &train)?, subset(rows, &validation)?))
+}
+
+/// Rows `idx` of `rows`, in that order.
+fn subset(rows: &CodedRows, idx: &[usize]) -> Result<CodedRows> {
     let p = rows.pixels();
-    let mut parts: [(Vec<(u64, u64)>, Vec<u8>, Vec<f64>); 2] = Default::default();
-    for (i, &(shard, row)) in rows.origin().iter().enumerate() {
-        let part = &mut parts[usize::from(fold_of(seed, shard, row, folds) == fold)];
-        part.0.push((shard, row));
-        part.1.extend_from_slice(&rows.codes()[i * p..(i + 1) * p]);
-        part.2.push(rows.targets()[i]);
-    }
-    let [train, validation] = parts;
-    let make = |(o, c, t): (Vec<(u64, u64)>, Vec<u8>, Vec<f64>)| {
-        CodedRows::new(std::sync::Arc::clone(rows.bins()), o, c, t)
-    };
-    Ok((make(train)?, make(validation)?))
+    CodedRows::new(
+        std::sync::Arc::clone(rows.bins()),
+        idx.iter().map(|&i| rows.origin()[i]).collect(),
+        idx.iter()
+            .flat_map(|&i| rows.codes()[i * p..(i + 1) * p].iter().copied())
+            .collect(),
+        idx.iter().map(|&i| rows.targets()[i]).collect(),
+    )
 }
 
 /// Ridge at `alpha` refitted without fold `fold` of a bin (`folds`: the

@@ -70,18 +70,9 @@ impl ExpertRows {
         }
     }
 
-    /// Offers a row routed to `slot` of the partition (slots past the bins
-    /// — the unbinned rows — are not kept).
-    pub fn offer(&mut self, slot: usize, shard: u64, row: u64, x: &[f64], y: f64) -> Result<()> {
-        if let Some(d) = self.datasets.get_mut(slot) {
-            d.offer(shard, row, x, y)?;
-        }
-        Ok(())
-    }
-
     /// The kept rows of a chunk: `picks` are (slot of the partition, row
     /// within `chunk`) in row order. Which rows are kept is decided row by
-    /// row (as [`Self::offer`] would); the kept rows are then coded in
+    /// row (as [`ExpertDataset::offer`] would); the kept rows are then coded in
     /// parallel on the current rayon pool — coding is a binary search per
     /// pixel over boundaries that do not fit the cache. Measured (100k
     /// rows × 4096, 9 bins, 2 threads): the experiment's pass took 46.1 s

@@ -15,8 +15,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    category_color, ink_on, mix64, rgb, shape, text_size, wrap, Drawn, HeatScale, LinearChart,
-    Root, FONT, SCATTER_MAX_POINTS,
+    category_color, ink_on, rgb, shape, text_size, wrap, Drawn, HeatScale, LinearChart, Root, FONT,
 };
 use crate::plot::{colors, ensure_font, plot_err};
 use crate::Result;
@@ -450,7 +449,7 @@ pub struct PointGroup {
 /// Predicted against true values on equal axes with the dashed 1:1 line,
 /// one colour per group (`group[i]` indexes `groups`; empty groups are
 /// left out of the legend). Non-finite points are skipped; above
-/// [`SCATTER_MAX_POINTS`] a deterministic subset is drawn (the legend
+/// [`super::SCATTER_MAX_POINTS`] a deterministic subset is drawn (the legend
 /// says so); points are drawn shuffled so no group paints over the others.
 pub fn scatter_groups(
     path: &Path,
@@ -490,16 +489,13 @@ fn draw_scatter(
     groups: &[PointGroup],
 ) -> Drawn {
     let (w, h) = FIGURE_SIZE;
-    let mut idx: Vec<usize> = (0..y_true.len())
-        .filter(|&i| y_true[i].is_finite() && y_pred[i].is_finite())
-        .collect();
-    let n_finite = idx.len();
-    idx.sort_unstable_by_key(|&i| mix64(i as u64));
-    idx.truncate(SCATTER_MAX_POINTS);
-    let mut counts = vec![0usize; groups.len()];
-    for &i in &idx {
-        counts[group[i]] += 1;
-    }
+    let super::ScatterPoints {
+        idx,
+        n_finite,
+        counts,
+        lo,
+        hi,
+    } = super::ScatterPoints::new(y_true, y_pred, group, groups.len());
     let mut keys = vec![(Key::Dashed(BLACK), "1:1".to_string())];
     for (g, n) in groups.iter().zip(&counts).filter(|(_, &n)| n > 0) {
         keys.push((
@@ -518,22 +514,6 @@ fn draw_scatter(
     }
     let root = canvas(path)?;
     let top = header(&root, title, &keys)?;
-    let (lo, hi) = idx
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &i| {
-            (
-                a.min(y_true[i]).min(y_pred[i]),
-                b.max(y_true[i]).max(y_pred[i]),
-            )
-        });
-    let (lo, hi) = if lo.is_finite() && hi > lo {
-        let pad = 0.04 * (hi - lo);
-        (lo - pad, hi + pad)
-    } else if lo.is_finite() {
-        (lo - 1.0, lo + 1.0)
-    } else {
-        (0.0, 1.0)
-    };
     // A square plot, centred.
     let (y_area, x_area) = (58u32, 46u32);
     let side = (h - top as u32 - x_area - 14).min(w - y_area - 40);
