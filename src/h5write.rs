@@ -10,7 +10,7 @@ use hdf5::{Dataset, Datatype, Group, H5Type};
 use crate::{Error, Result};
 
 /// Chunks of at most this many bytes (whole rows).
-const CHUNK_BYTES: usize = 1 << 20;
+pub(crate) const CHUNK_BYTES: usize = 1 << 20;
 
 /// The fixed-length, NUL-padded UTF-8 string type of `len` bytes (at least 1).
 pub(crate) fn fixed_str_type(len: usize) -> hdf5::Result<Datatype> {

@@ -9,7 +9,7 @@ use gramstream::stats::derive::{members, sum, Group};
 use gramstream::stats::pass::{
     self, AccumulateOptions, CheckpointOptions, PassOutput, PassSummary,
 };
-use gramstream::stats::{write_stats, Mode, Reservoir, StatsFile, StatsHeader, SuffStats};
+use gramstream::stats::{write_stats, Mode, Reservoir, StatsFile, StatsHeader, SuffStats, Sums};
 use gramstream::Threads;
 use numpy::{PyArray1, PyArray2};
 use pyo3::prelude::*;
@@ -187,7 +187,7 @@ impl Statistics {
             inputs.extend(data.path().map(Path::to_path_buf));
             gramstream::output::refuse_input_overwrite(&path, &inputs)?;
             let reservoir = data.reservoir()?;
-            let mut accs = (0..h.accumulators()).map(|a| data.accumulator(a));
+            let mut accs = (0..h.accumulators()).map(|a| data.accumulator(a).map(Sums::Packed));
             write_stats(&path, h, &mut accs, &reservoir, None)
         })
         .py_err()

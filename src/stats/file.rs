@@ -77,7 +77,8 @@ use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
 use hdf5::{Dataset, Group};
 
 use super::{
-    packed_len, Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, SuffStats, FORMAT_VERSION,
+    packed_len, Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, SuffStats, Sums,
+    FORMAT_VERSION,
 };
 use crate::h5check::Check;
 use crate::h5write::{create_array, json, write_array, write_attr, write_str_attr, write_strings};
@@ -101,10 +102,10 @@ const PACKING: &str = "lower triangle, row-major: (i, j), i >= j, at i*(i+1)/2 +
 /// for, so memory stays at about one accumulator. A `cursor` of `Some` marks
 /// the file as a checkpoint (its `staged` holds one entry per accumulator);
 /// `None` marks complete statistics.
-pub fn write_stats(
+pub fn write_stats<'a>(
     path: &Path,
     header: &StatsHeader,
-    accumulators: &mut dyn Iterator<Item = Result<SuffStats>>,
+    accumulators: &mut dyn Iterator<Item = Result<Sums<'a>>>,
     reservoir: &Reservoir,
     cursor: Option<&Cursor>,
 ) -> Result<()> {
@@ -212,11 +213,11 @@ fn mode_name(m: Mode) -> &'static str {
     }
 }
 
-fn write_file(
+fn write_file<'a>(
     tmp: &Path,
     path: &Path,
     header: &StatsHeader,
-    accumulators: &mut dyn Iterator<Item = Result<SuffStats>>,
+    accumulators: &mut dyn Iterator<Item = Result<Sums<'a>>>,
     reservoir: &Reservoir,
     cursor: Option<&Cursor>,
 ) -> Result<()> {
@@ -291,11 +292,11 @@ fn write_shards(root: &Group, path: &Path, fingerprints: &[ShardFingerprint]) ->
 
 /// `/accumulators`, one accumulator at a time as the iterator finishes
 /// them (memory does not double); exactly the header's count, each of P.
-fn write_accumulators(
+fn write_accumulators<'a>(
     root: &Group,
     path: &Path,
     header: &StatsHeader,
-    accumulators: &mut dyn Iterator<Item = Result<SuffStats>>,
+    accumulators: &mut dyn Iterator<Item = Result<Sums<'a>>>,
 ) -> Result<()> {
     let p = header.pixels;
     let a_count = header.accumulators();
@@ -305,8 +306,13 @@ fn write_accumulators(
         .map_err(|e| Error::hdf5(path, "creating /accumulators", e))?;
     let sum_x = create_array::<f64>(&acc, path, "sum_x", &[a_count, p], &[1, p])?;
     let xty = create_array::<f64>(&acc, path, "xty", &[a_count, p], &[1, p])?;
-    let xtx = create_array::<f64>(&acc, path, "xtx", &[a_count, l], &[1, l])?;
+    // 1 MiB chunks, as elsewhere: one chunk per accumulator (67 MB at P =
+    // 4096) made libhdf5 allocate, fault in and copy a chunk-sized buffer
+    // per accumulator on every write and read.
+    let xtx_chunk = (crate::h5write::CHUNK_BYTES / 8).min(l);
+    let xtx = create_array::<f64>(&acc, path, "xtx", &[a_count, l], &[1, xtx_chunk])?;
     write_str_attr(&xtx, path, "packing", PACKING)?;
+    let mut buffer: Option<Vec<f64>> = None;
     let (mut n, mut sum_y, mut sum_yy) = (
         Vec::with_capacity(a_count),
         Vec::with_capacity(a_count),
@@ -323,29 +329,40 @@ fn write_accumulators(
                 ))
             }
         };
-        if st.p != p || st.sum_x.len() != p || st.xty.len() != p || st.xtx.len() != l {
+        if st.p() != p || st.sum_x().len() != p || st.xty().len() != p || st.xtx_len() != l {
             return Err(Error::shape(
                 format!("writing {}: accumulator {a}", path.display()),
                 format!("p = {p} ({p} + {p} + {l} values)"),
                 format!(
                     "p = {} ({} + {} + {} values)",
-                    st.p,
-                    st.sum_x.len(),
-                    st.xty.len(),
-                    st.xtx.len()
+                    st.p(),
+                    st.sum_x().len(),
+                    st.xty().len(),
+                    st.xtx_len()
                 ),
             ));
         }
-        let row = |ds: &Dataset, name: &str, v: &[f64]| {
-            ds.write_slice(v, (a, ..))
+        let write = |ds: &Dataset, name: &str, v: &[f64], at: usize| {
+            ds.write_slice(v, (a, at..at + v.len()))
                 .map_err(|e| Error::hdf5(path, format!("writing /accumulators/{name} row {a}"), e))
         };
-        row(&sum_x, "sum_x", &st.sum_x)?;
-        row(&xty, "xty", &st.xty)?;
-        row(&xtx, "xtx", &st.xtx)?;
-        n.push(st.n);
-        sum_y.push(st.sum_y);
-        sum_yy.push(st.sum_yy);
+        write(&sum_x, "sum_x", st.sum_x(), 0)?;
+        write(&xty, "xty", st.xty(), 0)?;
+        match st.packed_xtx() {
+            Some(x) => write(&xtx, "xtx", x, 0)?,
+            None => {
+                // Whole chunks at a time from one buffer.
+                let slice = buffer.get_or_insert_with(|| vec![0.0; (8 * xtx_chunk).min(l)]);
+                for at in (0..l).step_by(slice.len()) {
+                    let part = &mut slice[..(l - at).min(8 * xtx_chunk)];
+                    st.xtx_range(at, part);
+                    write(&xtx, "xtx", part, at)?;
+                }
+            }
+        }
+        n.push(st.n());
+        sum_y.push(st.sum_y());
+        sum_yy.push(st.sum_yy());
     }
     if accumulators.next().is_some() {
         return Err(Error::shape(

@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use super::file::{write_stats, StatsFile};
-use super::{Precision, Reservoir, StatsHeader, SuffStats};
+use super::{Precision, Reservoir, StatsHeader, Sums};
 use crate::{Error, Result};
 
 /// What [`merge`] wrote.
@@ -114,7 +114,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, progress: &dyn Fn(usize)) -> Result
         .collect();
     let reservoir = merge_reservoirs(&reservoirs);
     let count = header.accumulators();
-    let mut sums = (0..count).map(|a| -> Result<SuffStats> {
+    let mut sums = (0..count).map(|a| -> Result<Sums> {
         let mut s = first.accumulator(a)?;
         for (f, (dx, dy)) in files.iter().zip(&shifts).skip(1) {
             let mut t = f.accumulator(a)?;
@@ -122,7 +122,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, progress: &dyn Fn(usize)) -> Result
             s.add(&t)?;
         }
         progress(a + 1);
-        Ok(s)
+        Ok(Sums::Packed(s))
     });
     write_stats(out, &header, &mut sums, &reservoir, None)?;
     Ok(MergeSummary {

@@ -21,4 +21,4 @@ pub use gram::Precision;
 pub use merge::{merge, MergeSummary};
 pub(crate) use set::permute_rows;
 pub use set::{Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, FORMAT_VERSION};
-pub use suff::{packed_index, packed_len, Accumulator, SuffStats};
+pub use suff::{packed_index, packed_len, Accumulator, SuffStats, Sums};

@@ -29,7 +29,7 @@ use faer::Par;
 use super::file::{write_stats, StatsFile};
 use super::set::permute_rows;
 use super::{
-    Accumulator, Cursor, Mode, Precision, Reservoir, ShardFingerprint, StatsHeader, SuffStats,
+    Accumulator, Cursor, Mode, Precision, Reservoir, ShardFingerprint, StatsHeader, SuffStats, Sums,
 };
 use crate::experts::dataset::ExpertDataset;
 use crate::experts::feed::{boundaries, ExpertFeed, ExpertRows};
@@ -484,14 +484,18 @@ pub struct PassOutput {
 }
 
 impl PassOutput {
-    /// Writes the statistics atomically, finishing (and dropping) one
-    /// accumulator at a time so memory does not double.
+    /// Writes the statistics atomically: each accumulator flushed, its
+    /// Gram packed a slice at a time as the file takes it (no packed copy),
+    /// then dropped.
     pub fn write(self, path: &Path, threads: Threads) -> Result<PassSummary> {
         let par = threads.par();
         let (header, reservoir, summary) = (self.header, self.reservoir, self.summary);
         let accumulators = self.accumulators;
         threads.install(move || {
-            let mut accs = accumulators.into_iter().map(move |mut a| Ok(a.finish(par)));
+            let mut accs = accumulators.into_iter().map(|mut a| {
+                a.flush(par);
+                Ok(Sums::Gram(a))
+            });
             write_stats(path, &header, &mut accs, &reservoir, None)
         })??;
         Ok(summary)
@@ -876,7 +880,7 @@ impl State {
             range_rows: 0,
         };
         let reservoir = self.sample.snapshot();
-        let mut it = self.accs.iter().map(|a| Ok(a.sums()));
+        let mut it = self.accs.iter().map(|a| Ok(Sums::GramRef(a)));
         write_stats(path, &self.header, &mut it, &reservoir, Some(&cursor))
     }
 }

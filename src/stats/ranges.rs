@@ -39,7 +39,7 @@ use super::pass::{
     read_options, refuse_outputs, shift_of, AccumulateOptions, CheckpointOptions, Checkpoints,
     MemoryPlan, Offset, PassSummary, RunFigures, Sample, State,
 };
-use super::{Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, SuffStats};
+use super::{Cursor, Mode, Reservoir, ShardFingerprint, StatsHeader, SuffStats, Sums};
 use crate::rows::{RowSpec, RowStream};
 use crate::source::{ChunkSource, Shard, ShardReader};
 use crate::threads::Pool;
@@ -111,7 +111,7 @@ pub struct RangedOutput {
 impl RangedOutput {
     /// Writes the statistics atomically.
     pub fn write(self, path: &Path) -> Result<RangedSummary> {
-        let mut sums = self.sums.into_iter().map(Ok);
+        let mut sums = self.sums.into_iter().map(|s| Ok(Sums::Packed(s)));
         write_stats(path, &self.header, &mut sums, &self.reservoir, None)?;
         Ok(RangedSummary {
             pass: self.summary,
@@ -651,7 +651,7 @@ impl Rounds<'_> {
         (header.rows, header.skipped) = (t.rows, t.skipped);
         let reservoir = t.sample.snapshot();
         c.write(|path| {
-            let mut sums = t.sums.iter().map(|s| Ok(s.clone()));
+            let mut sums = t.sums.iter().map(|s| Ok(Sums::PackedRef(s)));
             write_stats(path, &header, &mut sums, &reservoir, Some(&cursor))
         })
     }

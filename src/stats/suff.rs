@@ -146,14 +146,130 @@ const TILE: usize = 64;
 /// Copies the lower triangle of a column-major `p × p` matrix into packed
 /// lower row-major order.
 fn pack_lower(full: &[f64], p: usize, packed: &mut [f64]) {
-    for ib in (0..p).step_by(TILE) {
-        for jb in (0..=ib).step_by(TILE) {
-            for i in ib..(ib + TILE).min(p) {
+    pack_range(full, p, 0, packed);
+}
+
+/// Packed values `start .. start + out.len()` (packed lower row-major) of
+/// the lower triangle of the column-major `p × p` matrix `full`.
+fn pack_range(full: &[f64], p: usize, start: usize, out: &mut [f64]) {
+    let end = start + out.len();
+    if out.is_empty() {
+        return;
+    }
+    assert!(end <= packed_len(p) && full.len() == p * p, "packing sizes");
+    let (first, last) = (packed_row(start), packed_row(end - 1));
+    for ib in (first..=last).step_by(TILE) {
+        let ie = (ib + TILE).min(last + 1);
+        for jb in (0..ie).step_by(TILE) {
+            for i in ib..ie {
                 let row = i * (i + 1) / 2;
-                for j in jb..(jb + TILE).min(i + 1) {
-                    packed[row + j] = full[i + j * p];
+                let lo = jb.max(start.saturating_sub(row));
+                let hi = (jb + TILE).min(i + 1).min(end - row);
+                for j in lo..hi {
+                    out[row + j - start] = full[i + j * p];
                 }
             }
+        }
+    }
+}
+
+/// The row i of the packed lower triangle that holds packed index `k`:
+/// the largest i with i(i+1)/2 ≤ k.
+fn packed_row(k: usize) -> usize {
+    let mut i = (((8 * k + 1) as f64).sqrt() as usize).saturating_sub(1) / 2;
+    while (i + 1) * (i + 2) / 2 <= k {
+        i += 1;
+    }
+    while i * (i + 1) / 2 > k {
+        i -= 1;
+    }
+    i
+}
+
+/// One accumulator's sums on their way into a statistics file. An
+/// accumulator's Gram buffer is packed a slice at a time into the writer's
+/// buffer: a packed copy per accumulator was a fresh 67 MB to fault in at P
+/// = 4096, half of the page faults of a 70-accumulator pass (perf).
+#[derive(Debug)]
+pub enum Sums<'a> {
+    /// Statistics already packed (merged, read, or a range's totals).
+    Packed(SuffStats),
+    /// The same, borrowed.
+    PackedRef(&'a SuffStats),
+    /// An accumulator's flushed sums (its staged rows are not included),
+    /// dropped once written: the pages it frees are warm for the page
+    /// cache that takes the file (fresh pages cost 0.5–2 GB/s on this VM).
+    Gram(Accumulator),
+    /// The same, borrowed (checkpoints).
+    GramRef(&'a Accumulator),
+}
+
+impl Sums<'_> {
+    fn parts(&self) -> (usize, u64, &[f64], &[f64], f64, f64) {
+        match self {
+            Sums::Packed(s) => (s.p, s.n, &s.sum_x, &s.xty, s.sum_y, s.sum_yy),
+            Sums::PackedRef(s) => (s.p, s.n, &s.sum_x, &s.xty, s.sum_y, s.sum_yy),
+            Sums::Gram(a) => (a.p, a.n, &a.sum_x, &a.xty, a.sum_y, a.sum_yy),
+            Sums::GramRef(a) => (a.p, a.n, &a.sum_x, &a.xty, a.sum_y, a.sum_yy),
+        }
+    }
+
+    /// Pixels per row.
+    pub fn p(&self) -> usize {
+        self.parts().0
+    }
+
+    /// Rows summed.
+    pub fn n(&self) -> u64 {
+        self.parts().1
+    }
+
+    /// Σ(x − x₀).
+    pub fn sum_x(&self) -> &[f64] {
+        self.parts().2
+    }
+
+    /// Σ(x − x₀)(y − y₀).
+    pub fn xty(&self) -> &[f64] {
+        self.parts().3
+    }
+
+    /// Σ(y − y₀).
+    pub fn sum_y(&self) -> f64 {
+        self.parts().4
+    }
+
+    /// Σ(y − y₀)².
+    pub fn sum_yy(&self) -> f64 {
+        self.parts().5
+    }
+
+    /// The packed Gram whole, or the accumulator to pack it from.
+    fn xtx(&self) -> Result<&[f64], &Accumulator> {
+        match self {
+            Sums::Packed(s) => Ok(&s.xtx),
+            Sums::PackedRef(s) => Ok(&s.xtx),
+            Sums::Gram(a) => Err(a),
+            Sums::GramRef(a) => Err(a),
+        }
+    }
+
+    /// Length of the packed Gram these sums hold.
+    pub fn xtx_len(&self) -> usize {
+        self.xtx().map_or_else(|a| packed_len(a.p), <[f64]>::len)
+    }
+
+    /// The packed Gram whole, when it is already packed.
+    pub fn packed_xtx(&self) -> Option<&[f64]> {
+        self.xtx().ok()
+    }
+
+    /// Packed Gram values `start .. start + out.len()`.
+    pub fn xtx_range(&self, start: usize, out: &mut [f64]) {
+        match self.xtx() {
+            Ok(x) => out.copy_from_slice(&x[start..start + out.len()]),
+            Err(a) if a.gram.is_empty() => out.fill(0.0),
+            Err(a) => pack_range(&a.gram, a.p, start, out),
         }
     }
 }
@@ -180,17 +296,28 @@ fn unpack_lower(packed: &[f64], p: usize, full: &mut [f64]) {
 /// interrupt per page, which perf showed taking a third of the pass (2.7 GB of
 /// Gram matrices = 650k pages). Writing each page of the lower triangle once
 /// first gives it a private page directly, with no flush.
-fn new_gram(p: usize) -> Vec<f64> {
+///
+/// The first touch is most of a new buffer's cost (on this VM 0.5–2 GB/s:
+/// 10 s of a 30 s pass for 70 accumulators at P = 4096, perf), so it runs
+/// on the current rayon pool unless `par` is `Par::Seq`; the zeros are the
+/// same either way.
+fn new_gram(p: usize, par: Par) -> Vec<f64> {
+    use rayon::prelude::*;
     let mut g = vec![0.0f64; p * p];
     const PAGE: usize = 4096 / std::mem::size_of::<f64>();
-    for j in 0..p {
-        let col = &mut g[j * p..(j + 1) * p];
+    let touch = |(j, col): (usize, &mut [f64])| {
         let mut i = j;
         while i < p {
             // SAFETY: `i < p` indexes inside `col`; a volatile write of the
             // value already there, so the compiler cannot drop it as a no-op.
             unsafe { std::ptr::write_volatile(&mut col[i], 0.0) };
             i = (i / PAGE + 1) * PAGE;
+        }
+    };
+    if p > 0 {
+        match par {
+            Par::Seq => g.chunks_mut(p).enumerate().for_each(touch),
+            _ => g.par_chunks_mut(p).enumerate().with_min_len(64).for_each(touch),
         }
     }
     g
@@ -333,7 +460,7 @@ impl Accumulator {
             return;
         }
         if self.gram.is_empty() {
-            self.gram = new_gram(self.p);
+            self.gram = new_gram(self.p, par);
         }
         let block = &self.x_stage[..k * self.p];
         gram::syrk_lower_with(&mut self.gram, self.p, block, k, par, self.precision);
@@ -485,7 +612,7 @@ impl Accumulator {
         acc.sum_yy = stats.sum_yy;
         acc.xty = stats.xty.clone();
         if stats.n > 0 {
-            acc.gram = new_gram(p);
+            acc.gram = new_gram(p, Par::Seq);
             unpack_lower(&stats.xtx, p, &mut acc.gram);
         }
         for (r, y) in staged_y.iter().enumerate() {
@@ -500,6 +627,34 @@ impl Accumulator {
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn any_packed_range_is_that_slice_of_the_packed_triangle() {
+        for p in [1, 2, 5, 64, 65, 131] {
+            let full: Vec<f64> = (0..p * p).map(|v| v as f64).collect();
+            let mut want = vec![0.0; packed_len(p)];
+            for i in 0..p {
+                for j in 0..=i {
+                    want[packed_index(i, j)] = full[i + j * p];
+                }
+            }
+            let l = packed_len(p);
+            for k in 0..l {
+                assert!(packed_row(k) * (packed_row(k) + 1) / 2 <= k);
+                assert!((packed_row(k) + 1) * (packed_row(k) + 2) / 2 > k);
+            }
+            for len in [1, 3, 64, 257, l] {
+                for start in (0..l.saturating_sub(len) + 1).step_by(7) {
+                    let mut out = vec![-1.0; len.min(l - start)];
+                    pack_range(&full, p, start, &mut out);
+                    assert_eq!(out, want[start..start + out.len()], "p {p} start {start}");
+                }
+            }
+            let mut whole = vec![0.0; l];
+            pack_lower(&full, p, &mut whole);
+            assert_eq!(whole, want);
+        }
+    }
 
     fn naive(rows: &[Vec<f64>], ys: &[f64], p: usize) -> SuffStats {
         let mut s = SuffStats::zeros(p);
