@@ -312,7 +312,7 @@ fn write_accumulators<'a>(
     let xtx_chunk = (crate::h5write::CHUNK_BYTES / 8).min(l);
     let xtx = create_array::<f64>(&acc, path, "xtx", &[a_count, l], &[1, xtx_chunk])?;
     write_str_attr(&xtx, path, "packing", PACKING)?;
-    let mut buffer: Option<Vec<f64>> = None;
+    let mut buffers: Option<[Vec<f64>; 2]> = None;
     let (mut n, mut sum_y, mut sum_yy) = (
         Vec::with_capacity(a_count),
         Vec::with_capacity(a_count),
@@ -351,12 +351,23 @@ fn write_accumulators<'a>(
         match st.packed_xtx() {
             Some(x) => write(&xtx, "xtx", x, 0)?,
             None => {
-                // Whole chunks at a time from one buffer.
-                let slice = buffer.get_or_insert_with(|| vec![0.0; (8 * xtx_chunk).min(l)]);
-                for at in (0..l).step_by(slice.len()) {
-                    let part = &mut slice[..(l - at).min(8 * xtx_chunk)];
-                    st.xtx_range(at, part);
-                    write(&xtx, "xtx", part, at)?;
+                // Whole chunks at a time, the next slice packed on another
+                // thread while libhdf5 takes this one (two buffers, reused).
+                let step = (8 * xtx_chunk).min(l);
+                let [now, next] = buffers.get_or_insert_with(|| [vec![0.0; step], vec![0.0; step]]);
+                st.xtx_range(0, &mut now[..step]);
+                for at in (0..l).step_by(step) {
+                    let (len, after) = (step.min(l - at), at + step);
+                    let (written, ()) = rayon::join(
+                        || write(&xtx, "xtx", &now[..len], at),
+                        || {
+                            if after < l {
+                                st.xtx_range(after, &mut next[..step.min(l - after)]);
+                            }
+                        },
+                    );
+                    written?;
+                    std::mem::swap(now, next);
                 }
             }
         }
