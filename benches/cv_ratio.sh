@@ -8,7 +8,9 @@
 #     benches/cv_ratio.sh [GRAMSTREAM] [small|large]
 #
 # small (default): 60k rows × 2048 pixels (2 shards); large: 100k × 4096
-# (4 shards; several minutes per CV method). GRAMSTREAM defaults to
+# (4 shards; several minutes per CV method). METHODS (default "none eigh pcg
+# auto") picks the sweeps; the first is the base of the ratios, so keep
+# none first. GRAMSTREAM defaults to
 # target/release/gramstream. Data under /tmp, deleted at the end. Run it on a
 # quiet machine: the sweeps use every core.
 set -euo pipefail
@@ -32,7 +34,7 @@ rm -rf "$W/g"
 
 printf '\n| sweep | wall (s) | CPU (s) | wall / GCV | CPU / GCV | load average before |\n|---|---|---|---|---|---|\n'
 base_wall='' base_cpu=''
-for cv in none eigh pcg auto; do
+for cv in ${METHODS:-none eigh pcg auto}; do
     select=()
     [ "$cv" = none ] && select=(--select gcv)
     load=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -45,6 +47,8 @@ for cv in none eigh pcg auto; do
         "$wall" "$cpu" "$(echo "$wall / $base_wall" | bc -l)" "$(echo "$cpu / $base_cpu" | bc -l)" "$load"
 done
 
-echo
-echo "--cv auto, how the folds were solved (groups):"
-grep -o '"CV folds: [^"]*"' "$W/sweep_auto/sweep.json" | sort | uniq -c
+if [ -f "$W/sweep_auto/sweep.json" ]; then
+    echo
+    echo "--cv auto, how the folds were solved (groups):"
+    grep -o '"CV folds: [^"]*"' "$W/sweep_auto/sweep.json" | sort | uniq -c
+fi
