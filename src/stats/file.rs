@@ -48,7 +48,7 @@
 //! | `/accumulators/n` | u64 (A,) | rows of each accumulator |
 //! | `/accumulators/sum_y`, `sum_yy` | f64 (A,) | Σ(y−y₀), Σ(y−y₀)² |
 //! | `/accumulators/sum_x`, `xty` | f64 (A, P) | Σ(x−x₀), Σ(x−x₀)(y−y₀); chunks (1, P) |
-//! | `/accumulators/xtx` | f64 (A, L) | Σ(x−x₀)(x−x₀)ᵀ **packed lower triangle, row-major**: (i, j), i ≥ j, at i(i+1)/2 + j; chunks (1, L) |
+//! | `/accumulators/xtx` | f64 (A, L) | Σ(x−x₀)(x−x₀)ᵀ **packed lower triangle, row-major**: (i, j), i ≥ j, at i(i+1)/2 + j; chunks (1, min(L, 131072)): 1 MiB |
 //! | `/reservoir` attrs `capacity`, `pixels` | u64 | maximum rows kept; pixels per row (P, or 0 for an empty sample) |
 //! | `/reservoir/keys` | u64 (N,) | priority keys, ascending |
 //! | `/reservoir/origin` | u64 (N, 2) | (shard index, row) |
