@@ -36,7 +36,9 @@ use crate::stats::{packed_index, SuffStats};
 use crate::{Error, Result};
 
 mod auto;
-pub use auto::{cv_sse_auto, pcg_budget, predicted_iterations, AutoResult, FoldSolver, Solvers};
+pub use auto::{
+    cv_sse_auto, pcg_budget, predicted_iterations, AutoResult, FoldSolver, OwnPath, Solvers,
+};
 
 /// How the full data's eigenvalues are scaled for a fold's preconditioner
 /// V (sΛ + αI)⁻¹ Vᵀ.

@@ -24,6 +24,9 @@ use crate::linalg::eigh;
 use crate::stats::{packed_index, SuffStats};
 use crate::{Error, FitError, Result};
 
+mod band;
+pub use band::BandPath;
+
 /// Weights and intercept of one Ridge model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Coefficients {
@@ -163,9 +166,7 @@ impl RidgePath {
     /// Whether the covariance is numerically singular (α = 0 then has no
     /// unique solution).
     pub(crate) fn is_rank_deficient(&self) -> bool {
-        let max = self.lambda.iter().fold(0.0f64, |m, l| m.max(l.abs()));
-        let tol = max * self.lambda.len() as f64 * f64::EPSILON;
-        self.lambda.iter().any(|&l| l <= tol)
+        rank_deficient(&self.lambda)
     }
 
     fn check_alpha(&self, alpha: f64) -> Result<()> {
@@ -228,26 +229,29 @@ impl RidgePath {
 
     /// Effective degrees of freedom Σλ/(λ+α) at `alpha`.
     pub fn dof(&self, alpha: f64) -> f64 {
-        self.lambda
-            .iter()
-            .map(|&l| {
-                if l + alpha > 0.0 {
-                    l.max(0.0) / (l + alpha)
-                } else {
-                    0.0
-                }
-            })
-            .sum()
+        dof_at(&self.lambda, alpha)
     }
 
     /// GCV at `alpha`: n·RSS/(n − 1 − dof)² (NaN when dof ≥ n − 1).
     pub fn gcv(&self, alpha: f64) -> f64 {
-        let n = self.n as f64;
-        let d = n - 1.0 - self.dof(alpha);
-        if d <= 0.0 {
-            return f64::NAN;
+        gcv_at(self.n, self.train_rss(alpha), self.dof(alpha))
+    }
+
+    /// The models on `alphas` with their training R², dof and GCV; α = 0
+    /// is left out when the covariance is singular. The weights come from
+    /// [`Self::weights`].
+    pub fn grid(&self, alphas: &[f64], par: Par) -> Grid {
+        let usable = usable_alphas(&self.lambda, alphas);
+        let ua: Vec<f64> = usable.iter().map(|&a| alphas[a]).collect();
+        let (w, intercept) = self.weights(&ua, par);
+        Grid {
+            usable,
+            w,
+            intercept,
+            train_r2: ua.iter().map(|&a| self.train_r2(a)).collect(),
+            dof: ua.iter().map(|&a| self.dof(a)).collect(),
+            gcv: ua.iter().map(|&a| self.gcv(a)).collect(),
         }
-        n * self.train_rss(alpha) / (d * d)
     }
 
     /// Weights (P × α, one column per α) and intercepts for many α at once:
@@ -280,6 +284,127 @@ impl RidgePath {
             })
             .collect();
         (w, intercept)
+    }
+}
+
+/// One group's models on a grid of α, with what the sweep reports of each:
+/// from [`RidgePath::grid`] or [`BandPath::new`].
+#[derive(Debug, Clone)]
+pub struct Grid {
+    /// The indices into the grid that have a model: α = 0 is left out when
+    /// the covariance is singular (it has no unique solution).
+    pub usable: Vec<usize>,
+    /// Weights, P × `usable.len()`, one column per usable α.
+    pub w: Mat<f64>,
+    /// Intercepts, one per usable α.
+    pub intercept: Vec<f64>,
+    /// Training R², one per usable α.
+    pub train_r2: Vec<f64>,
+    /// Effective degrees of freedom, one per usable α.
+    pub dof: Vec<f64>,
+    /// GCV, one per usable α.
+    pub gcv: Vec<f64>,
+}
+
+/// Whether a covariance with eigenvalues `lambda` is numerically singular:
+/// some eigenvalue within P·ε of the largest.
+fn rank_deficient(lambda: &[f64]) -> bool {
+    let max = lambda.iter().fold(0.0f64, |m, l| m.max(l.abs()));
+    let tol = max * lambda.len() as f64 * f64::EPSILON;
+    lambda.iter().any(|&l| l <= tol)
+}
+
+/// The indices of `alphas` that have a model: α = 0 only on a full-rank
+/// covariance.
+fn usable_alphas(lambda: &[f64], alphas: &[f64]) -> Vec<usize> {
+    let singular = rank_deficient(lambda);
+    (0..alphas.len())
+        .filter(|&a| alphas[a] > 0.0 || !singular)
+        .collect()
+}
+
+/// Effective degrees of freedom Σλ/(λ+α) (eigenvalues rounded below zero
+/// count as zero).
+fn dof_at(lambda: &[f64], alpha: f64) -> f64 {
+    lambda
+        .iter()
+        .map(|&l| {
+            if l + alpha > 0.0 {
+                l.max(0.0) / (l + alpha)
+            } else {
+                0.0
+            }
+        })
+        .sum()
+}
+
+/// GCV = n·RSS/(n − 1 − dof)² (the intercept counts as one degree); NaN
+/// when dof ≥ n − 1.
+fn gcv_at(n: u64, rss: f64, dof: f64) -> f64 {
+    let n = n as f64;
+    let d = n - 1.0 - dof;
+    if d <= 0.0 {
+        return f64::NAN;
+    }
+    n * rss / (d * d)
+}
+
+/// One group's α path, by whichever factorization solved it.
+#[derive(Debug)]
+pub enum GroupPath {
+    /// The eigendecomposition: every α, the eigenvectors (PCA, PCG's
+    /// preconditioner).
+    Eigen(RidgePath),
+    /// The band reduction: the models on one α grid and the eigenvalues.
+    Band(BandPath),
+}
+
+impl GroupPath {
+    /// The eigendecomposition, when the path has one.
+    pub fn eigen(&self) -> Option<&RidgePath> {
+        match self {
+            GroupPath::Eigen(p) => Some(p),
+            GroupPath::Band(_) => None,
+        }
+    }
+
+    /// Eigenvalues of the centred covariance, ascending.
+    pub fn eigenvalues(&self) -> &[f64] {
+        match self {
+            GroupPath::Eigen(p) => p.eigenvalues(),
+            GroupPath::Band(b) => &b.lambda,
+        }
+    }
+
+    /// Mean of y.
+    pub(crate) fn y_mean(&self) -> f64 {
+        match self {
+            GroupPath::Eigen(p) => p.y_mean(),
+            GroupPath::Band(b) => b.y_mean,
+        }
+    }
+
+    /// Σ(y − ȳ)².
+    pub fn syy(&self) -> f64 {
+        match self {
+            GroupPath::Eigen(p) => p.syy(),
+            GroupPath::Band(b) => b.syy,
+        }
+    }
+
+    /// The models on `alphas` ([`RidgePath::grid`]). A band path holds the
+    /// grid it was solved on, which must be `alphas`.
+    pub fn into_grid(self, alphas: &[f64], par: Par) -> Grid {
+        match self {
+            GroupPath::Eigen(p) => p.grid(alphas, par),
+            GroupPath::Band(b) => {
+                assert_eq!(
+                    b.alphas, alphas,
+                    "a band path answers the grid it was solved on"
+                );
+                b.grid
+            }
+        }
     }
 }
 

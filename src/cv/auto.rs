@@ -17,8 +17,12 @@
 //!   band Cholesky meets a matrix that is not positive definite to working
 //!   precision.
 //!
-//! The bin's decomposition runs concurrently with the folds that do not
-//! need it (band), then the PCG folds run; every solve is sequential
+//! The group's own models come from its eigendecomposition when a PCG fold
+//! or the caller needs the eigenvectors; otherwise from its own band
+//! reduction ([`crate::ridge::BandPath`]: the models on the sweep's grid,
+//! the eigenvalues for dof and GCV, about half a `dsyevd`). That solve runs
+//! concurrently with the folds that do not need it (band), then the PCG
+//! folds run; every solve is sequential
 //! (OpenBLAS single-threaded), so the bits do not depend on the thread
 //! count, and the folds' errors are summed in fold order.
 
@@ -29,6 +33,7 @@ use serde::Serialize;
 use super::{centred, complement, fold_sse_eigh, preconditioner, validate, Centred, FoldCtx};
 use super::{PcgOptions, RidgePath};
 use crate::linalg::{BandForm, HAS_BAND_FORM};
+use crate::ridge::{BandPath, GroupPath};
 use crate::stats::SuffStats;
 use crate::{Error, FitError, Result};
 
@@ -53,6 +58,19 @@ pub enum Solvers {
     /// that does not converge within [`PcgOptions::default`]'s cap, or a
     /// band fold that is not positive definite, still falls back.
     Force(FoldSolver),
+}
+
+/// What the group's own path must give besides the CV.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OwnPath<'a> {
+    /// Its eigendecomposition (`RidgePath::new(total, shift_x, shift_y,
+    /// Par::Seq)`, bit for bit): every α, and the eigenvectors (the gate's
+    /// PCA).
+    Eigen,
+    /// Its models on this grid (the sweep's, α = 0 allowed), from its own
+    /// band reduction unless a fold goes to PCG (which needs the
+    /// eigendecomposition) or the direct solver is forced to `Eigh`.
+    Grid(&'a [f64]),
 }
 
 /// Result of [`cv_sse_auto`].
@@ -112,9 +130,8 @@ pub fn pcg_budget(p: usize, alphas: usize) -> f64 {
 }
 
 /// Exact K-fold CV of one group with each fold solved as `solvers` says
-/// (see the module docs), together with the group's own [`RidgePath`]
-/// (`RidgePath::new(total, shift_x, shift_y, Par::Seq)`, bit for bit), which
-/// PCG needs and the caller needs anyway. `folds` are the group's per-fold
+/// (see the module docs), together with the group's own path as `own` asks
+/// (the caller needs it anyway). `folds` are the group's per-fold
 /// sums around (`shift_x`, `shift_y`), `total` their sum, every α finite
 /// and > 0. Runs in the calling rayon pool; the result does not depend on
 /// its thread count.
@@ -129,7 +146,8 @@ pub fn cv_sse_auto(
     shift_y: f64,
     alphas: &[f64],
     solvers: Solvers,
-) -> Result<(RidgePath, AutoResult)> {
+    own: OwnPath<'_>,
+) -> Result<(GroupPath, AutoResult)> {
     if let Some(a) = alphas.iter().find(|a| !(a.is_finite() && **a > 0.0)) {
         return Err(Error::InvalidParameter {
             name: "alpha",
@@ -170,7 +188,7 @@ pub fn cv_sse_auto(
         shift_y,
         alphas,
     };
-    run(&sums, &live, &plan)
+    run(&sums, &live, &plan, own)
 }
 
 /// What every fold of a group shares.
@@ -191,15 +209,25 @@ struct Plan {
     direct: FoldSolver,
 }
 
-/// Runs `plan` on the non-empty folds `live`: the group's decomposition
+/// Runs `plan` on the non-empty folds `live`: the group's own path
 /// concurrently with the direct folds, then the PCG folds; sums in fold order.
-fn run(sums: &Sums<'_>, live: &[&SuffStats], plan: &Plan) -> Result<(RidgePath, AutoResult)> {
+fn run(
+    sums: &Sums<'_>,
+    live: &[&SuffStats],
+    plan: &Plan,
+    own: OwnPath<'_>,
+) -> Result<(GroupPath, AutoResult)> {
     let direct = |f: &SuffStats| match plan.direct {
         FoldSolver::Eigh => Fold::eigh(sums, f),
         _ => Fold::band_or_eigh(sums, f),
     };
+    let any_pcg = plan.pcg.iter().any(|&p| p);
+    let band_grid = match own {
+        OwnPath::Grid(g) if !any_pcg && plan.direct == FoldSolver::Band => Some(g),
+        _ => None,
+    };
     let (path, direct_folds) = rayon::join(
-        || RidgePath::new(sums.total, sums.shift_x, sums.shift_y, Par::Seq),
+        || own_path(sums, band_grid),
         || -> Vec<Option<Result<Fold>>> {
             live.par_iter()
                 .zip(&plan.pcg)
@@ -209,37 +237,13 @@ fn run(sums: &Sums<'_>, live: &[&SuffStats], plan: &Plan) -> Result<(RidgePath, 
         },
     );
     let path = path?;
-    let opts = PcgOptions {
-        max_iter: plan.max_iter,
-        ..PcgOptions::default()
+    let solved: Vec<Result<Fold>> = match path.eigen().filter(|_| any_pcg) {
+        None => direct_folds
+            .into_iter()
+            .map(|d| d.expect("without PCG folds every fold is direct"))
+            .collect(),
+        Some(eigen) => pcg_folds(sums, live, plan, eigen, direct_folds),
     };
-    let (lambda, vt) = preconditioner(&path);
-    let ctx = FoldCtx {
-        total: sums.total,
-        lambda: &lambda,
-        v: path.eigenvectors(),
-        vt: vt.as_ref(),
-        shift_x: sums.shift_x,
-        shift_y: sums.shift_y,
-        alphas: sums.alphas,
-        opts: &opts,
-    };
-    let solved: Vec<Result<Fold>> = live
-        .par_iter()
-        .zip(direct_folds)
-        .with_max_len(1)
-        .map(|(f, d)| match d {
-            Some(r) => r,
-            None => match ctx.pcg(f, Par::Seq)? {
-                Some((sse, its)) => Ok(Fold::pcg(sse, &its)),
-                None => Ok(Fold {
-                    gave_up: true,
-                    ..Fold::band_or_eigh(sums, f)?
-                }),
-            },
-        })
-        .collect();
-    drop(vt);
     let mut out = AutoResult {
         sse: vec![0.0; sums.alphas.len()],
         rows: 0,
@@ -256,6 +260,60 @@ fn run(sums: &Sums<'_>, live: &[&SuffStats], plan: &Plan) -> Result<(RidgePath, 
         out.pcg_gave_up += usize::from(r.gave_up);
     }
     Ok((path, out))
+}
+
+/// The group's own path: by its band reduction on `band_grid` when given
+/// (the eigendecomposition when a band Cholesky fails), else by its
+/// eigendecomposition.
+fn own_path(sums: &Sums<'_>, band_grid: Option<&[f64]>) -> Result<GroupPath> {
+    let (total, x, y) = (sums.total, sums.shift_x, sums.shift_y);
+    if let Some(grid) = band_grid {
+        if let Some(b) = BandPath::new(total, x, y, grid)? {
+            return Ok(GroupPath::Band(b));
+        }
+    }
+    Ok(GroupPath::Eigen(RidgePath::new(total, x, y, Par::Seq)?))
+}
+
+/// The folds planned for PCG, from the group's eigendecomposition, beside
+/// the direct folds' results; a PCG fold over its budget takes the band
+/// reduction.
+fn pcg_folds(
+    sums: &Sums<'_>,
+    live: &[&SuffStats],
+    plan: &Plan,
+    path: &RidgePath,
+    direct_folds: Vec<Option<Result<Fold>>>,
+) -> Vec<Result<Fold>> {
+    let opts = PcgOptions {
+        max_iter: plan.max_iter,
+        ..PcgOptions::default()
+    };
+    let (lambda, vt) = preconditioner(path);
+    let ctx = FoldCtx {
+        total: sums.total,
+        lambda: &lambda,
+        v: path.eigenvectors(),
+        vt: vt.as_ref(),
+        shift_x: sums.shift_x,
+        shift_y: sums.shift_y,
+        alphas: sums.alphas,
+        opts: &opts,
+    };
+    live.par_iter()
+        .zip(direct_folds)
+        .with_max_len(1)
+        .map(|(f, d)| match d {
+            Some(r) => r,
+            None => match ctx.pcg(f, Par::Seq)? {
+                Some((sse, its)) => Ok(Fold::pcg(sse, &its)),
+                None => Ok(Fold {
+                    gave_up: true,
+                    ..Fold::band_or_eigh(sums, f)?
+                }),
+            },
+        })
+        .collect()
 }
 
 /// One fold's validation SSE per α and how it was obtained.
@@ -370,7 +428,9 @@ mod tests {
                 Solvers::CostModel,
             ] {
                 let what = format!("n={n} p={p} K={k} {solvers:?}");
-                let (path, got) = cv_sse_auto(&total, &folds, &shift, sy, &al, solvers).unwrap();
+                let (path, got) =
+                    cv_sse_auto(&total, &folds, &shift, sy, &al, solvers, OwnPath::Eigen).unwrap();
+                let path = path.eigen().expect("asked for").clone();
                 assert_eq!(got.rows, rows, "{what}");
                 assert_eq!(got.solvers.len(), k, "{what}");
                 close(&got.sse, &want, &what);
@@ -384,6 +444,66 @@ mod tests {
         }
     }
 
+    /// Asked for its models on a grid only, a group whose folds all take
+    /// the band reduction solves itself by one too: the same CV bit for
+    /// bit, models and figures within rounding of the eigendecomposition's.
+    /// With a PCG fold (or the eigendecomposition forced) it keeps its
+    /// eigendecomposition, bit for bit.
+    #[test]
+    fn the_group_takes_the_band_reduction_unless_pcg_needs_its_eigenvectors() {
+        let (total, folds, shift, sy) = data(900, 128, 5, 21);
+        let mut grid = vec![0.0];
+        grid.extend(alphas());
+        let al = alphas();
+        let own = RidgePath::new(&total, &shift, sy, Par::Seq).unwrap();
+        let want = own.grid(&grid, Par::Seq);
+        for solvers in [
+            Solvers::Force(FoldSolver::Band),
+            Solvers::CostModel,
+            Solvers::Force(FoldSolver::Pcg),
+            Solvers::Force(FoldSolver::Eigh),
+        ] {
+            let what = format!("{solvers:?}");
+            let (path, got) = cv_sse_auto(
+                &total,
+                &folds,
+                &shift,
+                sy,
+                &al,
+                solvers,
+                OwnPath::Grid(&grid),
+            )
+            .unwrap();
+            let (_, eig) =
+                cv_sse_auto(&total, &folds, &shift, sy, &al, solvers, OwnPath::Eigen).unwrap();
+            assert_eq!(bits(&got.sse), bits(&eig.sse), "{what}");
+            let band = got.solvers.iter().all(|&s| s == FoldSolver::Band);
+            assert_eq!(band, matches!(path, GroupPath::Band(_)), "{what}: {got:?}");
+            assert_eq!(
+                band,
+                solvers != Solvers::Force(FoldSolver::Pcg)
+                    && solvers != Solvers::Force(FoldSolver::Eigh),
+                "{what}"
+            );
+            let g = path.into_grid(&grid, Par::Seq);
+            assert_eq!(g.usable, want.usable, "{what}");
+            for j in 0..g.usable.len() {
+                let scale = (0..128).map(|i| want.w[(i, j)].abs()).fold(0.0, f64::max);
+                for i in 0..128 {
+                    let d = (g.w[(i, j)] - want.w[(i, j)]).abs();
+                    assert!(d <= 1e-9 * scale, "{what}: α#{j} w[{i}] off by {d:e}");
+                    if !band {
+                        assert_eq!(g.w[(i, j)].to_bits(), want.w[(i, j)].to_bits(), "{what}");
+                    }
+                }
+                close(&g.gcv[j..=j], &want.gcv[j..=j], &what);
+                close(&g.dof[j..=j], &want.dof[j..=j], &what);
+                close(&g.intercept[j..=j], &want.intercept[j..=j], &what);
+                assert!((g.train_r2[j] - want.train_r2[j]).abs() <= 1e-9, "{what}");
+            }
+        }
+    }
+
     #[test]
     fn cost_model_sends_tall_folds_to_pcg_and_the_rest_to_the_band_reduction() {
         // The sweep's own figures at P = 2048, 50 α: the global model's
@@ -393,16 +513,26 @@ mod tests {
         assert!(predicted_iterations(4_800, 2048) > budget);
         assert_eq!(predicted_iterations(2048, 2048), f64::INFINITY);
         // Few α make PCG cheap: every fold of a tall group goes to it.
-        let (total, folds, shift, sy) = data(6000, 128, 5, 3);
-        let al = [1e-1, 1e1, 1e3];
-        let (_, got) = cv_sse_auto(&total, &folds, &shift, sy, &al, Solvers::CostModel).unwrap();
+        let by_cost_model = |rows, al: &[f64]| {
+            let (total, folds, shift, sy) = data(rows, 128, 5, 3);
+            let (_, got) = cv_sse_auto(
+                &total,
+                &folds,
+                &shift,
+                sy,
+                al,
+                Solvers::CostModel,
+                OwnPath::Eigen,
+            )
+            .unwrap();
+            let (want, _) = cv_sse(&total, &folds, &shift, sy, al, Par::Seq).unwrap();
+            close(&got.sse, &want, "by the cost model");
+            got
+        };
+        let got = by_cost_model(6000, &[1e-1, 1e1, 1e3]);
         assert!(got.solvers.iter().all(|&s| s == FoldSolver::Pcg), "{got:?}");
-        let (want, _) = cv_sse(&total, &folds, &shift, sy, &al, Par::Seq).unwrap();
-        close(&got.sse, &want, "PCG by the cost model");
         // Many α make it dear: a short group goes to the band reduction.
-        let (total, folds, shift, sy) = data(600, 128, 5, 3);
-        let al = alphas();
-        let (_, got) = cv_sse_auto(&total, &folds, &shift, sy, &al, Solvers::CostModel).unwrap();
+        let got = by_cost_model(600, &alphas());
         assert!(
             got.solvers.iter().all(|&s| s == FoldSolver::Band),
             "{got:?}"
@@ -425,11 +555,11 @@ mod tests {
             max_iter: 1,
             direct: FoldSolver::Band,
         };
-        let (_, got) = run(&sums, &live, &plan).unwrap();
+        let (_, got) = run(&sums, &live, &plan, OwnPath::Eigen).unwrap();
         assert_eq!(got.pcg_gave_up, 5);
         assert!(got.solvers.iter().all(|&s| s == FoldSolver::Band));
         let band = Solvers::Force(FoldSolver::Band);
-        let (_, want) = cv_sse_auto(&total, &folds, &shift, sy, &al, band).unwrap();
+        let (_, want) = cv_sse_auto(&total, &folds, &shift, sy, &al, band, OwnPath::Eigen).unwrap();
         assert_eq!(bits(&got.sse), bits(&want.sse));
     }
 
@@ -449,12 +579,20 @@ mod tests {
             Solvers::Force(FoldSolver::Pcg),
         ] {
             let go = |n| {
-                pool(n).install(|| cv_sse_auto(&total, &folds, &shift, sy, &al, solvers).unwrap())
+                pool(n).install(|| {
+                    cv_sse_auto(&total, &folds, &shift, sy, &al, solvers, OwnPath::Grid(&al))
+                        .unwrap()
+                })
             };
             let ((p1, one), (p2, two)) = (go(1), go(2));
             assert_eq!(one.solvers, two.solvers);
             assert_eq!(bits(&one.sse), bits(&two.sse), "{solvers:?}");
             assert_eq!(bits(p1.eigenvalues()), bits(p2.eigenvalues()));
+            let (g1, g2) = (p1.into_grid(&al, Par::Seq), p2.into_grid(&al, Par::Seq));
+            let col =
+                |g: &crate::ridge::Grid| bits(g.w.col(0).try_as_col_major().unwrap().as_slice());
+            assert_eq!(col(&g1), col(&g2), "{solvers:?}");
+            assert_eq!(bits(&g1.gcv), bits(&g2.gcv), "{solvers:?}");
         }
     }
 
@@ -464,19 +602,19 @@ mod tests {
         let cm = Solvers::CostModel;
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             assert!(matches!(
-                cv_sse_auto(&total, &folds, &shift, sy, &[1.0, bad], cm),
+                cv_sse_auto(&total, &folds, &shift, sy, &[1.0, bad], cm, OwnPath::Eigen),
                 Err(Error::InvalidParameter { name: "alpha", .. })
             ));
         }
         let empty = vec![SuffStats::zeros(16); 3];
         assert!(matches!(
-            cv_sse_auto(&total, &empty, &shift, sy, &[1.0], cm),
+            cv_sse_auto(&total, &empty, &shift, sy, &[1.0], cm, OwnPath::Eigen),
             Err(Error::Fit(FitError::TooFewRows { .. }))
         ));
         // One fold with rows: its complement is empty.
         let one = [folds[0].clone(), SuffStats::zeros(16)];
         assert!(matches!(
-            cv_sse_auto(&folds[0], &one, &shift, sy, &[1.0], cm),
+            cv_sse_auto(&folds[0], &one, &shift, sy, &[1.0], cm, OwnPath::Eigen),
             Err(Error::Fit(FitError::TooFewRows { .. }))
         ));
     }

@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::eval::Metrics;
 use crate::models::{Expert, ModelSet, PartitionModels, Provenance};
-use crate::ridge::{self, RidgePath};
+use crate::ridge::{self, GroupPath, RidgePath};
 use crate::stats::derive::{members, Group};
 use crate::stats::{StatsFile, StatsHeader, SuffStats};
 use crate::threads::{Cancel, Pool};
@@ -537,20 +537,34 @@ fn solve_group(
     let (path, fold_sse) = match cv {
         Some(CvMethod::Eigh) => {
             let (path, sse) = path_and_folds_eigh(header, &total, folds, &cv_grid)?;
-            (path, Some(sse))
+            (GroupPath::Eigen(path), Some(sse))
         }
         Some(CvMethod::Auto) => {
-            let (path, sse) = path_and_folds_auto(header, &total, folds, &cv_grid, out)?;
+            // The PCA needs the group's eigenvectors; otherwise its models
+            // on the grid are all the sweep needs.
+            let own = match pca {
+                Some(_) => crate::cv::OwnPath::Eigen,
+                None => crate::cv::OwnPath::Grid(alphas),
+            };
+            let (path, sse) = path_and_folds_auto(header, &total, folds, &cv_grid, own, out)?;
             (path, Some(sse))
         }
         _ => (
-            RidgePath::new(&total, &header.shift_x, header.shift_y, par)?,
+            GroupPath::Eigen(RidgePath::new(
+                &total,
+                &header.shift_x,
+                header.shift_y,
+                par,
+            )?),
             None,
         ),
     };
     let elapsed = t.elapsed().as_secs_f64();
     if let Some((k, slot)) = pca {
-        *slot = Some(leading_pca(&path, k.min(p))?);
+        let eigen = path
+            .eigen()
+            .expect("a group with a PCA is solved by eigendecomposition");
+        *slot = Some(leading_pca(eigen, k.min(p))?);
     }
     out.y_mean = path.y_mean();
     out.y_var = path.syy() / total.n as f64;
@@ -558,7 +572,8 @@ fn solve_group(
         (Some(CvMethod::Pcg), _) => {
             out.eigh_s = elapsed;
             let t = Instant::now();
-            let sse = folds_pcg(header, &path, &total, &fold_refs, &cv_grid, par, out)?;
+            let eigen = path.eigen().expect("--cv pcg decomposes the group");
+            let sse = folds_pcg(header, eigen, &total, &fold_refs, &cv_grid, par, out)?;
             out.cv_s = t.elapsed().as_secs_f64();
             Some(sse)
         }
@@ -582,7 +597,7 @@ fn solve_group(
             out.points[a].cv_mse = Some(sse[j] / rows as f64);
         }
     }
-    fill_models(&path, alphas, par, total.n, out, &mut models);
+    fill_models(path, alphas, par, total.n, out, &mut models);
     Ok(models)
 }
 
@@ -605,15 +620,17 @@ fn cv_possible(folds: &[SuffStats], n: u64, out: &mut GroupSweep) -> bool {
     true
 }
 
-/// The bin's decomposition and its exact K-fold CV by the cheapest solver
-/// per fold ([`crate::cv::cv_sse_auto`]); notes how the folds were solved.
+/// The group's own path (as `own` asks) and its exact K-fold CV by the
+/// cheapest solver per fold ([`crate::cv::cv_sse_auto`]); notes how the
+/// folds and the group were solved.
 fn path_and_folds_auto(
     header: &StatsHeader,
     total: &SuffStats,
     folds: &[SuffStats],
     cv_grid: &[f64],
+    own: crate::cv::OwnPath<'_>,
     out: &mut GroupSweep,
-) -> Result<(RidgePath, Vec<f64>)> {
+) -> Result<(GroupPath, Vec<f64>)> {
     use crate::cv::{cv_sse_auto, FoldSolver, Solvers};
     let (path, r) = cv_sse_auto(
         total,
@@ -622,6 +639,7 @@ fn path_and_folds_auto(
         header.shift_y,
         cv_grid,
         Solvers::CostModel,
+        own,
     )?;
     let count = |s| r.solvers.iter().filter(|&&x| x == s).count();
     let mut how = vec![];
@@ -654,6 +672,11 @@ fn path_and_folds_auto(
     };
     out.notes
         .push(format!("CV folds: {}{gave_up}", how.join(", ")));
+    if let GroupPath::Band(_) = path {
+        out.notes.push(
+            "models: band reduction (eigenvalues for dof and GCV from its tridiagonal form)".into(),
+        );
+    }
     Ok((path, r.sse))
 }
 
@@ -792,33 +815,29 @@ fn folds_pcg(
 /// of freedom and GCV; α = 0 is skipped (with a note) when the covariance
 /// is singular.
 fn fill_models(
-    path: &RidgePath,
+    path: GroupPath,
     alphas: &[f64],
     par: Par,
     n: u64,
     out: &mut GroupSweep,
     models: &mut GroupModels,
 ) {
-    let singular = path.is_rank_deficient();
-    let usable: Vec<usize> = (0..alphas.len())
-        .filter(|&a| alphas[a] > 0.0 || !singular)
-        .collect();
+    let grid = path.into_grid(alphas, par);
+    let usable = &grid.usable;
     if usable.len() < alphas.len() {
         out.notes.push(format!(
             "α = 0 (least squares) skipped: the covariance is singular ({n} rows, {} pixels)",
             models.w.nrows()
         ));
     }
-    let ua: Vec<f64> = usable.iter().map(|&a| alphas[a]).collect();
-    let (w, b) = path.weights(&ua, par);
     for (j, &a) in usable.iter().enumerate() {
-        models.w.col_mut(a).copy_from(w.col(j));
-        models.intercept[a] = b[j];
+        models.w.col_mut(a).copy_from(grid.w.col(j));
+        models.intercept[a] = grid.intercept[j];
         models.valid[a] = true;
         let pt = &mut out.points[a];
-        pt.train_r2 = path.train_r2(alphas[a]);
-        pt.dof = path.dof(alphas[a]);
-        pt.gcv = path.gcv(alphas[a]);
+        pt.train_r2 = grid.train_r2[j];
+        pt.dof = grid.dof[j];
+        pt.gcv = grid.gcv[j];
     }
 }
 
