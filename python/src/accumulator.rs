@@ -49,7 +49,7 @@ impl Accumulator {
         pixels, *, noise=1.0, seed=42,
         partitions=vec!["teff_mh".to_string(), "snr".to_string()],
         folds=1, mode=None, mem_budget=None, threads=0, first_shard_index=0,
-        gate_sample=0, block_rows=None, skip_bad_rows=false
+        gate_sample=0, block_rows=None, skip_bad_rows=false, precision="f64"
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -66,6 +66,7 @@ impl Accumulator {
         gate_sample: usize,
         block_rows: Option<usize>,
         skip_bad_rows: bool,
+        precision: &str,
     ) -> PyResult<Accumulator> {
         let opts = args::pass_options(args::PassArgs {
             noise,
@@ -79,6 +80,7 @@ impl Accumulator {
             gate_sample,
             block_rows,
             skip_bad_rows,
+            precision,
         })?;
         let pass = py.detach(|| PushPass::new(&opts, pixels)).py_err()?;
         Ok(Accumulator {

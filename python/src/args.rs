@@ -27,6 +27,7 @@ pub(crate) struct PassArgs<'a, 'py> {
     pub(crate) gate_sample: usize,
     pub(crate) block_rows: Option<usize>,
     pub(crate) skip_bad_rows: bool,
+    pub(crate) precision: &'a str,
 }
 
 /// The pass's options from them, checked with the library's checks (the
@@ -49,6 +50,7 @@ pub(crate) fn pass_options(a: PassArgs<'_, '_>) -> PyResult<AccumulateOptions> {
             NonFinitePolicy::Error
         },
         first_shard_index: a.first_shard_index,
+        precision: a.precision.parse().map_err(|p| invalid("precision", p))?,
         ..Default::default()
     })
 }

@@ -229,6 +229,12 @@ impl Statistics {
         self.header().noise.seed
     }
 
+    /// How the block products were formed: ``"f64"`` or ``"mixed"``.
+    #[getter]
+    fn precision(&self) -> &'static str {
+        self.header().precision.name()
+    }
+
     /// Folds (1: no cross-validation).
     #[getter]
     fn folds(&self) -> usize {
@@ -513,7 +519,7 @@ fn empty(fold: Option<usize>) -> PyErr {
     partitions=vec!["teff_mh".to_string(), "snr".to_string()],
     folds=1, mode=None, mem_budget=None, threads=0, first_shard_index=0,
     gate_sample=0, chunk_rows=None, block_rows=None, skip_bad_rows=false,
-    columns=None, read_path="auto", checkpoint=None, checkpoint_every=60.0,
+    precision="f64", columns=None, read_path="auto", checkpoint=None, checkpoint_every=60.0,
     resume=false, progress=None
 ))]
 #[allow(clippy::too_many_arguments)]
@@ -533,6 +539,7 @@ pub(crate) fn accumulate(
     chunk_rows: Option<usize>,
     block_rows: Option<usize>,
     skip_bad_rows: bool,
+    precision: &str,
     columns: Option<Vec<(String, String)>>,
     read_path: &str,
     checkpoint: Option<PathBuf>,
@@ -561,6 +568,7 @@ pub(crate) fn accumulate(
             gate_sample,
             block_rows,
             skip_bad_rows,
+            precision,
         })?
     };
     let checkpoint = match checkpoint {

@@ -39,6 +39,27 @@ def test_memory_file_and_cli_give_the_same_bits(h5py_shards, gramstream_bin, tmp
     same_sums(gramstream.Statistics.open(tmp_path / "saved.h5"), cli, groups)
 
 
+def test_mixed_precision_is_asked_for_and_equals_the_cli(h5py_shards, gramstream_bin, tmp_path):
+    shards = h5py_shards["train"]
+    f64 = gramstream.accumulate(shards, noise=1.0, seed=3, folds=2)
+    mixed = gramstream.accumulate(shards, noise=1.0, seed=3, folds=2, precision="mixed")
+    gramstream_bin("accumulate", "--out", tmp_path / "cli.h5", "--noise", 1, "--seed", 3, "--folds", 2,
+                   "--precision", "mixed", *shards)
+    cli = gramstream.Statistics.open(tmp_path / "cli.h5")
+    assert (f64.precision, mixed.precision, cli.precision) == ("f64", "mixed", "mixed")
+    same_sums(mixed, cli, cli.groups())
+    # f32 products: the sums move, by no more than f32 rounding of the
+    # shifted rows' products allows.
+    a, b = f64.raw_sums(None), mixed.raw_sums(None)
+    assert a["n"] == b["n"] and a["sum_y"] == b["sum_y"]
+    scale = np.max(np.abs(a["xtx"]))
+    moved = np.max(np.abs(a["xtx"] - b["xtx"]))
+    assert 0 < moved <= 1e-5 * scale, moved / scale
+    # The numpy-fed pass takes the option too.
+    acc = gramstream.Accumulator(f64.pixels, noise=0.0, precision="mixed")
+    assert acc.finish().precision == "mixed"
+
+
 def test_split_runs_merge_to_the_single_run(h5py_shards, tmp_path):
     a, b = h5py_shards["train"]
     whole = gramstream.accumulate([a, b], noise=1.0, folds=2)
@@ -83,6 +104,7 @@ def test_options_are_checked_like_the_cli(h5py_shards):
         (dict(folds=0), "folds"),
         (dict(partitions=["colour"]), "partition"),
         (dict(mode="diagonal"), "mode"),
+        (dict(precision="f32"), "precision"),
         (dict(mem_budget="lots"), "mem_budget"),
         (dict(mem_budget=0), "mem_budget"),
         (dict(chunk_rows=0), "chunk_rows"),

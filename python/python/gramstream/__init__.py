@@ -133,6 +133,7 @@ def accumulate(
     chunk_rows: int | None = None,
     block_rows: int | None = None,
     skip_bad_rows: bool = False,
+    precision: str = "f64",
     columns: Mapping[str, str] | None = None,
     read_path: str = "auto",
     checkpoint: _Path | None = None,
@@ -177,6 +178,11 @@ def accumulate(
         Rows per chunk read; rows staged per Gram update.
     skip_bad_rows : bool
         Skip rows with non-finite values (counted) instead of failing.
+    precision : "f64" or "mixed"
+        ``"mixed"`` forms each block's products in f32 and adds them into
+        the f64 sums (the CLI's ``--precision mixed``: faster, and safe for
+        noisy spectra; README "Mixed precision"). The default ``"f64"`` is
+        the one for ill-conditioned data.
     columns : dict, optional
         Params column names: ``{"log_g": "logg"}`` (roles teff, mh, log_g).
     read_path : "auto" or "hdf5"
@@ -213,6 +219,7 @@ def accumulate(
             chunk_rows=chunk_rows,
             block_rows=block_rows,
             skip_bad_rows=skip_bad_rows,
+            precision=precision,
             columns=None if columns is None else list(dict(columns).items()),
             read_path=read_path,
             checkpoint=None if checkpoint is None else os.fspath(checkpoint),

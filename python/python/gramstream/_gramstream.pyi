@@ -45,6 +45,9 @@ class Statistics:
     @property
     def folds(self) -> int: ...
     @property
+    def precision(self) -> str:
+        """``"f64"`` or ``"mixed"`` (f32 block products into f64 sums)."""
+    @property
     def mode(self) -> str:
         """``"cells"`` or ``"per_bin"``."""
     @property
@@ -182,6 +185,7 @@ def accumulate(
     chunk_rows: Optional[int] = None,
     block_rows: Optional[int] = None,
     skip_bad_rows: bool = False,
+    precision: str = "f64",
     columns: Optional[Sequence[Tuple[str, str]]] = None,
     read_path: str = "auto",
     checkpoint: Optional[_Path] = None,
@@ -223,6 +227,7 @@ class Accumulator:
         gate_sample: int = 0,
         block_rows: Optional[int] = None,
         skip_bad_rows: bool = False,
+        precision: str = "f64",
     ) -> None: ...
     def add(
         self,
