@@ -52,7 +52,11 @@ pub enum FoldSolver {
 /// Which solver each fold gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Solvers {
-    /// The cheapest by the cost model ([`pcg_budget`], [`predicted_iterations`]).
+    /// The cheapest by the cost model ([`pcg_budget`], [`predicted_iterations`]):
+    /// PCG for a fold predicted to converge within its budget, unless the
+    /// group's own path could be its band path ([`OwnPath::Grid`]) and the
+    /// PCG folds together save less than the eigendecomposition they need
+    /// costs beyond it (then every fold takes the band reduction).
     CostModel,
     /// This one for every fold (for tests and measurements); a PCG fold
     /// that does not converge within [`PcgOptions::default`]'s cap, or a
@@ -129,6 +133,20 @@ pub fn pcg_budget(p: usize, alphas: usize) -> f64 {
     BAND_COST * p as f64 / alphas.max(1) as f64
 }
 
+/// What a group's eigendecomposition costs beyond its own band path
+/// ([`BandPath`]), in band folds, at order `p`; log-linear between the two
+/// orders calibrated, held outside them. P = 2048, one thread: `dsyevd`
+/// 1.36–1.55 s, the band path ≈ 0.69 s, a band fold 0.46–0.49 s: 1.6.
+/// P = 4096: the sweep of the 1M-row statistics (README, Performance) timed
+/// every group both ways; groups whose PCG folds were predicted 12.5–16.3
+/// iterations of a 28.7 budget (saving 2.2–2.8 band folds) were as fast or
+/// faster all by band reduction, those predicted ≤ 12 (saving ≥ 2.9) faster
+/// by PCG: 2.85.
+fn eigh_extra(p: usize) -> f64 {
+    let t = ((p.max(1) as f64).log2() - 11.0).clamp(0.0, 1.0);
+    1.6 + t * 1.25
+}
+
 /// Exact K-fold CV of one group with each fold solved as `solvers` says
 /// (see the module docs), together with the group's own path as `own` asks
 /// (the caller needs it anyway). `folds` are the group's per-fold
@@ -165,14 +183,28 @@ pub fn cv_sse_auto(
         .into());
     }
     let budget = pcg_budget(total.p, alphas.len());
-    let plan = Plan {
-        pcg: live
+    let mut pcg: Vec<bool> = live
+        .iter()
+        .map(|f| match solvers {
+            Solvers::Force(s) => s == FoldSolver::Pcg,
+            Solvers::CostModel => predicted_iterations(total.n - f.n, total.p) <= budget,
+        })
+        .collect();
+    if solvers == Solvers::CostModel && matches!(own, OwnPath::Grid(_)) && HAS_BAND_FORM {
+        // PCG folds cost the group its eigendecomposition instead of its
+        // own band path: worth it only when they save more than that.
+        let saved: f64 = live
             .iter()
-            .map(|f| match solvers {
-                Solvers::Force(s) => s == FoldSolver::Pcg,
-                Solvers::CostModel => predicted_iterations(total.n - f.n, total.p) <= budget,
-            })
-            .collect(),
+            .zip(&pcg)
+            .filter(|(_, &p)| p)
+            .map(|(f, _)| 1.0 - predicted_iterations(total.n - f.n, total.p) / budget)
+            .sum();
+        if saved <= eigh_extra(total.p) {
+            pcg.fill(false);
+        }
+    }
+    let plan = Plan {
+        pcg,
         max_iter: match solvers {
             Solvers::Force(_) => PcgOptions::default().max_iter,
             Solvers::CostModel => budget.floor() as usize,
@@ -531,6 +563,28 @@ mod tests {
         };
         let got = by_cost_model(6000, &[1e-1, 1e1, 1e3]);
         assert!(got.solvers.iter().all(|&s| s == FoldSolver::Pcg), "{got:?}");
+        // Unless the group could take its own band path instead of the
+        // eigendecomposition PCG needs, and PCG saves less than that costs:
+        // 5 folds × (1 − 12.4 / 14.9 iterations) < 1.6 band folds.
+        let (total, folds, shift, sy) = data(6000, 128, 5, 3);
+        let solve = |al: &[f64]| {
+            let own = OwnPath::Grid(al);
+            cv_sse_auto(&total, &folds, &shift, sy, al, Solvers::CostModel, own).unwrap()
+        };
+        let (path, got) = solve(&[1e-1, 1e1, 1e3]);
+        assert!(
+            got.solvers.iter().all(|&s| s == FoldSolver::Band),
+            "{got:?}"
+        );
+        assert!(matches!(path, GroupPath::Band(_)));
+        // With one α the PCG budget is 44.8 iterations: 5 × (1 − 12.4 /
+        // 44.8) > 1.6, PCG and the eigendecomposition.
+        let (path, got) = solve(&[1e1]);
+        assert!(got.solvers.iter().all(|&s| s == FoldSolver::Pcg), "{got:?}");
+        assert!(matches!(path, GroupPath::Eigen(_)));
+        assert_eq!(eigh_extra(2048), 1.6);
+        assert_eq!(eigh_extra(4096), 2.85);
+        assert_eq!(eigh_extra(64), 1.6);
         // Many α make it dear: a short group goes to the band reduction.
         let got = by_cost_model(600, &alphas());
         assert!(
