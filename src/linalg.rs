@@ -1163,6 +1163,13 @@ mod tests {
                     "p={p} α={alpha}: {r:e}"
                 );
             }
+            // The band matrix's eigenvalues are A's (dsyevd's to rounding).
+            let (want, _) = eigh(&a, Par::Seq).unwrap();
+            let got = band.eigenvalues().unwrap();
+            let top = want[p - 1].abs();
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-12 * top, "p={p}: λ {g} vs {w}");
+            }
         }
     }
 

@@ -219,7 +219,7 @@ impl RidgePath {
             .zip(&self.lambda)
             .map(|(z, l)| z * z * (l + 2.0 * alpha) / ((l + alpha) * (l + alpha)))
             .sum();
-        (self.syy - fit).max(0.0)
+        rss_of(self.syy, fit)
     }
 
     /// Training R² at `alpha`.
@@ -323,6 +323,12 @@ fn usable_alphas(lambda: &[f64], alphas: &[f64]) -> Vec<usize> {
         .collect()
 }
 
+/// Training RSS = S_yy − the fitted sum of squares (wᵀc + α‖w‖²), never
+/// below zero (rounding can take a near-perfect fit there).
+fn rss_of(syy: f64, fit: f64) -> f64 {
+    (syy - fit).max(0.0)
+}
+
 /// Effective degrees of freedom Σλ/(λ+α) (eigenvalues rounded below zero
 /// count as zero).
 fn dof_at(lambda: &[f64], alpha: f64) -> f64 {
@@ -365,14 +371,6 @@ impl GroupPath {
         match self {
             GroupPath::Eigen(p) => Some(p),
             GroupPath::Band(_) => None,
-        }
-    }
-
-    /// Eigenvalues of the centred covariance, ascending.
-    pub fn eigenvalues(&self) -> &[f64] {
-        match self {
-            GroupPath::Eigen(p) => p.eigenvalues(),
-            GroupPath::Band(b) => &b.lambda,
         }
     }
 
