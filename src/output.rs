@@ -118,12 +118,13 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// Removes every scratch path of this process (the paths are dropped from
-/// the registry).
+/// Removes every scratch path of this process. The paths stay registered:
+/// a path the work creates after this (a file it was opening) is removed
+/// by the next call.
 fn remove_scratch() {
     let paths = match SCRATCH.lock() {
-        Ok(mut g) => std::mem::take(&mut *g),
-        Err(p) => std::mem::take(&mut *p.into_inner()),
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
     };
     for p in paths {
         if std::fs::remove_file(&p).is_ok() {

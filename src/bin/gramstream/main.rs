@@ -414,6 +414,9 @@ fn clean_up_on_signals() {
             if let Some(sig) = signals.forever().next() {
                 gramstream::output::interrupt();
                 eprintln!("\ninterrupted (signal {sig}): this run's scratch files were removed");
+                // Again: the work may have created a registered path since
+                // (a killed run's test once found one left).
+                gramstream::output::interrupt();
                 // _exit, not exit: exit's atexit handlers include libhdf5's
                 // shutdown, which crashed (SIGSEGV) while the main thread was
                 // still inside libhdf5.
